@@ -1,0 +1,2 @@
+//! x86_64 specifics for capOS.
+#![no_std]

@@ -1,0 +1,2 @@
+//! Capability schema, table, transfer transactions, resource ledger and manifest validation
+#![cfg_attr(not(test), no_std)]
