@@ -1,0 +1,1 @@
+//! Shared helpers for the capOS verification suites (the suites themselves live in `tests/`).
