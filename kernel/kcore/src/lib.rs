@@ -1,2 +1,23 @@
-//! Host-testable kernel core logic: frame allocator, ACPI/MADT parsing, boot checks
+//! Host-testable kernel core logic: frame allocator, ACPI/MADT parsing, boot checks.
+//!
+//! Everything here is pure logic over plain data: it builds for the host (so
+//! `cargo test` exercises it directly) and for `x86_64-unknown-none` (where the
+//! kernel links it). The kernel supplies the machine-facing pieces, such as
+//! physical memory access for the ACPI parser through [`acpi::PhysMemory`].
+//!
+//! Allocation: [`frame`] never allocates; [`acpi`], [`bootcheck`],
+//! [`cmdline`] and [`memmap`] use `alloc` and are meant to run once the kernel
+//! heap exists.
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod acpi;
+pub mod bootcheck;
+pub mod clock;
+pub mod cmdline;
+pub mod frame;
+pub mod memmap;
+pub mod range;

@@ -1,0 +1,202 @@
+//! Sanity checks on the boot modules GRUB hands the kernel.
+//!
+//! Module addresses come from the multiboot2 information block, which the
+//! kernel treats as hostile until checked: a module must not overlap the kernel
+//! image, the information block itself, low memory or another module, and it
+//! must lie entirely inside usable RAM.
+
+use crate::frame::LOW_MEMORY_LIMIT;
+use crate::range::PhysRange;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// One boot module as described by the bootloader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleInfo<'a> {
+    /// The module string (GRUB `module2` arguments).
+    pub name: &'a str,
+    /// Physical bytes the module occupies.
+    pub range: PhysRange,
+}
+
+/// Verdict for one module.
+///
+/// When several problems apply, the first in declaration order after `Ok` is
+/// reported: `Empty`, `LowMemory`, `OverlapsKernel`, `OverlapsBootInfo`,
+/// `OverlapsModule`, `OutsideUsableMemory`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModuleVerdict {
+    /// The module may be used.
+    Ok,
+    /// The module has no bytes (`end <= start`).
+    Empty,
+    /// The module overlaps the kernel image.
+    OverlapsKernel,
+    /// The module overlaps the multiboot information block.
+    OverlapsBootInfo,
+    /// The module overlaps module number `other` (the lowest such index).
+    OverlapsModule {
+        /// Index of the other module in the slice passed to [`check_modules`].
+        other: usize,
+    },
+    /// Some byte of the module is not inside a usable memory range.
+    OutsideUsableMemory,
+    /// The module reaches below [`LOW_MEMORY_LIMIT`].
+    LowMemory,
+}
+
+impl ModuleVerdict {
+    /// True for [`ModuleVerdict::Ok`].
+    pub fn is_ok(&self) -> bool {
+        matches!(self, ModuleVerdict::Ok)
+    }
+}
+
+impl fmt::Display for ModuleVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModuleVerdict::Ok => f.write_str("ok"),
+            ModuleVerdict::Empty => f.write_str("module is empty"),
+            ModuleVerdict::OverlapsKernel => f.write_str("module overlaps the kernel image"),
+            ModuleVerdict::OverlapsBootInfo => {
+                f.write_str("module overlaps the multiboot information block")
+            }
+            ModuleVerdict::OverlapsModule { other } => {
+                write!(f, "module overlaps module {other}")
+            }
+            ModuleVerdict::OutsideUsableMemory => {
+                f.write_str("module is not entirely inside usable memory")
+            }
+            ModuleVerdict::LowMemory => {
+                write!(f, "module reaches below {LOW_MEMORY_LIMIT:#x} (low memory)")
+            }
+        }
+    }
+}
+
+/// Checks each module against the kernel image, the multiboot info block, the
+/// other modules, low memory and the usable memory map; the kernel drops a
+/// rejected module and reports it. Returns one verdict per module, in order.
+///
+/// Overlap between two modules rejects both. `usable` may be unsorted and its
+/// ranges may touch or overlap; a module spanning adjacent usable ranges is
+/// accepted.
+pub fn check_modules(
+    kernel: PhysRange,
+    boot_info: PhysRange,
+    usable: &[PhysRange],
+    modules: &[ModuleInfo],
+) -> Vec<ModuleVerdict> {
+    let low = PhysRange::new(0, LOW_MEMORY_LIMIT);
+    modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let r = m.range;
+            if r.is_empty() {
+                ModuleVerdict::Empty
+            } else if r.overlaps(&low) {
+                ModuleVerdict::LowMemory
+            } else if r.overlaps(&kernel) {
+                ModuleVerdict::OverlapsKernel
+            } else if r.overlaps(&boot_info) {
+                ModuleVerdict::OverlapsBootInfo
+            } else if let Some(other) = modules
+                .iter()
+                .enumerate()
+                .position(|(j, o)| j != i && o.range.overlaps(&r))
+            {
+                ModuleVerdict::OverlapsModule { other }
+            } else if !covered(&r, usable) {
+                ModuleVerdict::OutsideUsableMemory
+            } else {
+                ModuleVerdict::Ok
+            }
+        })
+        .collect()
+}
+
+/// True when every byte of `r` lies in the union of `cover`.
+fn covered(r: &PhysRange, cover: &[PhysRange]) -> bool {
+    let mut at = r.start;
+    while at < r.end {
+        match cover.iter().filter(|c| c.contains(at)).map(|c| c.end).max() {
+            Some(end) => at = end,
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    const MIB: u64 = 0x10_0000;
+
+    fn m(name: &str, s: u64, e: u64) -> ModuleInfo<'_> {
+        ModuleInfo {
+            name,
+            range: PhysRange::new(s, e),
+        }
+    }
+
+    fn check(mods: &[ModuleInfo]) -> Vec<ModuleVerdict> {
+        let kernel = PhysRange::new(MIB, 3 * MIB);
+        let info = PhysRange::new(8 * MIB, 8 * MIB + 0x1000);
+        let usable = [
+            PhysRange::new(0, 0x9_f000),
+            PhysRange::new(MIB, 16 * MIB),
+            PhysRange::new(16 * MIB, 32 * MIB),
+        ];
+        check_modules(kernel, info, &usable, mods)
+    }
+
+    #[test]
+    fn verdicts() {
+        use ModuleVerdict::*;
+        let v = check(&[
+            m("ok", 4 * MIB, 5 * MIB),
+            m("empty", 5 * MIB, 5 * MIB),
+            m("kernel", 2 * MIB, 4 * MIB),
+            m("info", 7 * MIB, 8 * MIB + 1),
+            m("a", 10 * MIB, 11 * MIB),
+            m("b", 10 * MIB + 0x800, 10 * MIB + 0x900),
+            m("spans", 15 * MIB, 17 * MIB),
+            m("past", 31 * MIB, 33 * MIB),
+            m("low", 0x9_0000, 0x9_1000),
+            m("inverted", 6 * MIB, 5 * MIB),
+        ]);
+        assert_eq!(
+            v,
+            vec![
+                Ok,
+                Empty,
+                OverlapsKernel,
+                OverlapsBootInfo,
+                OverlapsModule { other: 5 },
+                OverlapsModule { other: 4 },
+                Ok,
+                OutsideUsableMemory,
+                LowMemory,
+                Empty,
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_are_words() {
+        assert_eq!(
+            ModuleVerdict::OverlapsModule { other: 3 }.to_string(),
+            "module overlaps module 3"
+        );
+        assert_eq!(
+            ModuleVerdict::LowMemory.to_string(),
+            "module reaches below 0x100000 (low memory)"
+        );
+        assert!(ModuleVerdict::Ok.is_ok());
+        assert!(!ModuleVerdict::Empty.is_ok());
+    }
+}
