@@ -546,7 +546,7 @@ impl Arbitrary for Opts {
 }
 
 fn render(o: &BootOptions) -> String {
-    let mut words = vec![format!("log={}", format!("{:?}", o.log).to_lowercase())];
+    let mut words = vec![format!("log={}", o.log.name())];
     match o.test {
         None => {}
         Some(TestMode::Boot) => words.push("test=boot".into()),

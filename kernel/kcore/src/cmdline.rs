@@ -33,6 +33,19 @@ pub enum LogLevel {
     Trace,
 }
 
+impl LogLevel {
+    /// The command-line spelling (`error`, `warn`, `info`, `debug`, `trace`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
 /// Exception raised on purpose by `test=fault:NAME`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultKind {
@@ -276,8 +289,18 @@ mod tests {
     }
 
     #[test]
-    fn levels_are_ordered() {
+    fn levels_are_ordered_and_named() {
         assert!(LogLevel::Error < LogLevel::Warn);
         assert!(LogLevel::Debug < LogLevel::Trace);
+        for level in [
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+            LogLevel::Trace,
+        ] {
+            let line = alloc::format!("log={}", level.name());
+            assert_eq!(parse(&line).0.log, level);
+        }
     }
 }

@@ -100,6 +100,11 @@ impl<'a> FrameBitmap<'a> {
     /// tracked; parts of ranges at or above it are ignored. Extra storage past
     /// [`Self::words_needed`] is left untouched.
     ///
+    /// `reserved` should name everything the kernel already occupies: its own
+    /// image, the boot modules, the multiboot information block, and the
+    /// frames holding `storage` itself (or call [`Self::reserve`] for them
+    /// afterwards).
+    ///
     /// # Panics
     ///
     /// Panics if `storage` is shorter than [`Self::words_needed`]`(limit)`;
