@@ -1,0 +1,181 @@
+# capOS kernel capability interfaces, the application exception type and the
+# kernel capability kinds. Changing anything here that is already on the wire
+# is an ABI change; see docs/schema.md.
+@0xb000a0679324b0f4;
+
+# ---------------------------------------------------------------------------
+# Conventions
+#
+# * A capability returned by a method is never a Cap'n Proto capability
+#   pointer. The kernel appends a transfer-result record (cap id + interface
+#   id) after the result payload; a `UInt16` field documented as a
+#   "result-cap index" names that record, counting from zero.
+# * Application failures are answered with a serialized `CapException` in the
+#   caller's result buffer; transport failures are negative CQE codes.
+# * Every interface carries an explicit id so that the id is stable across
+#   renames. The matching `...InterfaceId` constants let text manifests name
+#   ids symbolically; a unit test checks that each constant equals its
+#   interface's id.
+# ---------------------------------------------------------------------------
+
+struct CapException {
+  # An application-level failure of a capability call.
+  type @0 :Type;
+  message @1 :Text;
+
+  enum Type {
+    failed @0;         # the request cannot succeed as made
+    overloaded @1;     # a limit or quota was hit; retrying later may work
+    disconnected @2;   # the object behind the capability is gone
+    unimplemented @3;  # the method is not implemented by this object
+  }
+}
+
+enum KernelCapKind {
+  # The kinds of capability the kernel can mint. Init receives them from the
+  # boot manifest; ProcessSpawner mints the child-local ones for children.
+  console @0;          # shared: serial console
+  terminal @1;         # shared: line-oriented terminal session
+  timer @2;            # shared: monotonic clock and sleeps
+  endpoint @3;         # child-local: a fresh IPC endpoint (owner side)
+  processSpawner @4;   # shared: start processes from boot binaries
+  bootPackage @5;      # init only: read the manifest and the boot binaries
+  frameAllocator @6;   # child-local: allocate physical memory objects
+  virtualMemory @7;    # child-local: map anonymous memory in the holder
+  threadSpawner @8;    # child-local: start threads in the holder
+}
+
+const protRead :UInt32 = 1;    # mapping protection bit: readable
+const protWrite :UInt32 = 2;   # mapping protection bit: writable
+const protExec :UInt32 = 4;    # mapping protection bit: executable
+
+interface Console @0xdfa84506728bf29c {
+  # Write-only text output (the serial console).
+  write @0 (data :Data) -> ();
+  writeLine @1 (text :Text) -> ();
+}
+
+interface TerminalSession @0xe87c6bb0e2f15053 {
+  # An interactive line terminal: output plus line input.
+  write @0 (data :Data) -> ();
+  writeLine @1 (text :Text) -> ();
+  readLine @2 (maxBytes :UInt32, echo :Bool) -> (status :LineStatus, line :Data);
+
+  enum LineStatus {
+    complete @0;     # a full line, without its terminator
+    truncated @1;    # the line was longer than maxBytes; the rest is dropped
+    endOfInput @2;   # the terminal was closed
+  }
+}
+
+interface Timer @0xa06e7a0d0d2e312e {
+  # Monotonic time in nanoseconds since boot.
+  now @0 () -> (nanos :UInt64);
+  sleep @1 (nanos :UInt64) -> ();
+  sleepUntil @2 (deadline :UInt64) -> ();
+}
+
+interface Endpoint @0xcbfd3ce01f06ba53 {
+  # The owner side of an IPC endpoint. RECV and RETURN are ring opcodes that
+  # only a holder of this interface may submit; clients hold a ClientEndpoint.
+  clientFacet @0 () -> (client :UInt16);  # result-cap index of a new client facet
+}
+
+interface ClientEndpoint @0x9e8a4b887bf7d685 {
+  # The attenuated client side of an endpoint: CALL only. It declares no
+  # methods of its own; the method ids of a CALL belong to the protocol the
+  # endpoint owner serves and are delivered to it unchanged.
+}
+
+struct CapGrant {
+  # One capability handed to a child by ProcessSpawner.spawn.
+  name @0 :Text;                   # name the child sees in its CapSet
+  expectedInterfaceId @1 :UInt64;  # checked against the granted object
+  source :union {
+    transferred @2 :UInt16;        # index of a transfer descriptor sent with the call
+    kernel @3 :KernelCapKind;      # minted for the child (child-local kinds only)
+  }
+}
+
+struct SpawnedFacet {
+  # A client facet of a child-local endpoint, returned to the spawner.
+  grant @0 :Text;      # the endpoint grant's name
+  client @1 :UInt16;   # result-cap index of the ClientEndpoint facet
+}
+
+interface ProcessSpawner @0xceb500d0b476a0d0 {
+  spawn @0 (name :Text, binaryName :Text, grants :List(CapGrant))
+      -> (handle :UInt16, facets :List(SpawnedFacet));
+  # `handle` is the result-cap index of the child's ProcessHandle.
+}
+
+interface ProcessHandle @0xbe7424d191f1a8df {
+  wait @0 () -> (exitCode :Int64);
+  pid @1 () -> (pid :UInt64);
+  kill @2 () -> ();
+}
+
+struct BinaryInfo {
+  name @0 :Text;
+  size @1 :UInt64;
+}
+
+interface BootPackage @0xf2b53ebe0df4188d {
+  # Read-only access to the boot manifest and the boot binaries. Reads are
+  # chunked: each call returns at most maxBytes, fewer at the end.
+  manifestSize @0 () -> (size :UInt64);
+  readManifest @1 (offset :UInt64, maxBytes :UInt32) -> (data :Data);
+  listBinaries @2 () -> (binaries :List(BinaryInfo));
+  readBinary @3 (name :Text, offset :UInt64, maxBytes :UInt32) -> (data :Data);
+}
+
+interface FrameAllocator @0xb3c47a7af6cae81c {
+  allocate @0 (pages :UInt32, contiguous :Bool) -> (memory :UInt16);
+  # `memory` is the result-cap index of a MemoryObject owning the frames.
+}
+
+interface MemoryObject @0xa4479cc90a6cadb0 {
+  # Physical memory that can be mapped into the holder's address space.
+  info @0 () -> (pageCount :UInt32, sizeBytes :UInt64);
+  map @1 (hint :UInt64, offset :UInt64, size :UInt64, prot :UInt32) -> (addr :UInt64);
+  unmap @2 (addr :UInt64, size :UInt64) -> ();
+}
+
+interface VirtualMemory @0xd00fafd8be53b4b8 {
+  # Anonymous memory in the holder's own address space.
+  map @0 (hint :UInt64, size :UInt64, prot :UInt32) -> (addr :UInt64);
+  unmap @1 (addr :UInt64, size :UInt64) -> ();
+  protect @2 (addr :UInt64, size :UInt64, prot :UInt32) -> ();
+}
+
+interface ThreadSpawner @0xbc49c1f9e26ad428 {
+  spawn @0 (entry :UInt64, stackTop :UInt64, arg :UInt64) -> (thread :UInt16);
+  # `thread` is the result-cap index of the new thread's ThreadHandle.
+}
+
+interface ThreadHandle @0xf0abf367d007d1c3 {
+  join @0 () -> (exitCode :Int64);
+  threadId @1 () -> (tid :UInt64);
+}
+
+interface ThreadControl @0xea47a5dcd9ea001e {
+  # Operations on the calling thread itself.
+  currentId @0 () -> (tid :UInt64);
+  yieldNow @1 () -> ();
+  exitThread @2 (code :Int64) -> ();
+}
+
+const consoleInterfaceId :UInt64 = 0xdfa84506728bf29c;
+const terminalSessionInterfaceId :UInt64 = 0xe87c6bb0e2f15053;
+const timerInterfaceId :UInt64 = 0xa06e7a0d0d2e312e;
+const endpointInterfaceId :UInt64 = 0xcbfd3ce01f06ba53;
+const clientEndpointInterfaceId :UInt64 = 0x9e8a4b887bf7d685;
+const processSpawnerInterfaceId :UInt64 = 0xceb500d0b476a0d0;
+const processHandleInterfaceId :UInt64 = 0xbe7424d191f1a8df;
+const bootPackageInterfaceId :UInt64 = 0xf2b53ebe0df4188d;
+const frameAllocatorInterfaceId :UInt64 = 0xb3c47a7af6cae81c;
+const memoryObjectInterfaceId :UInt64 = 0xa4479cc90a6cadb0;
+const virtualMemoryInterfaceId :UInt64 = 0xd00fafd8be53b4b8;
+const threadSpawnerInterfaceId :UInt64 = 0xbc49c1f9e26ad428;
+const threadHandleInterfaceId :UInt64 = 0xf0abf367d007d1c3;
+const threadControlInterfaceId :UInt64 = 0xea47a5dcd9ea001e;

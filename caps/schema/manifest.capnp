@@ -1,0 +1,72 @@
+# The capOS boot manifest: which binaries exist, how the kernel starts init,
+# and the service graph init starts. Written as a text `const` and compiled
+# with `capnp eval --binary`; see docs/manifest.md.
+@0xa59a5c8765d6be96;
+
+using Caps = import "capos.capnp";
+
+const currentSchemaVersion :UInt32 = 1;
+
+struct SystemManifest {
+  schemaVersion @0 :UInt32;        # must equal currentSchemaVersion
+  binaries @1 :List(Binary);       # every binary packed into the ISO
+  kernel @2 :KernelParams;
+  init @3 :InitProcess;            # the one process the kernel starts
+  services @4 :List(Service);      # started by init, in this order
+}
+
+struct Binary {
+  name @0 :Text;     # the name services refer to
+  module @1 :Text;   # the GRUB module2 string the binary is loaded under
+}
+
+struct KernelParams {
+  logLevel @0 :LogLevel = info;
+  maxCpus @1 :UInt32;              # 0: every CPU the firmware reports
+
+  enum LogLevel {
+    error @0;
+    warn @1;
+    info @2;
+    debug @3;
+    trace @4;
+  }
+}
+
+struct InitProcess {
+  binary @0 :Text;
+  caps @1 :List(CapRef);           # kernel-minted caps only
+}
+
+struct Service {
+  name @0 :Text;
+  binary @1 :Text;
+  caps @2 :List(CapRef);           # the service's CapSet, in this order
+  exports @3 :List(Export);        # caps later services may import
+}
+
+struct CapRef {
+  name @0 :Text;                   # the name the holder looks the cap up by
+  expectedInterfaceId @1 :UInt64;  # must match what the source provides
+  source :union {
+    unset @2 :Void;                # the default: rejected, sources are explicit
+    kernel @3 :Caps.KernelCapKind; # minted by the kernel
+    service @4 :ImportRef;         # another service's export
+  }
+}
+
+struct ImportRef {
+  service @0 :Text;
+  export @1 :Text;
+}
+
+struct Export {
+  name @0 :Text;                   # the name importers use
+  cap @1 :Text;                    # one of the exporting service's own caps
+  facet @2 :Facet;
+
+  enum Facet {
+    client @0;                     # importers get a CALL-only ClientEndpoint
+    raw @1;                        # importers would get the owner side: rejected
+  }
+}

@@ -1,0 +1,739 @@
+//! Per-process capability table: generation-tagged ids, one interface per entry.
+//!
+//! A [`CapId`] is a 32-bit value, `[generation:8 | index:24]`: the low 24 bits pick a
+//! slot, the high 8 bits must equal that slot's current generation. Generations run
+//! from 1 to 255; generation 0 never names a live capability, so [`CapId::NULL`] (raw 0)
+//! and any other generation-0 value are always rejected. Removing an entry bumps the
+//! slot's generation, so ids of earlier occupants are rejected as stale. A slot whose
+//! generation is already 255 is *retired* when freed: it is never handed out again, so
+//! a generation can never wrap and revive an old id. Retired slots still count towards
+//! the table's capacity.
+//!
+//! Every live entry holds one [`CapObject`], the interface id recorded when the entry
+//! was made, and [`Hold`] metadata (transfer mode and origin). A caller invokes an entry
+//! with a cap id and a method id only; the table supplies the interface id, so a caller
+//! can never ask an object to act as an interface other than the one it was granted as.
+//!
+//! Each live entry also owns one [`Resource::CapSlots`] reservation on the table's
+//! [`Ledger`]; removing the entry (or dropping the table) gives it back.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::exception::CapException;
+use crate::ledger::{Ledger, QuotaError, Reservation, Resource};
+
+/// A process-local capability handle: `[generation:8 | index:24]`.
+///
+/// `repr(transparent)` over `u32`, the width of the cap field in ring SQEs; convert with
+/// [`CapId::from_raw`] and [`CapId::to_raw`]. A raw value read from user memory is only
+/// an allegation until a table accepts it.
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CapId(u32);
+
+impl CapId {
+    /// Bits of the slot index.
+    pub const INDEX_BITS: u32 = 24;
+    /// Bits of the generation.
+    pub const GENERATION_BITS: u32 = 8;
+    /// Largest slot index.
+    pub const MAX_INDEX: u32 = (1 << Self::INDEX_BITS) - 1;
+    /// First generation a slot hands out.
+    pub const FIRST_GENERATION: u8 = 1;
+    /// Last generation a slot hands out before it is retired.
+    pub const LAST_GENERATION: u8 = u8::MAX;
+    /// Raw 0: never a valid id.
+    pub const NULL: CapId = CapId(0);
+
+    /// The id of slot `index` at `generation`, or `None` if the index does not fit.
+    pub const fn new(index: u32, generation: u8) -> Option<CapId> {
+        if index > Self::MAX_INDEX {
+            return None;
+        }
+        Some(CapId(((generation as u32) << Self::INDEX_BITS) | index))
+    }
+
+    /// Reinterprets a raw ABI value (any `u32` is accepted; tables validate it).
+    pub const fn from_raw(raw: u32) -> CapId {
+        CapId(raw)
+    }
+
+    /// The raw ABI value.
+    pub const fn to_raw(self) -> u32 {
+        self.0
+    }
+
+    /// The slot index.
+    pub const fn index(self) -> u32 {
+        self.0 & Self::MAX_INDEX
+    }
+
+    /// The generation.
+    pub const fn generation(self) -> u8 {
+        (self.0 >> Self::INDEX_BITS) as u8
+    }
+}
+
+impl fmt::Debug for CapId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CapId({}@{})", self.index(), self.generation())
+    }
+}
+
+impl fmt::Display for CapId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cap {}@{}", self.index(), self.generation())
+    }
+}
+
+/// How a hold may leave its table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransferMode {
+    /// May be copied (sender keeps it) or moved.
+    Copy,
+    /// May only be moved: one holder at a time.
+    Move,
+    /// Never leaves this table.
+    NonTransferable,
+}
+
+/// Where a hold came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Minted by the kernel for this process at creation.
+    Kernel,
+    /// Granted from the boot manifest.
+    Manifest,
+    /// Granted by a parent at spawn.
+    SpawnGrant,
+    /// Received through an IPC transfer.
+    Transfer,
+    /// Returned as a result cap of a call.
+    ResultCap,
+}
+
+/// Metadata of one hold edge (process → object).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Hold {
+    /// How the hold may be transferred.
+    pub mode: TransferMode,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+impl Hold {
+    /// A hold with `mode` and `origin`.
+    pub const fn new(mode: TransferMode, origin: Origin) -> Hold {
+        Hold { mode, origin }
+    }
+}
+
+/// One capability invocation as an object sees it.
+pub struct Invocation<'a> {
+    /// The interface the entry was granted as (supplied by the table, not the caller).
+    pub interface_id: u64,
+    /// The method within that interface.
+    pub method_id: u16,
+    /// Serialized Cap'n Proto parameters (already copied out of user memory).
+    pub params: &'a [u8],
+    /// Where the serialized results go.
+    pub results: &'a mut [u8],
+}
+
+/// A kernel or service object reachable through capability entries.
+pub trait CapObject: Send + Sync {
+    /// The interface this object implements.
+    fn interface_id(&self) -> u64;
+
+    /// A short name for diagnostics.
+    fn label(&self) -> &str {
+        "object"
+    }
+
+    /// Runs one method; returns the number of result bytes written to
+    /// `invocation.results`, or an application exception.
+    fn call(&self, invocation: Invocation<'_>) -> Result<usize, CapException>;
+}
+
+/// A live table entry.
+#[derive(Clone)]
+pub struct CapEntry {
+    /// The object.
+    pub object: Arc<dyn CapObject>,
+    /// The one interface this entry exposes.
+    pub interface_id: u64,
+    /// Transfer mode and origin.
+    pub hold: Hold,
+}
+
+impl fmt::Debug for CapEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapEntry")
+            .field("object", &self.object.label())
+            .field("interface_id", &format_args!("{:#018x}", self.interface_id))
+            .field("hold", &self.hold)
+            .finish()
+    }
+}
+
+/// Why a table refused an id or an insertion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapError {
+    /// Generation 0 (including [`CapId::NULL`]): never valid.
+    Null(CapId),
+    /// The index names no slot of this table.
+    InvalidIndex(CapId),
+    /// The slot is free, retired, or holds a different generation.
+    Stale(CapId),
+    /// No free slot is left (retired slots count as used).
+    TableFull,
+    /// The ledger refused another cap slot.
+    Quota(QuotaError),
+    /// A reservation passed to [`CapTable::insert_reserved`] is not exactly one cap
+    /// slot on this table's ledger.
+    BadReservation,
+}
+
+impl fmt::Display for CapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CapError::Null(id) => write!(f, "{id} has generation 0 and is never valid"),
+            CapError::InvalidIndex(id) => write!(f, "{id} names no slot of this table"),
+            CapError::Stale(id) => write!(f, "{id} is stale"),
+            CapError::TableFull => f.write_str("capability table is full"),
+            CapError::Quota(q) => q.fmt(f),
+            CapError::BadReservation => {
+                f.write_str("reservation is not one cap slot of this table's ledger")
+            }
+        }
+    }
+}
+
+impl From<QuotaError> for CapError {
+    fn from(q: QuotaError) -> Self {
+        CapError::Quota(q)
+    }
+}
+
+/// Why [`CapTable::call`] failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The cap id was refused (a transport error).
+    Cap(CapError),
+    /// The object answered with an application exception.
+    Exception(CapException),
+}
+
+enum Slot {
+    Free {
+        next_generation: u8,
+    },
+    Live {
+        generation: u8,
+        entry: CapEntry,
+        _charge: Reservation,
+    },
+    Retired,
+}
+
+/// The observable state of one slot, for comparing whole tables in tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlotState {
+    /// Free; the next occupant gets `next_generation`.
+    Free {
+        /// Generation of the next occupant.
+        next_generation: u8,
+    },
+    /// Occupied.
+    Live {
+        /// Generation of the occupant.
+        generation: u8,
+        /// Interface id of the entry.
+        interface_id: u64,
+        /// Hold metadata.
+        hold: Hold,
+        /// Identity (address) of the object.
+        object: usize,
+    },
+    /// Permanently out of use.
+    Retired,
+}
+
+/// Everything observable about a table: slots, free-list order and ledger counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSnapshot {
+    /// Every slot in index order.
+    pub slots: Vec<SlotState>,
+    /// The free list, next to be reused first.
+    pub free: Vec<u32>,
+    /// The ledger counters, indexed by [`Resource::index`].
+    pub ledger: [u64; Resource::COUNT],
+}
+
+/// The identity of an object, for comparing holds.
+pub fn object_identity(object: &Arc<dyn CapObject>) -> usize {
+    Arc::as_ptr(object).cast::<()>() as usize
+}
+
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One process's capability table.
+pub struct CapTable {
+    id: u64,
+    ledger: Arc<Ledger>,
+    capacity: usize,
+    slots: Vec<Slot>,
+    free: VecDeque<u32>,
+    live: usize,
+    retired: usize,
+}
+
+impl CapTable {
+    /// Most slots a table can have (every 24-bit index).
+    pub const MAX_CAPACITY: usize = CapId::MAX_INDEX as usize + 1;
+
+    /// An empty table of at most `capacity` slots (clamped to [`Self::MAX_CAPACITY`]),
+    /// charging its entries to `ledger`.
+    pub fn new(capacity: usize, ledger: Arc<Ledger>) -> CapTable {
+        CapTable {
+            id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
+            ledger,
+            capacity: capacity.min(Self::MAX_CAPACITY),
+            slots: Vec::new(),
+            free: VecDeque::new(),
+            live: 0,
+            retired: 0,
+        }
+    }
+
+    /// A number unique to this table for the life of the system.
+    pub fn table_id(&self) -> u64 {
+        self.id
+    }
+
+    /// The ledger entries are charged to.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// Most slots this table may ever use.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of live entries.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether no entry is live.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Number of retired slots.
+    pub fn retired(&self) -> usize {
+        self.retired
+    }
+
+    /// How many more entries fit, ignoring the ledger.
+    pub fn room(&self) -> usize {
+        self.free.len() + (self.capacity - self.slots.len())
+    }
+
+    /// Inserts `object` under a new id, charging one cap slot to the ledger.
+    ///
+    /// The entry's interface is `object.interface_id()`. Nothing is charged on failure.
+    pub fn insert(&mut self, object: Arc<dyn CapObject>, hold: Hold) -> Result<CapId, CapError> {
+        if self.room() == 0 {
+            return Err(CapError::TableFull);
+        }
+        let charge = self.ledger.reserve(Resource::CapSlots, 1)?;
+        self.insert_reserved(charge, object, hold)
+    }
+
+    /// Inserts `object` using a cap-slot reservation made earlier (e.g. while
+    /// preflighting a spawn). The reservation must be exactly one cap slot on this
+    /// table's ledger; on any failure it is dropped, which releases it.
+    pub fn insert_reserved(
+        &mut self,
+        charge: Reservation,
+        object: Arc<dyn CapObject>,
+        hold: Hold,
+    ) -> Result<CapId, CapError> {
+        self.insert_undoable(charge, object, hold).map(|(id, _)| id)
+    }
+
+    /// [`Self::insert_reserved`], also reporting whether the slot came off the free list
+    /// (as opposed to being appended), which [`Self::undo_insert`] needs.
+    pub(crate) fn insert_undoable(
+        &mut self,
+        charge: Reservation,
+        object: Arc<dyn CapObject>,
+        hold: Hold,
+    ) -> Result<(CapId, bool), CapError> {
+        if !charge.is_from(&self.ledger)
+            || charge.resource() != Resource::CapSlots
+            || charge.amount() != 1
+        {
+            return Err(CapError::BadReservation);
+        }
+        let interface_id = object.interface_id();
+        let entry = CapEntry {
+            object,
+            interface_id,
+            hold,
+        };
+        let (index, generation, from_free) = match self.free.pop_front() {
+            Some(index) => match self.slots[index as usize] {
+                Slot::Free { next_generation } => (index, next_generation, true),
+                // The free list only ever holds free slots.
+                _ => unreachable!("free list names an occupied slot"),
+            },
+            None if self.slots.len() < self.capacity => {
+                self.slots.push(Slot::Free {
+                    next_generation: CapId::FIRST_GENERATION,
+                });
+                (self.slots.len() as u32 - 1, CapId::FIRST_GENERATION, false)
+            }
+            None => return Err(CapError::TableFull),
+        };
+        self.slots[index as usize] = Slot::Live {
+            generation,
+            entry,
+            _charge: charge,
+        };
+        self.live += 1;
+        let id =
+            CapId::new(index, generation).expect("table capacity keeps indices within 24 bits");
+        Ok((id, from_free))
+    }
+
+    /// Takes back the most recent insertion as if it never happened: the slot returns
+    /// to the front of the free list (or is popped, if it was appended) with its
+    /// generation unchanged, and its charge is released. Only for ids that were never
+    /// published to anyone, undone in reverse insertion order.
+    pub(crate) fn undo_insert(&mut self, id: CapId, from_free: bool) {
+        let index = id.index() as usize;
+        if !matches!(self.slots.get(index), Some(Slot::Live { generation, .. }) if *generation == id.generation())
+        {
+            debug_assert!(false, "undo_insert of {id:?}, which is not live");
+            return;
+        }
+        if !from_free && index + 1 == self.slots.len() {
+            self.slots.truncate(index);
+        } else {
+            debug_assert!(from_free, "appended slots are undone last-first");
+            self.slots[index] = Slot::Free {
+                next_generation: id.generation(),
+            };
+            self.free.push_front(id.index());
+        }
+        self.live -= 1;
+    }
+
+    /// The live entry `id` names, or why it names none.
+    pub fn get(&self, id: CapId) -> Result<&CapEntry, CapError> {
+        if id.generation() == 0 {
+            return Err(CapError::Null(id));
+        }
+        match self.slots.get(id.index() as usize) {
+            None => Err(CapError::InvalidIndex(id)),
+            Some(Slot::Live {
+                generation, entry, ..
+            }) if *generation == id.generation() => Ok(entry),
+            Some(_) => Err(CapError::Stale(id)),
+        }
+    }
+
+    /// Whether `id` names a live entry.
+    pub fn contains(&self, id: CapId) -> bool {
+        self.get(id).is_ok()
+    }
+
+    /// The object and interface id behind `id`, cloned so the caller can drop any lock
+    /// on the table before running the call.
+    pub fn lookup(&self, id: CapId) -> Result<(Arc<dyn CapObject>, u64), CapError> {
+        self.get(id)
+            .map(|e| (Arc::clone(&e.object), e.interface_id))
+    }
+
+    /// Invokes `method_id` on the entry `id` names, with that entry's interface.
+    pub fn call(
+        &self,
+        id: CapId,
+        method_id: u16,
+        params: &[u8],
+        results: &mut [u8],
+    ) -> Result<usize, CallError> {
+        let (object, interface_id) = self.lookup(id).map_err(CallError::Cap)?;
+        object
+            .call(Invocation {
+                interface_id,
+                method_id,
+                params,
+                results,
+            })
+            .map_err(CallError::Exception)
+    }
+
+    /// Removes the entry `id` names and gives its cap slot back to the ledger.
+    ///
+    /// The slot's generation is bumped, or the slot is retired if its generation is 255.
+    pub fn remove(&mut self, id: CapId) -> Result<CapEntry, CapError> {
+        self.get(id)?;
+        let index = id.index();
+        let slot = &mut self.slots[index as usize];
+        let generation = id.generation();
+        let next = if generation == CapId::LAST_GENERATION {
+            self.retired += 1;
+            Slot::Retired
+        } else {
+            self.free.push_back(index);
+            Slot::Free {
+                next_generation: generation + 1,
+            }
+        };
+        match core::mem::replace(slot, next) {
+            Slot::Live { entry, .. } => {
+                self.live -= 1;
+                Ok(entry)
+            }
+            _ => unreachable!("get() accepted a slot that is not live"),
+        }
+    }
+
+    /// Removes every live entry (process exit); returns how many there were.
+    pub fn clear(&mut self) -> usize {
+        let ids: Vec<CapId> = self.iter().map(|(id, _)| id).collect();
+        for id in &ids {
+            let _ = self.remove(*id);
+        }
+        ids.len()
+    }
+
+    /// Live entries in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (CapId, &CapEntry)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| match slot {
+                Slot::Live {
+                    generation, entry, ..
+                } => Some((CapId::new(index as u32, *generation)?, entry)),
+                _ => None,
+            })
+    }
+
+    /// Everything observable about this table and its ledger.
+    pub fn snapshot(&self) -> TableSnapshot {
+        let slots = self
+            .slots
+            .iter()
+            .map(|slot| match slot {
+                Slot::Free { next_generation } => SlotState::Free {
+                    next_generation: *next_generation,
+                },
+                Slot::Live {
+                    generation, entry, ..
+                } => SlotState::Live {
+                    generation: *generation,
+                    interface_id: entry.interface_id,
+                    hold: entry.hold,
+                    object: object_identity(&entry.object),
+                },
+                Slot::Retired => SlotState::Retired,
+            })
+            .collect();
+        TableSnapshot {
+            slots,
+            free: self.free.iter().copied().collect(),
+            ledger: self.ledger.snapshot(),
+        }
+    }
+}
+
+impl fmt::Debug for CapTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CapTable")
+            .field("id", &self.id)
+            .field("capacity", &self.capacity)
+            .field("live", &self.live)
+            .field("retired", &self.retired)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::ledger::Limits;
+
+    /// A test object that echoes its params and records nothing.
+    pub(crate) struct Echo(pub u64);
+
+    impl CapObject for Echo {
+        fn interface_id(&self) -> u64 {
+            self.0
+        }
+        fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
+            if inv.method_id != 0 {
+                return Err(CapException::unimplemented(inv.interface_id, inv.method_id));
+            }
+            let n = inv.params.len().min(inv.results.len());
+            inv.results[..n].copy_from_slice(&inv.params[..n]);
+            Ok(n)
+        }
+    }
+
+    pub(crate) fn echo(iface: u64) -> Arc<dyn CapObject> {
+        Arc::new(Echo(iface))
+    }
+
+    const COPY: Hold = Hold::new(TransferMode::Copy, Origin::Kernel);
+
+    #[test]
+    fn cap_id_layout() {
+        let id = CapId::new(0x12_3456, 0x9a).unwrap();
+        assert_eq!(id.to_raw(), 0x9a12_3456);
+        assert_eq!((id.index(), id.generation()), (0x12_3456, 0x9a));
+        assert_eq!(CapId::from_raw(0x9a12_3456), id);
+        assert_eq!(CapId::new(1 << 24, 1), None);
+        assert_eq!(core::mem::size_of::<CapId>(), 4);
+        assert_eq!(format!("{id:?}"), "CapId(1193046@154)");
+    }
+
+    #[test]
+    fn insert_get_call_remove() {
+        let mut t = CapTable::new(4, Ledger::new(Limits::DEFAULT));
+        let id = t.insert(echo(7), COPY).unwrap();
+        assert_eq!((id.index(), id.generation()), (0, 1));
+        assert_eq!(t.get(id).unwrap().interface_id, 7);
+        let mut out = [0u8; 8];
+        assert_eq!(t.call(id, 0, b"hi", &mut out), Ok(2));
+        assert_eq!(&out[..2], b"hi");
+        match t.call(id, 5, b"", &mut out) {
+            Err(CallError::Exception(e)) => assert!(e
+                .message
+                .contains("method 5 of interface 0x0000000000000007")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.ledger().used(Resource::CapSlots), 1);
+        t.remove(id).unwrap();
+        assert_eq!(t.ledger().used(Resource::CapSlots), 0);
+        assert_eq!(t.get(id).unwrap_err(), CapError::Stale(id));
+        assert_eq!(
+            t.call(id, 0, b"", &mut out),
+            Err(CallError::Cap(CapError::Stale(id)))
+        );
+        assert_eq!(t.remove(id).unwrap_err(), CapError::Stale(id));
+        let again = t.insert(echo(8), COPY).unwrap();
+        assert_eq!((again.index(), again.generation()), (0, 2));
+        assert_eq!(t.get(id).unwrap_err(), CapError::Stale(id));
+    }
+
+    #[test]
+    fn null_and_out_of_range_ids_are_rejected() {
+        let mut t = CapTable::new(4, Ledger::new(Limits::DEFAULT));
+        t.insert(echo(1), COPY).unwrap();
+        assert_eq!(t.get(CapId::NULL).unwrap_err(), CapError::Null(CapId::NULL));
+        let gen0 = CapId::new(0, 0).unwrap();
+        assert_eq!(t.get(gen0).unwrap_err(), CapError::Null(gen0));
+        let far = CapId::new(3, 1).unwrap();
+        assert_eq!(t.get(far).unwrap_err(), CapError::InvalidIndex(far));
+        let wrong_gen = CapId::new(0, 9).unwrap();
+        assert_eq!(t.get(wrong_gen).unwrap_err(), CapError::Stale(wrong_gen));
+    }
+
+    #[test]
+    fn a_slot_retires_instead_of_wrapping() {
+        let mut t = CapTable::new(1, Ledger::new(Limits::DEFAULT));
+        let mut seen = Vec::new();
+        for expected_gen in 1..=255u8 {
+            let id = t.insert(echo(1), COPY).unwrap();
+            assert_eq!((id.index(), id.generation()), (0, expected_gen));
+            seen.push(id);
+            t.remove(id).unwrap();
+        }
+        assert_eq!(t.retired(), 1);
+        assert_eq!(t.room(), 0);
+        assert_eq!(t.insert(echo(1), COPY).unwrap_err(), CapError::TableFull);
+        assert!(seen.iter().all(|id| t.get(*id).is_err()));
+        assert_eq!(t.ledger().used(Resource::CapSlots), 0);
+    }
+
+    #[test]
+    fn capacity_and_quota_limit_insertion_without_charging() {
+        let ledger = Ledger::new(Limits::NONE.with(Resource::CapSlots, 2));
+        let mut t = CapTable::new(3, Arc::clone(&ledger));
+        t.insert(echo(1), COPY).unwrap();
+        t.insert(echo(1), COPY).unwrap();
+        assert!(matches!(t.insert(echo(1), COPY), Err(CapError::Quota(_))));
+        assert_eq!(ledger.used(Resource::CapSlots), 2);
+        let mut small = CapTable::new(1, Ledger::new(Limits::DEFAULT));
+        small.insert(echo(1), COPY).unwrap();
+        assert_eq!(
+            small.insert(echo(1), COPY).unwrap_err(),
+            CapError::TableFull
+        );
+        assert_eq!(small.ledger().used(Resource::CapSlots), 1);
+    }
+
+    #[test]
+    fn insert_reserved_checks_the_token() {
+        let ledger = Ledger::new(Limits::DEFAULT);
+        let other = Ledger::new(Limits::DEFAULT);
+        let mut t = CapTable::new(4, Arc::clone(&ledger));
+        let foreign = other.reserve(Resource::CapSlots, 1).unwrap();
+        assert_eq!(
+            t.insert_reserved(foreign, echo(1), COPY).unwrap_err(),
+            CapError::BadReservation
+        );
+        let two = ledger.reserve(Resource::CapSlots, 2).unwrap();
+        assert_eq!(
+            t.insert_reserved(two, echo(1), COPY).unwrap_err(),
+            CapError::BadReservation
+        );
+        let frame = ledger.reserve(Resource::Frames, 1).unwrap();
+        assert_eq!(
+            t.insert_reserved(frame, echo(1), COPY).unwrap_err(),
+            CapError::BadReservation
+        );
+        assert_eq!((ledger.snapshot(), other.snapshot()), ([0; 7], [0; 7]));
+        let one = ledger.reserve(Resource::CapSlots, 1).unwrap();
+        let id = t.insert_reserved(one, echo(1), COPY).unwrap();
+        assert!(t.contains(id));
+        assert_eq!(ledger.used(Resource::CapSlots), 1);
+    }
+
+    #[test]
+    fn free_slots_are_reused_oldest_first_and_clear_releases_everything() {
+        let mut t = CapTable::new(8, Ledger::new(Limits::DEFAULT));
+        let ids: Vec<_> = (0..4).map(|i| t.insert(echo(i), COPY).unwrap()).collect();
+        t.remove(ids[2]).unwrap();
+        t.remove(ids[0]).unwrap();
+        assert_eq!(t.snapshot().free, vec![2, 0]);
+        assert_eq!(t.insert(echo(9), COPY).unwrap().index(), 2);
+        assert_eq!(
+            t.iter().map(|(id, _)| id.index()).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(t.clear(), 3);
+        assert!(t.is_empty());
+        assert_eq!(t.ledger().used(Resource::CapSlots), 0);
+    }
+
+    #[test]
+    fn dropping_a_table_releases_its_slots() {
+        let ledger = Ledger::new(Limits::DEFAULT);
+        let mut t = CapTable::new(8, Arc::clone(&ledger));
+        t.insert(echo(1), COPY).unwrap();
+        t.insert(echo(1), COPY).unwrap();
+        drop(t);
+        assert_eq!(ledger.used(Resource::CapSlots), 0);
+    }
+}

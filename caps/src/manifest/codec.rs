@@ -1,0 +1,366 @@
+//! Bounded decoding of `SystemManifest` messages into [`Manifest`], and encoding back.
+//!
+//! The bytes come from a boot module and are hostile until proven otherwise: the
+//! decoder caps the message size, the Cap'n Proto traversal and nesting limits, every
+//! list length and every text length, requires valid UTF-8, and rejects trailing bytes.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{
+    Binary, CapRef, CapSource, Export, Facet, InitProcess, KernelKind, KernelParams, LogLevel,
+    Manifest, Service,
+};
+use crate::schema::capos_capnp::KernelCapKind;
+use crate::schema::manifest_capnp::{cap_ref, export, kernel_params, system_manifest};
+
+/// Decoding limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted message, in bytes.
+    pub max_bytes: usize,
+    /// Most binaries.
+    pub max_binaries: usize,
+    /// Most services.
+    pub max_services: usize,
+    /// Most caps of one process.
+    pub max_caps: usize,
+    /// Most exports of one service.
+    pub max_exports: usize,
+    /// Longest text field, in bytes.
+    pub max_text: usize,
+    /// Cap'n Proto nesting limit.
+    pub nesting: i32,
+}
+
+impl Limits {
+    /// The limits [`decode`] uses: 1 MiB, 256 binaries, 128 services, 64 caps per
+    /// process, 32 exports per service, 256-byte texts, nesting depth 16.
+    pub const DEFAULT: Limits = Limits {
+        max_bytes: 1 << 20,
+        max_binaries: 256,
+        max_services: 128,
+        max_caps: 64,
+        max_exports: 32,
+        max_text: 256,
+        nesting: 16,
+    };
+}
+
+/// Why manifest bytes could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The message is larger than the limit.
+    TooLarge {
+        /// Bytes given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bytes are not a well-formed message of the expected shape.
+    Malformed(String),
+    /// Bytes follow the message.
+    TrailingBytes(usize),
+    /// A list is longer than its limit.
+    TooMany {
+        /// What the list holds.
+        what: &'static str,
+        /// Its length.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A text field is longer than the limit.
+    TextTooLong {
+        /// Which field.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A text field is not UTF-8.
+    NotUtf8(&'static str),
+    /// The log level is not one this build knows.
+    UnknownLogLevel(u16),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge { len, max } => {
+                write!(f, "manifest is {len} bytes; at most {max} are accepted")
+            }
+            Self::Malformed(why) => {
+                write!(f, "manifest is not a valid SystemManifest message: {why}")
+            }
+            Self::TrailingBytes(n) => {
+                write!(f, "manifest has {n} bytes after the end of the message")
+            }
+            Self::TooMany { what, count, max } => {
+                write!(f, "manifest has {count} {what}; at most {max} are accepted")
+            }
+            Self::TextTooLong { what, len, max } => {
+                write!(
+                    f,
+                    "a {what} is {len} bytes long; at most {max} are accepted"
+                )
+            }
+            Self::NotUtf8(what) => write!(f, "a {what} is not valid UTF-8"),
+            Self::UnknownLogLevel(n) => write!(f, "kernel log level {n} is not known"),
+        }
+    }
+}
+
+impl From<capnp::Error> for DecodeError {
+    fn from(e: capnp::Error) -> Self {
+        DecodeError::Malformed(alloc::format!("{e}"))
+    }
+}
+
+/// Decodes a manifest with [`Limits::DEFAULT`]. Does not validate it.
+pub fn decode(bytes: &[u8]) -> Result<Manifest, DecodeError> {
+    decode_with(bytes, &Limits::DEFAULT)
+}
+
+/// Decodes a manifest with explicit limits. Does not validate it.
+pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max: limits.max_bytes,
+        });
+    }
+    let mut options = capnp::message::ReaderOptions::new();
+    // Each word of a canonical message is read once; allow a small factor for the
+    // segment table and pointer overhead, and nothing like an amplification attack.
+    options
+        .traversal_limit_in_words(Some(bytes.len() / 8 * 2 + 64))
+        .nesting_limit(limits.nesting);
+    let mut rest = bytes;
+    let message = capnp::serialize::read_message(&mut rest, options)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::TrailingBytes(rest.len()));
+    }
+    let root = message.get_root::<system_manifest::Reader<'_>>()?;
+    let d = Decoder { limits };
+
+    let binaries = d.list("binaries", root.get_binaries()?.len(), limits.max_binaries)?;
+    let mut manifest = Manifest {
+        schema_version: root.get_schema_version(),
+        ..Manifest::default()
+    };
+    for b in root.get_binaries()?.iter().take(binaries) {
+        manifest.binaries.push(Binary {
+            name: d.text("binary name", b.get_name())?,
+            module: d.text("module string", b.get_module())?,
+        });
+    }
+    let kernel = root.get_kernel()?;
+    manifest.kernel = KernelParams {
+        log_level: match kernel.get_log_level() {
+            Ok(kernel_params::LogLevel::Error) => LogLevel::Error,
+            Ok(kernel_params::LogLevel::Warn) => LogLevel::Warn,
+            Ok(kernel_params::LogLevel::Info) => LogLevel::Info,
+            Ok(kernel_params::LogLevel::Debug) => LogLevel::Debug,
+            Ok(kernel_params::LogLevel::Trace) => LogLevel::Trace,
+            Err(capnp::NotInSchema(n)) => return Err(DecodeError::UnknownLogLevel(n)),
+        },
+        max_cpus: kernel.get_max_cpus(),
+    };
+    let init = root.get_init()?;
+    manifest.init = InitProcess {
+        binary: d.text("binary name", init.get_binary())?,
+        caps: d.caps(init.get_caps()?)?,
+    };
+    let services = root.get_services()?;
+    d.list("services", services.len(), limits.max_services)?;
+    for s in services.iter() {
+        let exports = s.get_exports()?;
+        d.list("exports in one service", exports.len(), limits.max_exports)?;
+        let mut decoded = Vec::with_capacity(exports.len() as usize);
+        for e in exports.iter() {
+            decoded.push(Export {
+                name: d.text("export name", e.get_name())?,
+                cap: d.text("cap name", e.get_cap())?,
+                facet: match e.get_facet() {
+                    Ok(export::Facet::Client) => Facet::Client,
+                    Ok(export::Facet::Raw) => Facet::Raw,
+                    Err(capnp::NotInSchema(n)) => Facet::Unknown(n),
+                },
+            });
+        }
+        manifest.services.push(Service {
+            name: d.text("service name", s.get_name())?,
+            binary: d.text("binary name", s.get_binary())?,
+            caps: d.caps(s.get_caps()?)?,
+            exports: decoded,
+        });
+    }
+    Ok(manifest)
+}
+
+struct Decoder<'l> {
+    limits: &'l Limits,
+}
+
+impl Decoder<'_> {
+    fn list(&self, what: &'static str, count: u32, max: usize) -> Result<usize, DecodeError> {
+        let count = count as usize;
+        if count > max {
+            return Err(DecodeError::TooMany { what, count, max });
+        }
+        Ok(count)
+    }
+
+    fn text(
+        &self,
+        what: &'static str,
+        text: capnp::Result<capnp::text::Reader<'_>>,
+    ) -> Result<String, DecodeError> {
+        let text = text?;
+        if text.len() > self.limits.max_text {
+            return Err(DecodeError::TextTooLong {
+                what,
+                len: text.len(),
+                max: self.limits.max_text,
+            });
+        }
+        text.to_str()
+            .map(String::from)
+            .map_err(|_| DecodeError::NotUtf8(what))
+    }
+
+    fn caps(
+        &self,
+        caps: capnp::struct_list::Reader<'_, cap_ref::Owned>,
+    ) -> Result<Vec<CapRef>, DecodeError> {
+        self.list("caps in one process", caps.len(), self.limits.max_caps)?;
+        let mut out = Vec::with_capacity(caps.len() as usize);
+        for c in caps.iter() {
+            let source = match c.get_source().which() {
+                Ok(cap_ref::source::Unset(())) => CapSource::Unset,
+                Ok(cap_ref::source::Kernel(Ok(kind))) => CapSource::Kernel(kind_from_schema(kind)),
+                Ok(cap_ref::source::Kernel(Err(capnp::NotInSchema(n)))) => {
+                    CapSource::UnknownKernelKind(n)
+                }
+                Ok(cap_ref::source::Service(import)) => {
+                    let import = import?;
+                    CapSource::Import {
+                        service: self.text("service name", import.get_service())?,
+                        export: self.text("export name", import.get_export())?,
+                    }
+                }
+                Err(capnp::NotInSchema(n)) => CapSource::UnknownVariant(n),
+            };
+            out.push(CapRef {
+                name: self.text("cap name", c.get_name())?,
+                expected_interface_id: c.get_expected_interface_id(),
+                source,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn kind_from_schema(kind: KernelCapKind) -> KernelKind {
+    match kind {
+        KernelCapKind::Console => KernelKind::Console,
+        KernelCapKind::Terminal => KernelKind::Terminal,
+        KernelCapKind::Timer => KernelKind::Timer,
+        KernelCapKind::Endpoint => KernelKind::Endpoint,
+        KernelCapKind::ProcessSpawner => KernelKind::ProcessSpawner,
+        KernelCapKind::BootPackage => KernelKind::BootPackage,
+        KernelCapKind::FrameAllocator => KernelKind::FrameAllocator,
+        KernelCapKind::VirtualMemory => KernelKind::VirtualMemory,
+        KernelCapKind::ThreadSpawner => KernelKind::ThreadSpawner,
+    }
+}
+
+fn kind_to_schema(kind: KernelKind) -> KernelCapKind {
+    match kind {
+        KernelKind::Console => KernelCapKind::Console,
+        KernelKind::Terminal => KernelCapKind::Terminal,
+        KernelKind::Timer => KernelCapKind::Timer,
+        KernelKind::Endpoint => KernelCapKind::Endpoint,
+        KernelKind::ProcessSpawner => KernelCapKind::ProcessSpawner,
+        KernelKind::BootPackage => KernelCapKind::BootPackage,
+        KernelKind::FrameAllocator => KernelCapKind::FrameAllocator,
+        KernelKind::VirtualMemory => KernelCapKind::VirtualMemory,
+        KernelKind::ThreadSpawner => KernelCapKind::ThreadSpawner,
+    }
+}
+
+fn encode_caps(caps: &[CapRef], mut list: capnp::struct_list::Builder<'_, cap_ref::Owned>) {
+    for (i, c) in caps.iter().enumerate() {
+        let mut b = list.reborrow().get(i as u32);
+        b.set_name(c.name.as_str());
+        b.set_expected_interface_id(c.expected_interface_id);
+        let mut source = b.init_source();
+        match &c.source {
+            CapSource::Kernel(kind) => source.set_kernel(kind_to_schema(*kind)),
+            CapSource::Import { service, export } => {
+                let mut import = source.init_service();
+                import.set_service(service.as_str());
+                import.set_export(export.as_str());
+            }
+            // Values the schema cannot express are written as "no source".
+            CapSource::Unset | CapSource::UnknownKernelKind(_) | CapSource::UnknownVariant(_) => {
+                source.set_unset(())
+            }
+        }
+    }
+}
+
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl Manifest {
+    /// Serializes this manifest as a `SystemManifest` message.
+    ///
+    /// Unknown kinds, variants and facets cannot be expressed in the schema and are
+    /// written as an unset source or a raw facet respectively.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut message = capnp::message::Builder::new_default();
+        let mut root = message.init_root::<system_manifest::Builder<'_>>();
+        root.set_schema_version(self.schema_version);
+        let mut binaries = root.reborrow().init_binaries(len32(self.binaries.len()));
+        for (i, b) in self.binaries.iter().enumerate() {
+            let mut e = binaries.reborrow().get(i as u32);
+            e.set_name(b.name.as_str());
+            e.set_module(b.module.as_str());
+        }
+        let mut kernel = root.reborrow().init_kernel();
+        kernel.set_log_level(match self.kernel.log_level {
+            LogLevel::Error => kernel_params::LogLevel::Error,
+            LogLevel::Warn => kernel_params::LogLevel::Warn,
+            LogLevel::Info => kernel_params::LogLevel::Info,
+            LogLevel::Debug => kernel_params::LogLevel::Debug,
+            LogLevel::Trace => kernel_params::LogLevel::Trace,
+        });
+        kernel.set_max_cpus(self.kernel.max_cpus);
+        let mut init = root.reborrow().init_init();
+        init.set_binary(self.init.binary.as_str());
+        encode_caps(&self.init.caps, init.init_caps(len32(self.init.caps.len())));
+        let mut services = root.init_services(len32(self.services.len()));
+        for (i, s) in self.services.iter().enumerate() {
+            let mut b = services.reborrow().get(i as u32);
+            b.set_name(s.name.as_str());
+            b.set_binary(s.binary.as_str());
+            encode_caps(&s.caps, b.reborrow().init_caps(len32(s.caps.len())));
+            let mut exports = b.init_exports(len32(s.exports.len()));
+            for (j, e) in s.exports.iter().enumerate() {
+                let mut x = exports.reborrow().get(j as u32);
+                x.set_name(e.name.as_str());
+                x.set_cap(e.cap.as_str());
+                x.set_facet(match e.facet {
+                    Facet::Client => export::Facet::Client,
+                    Facet::Raw | Facet::Unknown(_) => export::Facet::Raw,
+                });
+            }
+        }
+        capnp::serialize::write_message_to_words(&message)
+    }
+}

@@ -1,0 +1,299 @@
+//! The boot manifest as plain Rust data, its bounded decoding, and its validation.
+//!
+//! A manifest is a Cap'n Proto `SystemManifest` message (`caps/schema/manifest.capnp`).
+//! [`decode`] reads one with hard limits on size, traversal, nesting and list lengths
+//! into [`Manifest`]; [`Manifest::encode`] writes one back. Validation comes in two
+//! layers, matching who acts on the data:
+//!
+//! * [`validate_kernel_layer`]: what the kernel needs to start init.
+//! * [`validate_service_graph`]: what init needs to start the services.
+//!
+//! Both report typed [`ManifestError`]s whose `Display` names the service, cap and rule.
+
+mod codec;
+mod validate;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+pub use codec::{decode, DecodeError, Limits as DecodeLimits};
+pub use validate::{
+    check, validate_kernel_layer, validate_service_graph, ManifestError, Rule, Subject,
+};
+
+use crate::interfaces;
+
+/// The only schema version this build reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Longest binary, service, cap or export name, in bytes (the CapSet name field size).
+pub const MAX_NAME_LEN: usize = 32;
+
+/// A decoded boot manifest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Must equal [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Binaries packed into the ISO.
+    pub binaries: Vec<Binary>,
+    /// Kernel parameters.
+    pub kernel: KernelParams,
+    /// The one process the kernel starts.
+    pub init: InitProcess,
+    /// Services init starts, in order.
+    pub services: Vec<Service>,
+}
+
+/// A binary and the GRUB module string it is loaded under.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Binary {
+    /// Name services refer to.
+    pub name: String,
+    /// GRUB `module2` string.
+    pub module: String,
+}
+
+/// Kernel boot parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelParams {
+    /// Log verbosity.
+    pub log_level: LogLevel,
+    /// CPUs to bring up; 0 means all.
+    pub max_cpus: u32,
+}
+
+/// Kernel log verbosity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// The default.
+    #[default]
+    Info,
+    /// Diagnostics.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+/// The init process: its binary and its kernel-minted caps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InitProcess {
+    /// Binary name.
+    pub binary: String,
+    /// Caps, in CapSet order.
+    pub caps: Vec<CapRef>,
+}
+
+/// A service init starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// Unique service name.
+    pub name: String,
+    /// Binary name.
+    pub binary: String,
+    /// Caps, in CapSet order.
+    pub caps: Vec<CapRef>,
+    /// Caps later services may import.
+    pub exports: Vec<Export>,
+}
+
+/// One cap of a process's CapSet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapRef {
+    /// The name the process looks it up by.
+    pub name: String,
+    /// The interface the process expects; must match what the source provides.
+    pub expected_interface_id: u64,
+    /// Where the cap comes from.
+    pub source: CapSource,
+}
+
+/// Where a cap comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CapSource {
+    /// No source given (rejected).
+    Unset,
+    /// Minted by the kernel.
+    Kernel(KernelKind),
+    /// A kernel kind this build does not know (rejected).
+    UnknownKernelKind(u16),
+    /// Another service's export.
+    Import {
+        /// Exporting service.
+        service: String,
+        /// Export name.
+        export: String,
+    },
+    /// A source variant this build does not know (rejected).
+    UnknownVariant(u16),
+}
+
+/// A service export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Export {
+    /// Name importers use.
+    pub name: String,
+    /// One of the service's own caps.
+    pub cap: String,
+    /// What importers receive.
+    pub facet: Facet,
+}
+
+/// What importers of an export receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Facet {
+    /// The CALL-only client facet of an endpoint.
+    Client,
+    /// The endpoint's owner side (rejected).
+    Raw,
+    /// A facet value this build does not know (rejected).
+    Unknown(u16),
+}
+
+/// A kind of capability the kernel can mint, mirroring the schema's `KernelCapKind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KernelKind {
+    /// Serial console.
+    Console,
+    /// Terminal session.
+    Terminal,
+    /// Monotonic timer.
+    Timer,
+    /// A fresh endpoint, owner side.
+    Endpoint,
+    /// Process spawner.
+    ProcessSpawner,
+    /// Boot package (init only).
+    BootPackage,
+    /// Frame allocator.
+    FrameAllocator,
+    /// The holder's virtual memory.
+    VirtualMemory,
+    /// The holder's thread spawner.
+    ThreadSpawner,
+}
+
+impl KernelKind {
+    /// Every kind, in schema order.
+    pub const ALL: [KernelKind; 9] = [
+        KernelKind::Console,
+        KernelKind::Terminal,
+        KernelKind::Timer,
+        KernelKind::Endpoint,
+        KernelKind::ProcessSpawner,
+        KernelKind::BootPackage,
+        KernelKind::FrameAllocator,
+        KernelKind::VirtualMemory,
+        KernelKind::ThreadSpawner,
+    ];
+
+    /// The interface a cap of this kind exposes.
+    pub const fn interface_id(self) -> u64 {
+        match self {
+            KernelKind::Console => interfaces::CONSOLE,
+            KernelKind::Terminal => interfaces::TERMINAL_SESSION,
+            KernelKind::Timer => interfaces::TIMER,
+            KernelKind::Endpoint => interfaces::ENDPOINT,
+            KernelKind::ProcessSpawner => interfaces::PROCESS_SPAWNER,
+            KernelKind::BootPackage => interfaces::BOOT_PACKAGE,
+            KernelKind::FrameAllocator => interfaces::FRAME_ALLOCATOR,
+            KernelKind::VirtualMemory => interfaces::VIRTUAL_MEMORY,
+            KernelKind::ThreadSpawner => interfaces::THREAD_SPAWNER,
+        }
+    }
+
+    /// Whether ProcessSpawner mints a fresh cap of this kind for each child
+    /// (as opposed to init passing on one it holds).
+    pub const fn is_child_local(self) -> bool {
+        matches!(
+            self,
+            KernelKind::Endpoint
+                | KernelKind::FrameAllocator
+                | KernelKind::VirtualMemory
+                | KernelKind::ThreadSpawner
+        )
+    }
+
+    /// The schema enumerant name, e.g. `processSpawner`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            KernelKind::Console => "console",
+            KernelKind::Terminal => "terminal",
+            KernelKind::Timer => "timer",
+            KernelKind::Endpoint => "endpoint",
+            KernelKind::ProcessSpawner => "processSpawner",
+            KernelKind::BootPackage => "bootPackage",
+            KernelKind::FrameAllocator => "frameAllocator",
+            KernelKind::VirtualMemory => "virtualMemory",
+            KernelKind::ThreadSpawner => "threadSpawner",
+        }
+    }
+}
+
+impl fmt::Display for KernelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Manifest {
+    /// The binary named `name`, if declared.
+    pub fn binary(&self, name: &str) -> Option<&Binary> {
+        self.binaries.iter().find(|b| b.name == name)
+    }
+
+    /// The first service named `name`, if declared.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+impl Service {
+    /// The first cap named `name`, if declared.
+    pub fn cap(&self, name: &str) -> Option<&CapRef> {
+        self.caps.iter().find(|c| c.name == name)
+    }
+
+    /// The first export named `name`, if declared.
+    pub fn export(&self, name: &str) -> Option<&Export> {
+        self.exports.iter().find(|e| e.name == name)
+    }
+}
+
+impl CapRef {
+    /// A kernel-minted cap of `kind` expecting the kind's own interface.
+    pub fn kernel(name: &str, kind: KernelKind) -> CapRef {
+        CapRef {
+            name: name.into(),
+            expected_interface_id: kind.interface_id(),
+            source: CapSource::Kernel(kind),
+        }
+    }
+
+    /// An import of `export` from `service`, expecting a client endpoint facet.
+    pub fn import(name: &str, service: &str, export: &str) -> CapRef {
+        CapRef {
+            name: name.into(),
+            expected_interface_id: interfaces::CLIENT_ENDPOINT,
+            source: CapSource::Import {
+                service: service.into(),
+                export: export.into(),
+            },
+        }
+    }
+}
+
+impl Export {
+    /// A client-facet export of `cap` under `name`.
+    pub fn client(name: &str, cap: &str) -> Export {
+        Export {
+            name: name.into(),
+            cap: cap.into(),
+            facet: Facet::Client,
+        }
+    }
+}

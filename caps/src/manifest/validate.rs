@@ -1,0 +1,444 @@
+//! The two manifest validation layers and their typed errors.
+//!
+//! The kernel layer covers what the kernel acts on before any process exists; the
+//! service-graph layer covers what init acts on when it starts services. Each layer
+//! checks everything in manifest order and reports the first violation; [`check`]
+//! collects every violation of both layers for friendly host-side reporting.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{
+    CapRef, CapSource, Facet, KernelKind, Manifest, Service, MAX_NAME_LEN, SCHEMA_VERSION,
+};
+use crate::interfaces;
+
+/// What a violation is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// The manifest as a whole.
+    Manifest,
+    /// A binary, by name.
+    Binary(String),
+    /// The init process.
+    Init,
+    /// One of init's caps, by name.
+    InitCap(String),
+    /// A service, by name.
+    Service(String),
+    /// A cap of a service.
+    Cap {
+        /// Service name.
+        service: String,
+        /// Cap name.
+        cap: String,
+    },
+    /// An export of a service.
+    Export {
+        /// Service name.
+        service: String,
+        /// Export name.
+        export: String,
+    },
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Manifest => f.write_str("manifest"),
+            Subject::Binary(b) => write!(f, "binary {b:?}"),
+            Subject::Init => f.write_str("init"),
+            Subject::InitCap(c) => write!(f, "init: cap {c:?}"),
+            Subject::Service(s) => write!(f, "service {s:?}"),
+            Subject::Cap { service, cap } => write!(f, "service {service:?}: cap {cap:?}"),
+            Subject::Export { service, export } => {
+                write!(f, "service {service:?}: export {export:?}")
+            }
+        }
+    }
+}
+
+/// The rule a manifest breaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// The schema version is not [`SCHEMA_VERSION`].
+    SchemaVersion(u32),
+    /// A name is empty.
+    EmptyName,
+    /// A name is longer than [`MAX_NAME_LEN`] bytes.
+    NameTooLong(usize),
+    /// A name is used twice where names must be unique.
+    Duplicate,
+    /// A binary has an empty module string.
+    EmptyModule,
+    /// A process runs a binary the manifest does not declare.
+    UnknownBinary(String),
+    /// A cap has no source.
+    MissingSource,
+    /// A cap names a kernel kind this build does not know.
+    UnknownKernelKind(u16),
+    /// A cap has a source variant this build does not know.
+    UnknownSourceVariant(u16),
+    /// A cap's expected interface is not what its source provides.
+    InterfaceMismatch {
+        /// What the manifest expects.
+        expected: u64,
+        /// What the source provides.
+        provided: u64,
+    },
+    /// Init holds an import (nothing exists yet to import from).
+    InitImport,
+    /// A service asks for the boot package.
+    BootPackageReserved,
+    /// A service asks for a shared kernel cap init does not hold.
+    NotHeldByInit(KernelKind),
+    /// Init has services to start but lacks a cap it needs for that.
+    InitLacks(KernelKind),
+    /// An import names a service that does not exist.
+    ImportUnknownService {
+        /// The service named.
+        service: String,
+        /// The export named.
+        export: String,
+    },
+    /// An import names its own service.
+    ImportFromSelf(String),
+    /// An import names a service declared after the importer.
+    ImportFromLater {
+        /// The service named.
+        service: String,
+        /// The export named.
+        export: String,
+    },
+    /// An import names an export its service does not declare.
+    ImportUnknownExport {
+        /// The service named.
+        service: String,
+        /// The export named.
+        export: String,
+    },
+    /// An export names a cap its service does not declare.
+    ExportUnknownCap(String),
+    /// An export names a cap that is itself an import.
+    Reexport(String),
+    /// An export names a kernel cap that is not an endpoint.
+    ExportNotEndpoint {
+        /// The cap.
+        cap: String,
+        /// Its kind.
+        kind: KernelKind,
+    },
+    /// An endpoint export hands out the owner side.
+    ExportNotAttenuated(String),
+    /// An export has a facet value this build does not know.
+    UnknownFacet(u16),
+}
+
+fn interface_name(id: u64) -> &'static str {
+    interfaces::name_of(id).unwrap_or("unknown interface")
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::SchemaVersion(v) => {
+                write!(f, "schema version {v} is not supported (this build reads version {SCHEMA_VERSION})")
+            }
+            Rule::EmptyName => f.write_str("name is empty"),
+            Rule::NameTooLong(n) => write!(f, "name is {n} bytes long; at most {MAX_NAME_LEN} are allowed"),
+            Rule::Duplicate => f.write_str("is declared more than once"),
+            Rule::EmptyModule => f.write_str("module string is empty"),
+            Rule::UnknownBinary(b) => write!(f, "runs binary {b:?}, which the manifest does not declare"),
+            Rule::MissingSource => f.write_str("has no source"),
+            Rule::UnknownKernelKind(n) => write!(f, "names unknown kernel cap kind {n}"),
+            Rule::UnknownSourceVariant(n) => write!(f, "has unknown source variant {n}"),
+            Rule::InterfaceMismatch { expected, provided } => write!(
+                f,
+                "expects interface {expected:#018x} ({}) but its source provides {provided:#018x} ({})",
+                interface_name(*expected),
+                interface_name(*provided)
+            ),
+            Rule::InitImport => f.write_str("init can only hold kernel-minted caps"),
+            Rule::BootPackageReserved => f.write_str("boot package authority is reserved for init"),
+            Rule::NotHeldByInit(kind) => write!(f, "needs a kernel {kind} cap, which init does not hold to pass on"),
+            Rule::InitLacks(kind) => write!(f, "has services to start but holds no kernel {kind} cap"),
+            Rule::ImportUnknownService { service, export } => {
+                write!(f, "imports export {export:?} of unknown service {service:?}")
+            }
+            Rule::ImportFromSelf(export) => write!(f, "imports export {export:?} of its own service"),
+            Rule::ImportFromLater { service, export } => write!(
+                f,
+                "imports export {export:?} of service {service:?}, which is declared later (exporters must come first)"
+            ),
+            Rule::ImportUnknownExport { service, export } => {
+                write!(f, "imports export {export:?}, which service {service:?} does not declare")
+            }
+            Rule::ExportUnknownCap(cap) => write!(f, "names cap {cap:?}, which this service does not declare"),
+            Rule::Reexport(cap) => write!(f, "re-exports cap {cap:?}, which is itself an import"),
+            Rule::ExportNotEndpoint { cap, kind } => {
+                write!(f, "exports cap {cap:?} of kernel kind {kind}; only endpoints can be exported")
+            }
+            Rule::ExportNotAttenuated(cap) => {
+                write!(f, "exports endpoint {cap:?} raw; endpoint exports must be attenuated to client facets")
+            }
+            Rule::UnknownFacet(n) => write!(f, "names unknown facet {n}"),
+        }
+    }
+}
+
+/// One manifest rule violation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestError {
+    /// What is wrong.
+    pub subject: Subject,
+    /// Which rule it breaks.
+    pub rule: Rule,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.subject, self.rule)
+    }
+}
+
+/// Collects violations in manifest order.
+struct Report(Vec<ManifestError>);
+
+impl Report {
+    fn push(&mut self, subject: Subject, rule: Rule) {
+        self.0.push(ManifestError { subject, rule });
+    }
+
+    fn first(self) -> Result<(), ManifestError> {
+        self.0.into_iter().next().map_or(Ok(()), Err)
+    }
+}
+
+fn name_rule(name: &str) -> Option<Rule> {
+    if name.is_empty() {
+        Some(Rule::EmptyName)
+    } else if name.len() > MAX_NAME_LEN {
+        Some(Rule::NameTooLong(name.len()))
+    } else {
+        None
+    }
+}
+
+/// Checks the parts of a manifest the kernel acts on: the schema version; binaries
+/// named, uniquely, with module strings; init running a declared binary; init's caps
+/// named uniquely, kernel-minted, of known kinds, expecting their kinds' interfaces.
+pub fn validate_kernel_layer(manifest: &Manifest) -> Result<(), ManifestError> {
+    let mut report = Report(Vec::new());
+    kernel_layer(manifest, &mut report);
+    report.first()
+}
+
+/// Checks the service graph init acts on (see `docs/manifest.md` for the rules):
+/// unique, well-formed service, cap and export names; declared binaries; kernel caps
+/// init can actually provide; imports of earlier services' declared exports; exports
+/// naming the service's own endpoint caps as client facets; expected interface ids
+/// matching every source.
+pub fn validate_service_graph(manifest: &Manifest) -> Result<(), ManifestError> {
+    let mut report = Report(Vec::new());
+    service_graph(manifest, &mut report);
+    report.first()
+}
+
+/// Both layers, every violation, in manifest order (kernel layer first).
+pub fn check(manifest: &Manifest) -> Result<(), Vec<ManifestError>> {
+    let mut report = Report(Vec::new());
+    kernel_layer(manifest, &mut report);
+    service_graph(manifest, &mut report);
+    if report.0.is_empty() {
+        Ok(())
+    } else {
+        Err(report.0)
+    }
+}
+
+fn kernel_layer(m: &Manifest, report: &mut Report) {
+    if m.schema_version != SCHEMA_VERSION {
+        report.push(Subject::Manifest, Rule::SchemaVersion(m.schema_version));
+    }
+    for (i, b) in m.binaries.iter().enumerate() {
+        let subject = || Subject::Binary(b.name.clone());
+        if let Some(rule) = name_rule(&b.name) {
+            report.push(subject(), rule);
+        } else if m.binaries[..i].iter().any(|earlier| earlier.name == b.name) {
+            report.push(subject(), Rule::Duplicate);
+        }
+        if b.module.is_empty() {
+            report.push(subject(), Rule::EmptyModule);
+        }
+    }
+    if m.binary(&m.init.binary).is_none() {
+        report.push(Subject::Init, Rule::UnknownBinary(m.init.binary.clone()));
+    }
+    for (i, cap) in m.init.caps.iter().enumerate() {
+        let subject = || Subject::InitCap(cap.name.clone());
+        if let Some(rule) = name_rule(&cap.name) {
+            report.push(subject(), rule);
+        } else if m.init.caps[..i]
+            .iter()
+            .any(|earlier| earlier.name == cap.name)
+        {
+            report.push(subject(), Rule::Duplicate);
+        }
+        match &cap.source {
+            CapSource::Kernel(kind) => {
+                expect_interface(cap, kind.interface_id(), subject(), report)
+            }
+            CapSource::Import { .. } => report.push(subject(), Rule::InitImport),
+            other => source_rule(other, subject(), report),
+        }
+    }
+}
+
+/// Reports a source that is neither kernel nor import.
+fn source_rule(source: &CapSource, subject: Subject, report: &mut Report) {
+    match source {
+        CapSource::Unset => report.push(subject, Rule::MissingSource),
+        CapSource::UnknownKernelKind(n) => report.push(subject, Rule::UnknownKernelKind(*n)),
+        CapSource::UnknownVariant(n) => report.push(subject, Rule::UnknownSourceVariant(*n)),
+        CapSource::Kernel(_) | CapSource::Import { .. } => {}
+    }
+}
+
+fn expect_interface(cap: &CapRef, provided: u64, subject: Subject, report: &mut Report) {
+    if cap.expected_interface_id != provided {
+        report.push(
+            subject,
+            Rule::InterfaceMismatch {
+                expected: cap.expected_interface_id,
+                provided,
+            },
+        );
+    }
+}
+
+fn init_holds(m: &Manifest, kind: KernelKind) -> bool {
+    m.init
+        .caps
+        .iter()
+        .any(|c| c.source == CapSource::Kernel(kind))
+}
+
+fn service_graph(m: &Manifest, report: &mut Report) {
+    if !m.services.is_empty() {
+        for kind in [KernelKind::BootPackage, KernelKind::ProcessSpawner] {
+            if !init_holds(m, kind) {
+                report.push(Subject::Init, Rule::InitLacks(kind));
+            }
+        }
+    }
+    for (position, service) in m.services.iter().enumerate() {
+        let subject = || Subject::Service(service.name.clone());
+        if let Some(rule) = name_rule(&service.name) {
+            report.push(subject(), rule);
+        } else if m.services[..position]
+            .iter()
+            .any(|earlier| earlier.name == service.name)
+        {
+            report.push(subject(), Rule::Duplicate);
+        }
+        if m.binary(&service.binary).is_none() {
+            report.push(subject(), Rule::UnknownBinary(service.binary.clone()));
+        }
+        for (i, cap) in service.caps.iter().enumerate() {
+            let subject = || Subject::Cap {
+                service: service.name.clone(),
+                cap: cap.name.clone(),
+            };
+            if let Some(rule) = name_rule(&cap.name) {
+                report.push(subject(), rule);
+            } else if service.caps[..i]
+                .iter()
+                .any(|earlier| earlier.name == cap.name)
+            {
+                report.push(subject(), Rule::Duplicate);
+            }
+            match &cap.source {
+                CapSource::Kernel(KernelKind::BootPackage) => {
+                    report.push(subject(), Rule::BootPackageReserved)
+                }
+                CapSource::Kernel(kind) => {
+                    if !kind.is_child_local() && !init_holds(m, *kind) {
+                        report.push(subject(), Rule::NotHeldByInit(*kind));
+                    }
+                    expect_interface(cap, kind.interface_id(), subject(), report);
+                }
+                CapSource::Import {
+                    service: from,
+                    export,
+                } => {
+                    if import_resolves(m, position, from, export, subject(), report) {
+                        expect_interface(cap, interfaces::CLIENT_ENDPOINT, subject(), report);
+                    }
+                }
+                other => source_rule(other, subject(), report),
+            }
+        }
+        for (i, export) in service.exports.iter().enumerate() {
+            let subject = || Subject::Export {
+                service: service.name.clone(),
+                export: export.name.clone(),
+            };
+            if let Some(rule) = name_rule(&export.name) {
+                report.push(subject(), rule);
+            } else if service.exports[..i]
+                .iter()
+                .any(|earlier| earlier.name == export.name)
+            {
+                report.push(subject(), Rule::Duplicate);
+            }
+            if let Some(rule) = export_rule(service, &export.cap, export.facet) {
+                report.push(subject(), rule);
+            }
+        }
+    }
+}
+
+/// Whether the import resolves to a declared export of an earlier service; reports why not.
+fn import_resolves(
+    m: &Manifest,
+    importer: usize,
+    from: &str,
+    export: &str,
+    subject: Subject,
+    report: &mut Report,
+) -> bool {
+    let (service, export) = (String::from(from), String::from(export));
+    let rule = match m.services.iter().position(|s| s.name == from) {
+        _ if m.services[importer].name == from => Rule::ImportFromSelf(export),
+        None => Rule::ImportUnknownService { service, export },
+        Some(p) if p > importer => Rule::ImportFromLater { service, export },
+        Some(p) if m.services[p].export(&export).is_none() => {
+            Rule::ImportUnknownExport { service, export }
+        }
+        Some(_) => return true,
+    };
+    report.push(subject, rule);
+    false
+}
+
+/// Why an export of `cap` with `facet` is not allowed, if it is not.
+fn export_rule(service: &Service, cap: &str, facet: Facet) -> Option<Rule> {
+    let Some(declared) = service.cap(cap) else {
+        return Some(Rule::ExportUnknownCap(cap.into()));
+    };
+    match (&declared.source, facet) {
+        (CapSource::Import { .. }, _) => Some(Rule::Reexport(cap.into())),
+        (CapSource::Kernel(KernelKind::Endpoint), Facet::Client) => None,
+        (CapSource::Kernel(KernelKind::Endpoint), Facet::Raw) => {
+            Some(Rule::ExportNotAttenuated(cap.into()))
+        }
+        (_, Facet::Unknown(n)) => Some(Rule::UnknownFacet(n)),
+        (CapSource::Kernel(kind), _) => Some(Rule::ExportNotEndpoint {
+            cap: cap.into(),
+            kind: *kind,
+        }),
+        // The cap itself is already reported as having no usable source.
+        _ => None,
+    }
+}

@@ -1,0 +1,58 @@
+# The default capOS boot manifest: init, an echo server and client pair over
+# an endpoint, and a timer demo. Check it with
+#   cargo run -p capos-caps --features std --bin mkmanifest -- check manifests/default.capnp
+@0xd33f21ec1717a09b;
+
+using M = import "/manifest.capnp";
+using C = import "/capos.capnp";
+
+const manifest :M.SystemManifest = (
+  schemaVersion = 1,
+  binaries = [
+    (name = "init", module = "init"),
+    (name = "echo-server", module = "echo-server"),
+    (name = "echo-client", module = "echo-client"),
+    (name = "timer-demo", module = "timer-demo"),
+  ],
+  kernel = (logLevel = info, maxCpus = 0),
+  init = (
+    binary = "init",
+    caps = [
+      (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console)),
+      (name = "timer", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer)),
+      (name = "boot", expectedInterfaceId = C.bootPackageInterfaceId, source = (kernel = bootPackage)),
+      (name = "spawner", expectedInterfaceId = C.processSpawnerInterfaceId, source = (kernel = processSpawner)),
+    ],
+  ),
+  services = [
+    (
+      name = "echo-server",
+      binary = "echo-server",
+      caps = [
+        (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console)),
+        (name = "endpoint", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint)),
+      ],
+      exports = [(name = "echo", cap = "endpoint", facet = client)],
+    ),
+    (
+      name = "echo-client",
+      binary = "echo-client",
+      caps = [
+        (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console)),
+        (
+          name = "echo",
+          expectedInterfaceId = C.clientEndpointInterfaceId,
+          source = (service = (service = "echo-server", export = "echo")),
+        ),
+      ],
+    ),
+    (
+      name = "timer-demo",
+      binary = "timer-demo",
+      caps = [
+        (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console)),
+        (name = "timer", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer)),
+      ],
+    ),
+  ],
+);
