@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn long_messages_are_cut_on_a_char_boundary() {
-        let long: String = core::iter::repeat('é').take(MAX_MESSAGE_BYTES).collect();
+        let long = "é".repeat(MAX_MESSAGE_BYTES);
         let e = CapException::decode(&CapException::failed(long).encode()).unwrap();
         assert!(e.message.len() <= MAX_MESSAGE_BYTES);
         assert!(e.message.chars().all(|c| c == 'é'));

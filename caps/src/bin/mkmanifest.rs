@@ -1,1 +1,160 @@
-fn main() {}
+//! `mkmanifest`: compile, validate and package capOS boot manifests on the host.
+//!
+//! ```text
+//! mkmanifest check <manifest.capnp|manifest.bin>
+//! mkmanifest build <manifest.capnp> <out.bin>
+//! ```
+//!
+//! A `.capnp` input is a text manifest whose `const manifest :SystemManifest` is
+//! compiled with `capnp eval --binary -I <schema dir> <file> manifest`; any other input
+//! is read as an already-compiled message. The message is decoded with the same bounds
+//! the kernel uses and validated with both layers. `check` prints a summary (exit 0) or
+//! every violation (exit 1); `build` also writes the validated bytes to `<out.bin>`.
+//! Usage errors exit 2.
+//!
+//! Environment: `CAPNP` names the Cap'n Proto compiler (default `capnp`);
+//! `CAPOS_SCHEMA_DIR` overrides the schema directory (default: this crate's `schema/`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use capos_caps::manifest::{self, CapSource, Manifest};
+
+const USAGE: &str = "usage:\n  mkmanifest check <manifest.capnp|manifest.bin>\n  mkmanifest build <manifest.capnp> <out.bin>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (input, output) = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["check", input] => (PathBuf::from(input), None),
+        ["build", input, output] => (PathBuf::from(input), Some(PathBuf::from(output))),
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&input, output.as_deref()) {
+        Ok(summary) => {
+            print!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            let n = errors.len();
+            eprintln!(
+                "{}: rejected ({n} error{})",
+                input.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Compiles (if needed), decodes, validates and optionally writes one manifest.
+fn run(input: &Path, output: Option<&Path>) -> Result<String, Vec<String>> {
+    let bytes = if input.extension().is_some_and(|e| e == "capnp") {
+        compile(input).map_err(|e| vec![e])?
+    } else {
+        std::fs::read(input).map_err(|e| vec![format!("cannot read {}: {e}", input.display())])?
+    };
+    let decoded = manifest::decode(&bytes).map_err(|e| vec![e.to_string()])?;
+    manifest::check(&decoded)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let mut summary = summarize(input, &decoded);
+    if let Some(out) = output {
+        std::fs::write(out, &bytes)
+            .map_err(|e| vec![format!("cannot write {}: {e}", out.display())])?;
+        summary.push_str(&format!(
+            "wrote {} bytes to {}\n",
+            bytes.len(),
+            out.display()
+        ));
+    }
+    Ok(summary)
+}
+
+/// Runs `capnp eval --binary` on a text manifest.
+fn compile(input: &Path) -> Result<Vec<u8>, String> {
+    let capnp = std::env::var_os("CAPNP").unwrap_or_else(|| "capnp".into());
+    let schema = std::env::var_os("CAPOS_SCHEMA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("schema"));
+    let out = Command::new(&capnp)
+        .arg("eval")
+        .arg("--binary")
+        .arg("-I")
+        .arg(&schema)
+        .arg(input)
+        .arg("manifest")
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run {}: {e} (install capnproto or set CAPNP)",
+                capnp.to_string_lossy()
+            )
+        })?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "capnp eval failed for {}:\n{}",
+            input.display(),
+            why.trim_end()
+        ));
+    }
+    Ok(out.stdout)
+}
+
+fn summarize(input: &Path, m: &Manifest) -> String {
+    let mut s = format!(
+        "{}: ok (schema {}, {} binaries, init + {} services)\n",
+        input.display(),
+        m.schema_version,
+        m.binaries.len(),
+        m.services.len()
+    );
+    let caps = |caps: &[manifest::CapRef]| {
+        caps.iter()
+            .map(|c| match &c.source {
+                CapSource::Kernel(kind) => format!("{}={kind}", c.name),
+                CapSource::Import { service, export } => format!("{}<-{service}.{export}", c.name),
+                _ => c.name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    s.push_str(&format!(
+        "  {:<16} binary {:<16} caps: {}\n",
+        "init",
+        m.init.binary,
+        caps(&m.init.caps)
+    ));
+    for svc in &m.services {
+        s.push_str(&format!(
+            "  {:<16} binary {:<16} caps: {}",
+            svc.name,
+            svc.binary,
+            caps(&svc.caps)
+        ));
+        if !svc.exports.is_empty() {
+            let exports: Vec<String> = svc
+                .exports
+                .iter()
+                .map(|e| format!("{}={}", e.name, e.cap))
+                .collect();
+            s.push_str(&format!("; exports: {}", exports.join(" ")));
+        }
+        s.push('\n');
+    }
+    s
+}

@@ -297,3 +297,6 @@ impl Export {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

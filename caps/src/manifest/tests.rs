@@ -1,0 +1,305 @@
+//! Unit tests for manifest decoding and both validation layers.
+
+use super::*;
+use alloc::string::ToString;
+
+fn bin(name: &str) -> Binary {
+    Binary {
+        name: name.into(),
+        module: name.into(),
+    }
+}
+
+/// The shape of `manifests/default.capnp`.
+fn sample() -> Manifest {
+    Manifest {
+        schema_version: SCHEMA_VERSION,
+        binaries: ["init", "echo-server", "echo-client", "timer-demo"]
+            .into_iter()
+            .map(bin)
+            .collect(),
+        kernel: KernelParams::default(),
+        init: InitProcess {
+            binary: "init".into(),
+            caps: vec![
+                CapRef::kernel("console", KernelKind::Console),
+                CapRef::kernel("timer", KernelKind::Timer),
+                CapRef::kernel("boot", KernelKind::BootPackage),
+                CapRef::kernel("spawner", KernelKind::ProcessSpawner),
+            ],
+        },
+        services: vec![
+            Service {
+                name: "echo-server".into(),
+                binary: "echo-server".into(),
+                caps: vec![
+                    CapRef::kernel("console", KernelKind::Console),
+                    CapRef::kernel("endpoint", KernelKind::Endpoint),
+                ],
+                exports: vec![Export::client("echo", "endpoint")],
+            },
+            Service {
+                name: "echo-client".into(),
+                binary: "echo-client".into(),
+                caps: vec![
+                    CapRef::kernel("console", KernelKind::Console),
+                    CapRef::import("echo", "echo-server", "echo"),
+                ],
+                exports: vec![],
+            },
+            Service {
+                name: "timer-demo".into(),
+                binary: "timer-demo".into(),
+                caps: vec![
+                    CapRef::kernel("console", KernelKind::Console),
+                    CapRef::kernel("timer", KernelKind::Timer),
+                ],
+                exports: vec![],
+            },
+        ],
+    }
+}
+
+/// A mutation of the sample and the first error it must cause.
+type Case = (fn(&mut Manifest), &'static str);
+
+fn first_error(m: &Manifest) -> String {
+    match check(m) {
+        Ok(()) => "accepted".into(),
+        Err(errors) => errors[0].to_string(),
+    }
+}
+
+#[test]
+fn sample_is_valid_and_round_trips() {
+    let m = sample();
+    assert_eq!(check(&m), Ok(()));
+    let bytes = m.encode();
+    assert_eq!(decode(&bytes).unwrap(), m);
+}
+
+#[test]
+fn decoding_is_bounded() {
+    let bytes = sample().encode();
+    assert!(matches!(decode(&[]), Err(DecodeError::Malformed(_))));
+    for cut in (0..bytes.len()).step_by(8) {
+        assert!(
+            decode(&bytes[..cut]).is_err(),
+            "prefix of {cut} bytes decoded"
+        );
+    }
+    let mut long = bytes.clone();
+    long.extend_from_slice(&[0; 8]);
+    assert_eq!(decode(&long), Err(DecodeError::TrailingBytes(8)));
+    let big = vec![0u8; DecodeLimits::DEFAULT.max_bytes + 8];
+    assert_eq!(
+        decode(&big),
+        Err(DecodeError::TooLarge {
+            len: big.len(),
+            max: 1 << 20
+        })
+    );
+
+    let mut many = sample();
+    many.services = (0..129)
+        .map(|i| Service {
+            name: alloc::format!("s{i}"),
+            ..Service::default()
+        })
+        .collect();
+    let err = decode(&many.encode()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "manifest has 129 services; at most 128 are accepted"
+    );
+
+    let mut wordy = sample();
+    wordy.binaries[0].module = "m".repeat(300);
+    let err = decode(&wordy.encode()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "a module string is 300 bytes long; at most 256 are accepted"
+    );
+
+    let limits = DecodeLimits {
+        nesting: 2,
+        ..DecodeLimits::DEFAULT
+    };
+    assert!(matches!(
+        codec::decode_with(&bytes, &limits),
+        Err(DecodeError::Malformed(_))
+    ));
+}
+
+#[test]
+fn garbage_never_panics() {
+    let bytes = sample().encode();
+    let mut state = 0x1234_5678_u32;
+    for _ in 0..2000 {
+        let mut mutated = bytes.clone();
+        for _ in 0..4 {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let at = (state as usize >> 8) % mutated.len();
+            mutated[at] = (state >> 24) as u8;
+        }
+        if let Ok(m) = decode(&mutated) {
+            let _ = check(&m);
+        }
+    }
+}
+
+#[test]
+fn kernel_layer_rules() {
+    let cases: Vec<Case> = vec![
+        (|m| m.schema_version = 2, "manifest: schema version 2 is not supported (this build reads version 1)"),
+        (|m| m.binaries.push(bin("init")), "binary \"init\": is declared more than once"),
+        (|m| m.binaries[1].name.clear(), "binary \"\": name is empty"),
+        (|m| m.binaries[1].name = "x".repeat(33), "binary \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\": name is 33 bytes long; at most 32 are allowed"),
+        (|m| m.binaries[2].module.clear(), "binary \"echo-client\": module string is empty"),
+        (|m| m.init.binary = "sbin-init".into(), "init: runs binary \"sbin-init\", which the manifest does not declare"),
+        (|m| m.init.caps[1].name = "console".into(), "init: cap \"console\": is declared more than once"),
+        (|m| m.init.caps[0].source = CapSource::Unset, "init: cap \"console\": has no source"),
+        (|m| m.init.caps[0].source = CapSource::UnknownKernelKind(40), "init: cap \"console\": names unknown kernel cap kind 40"),
+        (|m| m.init.caps[0].source = CapSource::UnknownVariant(3), "init: cap \"console\": has unknown source variant 3"),
+        (
+            |m| m.init.caps.push(CapRef::import("echo", "echo-server", "echo")),
+            "init: cap \"echo\": init can only hold kernel-minted caps",
+        ),
+        (
+            |m| m.init.caps[1].expected_interface_id = crate::interfaces::CONSOLE,
+            "init: cap \"timer\": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xa06e7a0d0d2e312e (Timer)",
+        ),
+    ];
+    for (mutate, expected) in cases {
+        let mut m = sample();
+        mutate(&mut m);
+        assert_eq!(validate_kernel_layer(&m).unwrap_err().to_string(), expected);
+        assert_eq!(first_error(&m), expected);
+    }
+}
+
+#[test]
+fn service_graph_rules() {
+    let cases: Vec<Case> = vec![
+        (|m| m.init.caps.truncate(2), "init: has services to start but holds no kernel bootPackage cap"),
+        (|m| m.services[2].name = "echo-server".into(), "service \"echo-server\": is declared more than once"),
+        (|m| m.services[2].name.clear(), "service \"\": name is empty"),
+        (|m| m.services[2].binary = "timer".into(), "service \"timer-demo\": runs binary \"timer\", which the manifest does not declare"),
+        (|m| m.services[2].caps[1].name = "console".into(), "service \"timer-demo\": cap \"console\": is declared more than once"),
+        (|m| m.services[2].caps[1].source = CapSource::Unset, "service \"timer-demo\": cap \"timer\": has no source"),
+        (
+            |m| m.services[2].caps.push(CapRef::kernel("boot", KernelKind::BootPackage)),
+            "service \"timer-demo\": cap \"boot\": boot package authority is reserved for init",
+        ),
+        (
+            |m| m.services[2].caps.push(CapRef::kernel("tty", KernelKind::Terminal)),
+            "service \"timer-demo\": cap \"tty\": needs a kernel terminal cap, which init does not hold to pass on",
+        ),
+        (
+            |m| m.services[1].caps[1] = CapRef::import("echo", "echo-srv", "echo"),
+            "service \"echo-client\": cap \"echo\": imports export \"echo\" of unknown service \"echo-srv\"",
+        ),
+        (
+            |m| m.services[1].caps[1] = CapRef::import("echo", "echo-server", "ping"),
+            "service \"echo-client\": cap \"echo\": imports export \"ping\", which service \"echo-server\" does not declare",
+        ),
+        (
+            |m| m.services[0].caps.push(CapRef::import("self", "echo-server", "echo")),
+            "service \"echo-server\": cap \"self\": imports export \"echo\" of its own service",
+        ),
+        (
+            |m| m.services.swap(0, 1),
+            "service \"echo-client\": cap \"echo\": imports export \"echo\" of service \"echo-server\", which is declared later (exporters must come first)",
+        ),
+        (
+            |m| m.services[1].caps[1].expected_interface_id = crate::interfaces::ENDPOINT,
+            "service \"echo-client\": cap \"echo\": expects interface 0xcbfd3ce01f06ba53 (Endpoint) but its source provides 0x9e8a4b887bf7d685 (ClientEndpoint)",
+        ),
+        (
+            |m| m.services[0].exports[0].cap = "endpoints".into(),
+            "service \"echo-server\": export \"echo\": names cap \"endpoints\", which this service does not declare",
+        ),
+        (
+            |m| m.services[0].exports[0].facet = Facet::Raw,
+            "service \"echo-server\": export \"echo\": exports endpoint \"endpoint\" raw; endpoint exports must be attenuated to client facets",
+        ),
+        (
+            |m| m.services[0].exports[0].facet = Facet::Unknown(9),
+            "service \"echo-server\": export \"echo\": names unknown facet 9",
+        ),
+        (
+            |m| m.services[0].exports.push(Export::client("log", "console")),
+            "service \"echo-server\": export \"log\": exports cap \"console\" of kernel kind console; only endpoints can be exported",
+        ),
+        (
+            |m| m.services[1].exports.push(Export::client("echo2", "echo")),
+            "service \"echo-client\": export \"echo2\": re-exports cap \"echo\", which is itself an import",
+        ),
+        (
+            |m| m.services[0].exports.push(Export::client("echo", "endpoint")),
+            "service \"echo-server\": export \"echo\": is declared more than once",
+        ),
+    ];
+    for (mutate, expected) in cases {
+        let mut m = sample();
+        mutate(&mut m);
+        assert_eq!(validate_kernel_layer(&m), Ok(()), "{expected}");
+        assert_eq!(
+            validate_service_graph(&m).unwrap_err().to_string(),
+            expected
+        );
+    }
+}
+
+#[test]
+fn child_local_kinds_need_nothing_from_init() {
+    let mut m = sample();
+    m.services[2].caps.extend([
+        CapRef::kernel("frames", KernelKind::FrameAllocator),
+        CapRef::kernel("vm", KernelKind::VirtualMemory),
+        CapRef::kernel("threads", KernelKind::ThreadSpawner),
+        CapRef::kernel("ep", KernelKind::Endpoint),
+    ]);
+    assert_eq!(check(&m), Ok(()));
+    m.services.clear();
+    m.init.caps.clear();
+    assert_eq!(check(&m), Ok(()), "init alone needs no caps");
+}
+
+#[test]
+fn check_reports_every_violation_in_order() {
+    let mut m = sample();
+    m.schema_version = 0;
+    m.services[1].caps[1] = CapRef::import("echo", "nobody", "echo");
+    let errors = check(&m).unwrap_err();
+    let texts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        texts,
+        [
+            "manifest: schema version 0 is not supported (this build reads version 1)",
+            "service \"echo-client\": cap \"echo\": imports export \"echo\" of unknown service \"nobody\"",
+        ]
+    );
+    assert_eq!(
+        errors[1].subject,
+        Subject::Cap {
+            service: "echo-client".into(),
+            cap: "echo".into()
+        }
+    );
+}
+
+#[test]
+fn kinds_map_to_their_interfaces() {
+    for kind in KernelKind::ALL {
+        assert!(crate::interfaces::name_of(kind.interface_id()).is_some());
+    }
+    assert_eq!(KernelKind::ProcessSpawner.to_string(), "processSpawner");
+    assert_eq!(
+        KernelKind::ALL
+            .iter()
+            .filter(|k| k.is_child_local())
+            .count(),
+        4
+    );
+}

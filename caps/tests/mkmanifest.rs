@@ -1,0 +1,187 @@
+//! End-to-end tests of the `mkmanifest` command: the default manifest passes and every
+//! malformed manifest in `tests/bad-manifests/` fails with its exact expected message.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Each malformed manifest and the one error it must produce, written from the rules
+/// in docs/manifest.md.
+const CASES: &[(&str, &str)] = &[
+    (
+        "unknown-import-service",
+        r#"service "echo-client": cap "echo": imports export "echo" of unknown service "echo-srv""#,
+    ),
+    (
+        "unknown-export",
+        r#"service "echo-client": cap "echo": imports export "ping", which service "echo-server" does not declare"#,
+    ),
+    (
+        "import-declared-later",
+        r#"service "echo-client": cap "echo": imports export "echo" of service "echo-server", which is declared later (exporters must come first)"#,
+    ),
+    (
+        "duplicate-service",
+        r#"service "echo-client": is declared more than once"#,
+    ),
+    (
+        "unknown-service-binary",
+        r#"service "timer-demo": runs binary "timer", which the manifest does not declare"#,
+    ),
+    (
+        "duplicate-cap",
+        r#"service "timer-demo": cap "console": is declared more than once"#,
+    ),
+    (
+        "missing-source",
+        r#"service "timer-demo": cap "timer": has no source"#,
+    ),
+    (
+        "interface-mismatch",
+        r#"service "echo-client": cap "echo": expects interface 0xcbfd3ce01f06ba53 (Endpoint) but its source provides 0x9e8a4b887bf7d685 (ClientEndpoint)"#,
+    ),
+    (
+        "raw-endpoint-export",
+        r#"service "echo-server": export "echo": exports endpoint "endpoint" raw; endpoint exports must be attenuated to client facets"#,
+    ),
+    (
+        "reexport",
+        r#"service "echo-client": export "relay": re-exports cap "echo", which is itself an import"#,
+    ),
+    (
+        "export-unknown-cap",
+        r#"service "echo-server": export "echo": names cap "ep", which this service does not declare"#,
+    ),
+    (
+        "export-not-endpoint",
+        r#"service "echo-server": export "log": exports cap "console" of kernel kind console; only endpoints can be exported"#,
+    ),
+    (
+        "boot-package-to-service",
+        r#"service "timer-demo": cap "boot": boot package authority is reserved for init"#,
+    ),
+    (
+        "not-held-by-init",
+        r#"service "timer-demo": cap "tty": needs a kernel terminal cap, which init does not hold to pass on"#,
+    ),
+    (
+        "init-unknown-binary",
+        r#"init: runs binary "sbin-init", which the manifest does not declare"#,
+    ),
+    (
+        "init-import",
+        r#"init: cap "echo": init can only hold kernel-minted caps"#,
+    ),
+    (
+        "duplicate-binary",
+        r#"binary "init": is declared more than once"#,
+    ),
+    (
+        "schema-version",
+        "manifest: schema version 2 is not supported (this build reads version 1)",
+    ),
+    (
+        "init-cap-mismatch",
+        r#"init: cap "timer": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xa06e7a0d0d2e312e (Timer)"#,
+    ),
+];
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn mkmanifest(args: &[&Path]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mkmanifest"))
+        .args(args)
+        .output()
+        .expect("mkmanifest runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn every_bad_manifest_fails_with_its_message() {
+    let dir = crate_dir().join("tests/bad-manifests");
+    for (name, expected) in CASES {
+        let file = dir.join(format!("{name}.capnp"));
+        let (code, stdout, stderr) = mkmanifest(&[Path::new("check"), &file]);
+        assert_eq!(code, 1, "{name}: {stdout}{stderr}");
+        let want = format!(
+            "error: {expected}\n{}: rejected (1 error)\n",
+            file.display()
+        );
+        assert_eq!(stderr, want, "{name}");
+        assert!(stdout.is_empty());
+    }
+}
+
+#[test]
+fn every_bad_manifest_file_has_a_case() {
+    let mut files: Vec<String> = std::fs::read_dir(crate_dir().join("tests/bad-manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "capnp"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .filter(|name| name != "common")
+        .collect();
+    files.sort();
+    let mut cases: Vec<String> = CASES.iter().map(|(n, _)| n.to_string()).collect();
+    cases.sort();
+    assert_eq!(files, cases);
+}
+
+#[test]
+fn default_manifest_checks_and_builds() {
+    let default = crate_dir().join("../manifests/default.capnp");
+    let (code, stdout, stderr) = mkmanifest(&[Path::new("check"), &default]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("ok (schema 1, 4 binaries, init + 3 services)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("echo<-echo-server.echo"), "{stdout}");
+
+    let out: PathBuf =
+        std::env::temp_dir().join(format!("capos-default-{}.bin", std::process::id()));
+    let (code, _, stderr) = mkmanifest(&[Path::new("build"), &default, &out]);
+    assert_eq!(code, 0, "{stderr}");
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let m = capos_caps::manifest::decode(&bytes).unwrap();
+    assert_eq!(capos_caps::manifest::check(&m), Ok(()));
+    let names: Vec<&str> = m.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["echo-server", "echo-client", "timer-demo"]);
+    let binaries: Vec<&str> = m.binaries.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(
+        binaries,
+        ["init", "echo-server", "echo-client", "timer-demo"]
+    );
+}
+
+#[test]
+fn hostile_inputs_and_usage_errors() {
+    let garbage = std::env::temp_dir().join(format!("capos-garbage-{}.bin", std::process::id()));
+    std::fs::write(&garbage, [0xffu8; 24]).unwrap();
+    let (code, _, stderr) = mkmanifest(&[Path::new("check"), &garbage]);
+    std::fs::remove_file(&garbage).unwrap();
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("error: manifest is not a valid SystemManifest message: "),
+        "{stderr}"
+    );
+
+    let schema = crate_dir().join("schema/capos.capnp");
+    let (code, _, stderr) = mkmanifest(&[Path::new("check"), &schema]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("error: capnp eval failed for "),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = mkmanifest(&[Path::new("frobnicate")]);
+    assert_eq!(code, 2);
+    assert!(stderr.starts_with("usage:"));
+}
