@@ -1,0 +1,130 @@
+//! Starting the application processors found in the MADT.
+//!
+//! APs are started one at a time with INIT-SIPI-SIPI. An AP that does not
+//! report online within the timeout is sent INIT again (parking it in
+//! wait-for-SIPI, so it cannot wake later on another AP's stack), reported,
+//! and left out; boot goes on.
+
+use crate::mem::{paging, phys_to_virt};
+use crate::{cpuinit, percpu, time};
+use capos_arch::smp::{self as arch_smp, TRAMPOLINE_PHYS, TRAMPOLINE_SIPI_PAGE};
+use capos_arch::cpu;
+use capos_kcore::acpi::Madt;
+use core::sync::atomic::Ordering;
+
+/// Result of bringing up the APs.
+#[derive(Clone, Copy, Debug)]
+pub struct SmpReport {
+    /// CPUs running kernel code, the BSP included.
+    pub online: u32,
+    /// CPUs the MADT lists as usable.
+    pub present: u32,
+}
+
+/// Busy-waits `ns` nanoseconds on the TSC.
+fn spin_ns(ns: u64) {
+    let Some(start) = time::now_ns() else { return };
+    while time::now_ns().is_some_and(|t| t - start < ns) {
+        core::hint::spin_loop();
+    }
+}
+
+/// Waits up to `ns` for `cond`; true if it became true.
+fn wait_for(ns: u64, cond: impl Fn() -> bool) -> bool {
+    let Some(start) = time::now_ns() else { return cond() };
+    loop {
+        if cond() {
+            return true;
+        }
+        if time::now_ns().is_none_or(|t| t - start >= ns) {
+            return cond();
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Starts every usable AP in `madt` (at most `max_cpus` CPUs in total).
+pub fn start_aps(madt: &Madt, bsp_apic_id: u32, max_cpus: u32, timeout_ms: u32) -> SmpReport {
+    let usable: alloc::vec::Vec<_> = madt.cpus.iter().filter(|c| c.is_usable()).collect();
+    let present = usable.len().max(1) as u32;
+    let max_cpus = max_cpus.min(percpu::MAX_CPUS as u32);
+
+    let code = arch_smp::trampoline_code();
+    // SAFETY: physical page 0x8000 is below 1 MiB, which the frame
+    // allocator never hands out; the direct map covers it; no AP runs yet.
+    unsafe {
+        core::ptr::copy_nonoverlapping(code.as_ptr(), phys_to_virt(TRAMPOLINE_PHYS) as *mut u8, code.len());
+    }
+
+    let mut online = 1;
+    let mut next_index = 1;
+    for entry in usable {
+        if entry.apic_id == bsp_apic_id {
+            continue;
+        }
+        if next_index >= max_cpus {
+            crate::info!("smp: leaving APIC id {} off (maxcpus={max_cpus})", entry.apic_id);
+            continue;
+        }
+        let index = next_index;
+        let stack = match cpuinit::alloc_ap_stack() {
+            Ok(s) => s,
+            Err(e) => {
+                crate::warn!("smp: no stack for APIC id {}: {e:?}; not starting it", entry.apic_id);
+                continue;
+            }
+        };
+        let cpu = percpu::register(index, entry.apic_id);
+        arch_smp::publish_ap_boot(paging::kernel_pml4(), stack.top, index);
+        let started = percpu::with_lapic(|l| {
+            // SAFETY: the AP is in its power-on wait state (or parked by a
+            // previous INIT); the trampoline page is in place.
+            unsafe { l.send_init(entry.apic_id) };
+        });
+        if started.is_none() {
+            crate::warn!("smp: BSP has no local APIC; cannot start APs");
+            break;
+        }
+        spin_ns(10_000_000);
+        let up = || cpu.online.load(Ordering::Acquire);
+        for _ in 0..2 {
+            percpu::with_lapic(|l| {
+                // SAFETY: as above; a second SIPI is ignored by a started AP.
+                unsafe { l.send_startup(TRAMPOLINE_SIPI_PAGE, entry.apic_id) };
+            });
+            if wait_for(1_000_000, up) {
+                break;
+            }
+        }
+        if wait_for(u64::from(timeout_ms) * 1_000_000, up) {
+            online += 1;
+            next_index += 1;
+            crate::debug!("smp: cpu{index} (APIC id {}) online", entry.apic_id);
+        } else {
+            percpu::with_lapic(|l| {
+                // SAFETY: parks the AP that failed to start so it cannot wake
+                // later on another AP's published stack.
+                unsafe { l.send_init(entry.apic_id) };
+            });
+            crate::warn!(
+                "smp: cpu{index} (APIC id {}) did not come online within {timeout_ms} ms; continuing without it",
+                entry.apic_id
+            );
+        }
+    }
+    SmpReport { online, present }
+}
+
+/// Where every AP lands from `ap_entry64` (arch/src/asm/ap_trampoline.S),
+/// on its own stack with the kernel page tables loaded.
+#[unsafe(no_mangle)]
+extern "C" fn ap_rust_entry(index: u64) -> ! {
+    let Some(cpu) = percpu::get(index as u32) else { cpu::halt_forever() };
+    let stack_top = arch_smp::AP_BOOT_STACK_TOP.load(Ordering::Acquire);
+    if let Err(e) = cpuinit::ap_init(cpu, stack_top) {
+        crate::console::emergency_write(format_args!("smp: cpu{index} failed to initialise: {e}\n"));
+        cpu::halt_forever();
+    }
+    cpu.online.store(true, Ordering::Release);
+    crate::idle::run()
+}

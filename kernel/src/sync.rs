@@ -1,0 +1,72 @@
+//! Locks that are safe to take from both thread and interrupt context.
+//!
+//! [`IrqLock`] disables interrupts on the local CPU for as long as the guard
+//! lives, so an interrupt handler on the same CPU can never spin on a lock
+//! its own CPU already holds.
+
+use core::ops::{Deref, DerefMut};
+use x86_64::instructions::interrupts;
+
+/// A spin lock that masks local interrupts while held.
+pub struct IrqLock<T> {
+    inner: spin::Mutex<T>,
+}
+
+/// Guard of an [`IrqLock`]; restores the interrupt flag when dropped.
+pub struct IrqLockGuard<'a, T> {
+    guard: Option<spin::MutexGuard<'a, T>>,
+    were_enabled: bool,
+}
+
+impl<T> IrqLock<T> {
+    /// A lock around `value`.
+    pub const fn new(value: T) -> Self {
+        Self { inner: spin::Mutex::new(value) }
+    }
+
+    /// Masks interrupts, then spins until the lock is free.
+    pub fn lock(&self) -> IrqLockGuard<'_, T> {
+        let were_enabled = interrupts::are_enabled();
+        interrupts::disable();
+        IrqLockGuard { guard: Some(self.inner.lock()), were_enabled }
+    }
+
+    /// Masks interrupts and tries to take the lock up to `spins` times.
+    pub fn try_lock_for(&self, spins: u32) -> Option<IrqLockGuard<'_, T>> {
+        let were_enabled = interrupts::are_enabled();
+        interrupts::disable();
+        for _ in 0..spins {
+            if let Some(g) = self.inner.try_lock() {
+                return Some(IrqLockGuard { guard: Some(g), were_enabled });
+            }
+            core::hint::spin_loop();
+        }
+        if were_enabled {
+            interrupts::enable();
+        }
+        None
+    }
+}
+
+impl<T> Deref for IrqLockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("guard present until drop")
+    }
+}
+
+impl<T> DerefMut for IrqLockGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("guard present until drop")
+    }
+}
+
+impl<T> Drop for IrqLockGuard<'_, T> {
+    fn drop(&mut self) {
+        // Release the lock before interrupts can come back.
+        self.guard = None;
+        if self.were_enabled {
+            interrupts::enable();
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! What the kernel does on each trap vector: count timer ticks, acknowledge
+//! IPIs, and turn every CPU exception into a readable report that halts the
+//! faulting CPU (in a test boot, QEMU exits with a status saying whether the
+//! fault was the one the test asked for).
+
+use crate::{percpu, testmode};
+use capos_arch::qemu::{self, ExitCode};
+use capos_arch::trap::{exception_name, vector, TrapFrame};
+use capos_arch::{cpu, percpu as arch_percpu};
+use x86_64::registers::control::{Cr2, Cr3};
+
+/// Called by `trap_common` in `arch/src/asm/trap.S` for every stubbed vector.
+#[unsafe(no_mangle)]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    match frame.vector {
+        0..=31 => exception(frame),
+        v if v == u64::from(vector::TIMER) => {
+            arch_percpu::count_timer_tick();
+            eoi();
+        }
+        v if v == u64::from(vector::IPI_WAKE) || v == u64::from(vector::IPI_TLB) => eoi(),
+        v if v == u64::from(vector::IPI_STOP) => cpu::halt_forever(),
+        // Spurious interrupts are not in service: no EOI.
+        v if v == u64::from(vector::SPURIOUS) => {}
+        // The 8259s are masked; only their spurious IRQ 7/15 lands here, and
+        // those must not be acknowledged at the local APIC.
+        v if vector::LEGACY_PIC.contains(&(v as u8)) => {}
+        v => {
+            crate::warn!("trap: unexpected interrupt vector {v}");
+            eoi();
+        }
+    }
+}
+
+fn eoi() {
+    percpu::with_lapic(|l| l.eoi());
+}
+
+/// Reports an exception and halts this CPU (or ends a test boot).
+fn exception(f: &TrapFrame) -> ! {
+    let cpu = arch_percpu::cpu_index().map_or(-1, i64::from);
+    let mode = if f.from_user() { "user" } else { "kernel" };
+    let cr2 = Cr2::read_raw();
+    let cr3 = Cr3::read().0.start_address().as_u64();
+    crate::console::emergency_write(format_args!(
+        "\n!!! EXCEPTION: {} (vector {}) on cpu {} in {} mode\n\
+         !!!   error code {:#x}{}\n\
+         !!!   rip {:#018x}  cs {:#06x}  rflags {:#010x}\n\
+         !!!   rsp {:#018x}  ss {:#06x}\n\
+         !!!   cr2 {:#018x}  cr3 {:#018x}\n\
+         !!!   rax {:#018x}  rbx {:#018x}  rcx {:#018x}  rdx {:#018x}\n\
+         !!!   rsi {:#018x}  rdi {:#018x}  rbp {:#018x}  r8  {:#018x}\n\
+         !!!   r9  {:#018x}  r10 {:#018x}  r11 {:#018x}  r12 {:#018x}\n\
+         !!!   r13 {:#018x}  r14 {:#018x}  r15 {:#018x}\n",
+        exception_name(f.vector),
+        f.vector,
+        cpu,
+        mode,
+        f.error_code,
+        PageFaultCode(f.vector, f.error_code),
+        f.rip,
+        f.cs,
+        f.rflags,
+        f.rsp,
+        f.ss,
+        cr2,
+        cr3,
+        f.rax,
+        f.rbx,
+        f.rcx,
+        f.rdx,
+        f.rsi,
+        f.rdi,
+        f.rbp,
+        f.r8,
+        f.r9,
+        f.r10,
+        f.r11,
+        f.r12,
+        f.r13,
+        f.r14,
+        f.r15,
+    ));
+    if let Some(expected) = testmode::expected_fault() {
+        if expected == f.vector {
+            crate::console::emergency_write(format_args!(
+                "!!! test: expected fault reported; cpu {cpu} halted\n"
+            ));
+            qemu::exit(ExitCode::FaultReported);
+        } else {
+            crate::console::emergency_write(format_args!(
+                "!!! test: expected vector {expected}, got {}\n",
+                f.vector
+            ));
+            qemu::exit(ExitCode::Failure);
+        }
+    } else if testmode::active() {
+        qemu::exit(ExitCode::Failure);
+    }
+    crate::console::emergency_write(format_args!("!!! cpu {cpu} halted\n"));
+    cpu::halt_forever()
+}
+
+/// Decodes a page-fault error code for the report (empty for other vectors).
+struct PageFaultCode(u64, u64);
+
+impl core::fmt::Display for PageFaultCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 != 14 {
+            return Ok(());
+        }
+        let e = self.1;
+        write!(
+            f,
+            " [{} {} {}{}{}]",
+            if e & 1 != 0 { "protection-violation" } else { "not-present" },
+            if e & 2 != 0 { "write" } else { "read" },
+            if e & 4 != 0 { "user" } else { "kernel" },
+            if e & 8 != 0 { " reserved-bit" } else { "" },
+            if e & 16 != 0 { " instruction-fetch" } else { "" },
+        )
+    }
+}
