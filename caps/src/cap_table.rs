@@ -1,10 +1,12 @@
 //! Per-process capability table: generation-tagged ids, one interface per entry.
 //!
-//! A [`CapId`] is a 32-bit value, `[generation:8 | index:24]`: the low 24 bits pick a
-//! slot, the high 8 bits must equal that slot's current generation. Generations run
-//! from 1 to 255; generation 0 never names a live capability, so [`CapId::NULL`] (raw 0)
-//! and any other generation-0 value are always rejected. Removing an entry bumps the
-//! slot's generation, so ids of earlier occupants are rejected as stale. A slot whose
+//! A [`CapId`] is carried in the ring's 64-bit cap field. Its low 32 bits are
+//! `[generation:8 | index:24]`: the low 24 bits pick a slot, the next 8 bits must equal
+//! that slot's current generation; the high 32 bits must be zero (they are reserved for
+//! widening the generation later, which would be an ABI change). Generations run from 1
+//! to 255; generation 0 never names a live capability, so [`CapId::NULL`] (raw 0) and
+//! any other generation-0 value are always rejected. Removing an entry bumps the slot's
+//! generation, so ids of earlier occupants are rejected as stale. A slot whose
 //! generation is already 255 is *retired* when freed: it is never handed out again, so
 //! a generation can never wrap and revive an old id. Retired slots still count towards
 //! the table's capacity.
@@ -26,14 +28,15 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::exception::CapException;
 use crate::ledger::{Ledger, QuotaError, Reservation, Resource};
 
-/// A process-local capability handle: `[generation:8 | index:24]`.
+/// A process-local capability handle: `[reserved:32 | generation:8 | index:24]`.
 ///
-/// `repr(transparent)` over `u32`, the width of the cap field in ring SQEs; convert with
-/// [`CapId::from_raw`] and [`CapId::to_raw`]. A raw value read from user memory is only
-/// an allegation until a table accepts it.
+/// `repr(transparent)` over `u64`, the width of the cap field in ring SQEs, transfer
+/// descriptors and transfer results; convert with [`CapId::from_raw`] and
+/// [`CapId::to_raw`]. A raw value read from user memory is only an allegation until a
+/// table accepts it.
 #[repr(transparent)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CapId(u32);
+pub struct CapId(u64);
 
 impl CapId {
     /// Bits of the slot index.
@@ -54,22 +57,29 @@ impl CapId {
         if index > Self::MAX_INDEX {
             return None;
         }
-        Some(CapId(((generation as u32) << Self::INDEX_BITS) | index))
+        Some(CapId(
+            ((generation as u64) << Self::INDEX_BITS) | index as u64,
+        ))
     }
 
-    /// Reinterprets a raw ABI value (any `u32` is accepted; tables validate it).
-    pub const fn from_raw(raw: u32) -> CapId {
+    /// Reinterprets a raw ABI value (any `u64` is accepted; tables validate it).
+    pub const fn from_raw(raw: u64) -> CapId {
         CapId(raw)
     }
 
     /// The raw ABI value.
-    pub const fn to_raw(self) -> u32 {
+    pub const fn to_raw(self) -> u64 {
         self.0
+    }
+
+    /// Whether the reserved high 32 bits are zero.
+    pub const fn is_canonical(self) -> bool {
+        self.0 >> 32 == 0
     }
 
     /// The slot index.
     pub const fn index(self) -> u32 {
-        self.0 & Self::MAX_INDEX
+        (self.0 as u32) & Self::MAX_INDEX
     }
 
     /// The generation.
@@ -80,13 +90,21 @@ impl CapId {
 
 impl fmt::Debug for CapId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CapId({}@{})", self.index(), self.generation())
+        if self.is_canonical() {
+            write!(f, "CapId({}@{})", self.index(), self.generation())
+        } else {
+            write!(f, "CapId({:#x})", self.0)
+        }
     }
 }
 
 impl fmt::Display for CapId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cap {}@{}", self.index(), self.generation())
+        if self.is_canonical() {
+            write!(f, "cap {}@{}", self.index(), self.generation())
+        } else {
+            write!(f, "cap {:#x}", self.0)
+        }
     }
 }
 
@@ -183,6 +201,8 @@ impl fmt::Debug for CapEntry {
 /// Why a table refused an id or an insertion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CapError {
+    /// The reserved high bits are not zero.
+    Malformed(CapId),
     /// Generation 0 (including [`CapId::NULL`]): never valid.
     Null(CapId),
     /// The index names no slot of this table.
@@ -201,6 +221,7 @@ pub enum CapError {
 impl fmt::Display for CapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            CapError::Malformed(id) => write!(f, "{id} has reserved bits set"),
             CapError::Null(id) => write!(f, "{id} has generation 0 and is never valid"),
             CapError::InvalidIndex(id) => write!(f, "{id} names no slot of this table"),
             CapError::Stale(id) => write!(f, "{id} is stale"),
@@ -438,6 +459,9 @@ impl CapTable {
 
     /// The live entry `id` names, or why it names none.
     pub fn get(&self, id: CapId) -> Result<&CapEntry, CapError> {
+        if !id.is_canonical() {
+            return Err(CapError::Malformed(id));
+        }
         if id.generation() == 0 {
             return Err(CapError::Null(id));
         }
@@ -603,7 +627,8 @@ pub(crate) mod tests {
         assert_eq!((id.index(), id.generation()), (0x12_3456, 0x9a));
         assert_eq!(CapId::from_raw(0x9a12_3456), id);
         assert_eq!(CapId::new(1 << 24, 1), None);
-        assert_eq!(core::mem::size_of::<CapId>(), 4);
+        assert_eq!(core::mem::size_of::<CapId>(), 8);
+        assert!(!CapId::from_raw(1 << 32 | 0x0100_0000).is_canonical());
         assert_eq!(format!("{id:?}"), "CapId(1193046@154)");
     }
 
@@ -645,6 +670,9 @@ pub(crate) mod tests {
         assert_eq!(t.get(gen0).unwrap_err(), CapError::Null(gen0));
         let far = CapId::new(3, 1).unwrap();
         assert_eq!(t.get(far).unwrap_err(), CapError::InvalidIndex(far));
+        let wide = CapId::from_raw(1 << 40 | 0x0100_0000);
+        assert_eq!(t.get(wide).unwrap_err(), CapError::Malformed(wide));
+        assert_eq!(format!("{wide}"), "cap 0x10001000000");
         let wrong_gen = CapId::new(0, 9).unwrap();
         assert_eq!(t.get(wrong_gen).unwrap_err(), CapError::Stale(wrong_gen));
     }

@@ -38,10 +38,12 @@ pub enum TransferKind {
 }
 
 impl TransferKind {
-    /// Raw value of [`TransferKind::Copy`] in ring transfer descriptors.
-    pub const RAW_COPY: u32 = 0;
-    /// Raw value of [`TransferKind::Move`] in ring transfer descriptors.
-    pub const RAW_MOVE: u32 = 1;
+    /// Raw value of [`TransferKind::Copy`] in ring transfer descriptors
+    /// (`capos_ring::entry::TRANSFER_COPY`).
+    pub const RAW_COPY: u32 = 1;
+    /// Raw value of [`TransferKind::Move`] in ring transfer descriptors
+    /// (`capos_ring::entry::TRANSFER_MOVE`). Zero is never a valid mode.
+    pub const RAW_MOVE: u32 = 2;
 
     /// Decodes a raw mode value.
     pub const fn from_raw(raw: u32) -> Option<TransferKind> {
@@ -172,7 +174,7 @@ impl fmt::Display for TransferError {
 }
 
 /// Decodes raw `(cap id, mode)` pairs read from a ring into descriptors.
-pub fn decode_descriptors(raw: &[(u32, u32)]) -> Result<Vec<TransferDescriptor>, TransferError> {
+pub fn decode_descriptors(raw: &[(u64, u32)]) -> Result<Vec<TransferDescriptor>, TransferError> {
     raw.iter()
         .enumerate()
         .map(|(index, &(cap, mode))| {
@@ -641,7 +643,11 @@ mod tests {
         .unwrap();
         assert_eq!(ok[0], TransferDescriptor::copy(CapId::new(2, 1).unwrap()));
         assert_eq!(ok[1].kind, TransferKind::Move);
-        let err = decode_descriptors(&[(1, 0), (1, 7)]).unwrap_err();
+        assert_eq!(
+            decode_descriptors(&[(1, 0)]).unwrap_err(),
+            TransferError::BadMode { index: 0, mode: 0 }
+        );
+        let err = decode_descriptors(&[(1, 1), (1, 7)]).unwrap_err();
         assert_eq!(err, TransferError::BadMode { index: 1, mode: 7 });
         assert_eq!(err.to_string(), "descriptor 1: unknown transfer mode 7");
     }
