@@ -146,12 +146,13 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
     let root = message.get_root::<system_manifest::Reader<'_>>()?;
     let d = Decoder { limits };
 
-    let binaries = d.list("binaries", root.get_binaries()?.len(), limits.max_binaries)?;
+    let binaries = root.get_binaries()?;
+    d.list("binaries", binaries.len(), limits.max_binaries)?;
     let mut manifest = Manifest {
         schema_version: root.get_schema_version(),
         ..Manifest::default()
     };
-    for b in root.get_binaries()?.iter().take(binaries) {
+    for b in binaries.iter() {
         manifest.binaries.push(Binary {
             name: d.text("binary name", b.get_name())?,
             module: d.text("module string", b.get_module())?,
