@@ -287,12 +287,18 @@ pub struct CompletionPoster<M: RingMemory> {
 impl<M: RingMemory> CompletionPoster<M> {
     /// Creates the view for a freshly initialised ring (all indices zero).
     pub fn new(mem: M) -> Result<Self, LayoutError> {
+        Self::starting_at(mem, 0)
+    }
+
+    /// Creates the view for a ring whose CQ indices were both initialised to
+    /// `start` (tests use this to run across the `u32` wrap point).
+    pub fn starting_at(mem: M, start: u32) -> Result<Self, LayoutError> {
         let entries = check_entries(mem.cq_entries())?;
         Ok(CompletionPoster {
             mem,
             entries,
-            tail: 0,
-            seen_head: 0,
+            tail: start,
+            seen_head: start,
             reserved: 0,
         })
     }
@@ -390,11 +396,17 @@ pub struct SubmissionDrain<M: RingMemory> {
 impl<M: RingMemory> SubmissionDrain<M> {
     /// Creates the view for a freshly initialised ring (all indices zero).
     pub fn new(mem: M) -> Result<Self, LayoutError> {
+        Self::starting_at(mem, 0)
+    }
+
+    /// Creates the view for a ring whose SQ indices were both initialised to
+    /// `start` (tests use this to run across the `u32` wrap point).
+    pub fn starting_at(mem: M, start: u32) -> Result<Self, LayoutError> {
         let entries = check_entries(mem.sq_entries())?;
         Ok(SubmissionDrain {
             mem,
             entries,
-            head: 0,
+            head: start,
         })
     }
 
@@ -681,18 +693,8 @@ mod tests {
         let mut sq = SubmissionProducer::new(&ring).unwrap();
         let mut cq = CompletionConsumer::new(&ring).unwrap();
         // Kernel-side views of a ring that has already been running.
-        let mut drain = SubmissionDrain {
-            mem: &ring,
-            entries: 2,
-            head: start,
-        };
-        let mut post = CompletionPoster {
-            mem: &ring,
-            entries: 2,
-            tail: start,
-            seen_head: start,
-            reserved: 0,
-        };
+        let mut drain = SubmissionDrain::starting_at(&ring, start).unwrap();
+        let mut post = CompletionPoster::starting_at(&ring, start).unwrap();
         for i in 0..8u64 {
             sq.try_submit(&nop(i)).unwrap();
             let s = drain.begin().unwrap().pop(&mut post).unwrap();
