@@ -92,6 +92,7 @@ pub struct RawRing<'a> {
     header: &'a RingHeader,
     sq: &'a [SqeSlot],
     cq: &'a [CqeSlot],
+    layout: RingLayout,
 }
 
 impl<'a> RawRing<'a> {
@@ -132,7 +133,12 @@ impl<'a> RawRing<'a> {
                 layout.cq_entries() as usize,
             )
         };
-        RawRing { header, sq, cq }
+        RawRing {
+            header,
+            sq,
+            cq,
+            layout,
+        }
     }
 
     /// Initialises a ring at `base` with `layout`: writes a fresh header and
@@ -191,11 +197,7 @@ impl<'a> RawRing<'a> {
     /// The ring's geometry (from the value given at creation, not from shared
     /// memory).
     pub fn layout(&self) -> RingLayout {
-        match RingLayout::new(self.sq.len() as u32, self.cq.len() as u32) {
-            Ok(layout) => layout,
-            // The slices were built from a valid layout.
-            Err(_) => unreachable!(),
-        }
+        self.layout
     }
 
     /// The header, for reading or (in tests) scribbling on index words.
@@ -216,10 +218,10 @@ impl<'a> RawRing<'a> {
 
 impl RingMemory for RawRing<'_> {
     fn sq_entries(&self) -> u32 {
-        self.sq.len() as u32
+        self.layout.sq_entries()
     }
     fn cq_entries(&self) -> u32 {
-        self.cq.len() as u32
+        self.layout.cq_entries()
     }
     fn load_index(&self, which: RingIndex, order: Ordering) -> u32 {
         self.header.index_word(which).load(order)
@@ -292,6 +294,7 @@ impl<const SQ: usize, const CQ: usize> OwnedRing<SQ, CQ> {
             header: &self.header,
             sq: &self.sq,
             cq: &self.cq,
+            layout: Self::LAYOUT,
         }
     }
 

@@ -14,7 +14,10 @@
 //! 4. lengths within their limits, else [`TransportError::BadLength`];
 //! 5. buffer ranges inside user space, non-wrapping, and empty buffers at
 //!    address 0, else [`TransportError::BadAddress`];
-//! 6. transfer list count and alignment, else [`TransportError::InvalidTransfer`];
+//! 6. transfer list: count within [`MAX_TRANSFERS`], else
+//!    [`TransportError::InvalidTransfer`]; its byte range as in step 5, else
+//!    [`TransportError::BadAddress`]; 8-byte alignment, else
+//!    [`TransportError::InvalidTransfer`];
 //! 7. RETURN's call id non-zero, else [`TransportError::BadCallId`].
 //!
 //! Whether an address is actually mapped, and whether a cap id names a live
