@@ -67,7 +67,8 @@ impl core::fmt::Display for BootInfoError {
 
 /// Copies what the kernel needs out of the multiboot2 information at
 /// physical address `phys` (below 4 GiB, so the early direct map covers it).
-pub fn parse(phys: u32) -> Result<BootInfo, BootInfoError> {
+/// `drop_memory_map` makes the memory map look absent (an injected fault).
+pub fn parse(phys: u32, drop_memory_map: bool) -> Result<BootInfo, BootInfoError> {
     let ptr = phys_to_virt(u64::from(phys)) as *const BootInformationHeader;
     // SAFETY: the loader passed this address in EBX; the early page tables
     // map all of 0..4 GiB at the direct-map offset, and `load` checks the
@@ -76,7 +77,7 @@ pub fn parse(phys: u32) -> Result<BootInfo, BootInfoError> {
     let info_range = PhysRange::from_start_len(u64::from(phys), info.total_size() as u64);
 
     let mut memory = Vec::new();
-    if let Some(map) = info.memory_map_tag() {
+    if let Some(map) = info.memory_map_tag().filter(|_| !drop_memory_map) {
         for area in map.memory_areas() {
             let usable = MemoryAreaType::from(area.typ()) == MemoryAreaType::Available;
             let end = area.start_address().saturating_add(area.size());
@@ -121,4 +122,19 @@ fn tag_payload<T: ?Sized>(tag: &T) -> Vec<u8> {
     // covers exactly its bytes, header included, all of which are mapped.
     let bytes = unsafe { core::slice::from_raw_parts(tag as *const T as *const u8, size) };
     bytes.get(8..).unwrap_or(&[]).to_vec()
+}
+
+/// Reads only the command line (so options such as `inject=` are known
+/// before the rest of the information is interpreted). Empty if unreadable.
+pub fn cmdline(phys: u32) -> String {
+    let ptr = phys_to_virt(u64::from(phys)) as *const BootInformationHeader;
+    // SAFETY: as in `parse`.
+    match unsafe { BootInformation::load(ptr) } {
+        Ok(info) => info
+            .command_line_tag()
+            .and_then(|t| t.cmdline().ok())
+            .unwrap_or("")
+            .to_string(),
+        Err(_) => String::new(),
+    }
 }

@@ -56,13 +56,28 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     if magic != MULTIBOOT2_BOOT_MAGIC {
         halt_with(format_args!("bad multiboot2 magic {magic:#x}"));
     }
-    let boot = match bootinfo::parse(info_phys) {
+    let early_cmdline = bootinfo::cmdline(info_phys);
+    let (opts, warnings) = cmdline::parse(&early_cmdline);
+    console::set_level(opts.log);
+    testmode::set(opts.test);
+    let inject = opts.inject;
+    let mut boot = match bootinfo::parse(info_phys, inject.no_memory_map) {
         Ok(b) => b,
         Err(e) => halt_with(format_args!("{e}")),
     };
-    let (opts, warnings) = cmdline::parse(&boot.cmdline);
-    console::set_level(opts.log);
-    testmode::set(opts.test);
+    if inject.module_overlap {
+        let layout = kernel_layout();
+        boot.modules.push(bootinfo::Module {
+            name: "injected-overlap".into(),
+            range: PhysRange::new(layout.phys_start, layout.phys_start + 0x1000),
+        });
+    }
+    if inject.bad_acpi_checksum {
+        // Byte 8 is the RSDP's v1 checksum.
+        if let Some(b) = boot.rsdp.as_mut().and_then(|r| r.get_mut(8)) {
+            *b = b.wrapping_add(1);
+        }
+    }
     info!("boot: {} passed command line \"{}\"", boot.loader, boot.cmdline);
     for w in &warnings {
         warn!("boot: command line: {w}");
@@ -86,7 +101,12 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     let report = match boot.rsdp.as_deref().map(|r| acpi::read_madt(r, direct_map_end)) {
         Some(Ok(madt)) => {
             info!("acpi: MADT lists {} CPUs ({} usable)", madt.cpus.len(), madt.cpus.iter().filter(|c| c.is_usable()).count());
-            smp::start_aps(&madt, bsp_apic, opts.max_cpus.unwrap_or(u32::MAX), opts.ap_timeout_ms)
+            let plan = smp::Plan {
+                max_cpus: opts.max_cpus.unwrap_or(u32::MAX),
+                timeout_ms: opts.ap_timeout_ms,
+                withhold_first_sipi: inject.ap_no_start,
+            };
+            smp::start_aps(&madt, bsp_apic, plan)
         }
         Some(Err(e)) => {
             warn!("acpi: {e}; continuing on the boot CPU only");
@@ -150,7 +170,7 @@ fn setup_memory(boot: &bootinfo::BootInfo) -> u64 {
         }
     }
     let mut reserved = alloc::vec![kernel, boot.info_range];
-    reserved.extend(boot.modules.iter().map(|m| m.range));
+    reserved.extend(boot.modules.iter().zip(&verdicts).filter(|(_, v)| v.is_ok()).map(|(m, _)| m.range));
 
     let usable_bytes: u64 = usable.iter().map(|r| r.len()).sum();
     let ram_end = usable.iter().map(|r| r.end).max().unwrap_or(0);

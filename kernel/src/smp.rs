@@ -43,8 +43,21 @@ fn wait_for(ns: u64, cond: impl Fn() -> bool) -> bool {
     }
 }
 
-/// Starts every usable AP in `madt` (at most `max_cpus` CPUs in total).
-pub fn start_aps(madt: &Madt, bsp_apic_id: u32, max_cpus: u32, timeout_ms: u32) -> SmpReport {
+/// How to bring up the APs.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Most CPUs to run, the BSP included.
+    pub max_cpus: u32,
+    /// How long each AP gets to report online.
+    pub timeout_ms: u32,
+    /// Send no startup IPI to the first AP (an injected fault proving the
+    /// timeout path).
+    pub withhold_first_sipi: bool,
+}
+
+/// Starts every usable AP in `madt` (at most `plan.max_cpus` CPUs in total).
+pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
+    let Plan { max_cpus, timeout_ms, withhold_first_sipi } = plan;
     let usable: alloc::vec::Vec<_> = madt.cpus.iter().filter(|c| c.is_usable()).collect();
     let present = usable.len().max(1) as u32;
     let max_cpus = max_cpus.min(percpu::MAX_CPUS as u32);
@@ -58,6 +71,7 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, max_cpus: u32, timeout_ms: u32) 
 
     let mut online = 1;
     let mut next_index = 1;
+    let mut withhold = withhold_first_sipi;
     for entry in usable {
         if entry.apic_id == bsp_apic_id {
             continue;
@@ -87,7 +101,11 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, max_cpus: u32, timeout_ms: u32) 
         }
         spin_ns(10_000_000);
         let up = || cpu.online.load(Ordering::Acquire);
-        for _ in 0..2 {
+        let sipis = if core::mem::take(&mut withhold) { 0 } else { 2 };
+        if sipis == 0 {
+            crate::warn!("smp: injected fault: withholding startup IPIs from APIC id {}", entry.apic_id);
+        }
+        for _ in 0..sipis {
             percpu::with_lapic(|l| {
                 // SAFETY: as above; a second SIPI is ignored by a started AP.
                 unsafe { l.send_startup(TRAMPOLINE_SIPI_PAGE, entry.apic_id) };

@@ -81,6 +81,11 @@ fn exception(f: &TrapFrame) -> ! {
         f.r14,
         f.r15,
     ));
+    if let Some(what) = guard_page_hit(cr2) {
+        crate::console::emergency_write(format_args!(
+            "!!!   cr2 lies in the guard page below {what}: stack overflow\n"
+        ));
+    }
     if let Some(expected) = testmode::expected_fault() {
         if expected == f.vector {
             crate::console::emergency_write(format_args!(
@@ -99,6 +104,15 @@ fn exception(f: &TrapFrame) -> ! {
     }
     crate::console::emergency_write(format_args!("!!! cpu {cpu} halted\n"));
     cpu::halt_forever()
+}
+
+/// Names the stack whose guard page holds `addr`, if any.
+fn guard_page_hit(addr: u64) -> Option<&'static str> {
+    let guard = capos_arch::boot::kernel_layout().boot_stack_guard;
+    if (guard.start..guard.end).contains(&addr) {
+        return Some("the boot stack");
+    }
+    crate::mem::stack::is_guard_page(addr).then_some("a kernel stack")
 }
 
 /// Decodes a page-fault error code for the report (empty for other vectors).

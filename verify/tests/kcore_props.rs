@@ -3,7 +3,7 @@
 use capos_kcore::acpi::{self, AcpiError, PhysMemory};
 use capos_kcore::bootcheck::{check_modules, ModuleInfo, ModuleVerdict};
 use capos_kcore::clock::{self, Scale, NS_PER_SEC};
-use capos_kcore::cmdline::{self, BootOptions, FaultKind, LogLevel, TestMode};
+use capos_kcore::cmdline::{self, BootOptions, FaultKind, Injections, LogLevel, TestMode};
 use capos_kcore::frame::{FrameBitmap, FreeError, FRAME_SIZE, LOW_MEMORY_LIMIT};
 use capos_kcore::memmap;
 use capos_kcore::range::PhysRange;
@@ -539,7 +539,12 @@ impl Arbitrary for Opts {
             log,
             test,
             max_cpus: (below(g, 2) == 0).then(|| 1 + below(g, 4096) as u32),
-            no_x2apic: bool::arbitrary(g),
+            inject: Injections {
+                no_memory_map: bool::arbitrary(g),
+                module_overlap: bool::arbitrary(g),
+                bad_acpi_checksum: bool::arbitrary(g),
+                ap_no_start: bool::arbitrary(g),
+            },
             ap_timeout_ms: 1 + below(g, 10_000) as u32,
         })
     }
@@ -555,8 +560,14 @@ fn render(o: &BootOptions) -> String {
     if let Some(n) = o.max_cpus {
         words.push(format!("maxcpus={n}"));
     }
-    if o.no_x2apic {
-        words.push("nox2apic".into());
+    let i = &o.inject;
+    let names: Vec<&str> = Injections::NAMES
+        .iter()
+        .zip([i.no_memory_map, i.module_overlap, i.bad_acpi_checksum, i.ap_no_start])
+        .filter_map(|(n, on)| on.then_some(*n))
+        .collect();
+    if !names.is_empty() {
+        words.push(format!("inject={}", names.join(",")));
     }
     words.push(format!("aptimeout={}", o.ap_timeout_ms));
     words.join(" ")

@@ -8,7 +8,7 @@
 //! | `test=boot` | boot, report, exit QEMU with success |
 //! | `test=fault:pf\|gp\|ud\|de\|bp\|df` | raise that exception after boot |
 //! | `maxcpus=N` | bring up at most `N` CPUs (`N >= 1`) |
-//! | `nox2apic` | use xAPIC MMIO even when x2APIC is available |
+//! | `inject=a,b` | feed named hostile inputs into the boot path (test boots): `no-memory-map`, `module-overlap`, `bad-acpi-checksum`, `ap-no-start` |
 //! | `aptimeout=MS` | how long to wait for each AP to start (default 200 ms) |
 //!
 //! A later word overrides an earlier one. Anything else becomes a
@@ -101,6 +101,50 @@ pub enum TestMode {
     Fault(FaultKind),
 }
 
+/// Hostile inputs a test boot can feed into the real boot path (`inject=`),
+/// each of which the kernel must report clearly and survive where it can.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Injections {
+    /// Pretend the loader passed no memory map: boot must halt with a reason.
+    pub no_memory_map: bool,
+    /// Add a fake module overlapping the kernel image: it must be rejected.
+    pub module_overlap: bool,
+    /// Corrupt the RSDP checksum: ACPI is refused, boot goes on with one CPU.
+    pub bad_acpi_checksum: bool,
+    /// Send no startup IPIs to the second CPU: it must time out and be reported.
+    pub ap_no_start: bool,
+}
+
+impl Injections {
+    /// No injected faults.
+    pub const NONE: Self = Self {
+        no_memory_map: false,
+        module_overlap: false,
+        bad_acpi_checksum: false,
+        ap_no_start: false,
+    };
+
+    /// Injection names as written on the command line.
+    pub const NAMES: [&'static str; 4] = [
+        "no-memory-map",
+        "module-overlap",
+        "bad-acpi-checksum",
+        "ap-no-start",
+    ];
+
+    fn set(&mut self, name: &str) -> bool {
+        let flag = match name {
+            "no-memory-map" => &mut self.no_memory_map,
+            "module-overlap" => &mut self.module_overlap,
+            "bad-acpi-checksum" => &mut self.bad_acpi_checksum,
+            "ap-no-start" => &mut self.ap_no_start,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
+}
+
 /// Default for [`BootOptions::ap_timeout_ms`].
 pub const DEFAULT_AP_TIMEOUT_MS: u32 = 200;
 
@@ -113,8 +157,8 @@ pub struct BootOptions {
     pub test: Option<TestMode>,
     /// Upper bound on CPUs brought online, if given (always at least 1).
     pub max_cpus: Option<u32>,
-    /// Do not use x2APIC mode even when the CPU supports it.
-    pub no_x2apic: bool,
+    /// Hostile inputs to feed into the boot path, to prove each is handled.
+    pub inject: Injections,
     /// Milliseconds to wait for each AP to report in (default
     /// [`DEFAULT_AP_TIMEOUT_MS`]).
     pub ap_timeout_ms: u32,
@@ -126,7 +170,7 @@ impl Default for BootOptions {
             log: LogLevel::Info,
             test: None,
             max_cpus: None,
-            no_x2apic: false,
+            inject: Injections::NONE,
             ap_timeout_ms: DEFAULT_AP_TIMEOUT_MS,
         }
     }
@@ -162,7 +206,7 @@ impl fmt::Display for CmdlineWarning<'_> {
 }
 
 /// Parses a GRUB command line like
-/// `"log=debug test=boot maxcpus=2 nox2apic test=fault:pf"`.
+/// `"log=debug test=boot maxcpus=2 inject=ap-no-start test=fault:pf"`.
 ///
 /// Unknown or malformed words are returned as warnings (Display-able, naming
 /// the word), never fatal; the options they would have set keep their
@@ -215,9 +259,18 @@ fn apply<'a>(opts: &mut BootOptions, word: &'a str) -> Result<(), CmdlineWarning
             Ok(ms) if ms >= 1 => opts.ap_timeout_ms = ms,
             _ => return Err(bad("a timeout in milliseconds of at least 1")),
         },
-        ("nox2apic", None) => opts.no_x2apic = true,
-        ("nox2apic", Some(_)) => return Err(bad("no value")),
-        ("log" | "test" | "maxcpus" | "aptimeout", None) => return Err(bad("`=` and a value")),
+        ("inject", Some(v)) => {
+            let mut inject = opts.inject;
+            if v.is_empty() || !v.split(',').all(|name| inject.set(name)) {
+                return Err(bad(
+                    "a comma-separated list of no-memory-map, module-overlap, bad-acpi-checksum, ap-no-start",
+                ));
+            }
+            opts.inject = inject;
+        }
+        ("log" | "test" | "maxcpus" | "aptimeout" | "inject", None) => {
+            return Err(bad("`=` and a value"))
+        }
         _ => return Err(CmdlineWarning::Unknown(word)),
     }
     Ok(())
@@ -239,12 +292,13 @@ mod tests {
 
     #[test]
     fn full_line() {
-        let (o, w) = parse("log=debug test=boot maxcpus=2\tnox2apic test=fault:pf aptimeout=50");
+        let (o, w) = parse("log=debug test=boot maxcpus=2\tinject=ap-no-start,module-overlap test=fault:pf aptimeout=50");
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(o.log, LogLevel::Debug);
         assert_eq!(o.test, Some(TestMode::Fault(FaultKind::PageFault)));
         assert_eq!(o.max_cpus, Some(2));
-        assert!(o.no_x2apic);
+        assert!(o.inject.ap_no_start && o.inject.module_overlap);
+        assert!(!o.inject.no_memory_map && !o.inject.bad_acpi_checksum);
         assert_eq!(o.ap_timeout_ms, 50);
     }
 
@@ -269,21 +323,24 @@ mod tests {
 
     #[test]
     fn bad_words_warn_and_keep_previous_values() {
-        let (o, w) =
-            parse("log=warn log=loud maxcpus=0 maxcpus=x test=fault:zz bogus nox2apic=1 test");
+        let (o, w) = parse(
+            "log=warn log=loud maxcpus=0 maxcpus=x test=fault:zz bogus inject=nope inject= test",
+        );
         assert_eq!(o.log, LogLevel::Warn);
         assert_eq!(o.max_cpus, None);
         assert_eq!(o.test, None);
-        assert!(!o.no_x2apic);
-        assert_eq!(w.len(), 7);
+        assert_eq!(o.inject, Injections::NONE);
+        assert_eq!(w.len(), 8);
         assert_eq!(
             w[0].to_string(),
             "ignoring boot option `log=loud`: expected one of error, warn, info, debug, trace"
         );
         assert_eq!(w[4], CmdlineWarning::Unknown("bogus"));
         assert_eq!(w[4].to_string(), "ignoring unknown boot option `bogus`");
+        assert!(matches!(w[5], CmdlineWarning::BadValue { word: "inject=nope", .. }));
+        assert!(matches!(w[6], CmdlineWarning::BadValue { word: "inject=", .. }));
         assert_eq!(
-            w[6].to_string(),
+            w[7].to_string(),
             "ignoring boot option `test`: expected `=` and a value"
         );
     }

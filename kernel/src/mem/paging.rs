@@ -212,6 +212,20 @@ pub fn map_kernel_page(va: u64) -> Result<u64, PagingError> {
     }
 }
 
+/// True if `va` is mapped in the kernel tables. Reads the tables without
+/// the map lock (for fault reports, where the lock may be held).
+pub fn is_mapped(va: u64) -> bool {
+    use x86_64::structures::paging::Translate;
+    if kernel_pml4() == 0 {
+        return false;
+    }
+    // SAFETY: a read-only walk; a concurrent change can only make the
+    // answer stale, never make the walk touch unmapped memory (table frames
+    // are never freed).
+    let mapper = unsafe { mapper_for(kernel_pml4()) };
+    mapper.translate_addr(VirtAddr::new(va)).is_some()
+}
+
 /// Unmaps the kernel page at `va` and frees its frame (local TLB flush only:
 /// callers unmap pages no other CPU can be using).
 pub fn unmap_kernel_page(va: u64) -> Result<(), UnmapError> {

@@ -26,6 +26,12 @@ pub enum StackError {
     OutOfMemory,
 }
 
+/// True if `addr` is in the stack window but on no mapped page: every
+/// unmapped page there is a guard page or never handed out.
+pub fn is_guard_page(addr: u64) -> bool {
+    (STACK_BASE..STACK_BASE + STACK_WINDOW).contains(&addr) && !paging::is_mapped(addr)
+}
+
 /// Maps a stack of `pages` pages with a guard page below it.
 pub fn alloc(pages: u64) -> Result<KernelStack, StackError> {
     let span = (pages + 1) * PAGE_SIZE;

@@ -1,0 +1,84 @@
+# capOS build, boot and test entry points. `make run` and `make test` are
+# the two commands in the README; every CI check is one of these targets.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := iso
+
+TARGET        := x86_64-unknown-none
+KERNEL_DIR    := target/kernel
+KERNEL_ELF    := $(KERNEL_DIR)/$(TARGET)/release/capos-kernel
+BUILD         := build
+KERNEL        := $(BUILD)/capos-kernel
+ISO           := $(BUILD)/capos.iso
+HOST_DIR      := target/host
+LOOM_DIR      := target/loom
+# Static, higher-half kernel code; frame pointers keep fault reports useful.
+KERNEL_RUSTFLAGS := -C relocation-model=static -C code-model=kernel -C force-frame-pointers=yes
+HOST_CRATES   := -p capos-ring -p capos-caps -p capos-kcore -p capos-verify
+NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
+
+.PHONY: setup kernel iso run run-uefi test test-host test-loom check-manifests smoke fmt fmt-check lint clean
+
+## setup: install missing Debian packages and the pinned Rust toolchain
+setup:
+	@scripts/setup.sh
+
+## kernel: the kernel ELF (release, debug info stripped into build/)
+kernel: setup
+	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(KERNEL_DIR) \
+	    cargo build --release -p capos-kernel --target $(TARGET)
+	@mkdir -p $(BUILD)
+	objcopy --strip-debug $(KERNEL_ELF) $(KERNEL)
+
+## iso: hybrid BIOS/UEFI ISO with the interactive GRUB menu
+iso: kernel
+	scripts/mkiso.sh $(ISO) $(KERNEL)
+	@echo "iso: $(ISO) ($$(du -h $(ISO) | cut -f1))"
+
+## run: boot the ISO in QEMU, serial console on this terminal (Ctrl-A X quits)
+run: iso
+	scripts/qemu.sh $(ISO)
+
+## run-uefi: the same under OVMF
+run-uefi: iso
+	scripts/qemu.sh $(ISO) --uefi
+
+## test: every test: host crates, loom models, manifests, QEMU smokes
+test: setup test-host test-loom check-manifests smoke
+
+## test-host: unit tests and property tests of the host-testable crates
+test-host: setup
+	CARGO_TARGET_DIR=$(HOST_DIR) cargo test $(HOST_CRATES) --all-features
+	CARGO_TARGET_DIR=$(HOST_DIR) cargo build $(NOSTD_CRATES) --target $(TARGET)
+
+## test-loom: loom models of the lock-free ring
+test-loom: setup
+	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=$(LOOM_DIR) \
+	    cargo test -p capos-verify --release --test ring_loom
+
+## check-manifests: validate every manifest in manifests/ with mkmanifest
+check-manifests: setup
+	@for m in manifests/*.capnp; do \
+	    CARGO_TARGET_DIR=$(HOST_DIR) cargo run -q -p capos-caps --features std --bin mkmanifest -- check "$$m"; \
+	done
+
+## smoke: QEMU boots under TCG and KVM, one CPU and several, faults, hostile input
+smoke: kernel
+	scripts/smoke.sh $(KERNEL)
+
+## fmt: format every crate
+fmt:
+	cargo fmt --all
+
+fmt-check:
+	cargo fmt --all --check
+
+## lint: rustfmt check and clippy -D warnings on host and kernel crates
+lint: setup fmt-check
+	CARGO_TARGET_DIR=$(HOST_DIR) cargo clippy $(HOST_CRATES) --all-targets --all-features -- -D warnings
+	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(KERNEL_DIR) \
+	    cargo clippy --release -p capos-kernel -p capos-arch --target $(TARGET) -- -D warnings
+
+clean:
+	rm -rf target $(BUILD)

@@ -1,0 +1,38 @@
+# Shared QEMU settings for capOS scripts (sourced, not run).
+
+# True if KVM can run a guest here. Probing with a real QEMU start catches
+# hosts where /dev/kvm exists but a CPU model cannot be used.
+kvm_usable() {
+    [ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+    # Create the machine paused, then quit through QMP: exit 0 iff the vCPUs
+    # could be created.
+    printf '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n' |
+        timeout 30 qemu-system-x86_64 -machine q35,accel=kvm -cpu host,-arch-capabilities \
+            -display none -nodefaults -S -qmp stdio -m 64M >/dev/null 2>&1
+}
+
+# qemu_args ACCEL FIRMWARE SMP: machine, CPU, memory and devices.
+# KVM uses the host CPU (minus arch-capabilities, which QEMU 7.2 cannot set
+# on some hosts), so x2APIC, SMEP, SMAP and UMIP are exercised; TCG uses
+# QEMU's own model (xAPIC only in QEMU 7.2).
+qemu_args() {
+    local accel=$1 firmware=$2 smp=$3
+    local args="-machine q35 -m 512M -smp $smp -display none -no-reboot"
+    args+=" -device isa-debug-exit,iobase=0xf4,iosize=0x04"
+    if [ "$accel" = kvm ]; then
+        args+=" -accel kvm -cpu host,-arch-capabilities"
+    else
+        args+=" -accel tcg -cpu max"
+    fi
+    if [ "$firmware" = uefi ]; then
+        args+=" -bios $(ovmf_path)"
+    fi
+    echo "$args"
+}
+
+ovmf_path() {
+    for f in /usr/share/ovmf/OVMF.fd /usr/share/OVMF/OVMF.fd /usr/share/qemu/OVMF.fd; do
+        [ -f "$f" ] && { echo "$f"; return; }
+    done
+    echo "/usr/share/ovmf/OVMF.fd"
+}

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# QEMU smoke tests for capOS: boots the kernel headless in test mode under
+# TCG (always) and KVM (when /dev/kvm works), with one CPU and several, BIOS
+# and UEFI, plus deliberate faults and injected hostile boot inputs. Each
+# run asserts markers on the serial log and the isa-debug-exit status, and
+# prints one summary line. Exits non-zero if any run fails.
+#
+#   scripts/smoke.sh KERNEL_ELF
+#
+# Environment: SMOKE_ONLY=REGEX runs only matching cases; SMOKE_KVM=0 skips
+# KVM runs.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+source "$here/qemu-common.sh"
+kernel=${1:?usage: smoke.sh KERNEL_ELF}
+out="$root/build/smoke"
+mkdir -p "$out"
+
+# isa-debug-exit statuses: (value << 1) | 1, values in arch/src/qemu.rs.
+ST_SUCCESS=33 ST_FAULT=35 ST_FAILURE=37
+
+pass=0 fail=0
+results="$out/results.txt"
+: > "$results"
+
+# iso_for CMDLINE: a one-entry test ISO booting with those kernel words.
+iso_for() {
+    local key
+    key=$(printf '%s' "$1" | md5sum | cut -c1-12)
+    local iso="$out/iso-$key.iso"
+    if [ ! -f "$iso" ] || [ "$iso" -ot "$kernel" ]; then
+        "$here/mkiso.sh" "$iso" "$kernel" --cmdline "$1" || return 1
+    fi
+    echo "$iso"
+}
+
+# run_case NAME ACCEL FIRMWARE SMP CMDLINE EXPECT [--cpu MODEL] [--stop-on RE] -- MARKER...
+# EXPECT is an exit status, or "stopped" for boots that halt on purpose.
+# A MARKER starting with 'NOT:' must not appear.
+run_case() {
+    local name=$1 accel=$2 firmware=$3 smp=$4 cmdline=$5 expect=$6
+    shift 6
+    local cpu="" stop_on=""
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+        case $1 in
+            --cpu) cpu=$2; shift 2 ;;
+            --stop-on) stop_on=$2; shift 2 ;;
+            *) echo "smoke: bad option $1" >&2; return 1 ;;
+        esac
+    done
+    shift
+    local log="$out/$name.log" iso
+    iso=$(iso_for "$cmdline") || { record FAIL "$name" "could not build the ISO"; return; }
+    local args
+    args=$(qemu_args "$accel" "$firmware" "$smp")
+    [ -n "$cpu" ] && args=$(echo "$args" | sed "s/-cpu [^ ]*/-cpu $cpu/")
+    local timeout=90
+    [ "$accel" = kvm ] && timeout=300
+    local runner=(python3 "$here/qemu_run.py" --log "$log" --timeout "$timeout" --mark 'kernel ready')
+    [ -n "$stop_on" ] && runner+=(--stop-on "$stop_on")
+    local summary
+    # shellcheck disable=SC2086
+    summary=$("${runner[@]}" -- qemu-system-x86_64 $args -cdrom "$iso")
+    local status seconds ready
+    status=$(sed -n 's/.*status=\([^ ]*\).*/\1/p' <<<"$summary")
+    seconds=$(sed -n 's/.*seconds=\([^ ]*\).*/\1/p' <<<"$summary")
+    ready=$(sed -n 's/.*mark0=\([^ ]*\).*/\1/p' <<<"$summary")
+    local problems=()
+    [ "$status" = "$expect" ] || problems+=("QEMU status $status, expected $expect")
+    local m
+    for m in "$@"; do
+        if [ "${m:0:4}" = "NOT:" ]; then
+            grep -aEq -- "${m:4}" "$log" && problems+=("unexpected output /${m:4}/")
+        else
+            grep -aEq -- "$m" "$log" || problems+=("missing /$m/")
+        fi
+    done
+    local detail="$accel $firmware smp=$smp, ${seconds}s"
+    [ "$ready" != "-" ] && detail+=", kernel ready at ${ready}s"
+    if [ ${#problems[@]} -eq 0 ]; then
+        record PASS "$name" "$detail"
+    else
+        record FAIL "$name" "$detail: ${problems[*]}"
+        echo "---- last lines of $log ----"
+        tail -n 25 "$log" | tr -d '\r' | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'
+        echo "----"
+    fi
+}
+
+record() {
+    local verdict=$1 name=$2 text=$3
+    printf '%s %-22s %s\n' "$verdict" "$name" "$text" | tee -a "$results"
+    case $verdict in
+        PASS) pass=$((pass + 1)) ;;
+        FAIL) fail=$((fail + 1)) ;;
+    esac
+}
+
+selected() { [ -z "${SMOKE_ONLY:-}" ] || [[ $1 =~ $SMOKE_ONLY ]]; }
+
+# Markers every successful boot prints, for CPU count N.
+boot_markers() {
+    local n=$1
+    echo "capOS [0-9.]+ booting"
+    echo "memory: [0-9]+ MiB usable RAM in [0-9]+ regions"
+    echo "paging: kernel tables active"
+    echo "apic: (x2apic|xapic) mode"
+    echo "timer: TSC [0-9]+\.[0-9]+ MHz"
+    echo "smp: $n of $n CPUs online"
+    local i
+    for ((i = 0; i < n; i++)); do echo "timer: cpu$i APIC id [0-9]+ ticks=[0-9]+"; done
+    echo "timer: periodic ticks on all $n online CPUs"
+    echo "kernel ready: "
+    echo "test: boot checks passed"
+    echo "NOT:EXCEPTION|PANIC|boot halted"
+}
+
+boot_case() {
+    local name=$1 accel=$2 firmware=$3 smp=$4 apic=$5
+    selected "$name" || return 0
+    mapfile -t markers < <(boot_markers "$smp")
+    run_case "$name" "$accel" "$firmware" "$smp" "test=boot bogus=1" $ST_SUCCESS -- "${markers[@]}" \
+        "apic: $apic mode" "ignoring unknown boot option .bogus=1."
+}
+
+fault_case() {
+    local short=$1 vector=$2 name=$3
+    shift 3
+    selected "fault-$short" || return 0
+    run_case "fault-$short" tcg bios 2 "test=fault:$short" $ST_FAULT -- \
+        "kernel ready: " "test: raising $short on purpose" \
+        "!!! EXCEPTION: $name \(vector $vector\) on cpu 0 in kernel mode" \
+        "!!!   rip 0x[0-9a-f]{16}" "!!!   cr2 0x[0-9a-f]{16}  cr3 0x[0-9a-f]{16}" \
+        "!!!   r13 0x[0-9a-f]{16}" "!!! test: expected fault reported; cpu 0 halted" "$@"
+}
+
+# KVM runs are slow to reach the kernel here (firmware disk I/O under
+# nested virtualisation), so they run in the background while TCG runs.
+kvm_pids=()
+if [ "${SMOKE_KVM:-1}" != 0 ] && kvm_usable; then
+    for smp in 1 4; do
+        name="kvm-bios-smp$smp"
+        selected "$name" || continue
+        ( boot_case "$name" kvm bios "$smp" x2apic > "$out/$name.result" 2>&1 ) &
+        kvm_pids+=($!)
+    done
+else
+    record SKIP kvm "KVM not usable here (no /dev/kvm, or QEMU cannot create a host CPU); TCG runs only"
+fi
+
+boot_case tcg-bios-smp1 tcg bios 1 xapic
+boot_case tcg-bios-smp4 tcg bios 4 xapic
+boot_case tcg-uefi-smp2 tcg uefi 2 xapic
+
+fault_case pf 14 "page fault" "error code 0x0 \[not-present read kernel\]" "cr2 0x00000000deadb000"
+fault_case gp 13 "general protection fault"
+fault_case ud 6 "invalid opcode"
+fault_case de 0 "divide error"
+fault_case bp 3 "breakpoint"
+fault_case df 8 "double fault" "cr2 lies in the guard page below the boot stack: stack overflow"
+
+if selected inject-ap-no-start; then
+    run_case inject-ap-no-start tcg bios 4 "test=boot inject=ap-no-start" $ST_SUCCESS -- \
+        "injected fault: withholding startup IPIs" \
+        "smp: cpu1 \(APIC id [0-9]+\) did not come online within 200 ms; continuing without it" \
+        "smp: 3 of 4 CPUs online" "timer: periodic ticks on all 3 online CPUs" "test: boot checks passed"
+fi
+if selected inject-bad-acpi; then
+    run_case inject-bad-acpi tcg bios 2 "test=boot inject=bad-acpi-checksum" $ST_SUCCESS -- \
+        "acpi: .*checksum.*; continuing on the boot CPU only" "smp: 1 of 1 CPUs online" "test: boot checks passed"
+fi
+if selected inject-module-overlap; then
+    run_case inject-module-overlap tcg bios 1 "test=boot inject=module-overlap" $ST_SUCCESS -- \
+        'module "injected-overlap" at 0x[0-9a-f]+\.\.0x[0-9a-f]+ rejected: .*kernel.*; ignoring it' \
+        "test: boot checks passed"
+fi
+if selected inject-no-memory-map; then
+    run_case inject-no-memory-map tcg bios 1 "test=boot inject=no-memory-map" $ST_FAILURE -- \
+        "capOS: boot halted: the loader passed no memory map" "NOT:kernel ready"
+fi
+if selected no-long-mode; then
+    run_case no-long-mode tcg bios 1 "test=boot" stopped --cpu qemu32 \
+        --stop-on "does not support 64-bit long mode" -- \
+        "capOS: boot halted: this CPU does not support 64-bit long mode" "NOT:capOS [0-9.]+ booting"
+fi
+
+for pid in "${kvm_pids[@]}"; do wait "$pid"; done
+for f in "$out"/kvm-*.result; do
+    [ -f "$f" ] || continue
+    cat "$f"
+    grep -q '^PASS' "$f" && pass=$((pass + 1)) || fail=$((fail + 1))
+    rm -f "$f"
+done
+
+echo "smoke: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
