@@ -6,8 +6,8 @@
 //! builds its own and keeps it in its per-CPU data.
 
 use crate::trap::vector;
-pub use x2apic::lapic::{TimerDivide, TimerMode};
 use x2apic::lapic::{LocalApic, LocalApicBuilder, LocalApicMode};
+pub use x2apic::lapic::{TimerDivide, TimerMode};
 
 /// Physical base of the xAPIC register page as `IA32_APIC_BASE` reports it.
 pub fn xapic_phys_base() -> u64 {

@@ -70,14 +70,26 @@ pub fn kernel_layout() -> KernelLayout {
         KernelLayout {
             phys_start: addr(&__kernel_phys_start),
             phys_end: addr(&__kernel_end) - KERNEL_OFFSET,
-            text: Section { start: addr(&__text_start), end: addr(&__text_end) },
-            rodata: Section { start: addr(&__rodata_start), end: addr(&__rodata_end) },
-            data: Section { start: addr(&__data_start), end: addr(&__data_end) },
+            text: Section {
+                start: addr(&__text_start),
+                end: addr(&__text_end),
+            },
+            rodata: Section {
+                start: addr(&__rodata_start),
+                end: addr(&__rodata_end),
+            },
+            data: Section {
+                start: addr(&__data_start),
+                end: addr(&__data_end),
+            },
             boot_stack_guard: Section {
                 start: addr(&__boot_stack_guard),
                 end: addr(&__boot_stack_bottom),
             },
-            boot_stack: Section { start: addr(&__boot_stack_bottom), end: addr(&__boot_stack_top) },
+            boot_stack: Section {
+                start: addr(&__boot_stack_bottom),
+                end: addr(&__boot_stack_top),
+            },
             early_pml4_phys: addr(&early_pml4),
         }
     }

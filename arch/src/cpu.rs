@@ -70,7 +70,12 @@ pub struct Protections {
 /// executing user pages (SMEP), and its own mappings must not be marked user.
 pub unsafe fn enable_protections(f: &Features) -> Protections {
     let mut flags = Cr4::read();
-    let p = Protections { smep: f.smep, smap: f.smap, umip: f.umip, pge: f.pge };
+    let p = Protections {
+        smep: f.smep,
+        smap: f.smap,
+        umip: f.umip,
+        pge: f.pge,
+    };
     flags.set(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION, p.smep);
     flags.set(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION, p.smap);
     flags.set(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION, p.umip);

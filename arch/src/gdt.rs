@@ -46,7 +46,10 @@ pub struct CpuTables {
 impl CpuTables {
     /// Tables with an empty TSS; fill it with [`CpuTables::set_stacks`].
     pub const fn new() -> Self {
-        Self { tss: TaskStateSegment::new(), gdt: GlobalDescriptorTable::new() }
+        Self {
+            tss: TaskStateSegment::new(),
+            gdt: GlobalDescriptorTable::new(),
+        }
     }
 
     /// Records the ring-0 entry stack (RSP0) and the IST stack tops.
@@ -60,10 +63,10 @@ impl CpuTables {
     /// Builds the GDT around this CPU's TSS and loads GDT, segment registers
     /// and task register on the calling CPU.
     pub fn load(&'static mut self) -> Selectors {
-        // SAFETY: `self` is 'static and never moves again, so the TSS address
-        // written into the descriptor stays valid for as long as it is loaded.
-        let tss: &'static TaskStateSegment = unsafe { &*(&raw const self.tss) };
-        let gdt = &mut self.gdt;
+        // `self` is 'static, so both halves are 'static borrows: the TSS
+        // address written into the descriptor stays valid for ever.
+        let CpuTables { tss, gdt } = self;
+        let tss: &'static TaskStateSegment = tss;
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
         let user_data = gdt.append(Descriptor::user_data_segment());
@@ -83,7 +86,13 @@ impl CpuTables {
             GS::set_reg(SegmentSelector(0));
             load_tss(tss_sel);
         }
-        Selectors { kernel_code, kernel_data, user_data, user_code, tss: tss_sel }
+        Selectors {
+            kernel_code,
+            kernel_data,
+            user_data,
+            user_code,
+            tss: tss_sel,
+        }
     }
 }
 

@@ -134,7 +134,7 @@ pub fn exception_name(vector: u64) -> &'static str {
 /// the current stack is gone.
 pub fn fill_idt(idt: &mut InterruptDescriptorTable) {
     // SAFETY: trap_stub_table is a read-only table emitted by trap.S.
-    let stubs = unsafe { &*(&raw const trap_stub_table) };
+    let stubs: &[u64; STUB_COUNT] = unsafe { &trap_stub_table };
     for (i, &vec) in STUB_VECTORS.iter().enumerate() {
         let addr = VirtAddr::new(stubs[i]);
         // SAFETY: each stub follows the interrupt-gate calling convention
@@ -145,13 +145,21 @@ pub fn fill_idt(idt: &mut InterruptDescriptorTable) {
             match vec {
                 0 => drop(idt.divide_error.set_handler_addr(addr)),
                 1 => drop(idt.debug.set_handler_addr(addr)),
-                2 => drop(idt.non_maskable_interrupt.set_handler_addr(addr).set_stack_index(IST_NMI)),
+                2 => drop(
+                    idt.non_maskable_interrupt
+                        .set_handler_addr(addr)
+                        .set_stack_index(IST_NMI),
+                ),
                 3 => drop(idt.breakpoint.set_handler_addr(addr)),
                 4 => drop(idt.overflow.set_handler_addr(addr)),
                 5 => drop(idt.bound_range_exceeded.set_handler_addr(addr)),
                 6 => drop(idt.invalid_opcode.set_handler_addr(addr)),
                 7 => drop(idt.device_not_available.set_handler_addr(addr)),
-                8 => drop(idt.double_fault.set_handler_addr(addr).set_stack_index(IST_DOUBLE_FAULT)),
+                8 => drop(
+                    idt.double_fault
+                        .set_handler_addr(addr)
+                        .set_stack_index(IST_DOUBLE_FAULT),
+                ),
                 10 => drop(idt.invalid_tss.set_handler_addr(addr)),
                 11 => drop(idt.segment_not_present.set_handler_addr(addr)),
                 12 => drop(idt.stack_segment_fault.set_handler_addr(addr)),
@@ -159,7 +167,11 @@ pub fn fill_idt(idt: &mut InterruptDescriptorTable) {
                 14 => drop(idt.page_fault.set_handler_addr(addr)),
                 16 => drop(idt.x87_floating_point.set_handler_addr(addr)),
                 17 => drop(idt.alignment_check.set_handler_addr(addr)),
-                18 => drop(idt.machine_check.set_handler_addr(addr).set_stack_index(IST_MACHINE_CHECK)),
+                18 => drop(
+                    idt.machine_check
+                        .set_handler_addr(addr)
+                        .set_stack_index(IST_MACHINE_CHECK),
+                ),
                 19 => drop(idt.simd_floating_point.set_handler_addr(addr)),
                 20 => drop(idt.virtualization.set_handler_addr(addr)),
                 21 => drop(idt.cp_protection_exception.set_handler_addr(addr)),

@@ -20,7 +20,11 @@ impl PhysMemory for DirectMap {
         // which maps all of it readable; firmware tables are not written by
         // anyone while the kernel reads them.
         unsafe {
-            core::ptr::copy_nonoverlapping(phys_to_virt(phys) as *const u8, buf.as_mut_ptr(), buf.len());
+            core::ptr::copy_nonoverlapping(
+                phys_to_virt(phys) as *const u8,
+                buf.as_mut_ptr(),
+                buf.len(),
+            );
         }
         Ok(())
     }
@@ -28,7 +32,9 @@ impl PhysMemory for DirectMap {
 
 /// Finds and parses the MADT from the RSDP bytes the loader passed.
 pub fn read_madt(rsdp_bytes: &[u8], direct_map_end: u64) -> Result<Madt, AcpiError> {
-    let mem = DirectMap { end: direct_map_end };
+    let mem = DirectMap {
+        end: direct_map_end,
+    };
     let rsdp = acpi::parse_rsdp(rsdp_bytes)?;
     let phys = acpi::find_table(&mem, &rsdp, *b"APIC")?;
     acpi::parse_madt(&mem, phys)

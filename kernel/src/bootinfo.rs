@@ -79,9 +79,12 @@ pub fn parse(phys: u32, drop_memory_map: bool) -> Result<BootInfo, BootInfoError
     let mut memory = Vec::new();
     if let Some(map) = info.memory_map_tag().filter(|_| !drop_memory_map) {
         for area in map.memory_areas() {
-            let usable = MemoryAreaType::from(area.typ()) == MemoryAreaType::Available;
+            let usable = area.typ() == MemoryAreaType::Available;
             let end = area.start_address().saturating_add(area.size());
-            memory.push(MemoryRegion { range: PhysRange::new(area.start_address(), end), usable });
+            memory.push(MemoryRegion {
+                range: PhysRange::new(area.start_address(), end),
+                usable,
+            });
         }
     }
     if memory.is_empty() {
@@ -112,7 +115,14 @@ pub fn parse(phys: u32, drop_memory_map: bool) -> Result<BootInfo, BootInfoError
         .map(tag_payload)
         .or_else(|| info.rsdp_v1_tag().map(tag_payload));
 
-    Ok(BootInfo { info_range, memory, modules, cmdline, rsdp, loader })
+    Ok(BootInfo {
+        info_range,
+        memory,
+        modules,
+        cmdline,
+        rsdp,
+        loader,
+    })
 }
 
 /// The bytes of a tag after its 8-byte header (the RSDP as GRUB copied it).

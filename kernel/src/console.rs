@@ -41,7 +41,12 @@ fn level_name(level: LogLevel) -> &'static str {
 
 fn write_prefix(w: &mut impl Write, level: Option<LogLevel>) -> fmt::Result {
     match crate::time::uptime_ns() {
-        Some(ns) => write!(w, "[{:4}.{:06}] ", ns / 1_000_000_000, (ns / 1_000) % 1_000_000)?,
+        Some(ns) => write!(
+            w,
+            "[{:4}.{:06}] ",
+            ns / 1_000_000_000,
+            (ns / 1_000) % 1_000_000
+        )?,
         None => w.write_str("[   ?.??????] ")?,
     }
     match capos_arch::percpu::cpu_index() {

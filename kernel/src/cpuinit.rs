@@ -31,7 +31,6 @@ static TIMER_INITIAL: AtomicU32 = AtomicU32::new(0);
 #[repr(C, align(16))]
 struct BootStack([u8; 16 * 1024]);
 static mut BSP_IST: [BootStack; IST_COUNT] = [const { BootStack([0; 16 * 1024]) }; IST_COUNT];
-static mut BSP_TABLES: CpuTables = CpuTables::new();
 
 fn load_idt() {
     IDT.call_once(|| {
@@ -46,17 +45,14 @@ fn load_idt() {
 /// with static IST stacks, the IDT, and the per-CPU block. After this every
 /// exception prints a report instead of triple-faulting.
 pub fn bsp_early() -> &'static Cpu {
-    // SAFETY: runs once on the BSP before any other CPU exists, so the
-    // static tables and stacks are not aliased; they live for ever.
-    let tables: &'static mut CpuTables = unsafe {
-        let ist = &raw mut BSP_IST;
-        let top = |i: usize| (&raw mut (*ist)[i]) as u64 + 16 * 1024;
-        let t = &mut *(&raw mut BSP_TABLES);
-        // RSP0 only matters for ring-3 entries; the BSP gets a proper
-        // kernel stack for that when processes exist.
-        t.set_stacks(top(0), [top(0), top(1), top(2)]);
-        t
-    };
+    // Only the addresses of the static IST stacks are taken; the CPU is the
+    // only writer, through the TSS. The heap already runs on its static arena.
+    let ist = &raw mut BSP_IST;
+    let top = |i: usize| ist as u64 + (i as u64 + 1) * core::mem::size_of::<BootStack>() as u64;
+    let tables: &'static mut CpuTables = Box::leak(Box::new(CpuTables::new()));
+    // RSP0 only matters for ring-3 entries; the BSP gets a proper kernel
+    // stack for that when processes exist.
+    tables.set_stacks(top(0), [top(0), top(1), top(2)]);
     tables.load();
     load_idt();
     capos_arch::pic::remap_and_mask();
@@ -104,7 +100,9 @@ pub fn alloc_ap_stack() -> Result<stack::KernelStack, stack::StackError> {
 pub fn ap_init(cpu: &'static Cpu, boot_stack_top: u64) -> Result<(), &'static str> {
     let mut ist = [0u64; IST_COUNT];
     for slot in ist.iter_mut() {
-        *slot = stack::alloc(IST_PAGES).map_err(|_| "no memory for trap stacks")?.top;
+        *slot = stack::alloc(IST_PAGES)
+            .map_err(|_| "no memory for trap stacks")?
+            .top;
     }
     let tables: &'static mut CpuTables = Box::leak(Box::new(CpuTables::new()));
     tables.set_stacks(boot_stack_top, ist);

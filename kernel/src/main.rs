@@ -78,7 +78,10 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
             *b = b.wrapping_add(1);
         }
     }
-    info!("boot: {} passed command line \"{}\"", boot.loader, boot.cmdline);
+    info!(
+        "boot: {} passed command line \"{}\"",
+        boot.loader, boot.cmdline
+    );
     for w in &warnings {
         warn!("boot: command line: {w}");
     }
@@ -86,7 +89,10 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     let direct_map_end = setup_memory(&boot);
     // SAFETY: no user pages exist and the kernel never touches user memory.
     let prot = unsafe { cpu::enable_protections(&cpu::features()) };
-    info!("cpu: smep={} smap={} umip={} global-pages={}", prot.smep, prot.smap, prot.umip, prot.pge);
+    info!(
+        "cpu: smep={} smap={} umip={} global-pages={}",
+        prot.smep, prot.smap, prot.umip, prot.pge
+    );
 
     let mode = match cpuinit::enable_lapic(bsp) {
         Ok(m) => m,
@@ -98,9 +104,17 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     cpuinit::start_local_timer();
     x86_64::instructions::interrupts::enable();
 
-    let report = match boot.rsdp.as_deref().map(|r| acpi::read_madt(r, direct_map_end)) {
+    let report = match boot
+        .rsdp
+        .as_deref()
+        .map(|r| acpi::read_madt(r, direct_map_end))
+    {
         Some(Ok(madt)) => {
-            info!("acpi: MADT lists {} CPUs ({} usable)", madt.cpus.len(), madt.cpus.iter().filter(|c| c.is_usable()).count());
+            info!(
+                "acpi: MADT lists {} CPUs ({} usable)",
+                madt.cpus.len(),
+                madt.cpus.iter().filter(|c| c.is_usable()).count()
+            );
             let plan = smp::Plan {
                 max_cpus: opts.max_cpus.unwrap_or(u32::MAX),
                 timeout_ms: opts.ap_timeout_ms,
@@ -110,18 +124,29 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
         }
         Some(Err(e)) => {
             warn!("acpi: {e}; continuing on the boot CPU only");
-            smp::SmpReport { online: 1, present: 1 }
+            smp::SmpReport {
+                online: 1,
+                present: 1,
+            }
         }
         None => {
             warn!("acpi: the loader passed no RSDP; continuing on the boot CPU only");
-            smp::SmpReport { online: 1, present: 1 }
+            smp::SmpReport {
+                online: 1,
+                present: 1,
+            }
         }
     };
     info!("smp: {} of {} CPUs online", report.online, report.present);
 
     wait_for_ticks();
     let frames = mem::frame::stats();
-    info!("memory: {} frames free of {} after boot, heap grown by {} KiB", frames.free, frames.usable, mem::heap::grown_bytes() / 1024);
+    info!(
+        "memory: {} frames free of {} after boot, heap grown by {} KiB",
+        frames.free,
+        frames.usable,
+        mem::heap::grown_bytes() / 1024
+    );
     let ready_ns = time::now_ns().unwrap_or(0);
     let entry_ns = time::kernel_entry_ns().unwrap_or(0);
     info!(
@@ -141,7 +166,10 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
         Some(TestMode::Fault(kind)) => {
             info!("test: raising {} on purpose", kind.name());
             testmode::raise(kind);
-            halt_with(format_args!("test fault {} returned instead of trapping", kind.name()));
+            halt_with(format_args!(
+                "test fault {} returned instead of trapping",
+                kind.name()
+            ));
         }
         None => idle::run(),
     }
@@ -159,18 +187,39 @@ fn setup_memory(boot: &bootinfo::BootInfo) -> u64 {
 
     let layout = kernel_layout();
     let kernel = PhysRange::new(layout.phys_start, layout.phys_end);
-    let infos: Vec<ModuleInfo<'_>> =
-        boot.modules.iter().map(|m| ModuleInfo { name: &m.name, range: m.range }).collect();
+    let infos: Vec<ModuleInfo<'_>> = boot
+        .modules
+        .iter()
+        .map(|m| ModuleInfo {
+            name: &m.name,
+            range: m.range,
+        })
+        .collect();
     let verdicts = bootcheck::check_modules(kernel, boot.info_range, &usable, &infos);
     for (m, v) in boot.modules.iter().zip(&verdicts) {
         if v.is_ok() {
-            info!("boot: module \"{}\" at {:#x}..{:#x} ({} KiB)", m.name, m.range.start, m.range.end, m.range.len() / 1024);
+            info!(
+                "boot: module \"{}\" at {:#x}..{:#x} ({} KiB)",
+                m.name,
+                m.range.start,
+                m.range.end,
+                m.range.len() / 1024
+            );
         } else {
-            error!("boot: module \"{}\" at {:#x}..{:#x} rejected: {v}; ignoring it", m.name, m.range.start, m.range.end);
+            error!(
+                "boot: module \"{}\" at {:#x}..{:#x} rejected: {v}; ignoring it",
+                m.name, m.range.start, m.range.end
+            );
         }
     }
     let mut reserved = alloc::vec![kernel, boot.info_range];
-    reserved.extend(boot.modules.iter().zip(&verdicts).filter(|(_, v)| v.is_ok()).map(|(m, _)| m.range));
+    reserved.extend(
+        boot.modules
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| v.is_ok())
+            .map(|(m, _)| m.range),
+    );
 
     let usable_bytes: u64 = usable.iter().map(|r| r.len()).sum();
     let ram_end = usable.iter().map(|r| r.end).max().unwrap_or(0);
@@ -182,7 +231,7 @@ fn setup_memory(boot: &bootinfo::BootInfo) -> u64 {
         .sum();
     let stats = match mem::frame::init(&usable, &reserved) {
         Ok(s) => s,
-        Err(e) => halt_with(format_args!("frame allocator: {e:?}")),
+        Err(e) => halt_with(format_args!("frame allocator: {e}")),
     };
     info!(
         "memory: {} MiB usable RAM in {} regions, {} KiB reserved by firmware below the end of RAM, {} frames free",
@@ -195,7 +244,7 @@ fn setup_memory(boot: &bootinfo::BootInfo) -> u64 {
     let features = cpu::features();
     let direct_map_end = ram_end.max(4 << 30).next_multiple_of(1 << 30);
     if let Err(e) = mem::paging::build_kernel_tables(&layout, direct_map_end, &usable, &features) {
-        halt_with(format_args!("kernel page tables: {e:?}"));
+        halt_with(format_args!("kernel page tables: {e}"));
     }
     // SAFETY: the new tables map the kernel image, the boot stack we are on
     // and the direct map (which holds every table and the frame bitmap).
@@ -219,11 +268,17 @@ fn calibrate_timers() {
     );
     let cal = match cal {
         Ok(c) => c,
-        Err(e) => halt_with(format_args!("cannot calibrate timers against the PIT: {e:?}")),
+        Err(e) => halt_with(format_args!(
+            "cannot calibrate timers against the PIT: {e:?}"
+        )),
     };
     time::set_calibration(cal);
     cpuinit::set_tick_rate(cal.apic_timer_hz);
-    let inv = if cpu::features().invariant_tsc { "invariant" } else { "not invariant" };
+    let inv = if cpu::features().invariant_tsc {
+        "invariant"
+    } else {
+        "not invariant"
+    };
     info!(
         "timer: TSC {}.{:03} MHz ({inv}), APIC timer {} kHz (divide {:?}), calibrated against {}; {} Hz tick",
         cal.tsc_hz / 1_000_000,
@@ -244,14 +299,20 @@ fn wait_for_ticks() {
         .filter(|c| c.arch.cpu_index == 0 || c.online.load(Ordering::Acquire))
         .collect();
     let ticks = |c: &percpu::Cpu| c.arch.timer_ticks.load(Ordering::Relaxed);
-    while cpus.iter().any(|c| ticks(c) < TICKS_REQUIRED) && time::now_ns().is_some_and(|t| t < deadline) {
+    while cpus.iter().any(|c| ticks(c) < TICKS_REQUIRED)
+        && time::now_ns().is_some_and(|t| t < deadline)
+    {
         x86_64::instructions::interrupts::enable_and_hlt();
     }
     let mut all = true;
     for c in &cpus {
         let n = ticks(c);
         all &= n >= TICKS_REQUIRED;
-        info!("timer: cpu{} APIC id {} ticks={n}", c.arch.cpu_index, c.arch.apic_id.load(Ordering::Relaxed));
+        info!(
+            "timer: cpu{} APIC id {} ticks={n}",
+            c.arch.cpu_index,
+            c.arch.apic_id.load(Ordering::Relaxed)
+        );
     }
     if all {
         info!("timer: periodic ticks on all {} online CPUs", cpus.len());

@@ -28,7 +28,8 @@ pub struct Cpu {
 // with interrupts off; everything else is atomic or immutable after setup.
 unsafe impl Sync for Cpu {}
 
-static CPUS: [AtomicPtr<Cpu>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+static CPUS: [AtomicPtr<Cpu>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 static CPU_COUNT: AtomicU32 = AtomicU32::new(0);
 
 /// Creates the block for CPU `index` and records it in the CPU table.

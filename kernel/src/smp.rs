@@ -7,8 +7,8 @@
 
 use crate::mem::{paging, phys_to_virt};
 use crate::{cpuinit, percpu, time};
-use capos_arch::smp::{self as arch_smp, TRAMPOLINE_PHYS, TRAMPOLINE_SIPI_PAGE};
 use capos_arch::cpu;
+use capos_arch::smp::{self as arch_smp, TRAMPOLINE_PHYS, TRAMPOLINE_SIPI_PAGE};
 use capos_kcore::acpi::Madt;
 use core::sync::atomic::Ordering;
 
@@ -31,7 +31,9 @@ fn spin_ns(ns: u64) {
 
 /// Waits up to `ns` for `cond`; true if it became true.
 fn wait_for(ns: u64, cond: impl Fn() -> bool) -> bool {
-    let Some(start) = time::now_ns() else { return cond() };
+    let Some(start) = time::now_ns() else {
+        return cond();
+    };
     loop {
         if cond() {
             return true;
@@ -57,7 +59,11 @@ pub struct Plan {
 
 /// Starts every usable AP in `madt` (at most `plan.max_cpus` CPUs in total).
 pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
-    let Plan { max_cpus, timeout_ms, withhold_first_sipi } = plan;
+    let Plan {
+        max_cpus,
+        timeout_ms,
+        withhold_first_sipi,
+    } = plan;
     let usable: alloc::vec::Vec<_> = madt.cpus.iter().filter(|c| c.is_usable()).collect();
     let present = usable.len().max(1) as u32;
     let max_cpus = max_cpus.min(percpu::MAX_CPUS as u32);
@@ -66,7 +72,11 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
     // SAFETY: physical page 0x8000 is below 1 MiB, which the frame
     // allocator never hands out; the direct map covers it; no AP runs yet.
     unsafe {
-        core::ptr::copy_nonoverlapping(code.as_ptr(), phys_to_virt(TRAMPOLINE_PHYS) as *mut u8, code.len());
+        core::ptr::copy_nonoverlapping(
+            code.as_ptr(),
+            phys_to_virt(TRAMPOLINE_PHYS) as *mut u8,
+            code.len(),
+        );
     }
 
     let mut online = 1;
@@ -77,14 +87,20 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
             continue;
         }
         if next_index >= max_cpus {
-            crate::info!("smp: leaving APIC id {} off (maxcpus={max_cpus})", entry.apic_id);
+            crate::info!(
+                "smp: leaving APIC id {} off (maxcpus={max_cpus})",
+                entry.apic_id
+            );
             continue;
         }
         let index = next_index;
         let stack = match cpuinit::alloc_ap_stack() {
             Ok(s) => s,
             Err(e) => {
-                crate::warn!("smp: no stack for APIC id {}: {e:?}; not starting it", entry.apic_id);
+                crate::warn!(
+                    "smp: no stack for APIC id {}: {e:?}; not starting it",
+                    entry.apic_id
+                );
                 continue;
             }
         };
@@ -103,7 +119,10 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
         let up = || cpu.online.load(Ordering::Acquire);
         let sipis = if core::mem::take(&mut withhold) { 0 } else { 2 };
         if sipis == 0 {
-            crate::warn!("smp: injected fault: withholding startup IPIs from APIC id {}", entry.apic_id);
+            crate::warn!(
+                "smp: injected fault: withholding startup IPIs from APIC id {}",
+                entry.apic_id
+            );
         }
         for _ in 0..sipis {
             percpu::with_lapic(|l| {
@@ -137,10 +156,14 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
 /// on its own stack with the kernel page tables loaded.
 #[unsafe(no_mangle)]
 extern "C" fn ap_rust_entry(index: u64) -> ! {
-    let Some(cpu) = percpu::get(index as u32) else { cpu::halt_forever() };
+    let Some(cpu) = percpu::get(index as u32) else {
+        cpu::halt_forever()
+    };
     let stack_top = arch_smp::AP_BOOT_STACK_TOP.load(Ordering::Acquire);
     if let Err(e) = cpuinit::ap_init(cpu, stack_top) {
-        crate::console::emergency_write(format_args!("smp: cpu{index} failed to initialise: {e}\n"));
+        crate::console::emergency_write(format_args!(
+            "smp: cpu{index} failed to initialise: {e}\n"
+        ));
         cpu::halt_forever();
     }
     cpu.online.store(true, Ordering::Release);

@@ -21,14 +21,19 @@ pub struct IrqLockGuard<'a, T> {
 impl<T> IrqLock<T> {
     /// A lock around `value`.
     pub const fn new(value: T) -> Self {
-        Self { inner: spin::Mutex::new(value) }
+        Self {
+            inner: spin::Mutex::new(value),
+        }
     }
 
     /// Masks interrupts, then spins until the lock is free.
     pub fn lock(&self) -> IrqLockGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
-        IrqLockGuard { guard: Some(self.inner.lock()), were_enabled }
+        IrqLockGuard {
+            guard: Some(self.inner.lock()),
+            were_enabled,
+        }
     }
 
     /// Masks interrupts and tries to take the lock up to `spins` times.
@@ -37,7 +42,10 @@ impl<T> IrqLock<T> {
         interrupts::disable();
         for _ in 0..spins {
             if let Some(g) = self.inner.try_lock() {
-                return Some(IrqLockGuard { guard: Some(g), were_enabled });
+                return Some(IrqLockGuard {
+                    guard: Some(g),
+                    were_enabled,
+                });
             }
             core::hint::spin_loop();
         }

@@ -20,7 +20,6 @@ pub struct Calibration {
 }
 
 static TSC: Once<Scale> = Once::new();
-static CAL: Once<Calibration> = Once::new();
 static BOOT_TSC: Once<u64> = Once::new();
 
 /// PIT interval used for calibration.
@@ -61,23 +60,21 @@ pub fn calibrate(
     let tsc_hz = clock::hz_from_sample(tsc_ticks, ref_ns).ok_or(CalibrationError::NoProgress)?;
     let apic_timer_hz =
         clock::hz_from_sample(apic_ticks, ref_ns).ok_or(CalibrationError::NoProgress)?;
-    Ok(Calibration { tsc_hz, apic_timer_hz, source: "PIT channel 2" })
+    Ok(Calibration {
+        tsc_hz,
+        apic_timer_hz,
+        source: "PIT channel 2",
+    })
 }
 
 /// Records the calibration; the nanosecond clock works from here on.
 pub fn set_calibration(cal: Calibration) {
-    CAL.call_once(|| cal);
     TSC.call_once(|| Scale::from_hz(cal.tsc_hz));
 }
 
 /// Remembers the TSC at kernel entry.
 pub fn mark_kernel_entry() {
     BOOT_TSC.call_once(cpu::rdtsc);
-}
-
-/// The calibration, once done.
-pub fn calibration() -> Option<Calibration> {
-    CAL.get().copied()
 }
 
 /// Nanoseconds since CPU reset (monotonic on each CPU; the TSCs of all CPUs

@@ -127,11 +127,19 @@ impl core::fmt::Display for PageFaultCode {
         write!(
             f,
             " [{} {} {}{}{}]",
-            if e & 1 != 0 { "protection-violation" } else { "not-present" },
+            if e & 1 != 0 {
+                "protection-violation"
+            } else {
+                "not-present"
+            },
             if e & 2 != 0 { "write" } else { "read" },
             if e & 4 != 0 { "user" } else { "kernel" },
             if e & 8 != 0 { " reserved-bit" } else { "" },
-            if e & 16 != 0 { " instruction-fetch" } else { "" },
+            if e & 16 != 0 {
+                " instruction-fetch"
+            } else {
+                ""
+            },
         )
     }
 }

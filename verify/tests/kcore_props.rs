@@ -563,7 +563,12 @@ fn render(o: &BootOptions) -> String {
     let i = &o.inject;
     let names: Vec<&str> = Injections::NAMES
         .iter()
-        .zip([i.no_memory_map, i.module_overlap, i.bad_acpi_checksum, i.ap_no_start])
+        .zip([
+            i.no_memory_map,
+            i.module_overlap,
+            i.bad_acpi_checksum,
+            i.ap_no_start,
+        ])
         .filter_map(|(n, on)| on.then_some(*n))
         .collect();
     if !names.is_empty() {

@@ -337,8 +337,20 @@ mod tests {
         );
         assert_eq!(w[4], CmdlineWarning::Unknown("bogus"));
         assert_eq!(w[4].to_string(), "ignoring unknown boot option `bogus`");
-        assert!(matches!(w[5], CmdlineWarning::BadValue { word: "inject=nope", .. }));
-        assert!(matches!(w[6], CmdlineWarning::BadValue { word: "inject=", .. }));
+        assert!(matches!(
+            w[5],
+            CmdlineWarning::BadValue {
+                word: "inject=nope",
+                ..
+            }
+        ));
+        assert!(matches!(
+            w[6],
+            CmdlineWarning::BadValue {
+                word: "inject=",
+                ..
+            }
+        ));
         assert_eq!(
             w[7].to_string(),
             "ignoring boot option `test`: expected `=` and a value"

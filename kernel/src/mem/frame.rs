@@ -35,8 +35,8 @@ pub fn init(usable: &[PhysRange], reserved: &[PhysRange]) -> Result<FrameStats, 
     let limit = usable.iter().map(|r| r.end).max().unwrap_or(0);
     let words = FrameBitmap::words_needed(limit);
     let bytes = (words as u64 * 8).div_ceil(PAGE_SIZE) * PAGE_SIZE;
-    let storage = find_free_run(usable, reserved, bytes)
-        .ok_or(FrameInitError::NoRoomForBitmap { bytes })?;
+    let storage =
+        find_free_run(usable, reserved, bytes).ok_or(FrameInitError::NoRoomForBitmap { bytes })?;
 
     let mut all_reserved: Vec<PhysRange> = reserved.to_vec();
     all_reserved.push(storage);
@@ -44,11 +44,13 @@ pub fn init(usable: &[PhysRange], reserved: &[PhysRange]) -> Result<FrameStats, 
     // reserved, so nothing else refers to it; the direct map covers it both
     // in the early tables and in the kernel's own tables, and it is
     // reserved in the bitmap itself so it is never handed out.
-    let words_slice: &'static mut [u64] = unsafe {
-        core::slice::from_raw_parts_mut(phys_to_virt(storage.start) as *mut u64, words)
-    };
+    let words_slice: &'static mut [u64] =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage.start) as *mut u64, words) };
     let bitmap = FrameBitmap::new(words_slice, limit, usable, &all_reserved);
-    let stats = FrameStats { usable: bitmap.usable_frames(), free: bitmap.free_frames() };
+    let stats = FrameStats {
+        usable: bitmap.usable_frames(),
+        free: bitmap.free_frames(),
+    };
     *FRAMES.lock() = Some(bitmap);
     Ok(stats)
 }
@@ -67,6 +69,19 @@ fn find_free_run(usable: &[PhysRange], reserved: &[PhysRange], bytes: u64) -> Op
         }
     }
     None
+}
+
+impl core::fmt::Display for FrameInitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FrameInitError::NoRoomForBitmap { bytes } => {
+                write!(
+                    f,
+                    "no usable RAM below 4 GiB can hold the {bytes}-byte frame bitmap"
+                )
+            }
+        }
+    }
 }
 
 /// Allocates one frame (contents undefined).
@@ -95,7 +110,10 @@ pub fn free(frame: u64) -> Result<(), FreeError> {
 pub fn stats() -> FrameStats {
     let guard = FRAMES.lock();
     match guard.as_ref() {
-        Some(b) => FrameStats { usable: b.usable_frames(), free: b.free_frames() },
+        Some(b) => FrameStats {
+            usable: b.usable_frames(),
+            free: b.free_frames(),
+        },
         None => FrameStats { usable: 0, free: 0 },
     }
 }

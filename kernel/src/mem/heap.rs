@@ -59,7 +59,8 @@ unsafe impl Source for KernelHeapSource {
         // nothing else; the heap end we extend from is the one talc returned.
         unsafe {
             if old_end == 0 {
-                talc.claim(start as *mut u8, (mapped - start) as usize).ok_or(())?;
+                talc.claim(start as *mut u8, (mapped - start) as usize)
+                    .ok_or(())?;
             } else {
                 let end = NonNull::new(old_end as *mut u8).ok_or(())?;
                 talc.extend(end, mapped as *mut u8);

@@ -53,12 +53,22 @@ pub enum PagingError {
     AlreadyMapped(u64),
 }
 
+impl core::fmt::Display for PagingError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PagingError::OutOfFrames => f.write_str("out of physical frames for page tables"),
+            PagingError::AlreadyMapped(va) => write!(f, "address {va:#x} is already mapped"),
+        }
+    }
+}
+
 impl<S: PageSize> From<MapToError<S>> for PagingError {
     fn from(e: MapToError<S>) -> Self {
         match e {
             MapToError::FrameAllocationFailed => PagingError::OutOfFrames,
-            MapToError::ParentEntryHugePage | MapToError::PageAlreadyMapped(_) => {
-                PagingError::AlreadyMapped(0)
+            MapToError::ParentEntryHugePage => PagingError::AlreadyMapped(0),
+            MapToError::PageAlreadyMapped(frame) => {
+                PagingError::AlreadyMapped(frame.start_address().as_u64())
             }
         }
     }
@@ -93,7 +103,10 @@ pub fn build_kernel_tables(
         GLOBAL_FLAG.store(F::GLOBAL.bits(), Ordering::Relaxed);
     }
     let pml4 = frame::alloc_zeroed().ok_or(PagingError::OutOfFrames)?;
-    assert!(pml4 < (4 << 30), "early page-table frame above the boot direct map");
+    assert!(
+        pml4 < (4 << 30),
+        "early page-table frame above the boot direct map"
+    );
     // SAFETY: the new root is ours alone until it is loaded.
     let mut mapper = unsafe { mapper_for(pml4) };
     let mut alloc = TableFrames;
@@ -128,8 +141,16 @@ pub fn build_kernel_tables(
     let g = global();
     map_section(&mut mapper, &layout.text, F::PRESENT | g)?;
     map_section(&mut mapper, &layout.rodata, F::PRESENT | F::NO_EXECUTE | g)?;
-    map_section(&mut mapper, &layout.data, F::PRESENT | F::WRITABLE | F::NO_EXECUTE | g)?;
-    map_section(&mut mapper, &layout.boot_stack, F::PRESENT | F::WRITABLE | F::NO_EXECUTE | g)?;
+    map_section(
+        &mut mapper,
+        &layout.data,
+        F::PRESENT | F::WRITABLE | F::NO_EXECUTE | g,
+    )?;
+    map_section(
+        &mut mapper,
+        &layout.boot_stack,
+        F::PRESENT | F::WRITABLE | F::NO_EXECUTE | g,
+    )?;
     // layout.boot_stack_guard is deliberately left unmapped.
 
     // Heap and stack windows: create their PDPTs now so the PML4 entries

@@ -11,8 +11,6 @@ static NEXT: AtomicU64 = AtomicU64::new(STACK_BASE);
 /// A mapped kernel stack.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelStack {
-    /// Lowest mapped address (the guard page is just below).
-    pub bottom: u64,
     /// One past the highest mapped byte: the initial RSP.
     pub top: u64,
 }
@@ -48,5 +46,7 @@ pub fn alloc(pages: u64) -> Result<KernelStack, StackError> {
             return Err(StackError::OutOfMemory);
         }
     }
-    Ok(KernelStack { bottom, top: bottom + pages * PAGE_SIZE })
+    Ok(KernelStack {
+        top: bottom + pages * PAGE_SIZE,
+    })
 }
