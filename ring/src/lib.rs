@@ -35,6 +35,7 @@ pub mod entry;
 pub mod error;
 pub mod layout;
 pub mod memory;
+pub mod process;
 pub mod queue;
 pub mod request;
 
