@@ -18,6 +18,7 @@ pub mod acpi;
 pub mod bootcheck;
 pub mod clock;
 pub mod cmdline;
+pub mod elf;
 pub mod frame;
 pub mod memmap;
 pub mod range;
