@@ -582,3 +582,617 @@ pub fn segment_bytes<'a>(bytes: &'a [u8], seg: &Segment) -> &'a [u8] {
     });
     range.and_then(|r| bytes.get(r)).unwrap_or(&[])
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    const R: u32 = PF_R;
+    const RW: u32 = PF_R | PF_W;
+    const RX: u32 = PF_R | PF_X;
+
+    /// One program header for the test builder.
+    #[derive(Clone, Copy)]
+    struct Ph {
+        p_type: u32,
+        flags: u32,
+        offset: u64,
+        vaddr: u64,
+        filesz: u64,
+        memsz: u64,
+        align: u64,
+    }
+
+    fn load(flags: u32, offset: u64, vaddr: u64, filesz: u64, memsz: u64) -> Ph {
+        Ph {
+            p_type: PT_LOAD,
+            flags,
+            offset,
+            vaddr,
+            filesz,
+            memsz,
+            align: PAGE_SIZE,
+        }
+    }
+
+    fn other(p_type: u32, flags: u32) -> Ph {
+        Ph {
+            p_type,
+            flags,
+            offset: 0xdead_0000,
+            vaddr: 0xffff_ffff_ffff_f000,
+            filesz: 0x1_0000,
+            memsz: 0x10,
+            align: 3,
+        }
+    }
+
+    fn put16(b: &mut [u8], off: usize, v: u16) {
+        b[off..off + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put32(b: &mut [u8], off: usize, v: u32) {
+        b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put64(b: &mut [u8], off: usize, v: u64) {
+        b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// Offset of program header `i` in images from [`build`].
+    fn ph_at(i: usize) -> usize {
+        EHDR_SIZE + i * PHDR_SIZE
+    }
+
+    /// Byte the builder stores at file offset `i` past the headers.
+    fn pattern(i: usize) -> u8 {
+        (i.wrapping_mul(31) ^ (i >> 8)) as u8
+    }
+
+    /// A minimal executable: ELF header, program headers right after it, and
+    /// every PT_LOAD's file bytes present (filled with [`pattern`]).
+    fn build(entry: u64, phdrs: &[Ph]) -> Vec<u8> {
+        let table_end = ph_at(phdrs.len());
+        let data_end = phdrs
+            .iter()
+            .filter(|p| p.p_type == PT_LOAD && p.filesz > 0)
+            // Hostile offsets in tests are not materialised.
+            .filter_map(|p| p.offset.checked_add(p.filesz))
+            .filter(|&end| end < 1 << 24)
+            .map(|end| end as usize)
+            .max()
+            .unwrap_or(0);
+        let len = table_end.max(data_end);
+        let mut b: Vec<u8> = (0..len).map(pattern).collect();
+        b[..EHDR_SIZE].fill(0);
+        b[..4].copy_from_slice(&ELF_MAGIC);
+        b[EI_CLASS] = ELFCLASS64;
+        b[EI_DATA] = ELFDATA2LSB;
+        b[EI_VERSION] = EV_CURRENT;
+        put16(&mut b, E_TYPE, ET_EXEC);
+        put16(&mut b, E_MACHINE, EM_X86_64);
+        put32(&mut b, E_VERSION, 1);
+        put64(&mut b, E_ENTRY, entry);
+        put64(&mut b, E_PHOFF, EHDR_SIZE as u64);
+        put16(&mut b, E_EHSIZE, EHDR_SIZE as u16);
+        put16(&mut b, E_PHENTSIZE, PHDR_SIZE as u16);
+        put16(&mut b, E_PHNUM, phdrs.len() as u16);
+        for (i, p) in phdrs.iter().enumerate() {
+            let at = ph_at(i);
+            put32(&mut b, at + P_TYPE, p.p_type);
+            put32(&mut b, at + P_FLAGS, p.flags);
+            put64(&mut b, at + P_OFFSET, p.offset);
+            put64(&mut b, at + P_VADDR, p.vaddr);
+            put64(&mut b, at + 24, p.vaddr); // p_paddr
+            put64(&mut b, at + P_FILESZ, p.filesz);
+            put64(&mut b, at + P_MEMSZ, p.memsz);
+            put64(&mut b, at + P_ALIGN, p.align);
+        }
+        b
+    }
+
+    const ENTRY: u64 = 0x40_1010;
+
+    /// Program headers of the reference image: text, rodata at an unaligned
+    /// address, data+bss, plus ignored headers and an empty PT_LOAD.
+    fn sample_phdrs() -> Vec<Ph> {
+        vec![
+            other(PT_PHDR, R),
+            load(RX, 0x1000, 0x40_1000, 0x234, 0x234),
+            load(R, 0x2040, 0x40_2040, 0x80, 0x80),
+            load(RW, 0x3000, 0x40_3000, 0x10, 0x2000),
+            load(RW, 0, 0x10, 0, 0),
+            other(PT_GNU_STACK, RW),
+        ]
+    }
+
+    fn sample() -> Vec<u8> {
+        build(ENTRY, &sample_phdrs())
+    }
+
+    fn parse_default(b: &[u8]) -> Result<ElfImage, ElfError> {
+        parse(b, &Limits::default())
+    }
+
+    /// Builds the sample with program header `i` replaced by `ph`.
+    fn sample_with(i: usize, ph: Ph) -> Vec<u8> {
+        let mut phdrs = sample_phdrs();
+        phdrs[i] = ph;
+        build(ENTRY, &phdrs)
+    }
+
+    #[test]
+    fn valid_image_parses() {
+        let b = sample();
+        let img = parse_default(&b).unwrap();
+        let perms = |flags| Perms::from_flags(flags);
+        assert_eq!(
+            img,
+            ElfImage {
+                entry: ENTRY,
+                segments: vec![
+                    Segment {
+                        vaddr: 0x40_1000,
+                        mem_size: 0x234,
+                        file_offset: 0x1000,
+                        file_size: 0x234,
+                        perms: perms(RX),
+                    },
+                    Segment {
+                        vaddr: 0x40_2040,
+                        mem_size: 0x80,
+                        file_offset: 0x2040,
+                        file_size: 0x80,
+                        perms: perms(R),
+                    },
+                    Segment {
+                        vaddr: 0x40_3000,
+                        mem_size: 0x2000,
+                        file_offset: 0x3000,
+                        file_size: 0x10,
+                        perms: perms(RW),
+                    },
+                ],
+            }
+        );
+        assert_eq!(
+            perms(RX),
+            Perms {
+                read: true,
+                write: false,
+                execute: true
+            }
+        );
+        assert_eq!(img.segments[0].page_range(), (0x40_1000, 0x40_2000));
+        assert_eq!(img.segments[1].page_range(), (0x40_2000, 0x40_3000));
+        assert_eq!(img.segments[2].page_range(), (0x40_3000, 0x40_5000));
+        assert_eq!(img.total_pages(), 4);
+        let data = segment_bytes(&b, &img.segments[1]);
+        assert_eq!(data.len(), 0x80);
+        assert!(data
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == pattern(0x2040 + i)));
+    }
+
+    #[test]
+    fn default_limits() {
+        let l = Limits::default();
+        assert_eq!(l.max_segments, 16);
+        assert_eq!(l.min_vaddr, 0x10_0000);
+        assert_eq!(l.max_vaddr, 0x7000_0000_0000);
+        assert!(l.max_vaddr < USER_END);
+        assert_eq!(l.max_total_pages * PAGE_SIZE, 64 << 20);
+    }
+
+    #[test]
+    fn too_short() {
+        let b = sample();
+        assert_eq!(parse_default(&[]), Err(ElfError::TooShort));
+        assert_eq!(parse_default(&b[..EHDR_SIZE - 1]), Err(ElfError::TooShort));
+    }
+
+    #[test]
+    fn bad_magic() {
+        let mut b = sample();
+        b[1] = b'e';
+        assert_eq!(parse_default(&b), Err(ElfError::BadMagic));
+    }
+
+    #[test]
+    fn not_elf64() {
+        let mut b = sample();
+        b[EI_CLASS] = 1;
+        assert_eq!(parse_default(&b), Err(ElfError::NotElf64));
+    }
+
+    #[test]
+    fn not_little_endian() {
+        let mut b = sample();
+        b[EI_DATA] = 2;
+        assert_eq!(parse_default(&b), Err(ElfError::NotLittleEndian));
+    }
+
+    #[test]
+    fn bad_version() {
+        let mut b = sample();
+        b[EI_VERSION] = 0;
+        assert_eq!(parse_default(&b), Err(ElfError::BadVersion));
+        let mut b = sample();
+        put32(&mut b, E_VERSION, 2);
+        assert_eq!(parse_default(&b), Err(ElfError::BadVersion));
+    }
+
+    #[test]
+    fn pie_and_relocatable_rejected() {
+        for e_type in [0u16, 1, 3, 4] {
+            let mut b = sample();
+            put16(&mut b, E_TYPE, e_type);
+            assert_eq!(parse_default(&b), Err(ElfError::NotExecutable));
+        }
+    }
+
+    #[test]
+    fn wrong_machine() {
+        let mut b = sample();
+        put16(&mut b, E_MACHINE, 3); // EM_386
+        assert_eq!(parse_default(&b), Err(ElfError::WrongMachine));
+    }
+
+    #[test]
+    fn bad_header_size() {
+        let mut b = sample();
+        put16(&mut b, E_PHENTSIZE, 64);
+        assert_eq!(parse_default(&b), Err(ElfError::BadHeaderSize));
+        let mut b = sample();
+        put16(&mut b, E_EHSIZE, 52);
+        assert_eq!(parse_default(&b), Err(ElfError::BadHeaderSize));
+    }
+
+    #[test]
+    fn program_headers_out_of_file() {
+        let b = sample();
+        // Table one byte past the end.
+        let mut t = b.clone();
+        let table_len = (PHDR_SIZE * sample_phdrs().len()) as u64;
+        put64(&mut t, E_PHOFF, b.len() as u64 - table_len + 1);
+        assert_eq!(parse_default(&t), Err(ElfError::ProgramHeadersOutOfFile));
+        // Offset + size overflows.
+        let mut t = b.clone();
+        put64(&mut t, E_PHOFF, u64::MAX - 8);
+        assert_eq!(parse_default(&t), Err(ElfError::ProgramHeadersOutOfFile));
+        // Count larger than the file holds.
+        let mut t = b;
+        put16(&mut t, E_PHNUM, 0xfff0);
+        assert_eq!(parse_default(&t), Err(ElfError::ProgramHeadersOutOfFile));
+        // The table exactly at the end of the file is fine.
+        let phdrs = [load(RX, 0x1000, 0x40_1000, 0x10, 0x10)];
+        let mut t = build(0x40_1000, &phdrs);
+        let end = t.len();
+        t.extend_from_slice(&t[EHDR_SIZE..ph_at(1)].to_vec());
+        put64(&mut t, E_PHOFF, end as u64);
+        assert!(parse_default(&t).is_ok());
+    }
+
+    #[test]
+    fn too_many_segments() {
+        let b = sample();
+        let limits = Limits {
+            max_segments: sample_phdrs().len() - 1,
+            ..Limits::default()
+        };
+        assert_eq!(parse(&b, &limits), Err(ElfError::TooManySegments));
+        let limits = Limits {
+            max_segments: sample_phdrs().len(),
+            ..Limits::default()
+        };
+        assert!(parse(&b, &limits).is_ok());
+    }
+
+    #[test]
+    fn no_loadable_segments() {
+        let b = build(ENTRY, &[]);
+        assert_eq!(parse_default(&b), Err(ElfError::NoLoadableSegments));
+        let b = build(
+            ENTRY,
+            &[other(PT_GNU_STACK, RW), load(RX, 0x1000, 0x40_1000, 0, 0)],
+        );
+        assert_eq!(parse_default(&b), Err(ElfError::NoLoadableSegments));
+    }
+
+    #[test]
+    fn file_size_exceeds_mem_size() {
+        let b = sample_with(2, load(R, 0x2040, 0x40_2040, 0x81, 0x80));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::FileSizeExceedsMemSize { index: 2 })
+        );
+        // Also for an otherwise skipped empty segment.
+        let b = sample_with(4, load(RW, 0, 0x10, 1, 0));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::FileSizeExceedsMemSize { index: 4 })
+        );
+    }
+
+    #[test]
+    fn segment_out_of_file() {
+        let mut b = sample();
+        let len = b.len() as u64;
+        // The data segment's bytes run one past the end.
+        put64(&mut b, ph_at(3) + P_FILESZ, len - 0x3000 + 1);
+        put64(&mut b, ph_at(3) + P_MEMSZ, 0x2000);
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::SegmentOutOfFile { index: 3 })
+        );
+        // Offset + size overflows.
+        let b = sample_with(2, load(R, u64::MAX - 0x3f, 0x40_2fc0, 0x80, 0x80));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::SegmentOutOfFile { index: 2 })
+        );
+    }
+
+    #[test]
+    fn bss_only_segment_may_point_past_file() {
+        let b = sample_with(4, load(RW, 0x9000, 0x50_0000 + 0x9000, 0, 0x10));
+        let img = parse_default(&b).unwrap();
+        assert_eq!(img.segments.len(), 4);
+        assert_eq!(segment_bytes(&b, &img.segments[3]), &[] as &[u8]);
+    }
+
+    #[test]
+    fn address_overflow() {
+        // vaddr + memsz itself wraps.
+        let b = sample_with(4, load(RW, 0x0f00, u64::MAX - 0xff, 0, 0x200));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::AddressOverflow { index: 4 })
+        );
+        // vaddr + memsz fits, but rounding up to a page does not.
+        let b = sample_with(4, load(RW, 0x0010, u64::MAX - 0xfef, 0, 1));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::AddressOverflow { index: 4 })
+        );
+    }
+
+    #[test]
+    fn segment_outside_user_range() {
+        // Inside the first MiB.
+        let b = sample_with(4, load(RW, 0x0000, 0xf_f000, 0, 0x1000));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::SegmentOutsideUserRange { index: 4 })
+        );
+        // Starts one byte below 1 MiB: its first page is below the minimum.
+        let b = sample_with(4, load(RW, 0x0fff, 0xf_ffff, 0, 0x10));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::SegmentOutsideUserRange { index: 4 })
+        );
+        // Page-rounded end one page past max_vaddr.
+        let max = Limits::default().max_vaddr;
+        let b = sample_with(4, load(RW, 0x0000, max - 0x1000, 0, 0x1001));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::SegmentOutsideUserRange { index: 4 })
+        );
+        // Ending exactly at max_vaddr is fine.
+        let b = sample_with(4, load(RW, 0x0000, max - 0x1000, 0, 0x1000));
+        assert!(parse_default(&b).is_ok());
+        // Kernel half.
+        let b = sample_with(4, load(RW, 0x0000, 0xffff_8000_0000_0000, 0, 0x1000));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::SegmentOutsideUserRange { index: 4 })
+        );
+        // A max_vaddr above USER_END is clamped to USER_END.
+        let loose = Limits {
+            max_vaddr: u64::MAX,
+            ..Limits::default()
+        };
+        let b = sample_with(4, load(RW, 0x0000, USER_END - 0x1000, 0, 0x1000));
+        assert!(parse(&b, &loose).is_ok());
+        let b = sample_with(4, load(RW, 0x0000, USER_END, 0, 0x1000));
+        assert_eq!(
+            parse(&b, &loose),
+            Err(ElfError::SegmentOutsideUserRange { index: 4 })
+        );
+    }
+
+    #[test]
+    fn misaligned_segment() {
+        let b = sample_with(2, load(R, 0x2040, 0x40_2041, 0x80, 0x80));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::MisalignedSegment { index: 2 })
+        );
+        for align in [3u64, 0x1800, u64::MAX] {
+            let mut ph = load(R, 0x2040, 0x40_2040, 0x80, 0x80);
+            ph.align = align;
+            assert_eq!(
+                parse_default(&sample_with(2, ph)),
+                Err(ElfError::MisalignedSegment { index: 2 })
+            );
+        }
+        for align in [0u64, 1, 2, 0x20_0000, 1 << 63] {
+            let mut ph = load(R, 0x2040, 0x40_2040, 0x80, 0x80);
+            ph.align = align;
+            assert!(parse_default(&sample_with(2, ph)).is_ok(), "{align:#x}");
+        }
+    }
+
+    #[test]
+    fn overlapping_segments() {
+        // Rodata moved into the text segment's last page (different bytes,
+        // same page): rejected, with the lower index first.
+        let b = sample_with(2, load(R, 0x1400, 0x40_1400, 0x80, 0x80));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::OverlappingSegments { a: 1, b: 2 })
+        );
+        // Listed in reverse address order, still reported (lower, higher).
+        let b = build(
+            0x50_0000,
+            &[
+                load(RW, 0x2000, 0x40_2000, 0x10, 0x3000),
+                load(RX, 0x1000, 0x50_0000, 0x10, 0x10),
+                load(R, 0x1000, 0x40_4000, 0x10, 0x10),
+            ],
+        );
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::OverlappingSegments { a: 0, b: 2 })
+        );
+        // Touching page ranges are fine.
+        let b = sample_with(2, load(R, 0x2000, 0x40_2000, 0x80, 0x1000));
+        assert!(parse_default(&b).is_ok());
+    }
+
+    #[test]
+    fn write_and_execute() {
+        let b = sample_with(2, load(R | PF_W | PF_X, 0x2040, 0x40_2040, 0x80, 0x80));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::WriteAndExecute { index: 2 })
+        );
+        // Write+execute without read is still W+X.
+        let b = sample_with(2, load(PF_W | PF_X, 0x2040, 0x40_2040, 0x80, 0x80));
+        assert_eq!(
+            parse_default(&b),
+            Err(ElfError::WriteAndExecute { index: 2 })
+        );
+    }
+
+    #[test]
+    fn entry_outside_executable_segment() {
+        let phdrs = sample_phdrs();
+        for entry in [0x40_0fff, 0x40_1234, 0x40_2040, 0x40_3000, 0, u64::MAX] {
+            assert_eq!(
+                parse_default(&build(entry, &phdrs)),
+                Err(ElfError::EntryOutsideExecutableSegment),
+                "{entry:#x}"
+            );
+        }
+        // First and last byte of the text segment are fine.
+        for entry in [0x40_1000, 0x40_1233] {
+            assert!(parse_default(&build(entry, &phdrs)).is_ok());
+        }
+    }
+
+    #[test]
+    fn too_large() {
+        let b = sample();
+        let tight = Limits {
+            max_total_pages: 3,
+            ..Limits::default()
+        };
+        assert_eq!(parse(&b, &tight), Err(ElfError::TooLarge));
+        let exact = Limits {
+            max_total_pages: 4,
+            ..Limits::default()
+        };
+        assert!(parse(&b, &exact).is_ok());
+        // Default limit: a 64 MiB + 1 page bss.
+        let big = sample_with(4, load(RW, 0, 0x1000_0000, 0, 16384 * PAGE_SIZE));
+        assert_eq!(parse_default(&big), Err(ElfError::TooLarge));
+    }
+
+    #[test]
+    fn unsupported_segments() {
+        for p_type in [PT_DYNAMIC, PT_INTERP, PT_TLS, PT_SHLIB, 0x7000_0001, 8] {
+            let b = sample_with(5, other(p_type, R));
+            assert_eq!(
+                parse_default(&b),
+                Err(ElfError::UnsupportedSegment { index: 5, p_type })
+            );
+        }
+    }
+
+    #[test]
+    fn ignored_segments_are_not_checked() {
+        for p_type in [
+            PT_NULL,
+            PT_NOTE,
+            PT_PHDR,
+            PT_GNU_EH_FRAME,
+            PT_GNU_STACK,
+            PT_GNU_RELRO,
+            PT_GNU_PROPERTY,
+        ] {
+            // Garbage offset, address and alignment, and W+X flags.
+            let b = sample_with(5, other(p_type, PF_R | PF_W | PF_X));
+            assert_eq!(parse_default(&b).unwrap().segments.len(), 3);
+        }
+    }
+
+    #[test]
+    fn display_names_the_rule() {
+        let msg = |e: ElfError| e.to_string();
+        assert_eq!(
+            msg(ElfError::WriteAndExecute { index: 2 }),
+            "segment 2 is writable and executable (W^X)"
+        );
+        assert_eq!(
+            msg(ElfError::OverlappingSegments { a: 1, b: 3 }),
+            "segments 1 and 3 share a page"
+        );
+        assert!(msg(ElfError::UnsupportedSegment {
+            index: 4,
+            p_type: PT_TLS
+        })
+        .contains("PT_TLS"));
+        assert!(msg(ElfError::UnsupportedSegment {
+            index: 4,
+            p_type: 0x6000_0000
+        })
+        .contains("0x60000000"));
+        assert!(msg(ElfError::NotExecutable).contains("ET_EXEC"));
+    }
+
+    #[test]
+    fn page_range_saturates_for_hand_built_segments() {
+        let seg = Segment {
+            vaddr: u64::MAX - 5,
+            mem_size: 100,
+            file_offset: 0,
+            file_size: 0,
+            perms: Perms::from_flags(0),
+        };
+        assert_eq!(seg.page_range(), (!PAGE_MASK, !PAGE_MASK));
+        assert_eq!(seg.page_count(), 0);
+        let seg = Segment {
+            vaddr: 0x40_0fff,
+            mem_size: 2,
+            ..seg
+        };
+        assert_eq!(seg.page_range(), (0x40_0000, 0x40_2000));
+    }
+
+    #[test]
+    fn segment_bytes_out_of_range_is_empty() {
+        let b = sample();
+        let seg = Segment {
+            vaddr: 0x40_1000,
+            mem_size: 0x10,
+            file_offset: b.len() as u64 - 4,
+            file_size: 5,
+            perms: Perms::from_flags(R),
+        };
+        assert!(segment_bytes(&b, &seg).is_empty());
+        let seg = Segment {
+            file_offset: u64::MAX,
+            ..seg
+        };
+        assert!(segment_bytes(&b, &seg).is_empty());
+    }
+}
