@@ -876,7 +876,7 @@ mod tests {
         let phdrs = [load(RX, 0x1000, 0x40_1000, 0x10, 0x10)];
         let mut t = build(0x40_1000, &phdrs);
         let end = t.len();
-        t.extend_from_slice(&t[EHDR_SIZE..ph_at(1)].to_vec());
+        t.extend_from_within(EHDR_SIZE..ph_at(1));
         put64(&mut t, E_PHOFF, end as u64);
         assert!(parse_default(&t).is_ok());
     }
