@@ -43,6 +43,7 @@ enum KernelCapKind {
   frameAllocator @6;   # child-local: allocate physical memory objects
   virtualMemory @7;    # child-local: map anonymous memory in the holder
   threadSpawner @8;    # child-local: start threads in the holder
+  null @9;             # child-local: the measurement-only Null interface
 }
 
 const protRead :UInt32 = 1;    # mapping protection bit: readable
@@ -165,6 +166,12 @@ interface ThreadControl @0xea47a5dcd9ea001e {
   exitThread @2 (code :Int64) -> ();
 }
 
+interface Null @0xebbe9c3253cdbcaa {
+  # Does nothing. It exists so benchmarks can measure the cost of a capability
+  # call itself, with no work behind it.
+  ping @0 () -> ();
+}
+
 const consoleInterfaceId :UInt64 = 0xdfa84506728bf29c;
 const terminalSessionInterfaceId :UInt64 = 0xe87c6bb0e2f15053;
 const timerInterfaceId :UInt64 = 0xa06e7a0d0d2e312e;
@@ -179,3 +186,4 @@ const virtualMemoryInterfaceId :UInt64 = 0xd00fafd8be53b4b8;
 const threadSpawnerInterfaceId :UInt64 = 0xbc49c1f9e26ad428;
 const threadHandleInterfaceId :UInt64 = 0xf0abf367d007d1c3;
 const threadControlInterfaceId :UInt64 = 0xea47a5dcd9ea001e;
+const nullInterfaceId :UInt64 = 0xebbe9c3253cdbcaa;

@@ -11,7 +11,7 @@ struct SystemManifest {
   schemaVersion @0 :UInt32;        # must equal currentSchemaVersion
   binaries @1 :List(Binary);       # every binary packed into the ISO
   kernel @2 :KernelParams;
-  init @3 :InitProcess;            # the one process the kernel starts
+  init @3 :InitProcess;            # the first process the kernel starts
   services @4 :List(Service);      # started by init, in this order
 }
 
@@ -23,6 +23,7 @@ struct Binary {
 struct KernelParams {
   logLevel @0 :LogLevel = info;
   maxCpus @1 :UInt32;              # 0: every CPU the firmware reports
+  bootProcesses @2 :List(InitProcess);  # started by the kernel beside init, kernel-minted caps only; for tests and bring-up
 
   enum LogLevel {
     error @0;

@@ -34,9 +34,11 @@ pub const THREAD_SPAWNER: u64 = s::thread_spawner::_private::TYPE_ID;
 pub const THREAD_HANDLE: u64 = s::thread_handle::_private::TYPE_ID;
 /// `ThreadControl`: operations on the calling thread.
 pub const THREAD_CONTROL: u64 = s::thread_control::_private::TYPE_ID;
+/// `Null`: does nothing; measures the cost of a capability call itself.
+pub const NULL: u64 = s::null::_private::TYPE_ID;
 
 /// Every kernel interface with its schema name, in schema order.
-pub const ALL: [(&str, u64); 14] = [
+pub const ALL: [(&str, u64); 15] = [
     ("Console", CONSOLE),
     ("TerminalSession", TERMINAL_SESSION),
     ("Timer", TIMER),
@@ -51,6 +53,7 @@ pub const ALL: [(&str, u64); 14] = [
     ("ThreadSpawner", THREAD_SPAWNER),
     ("ThreadHandle", THREAD_HANDLE),
     ("ThreadControl", THREAD_CONTROL),
+    ("Null", NULL),
 ];
 
 /// The schema name of a kernel interface id, if it is one.
@@ -83,7 +86,9 @@ mod tests {
             s::THREAD_SPAWNER_INTERFACE_ID,
             s::THREAD_HANDLE_INTERFACE_ID,
             s::THREAD_CONTROL_INTERFACE_ID,
+            s::NULL_INTERFACE_ID,
         ];
+        assert_eq!(declared.len(), ALL.len());
         for ((name, id), want) in ALL.iter().zip(declared) {
             assert_eq!(*id, want, "{name}");
         }
@@ -96,6 +101,7 @@ mod tests {
             assert!(ALL[i + 1..].iter().all(|(_, other)| other != id));
         }
         assert_eq!(CONSOLE, 0xdfa8_4506_728b_f29c);
+        assert_eq!(NULL, 0xebbe_9c32_53cd_bcaa);
         assert_eq!(name_of(0), None);
     }
 }

@@ -116,8 +116,14 @@ fn compile(input: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn summarize(input: &Path, m: &Manifest) -> String {
+    let boot = &m.kernel.boot_processes;
+    let boot_count = match boot.len() {
+        0 => String::new(),
+        1 => "1 boot process + ".into(),
+        n => format!("{n} boot processes + "),
+    };
     let mut s = format!(
-        "{}: ok (schema {}, {} binaries, init + {} services)\n",
+        "{}: ok (schema {}, {} binaries, init + {boot_count}{} services)\n",
         input.display(),
         m.schema_version,
         m.binaries.len(),
@@ -139,6 +145,14 @@ fn summarize(input: &Path, m: &Manifest) -> String {
         m.init.binary,
         caps(&m.init.caps)
     ));
+    for (i, p) in boot.iter().enumerate() {
+        s.push_str(&format!(
+            "  {:<16} binary {:<16} caps: {}\n",
+            format!("boot[{i}]"),
+            p.binary,
+            caps(&p.caps)
+        ));
+    }
     for svc in &m.services {
         s.push_str(&format!(
             "  {:<16} binary {:<16} caps: {}",

@@ -24,6 +24,9 @@ pub struct Limits {
     pub max_binaries: usize,
     /// Most services.
     pub max_services: usize,
+    /// Most kernel-started boot processes (validation allows fewer; see
+    /// [`MAX_BOOT_PROCESSES`](super::MAX_BOOT_PROCESSES)).
+    pub max_boot_processes: usize,
     /// Most caps of one process.
     pub max_caps: usize,
     /// Most exports of one service.
@@ -35,12 +38,14 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The limits [`decode`] uses: 1 MiB, 256 binaries, 128 services, 64 caps per
-    /// process, 32 exports per service, 256-byte texts, nesting depth 16.
+    /// The limits [`decode`] uses: 1 MiB, 256 binaries, 128 services, 64 boot
+    /// processes, 64 caps per process, 32 exports per service, 256-byte texts,
+    /// nesting depth 16.
     pub const DEFAULT: Limits = Limits {
         max_bytes: 1 << 20,
         max_binaries: 256,
         max_services: 128,
+        max_boot_processes: 64,
         max_caps: 64,
         max_exports: 32,
         max_text: 256,
@@ -169,7 +174,16 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
             Err(capnp::NotInSchema(n)) => return Err(DecodeError::UnknownLogLevel(n)),
         },
         max_cpus: kernel.get_max_cpus(),
+        boot_processes: Vec::new(),
     };
+    let boot = kernel.get_boot_processes()?;
+    d.list("boot processes", boot.len(), limits.max_boot_processes)?;
+    for p in boot.iter() {
+        manifest.kernel.boot_processes.push(InitProcess {
+            binary: d.text("binary name", p.get_binary())?,
+            caps: d.caps(p.get_caps()?)?,
+        });
+    }
     let init = root.get_init()?;
     manifest.init = InitProcess {
         binary: d.text("binary name", init.get_binary())?,
@@ -276,6 +290,7 @@ fn kind_from_schema(kind: KernelCapKind) -> KernelKind {
         KernelCapKind::FrameAllocator => KernelKind::FrameAllocator,
         KernelCapKind::VirtualMemory => KernelKind::VirtualMemory,
         KernelCapKind::ThreadSpawner => KernelKind::ThreadSpawner,
+        KernelCapKind::Null => KernelKind::Null,
     }
 }
 
@@ -290,6 +305,7 @@ fn kind_to_schema(kind: KernelKind) -> KernelCapKind {
         KernelKind::FrameAllocator => KernelCapKind::FrameAllocator,
         KernelKind::VirtualMemory => KernelCapKind::VirtualMemory,
         KernelKind::ThreadSpawner => KernelCapKind::ThreadSpawner,
+        KernelKind::Null => KernelCapKind::Null,
     }
 }
 
@@ -342,6 +358,13 @@ impl Manifest {
             LogLevel::Trace => kernel_params::LogLevel::Trace,
         });
         kernel.set_max_cpus(self.kernel.max_cpus);
+        let boot = &self.kernel.boot_processes;
+        let mut list = kernel.init_boot_processes(len32(boot.len()));
+        for (i, p) in boot.iter().enumerate() {
+            let mut e = list.reborrow().get(i as u32);
+            e.set_binary(p.binary.as_str());
+            encode_caps(&p.caps, e.init_caps(len32(p.caps.len())));
+        }
         let mut init = root.reborrow().init_init();
         init.set_binary(self.init.binary.as_str());
         encode_caps(&self.init.caps, init.init_caps(len32(self.init.caps.len())));

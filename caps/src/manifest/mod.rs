@@ -5,7 +5,8 @@
 //! into [`Manifest`]; [`Manifest::encode`] writes one back. Validation comes in two
 //! layers, matching who acts on the data:
 //!
-//! * [`validate_kernel_layer`]: what the kernel needs to start init.
+//! * [`validate_kernel_layer`]: what the kernel needs to start init and the boot
+//!   processes.
 //! * [`validate_service_graph`]: what init needs to start the services.
 //!
 //! Both report typed [`ManifestError`]s whose `Display` names the service, cap and rule.
@@ -30,6 +31,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Longest binary, service, cap or export name, in bytes (the CapSet name field size).
 pub const MAX_NAME_LEN: usize = 32;
 
+/// Most processes the kernel starts beside init (`KernelParams::boot_processes`).
+pub const MAX_BOOT_PROCESSES: usize = 16;
+
 /// A decoded boot manifest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Manifest {
@@ -39,7 +43,7 @@ pub struct Manifest {
     pub binaries: Vec<Binary>,
     /// Kernel parameters.
     pub kernel: KernelParams,
-    /// The one process the kernel starts.
+    /// The first process the kernel starts.
     pub init: InitProcess,
     /// Services init starts, in order.
     pub services: Vec<Service>,
@@ -55,12 +59,15 @@ pub struct Binary {
 }
 
 /// Kernel boot parameters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelParams {
     /// Log verbosity.
     pub log_level: LogLevel,
     /// CPUs to bring up; 0 means all.
     pub max_cpus: u32,
+    /// Processes the kernel starts beside init, with kernel-minted caps only (for
+    /// tests and bring-up). At most [`MAX_BOOT_PROCESSES`].
+    pub boot_processes: Vec<InitProcess>,
 }
 
 /// Kernel log verbosity.
@@ -79,7 +86,8 @@ pub enum LogLevel {
     Trace,
 }
 
-/// The init process: its binary and its kernel-minted caps.
+/// A process the kernel starts (init or a boot process): its binary and its
+/// kernel-minted caps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InitProcess {
     /// Binary name.
@@ -175,11 +183,13 @@ pub enum KernelKind {
     VirtualMemory,
     /// The holder's thread spawner.
     ThreadSpawner,
+    /// The measurement-only `Null` interface (each holder gets its own).
+    Null,
 }
 
 impl KernelKind {
     /// Every kind, in schema order.
-    pub const ALL: [KernelKind; 9] = [
+    pub const ALL: [KernelKind; 10] = [
         KernelKind::Console,
         KernelKind::Terminal,
         KernelKind::Timer,
@@ -189,6 +199,7 @@ impl KernelKind {
         KernelKind::FrameAllocator,
         KernelKind::VirtualMemory,
         KernelKind::ThreadSpawner,
+        KernelKind::Null,
     ];
 
     /// The interface a cap of this kind exposes.
@@ -203,6 +214,7 @@ impl KernelKind {
             KernelKind::FrameAllocator => interfaces::FRAME_ALLOCATOR,
             KernelKind::VirtualMemory => interfaces::VIRTUAL_MEMORY,
             KernelKind::ThreadSpawner => interfaces::THREAD_SPAWNER,
+            KernelKind::Null => interfaces::NULL,
         }
     }
 
@@ -215,6 +227,7 @@ impl KernelKind {
                 | KernelKind::FrameAllocator
                 | KernelKind::VirtualMemory
                 | KernelKind::ThreadSpawner
+                | KernelKind::Null
         )
     }
 
@@ -230,6 +243,7 @@ impl KernelKind {
             KernelKind::FrameAllocator => "frameAllocator",
             KernelKind::VirtualMemory => "virtualMemory",
             KernelKind::ThreadSpawner => "threadSpawner",
+            KernelKind::Null => "null",
         }
     }
 }

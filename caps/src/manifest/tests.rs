@@ -300,6 +300,9 @@ fn kinds_map_to_their_interfaces() {
             .iter()
             .filter(|k| k.is_child_local())
             .count(),
-        4
+        5
     );
+    assert!(KernelKind::Null.is_child_local());
+    assert_eq!(KernelKind::Null.interface_id(), crate::interfaces::NULL);
+    assert_eq!(KernelKind::Null.to_string(), "null");
 }

@@ -10,7 +10,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{
-    CapRef, CapSource, Facet, KernelKind, Manifest, Service, MAX_NAME_LEN, SCHEMA_VERSION,
+    CapRef, CapSource, Facet, KernelKind, Manifest, Service, MAX_BOOT_PROCESSES, MAX_NAME_LEN,
+    SCHEMA_VERSION,
 };
 use crate::interfaces;
 
@@ -25,6 +26,24 @@ pub enum Subject {
     Init,
     /// One of init's caps, by name.
     InitCap(String),
+    /// The kernel parameters.
+    Kernel,
+    /// A kernel-started boot process, by its index in `bootProcesses` and its binary.
+    BootProcess {
+        /// Position in `bootProcesses`, counting from 0.
+        index: usize,
+        /// Its binary name.
+        binary: String,
+    },
+    /// A cap of a boot process.
+    BootProcessCap {
+        /// Position in `bootProcesses`, counting from 0.
+        index: usize,
+        /// Its binary name.
+        binary: String,
+        /// Cap name.
+        cap: String,
+    },
     /// A service, by name.
     Service(String),
     /// A cap of a service.
@@ -50,6 +69,13 @@ impl fmt::Display for Subject {
             Subject::Binary(b) => write!(f, "binary {b:?}"),
             Subject::Init => f.write_str("init"),
             Subject::InitCap(c) => write!(f, "init: cap {c:?}"),
+            Subject::Kernel => f.write_str("kernel"),
+            Subject::BootProcess { index, binary } => {
+                write!(f, "boot process {index} ({binary:?})")
+            }
+            Subject::BootProcessCap { index, binary, cap } => {
+                write!(f, "boot process {index} ({binary:?}): cap {cap:?}")
+            }
             Subject::Service(s) => write!(f, "service {s:?}"),
             Subject::Cap { service, cap } => write!(f, "service {service:?}: cap {cap:?}"),
             Subject::Export { service, export } => {
@@ -89,6 +115,12 @@ pub enum Rule {
     },
     /// Init holds an import (nothing exists yet to import from).
     InitImport,
+    /// A boot process holds an import (only kernel-minted caps exist at boot).
+    BootProcessImport,
+    /// More boot processes than [`MAX_BOOT_PROCESSES`].
+    TooManyBootProcesses(usize),
+    /// A kind only init may hold is granted to a boot process.
+    InitOnly(KernelKind),
     /// A service asks for the boot package.
     BootPackageReserved,
     /// A service asks for a shared kernel cap init does not hold.
@@ -160,6 +192,11 @@ impl fmt::Display for Rule {
                 interface_name(*provided)
             ),
             Rule::InitImport => f.write_str("init can only hold kernel-minted caps"),
+            Rule::BootProcessImport => f.write_str("boot processes can only hold kernel-minted caps"),
+            Rule::TooManyBootProcesses(n) => {
+                write!(f, "has {n} boot processes; at most {MAX_BOOT_PROCESSES} are allowed")
+            }
+            Rule::InitOnly(kind) => write!(f, "{kind} is only granted to init"),
             Rule::BootPackageReserved => f.write_str("boot package authority is reserved for init"),
             Rule::NotHeldByInit(kind) => write!(f, "needs a kernel {kind} cap, which init does not hold to pass on"),
             Rule::InitLacks(kind) => write!(f, "has services to start but holds no kernel {kind} cap"),
@@ -226,8 +263,10 @@ fn name_rule(name: &str) -> Option<Rule> {
 }
 
 /// Checks the parts of a manifest the kernel acts on: the schema version; binaries
-/// named, uniquely, with module strings; init running a declared binary; init's caps
-/// named uniquely, kernel-minted, of known kinds, expecting their kinds' interfaces.
+/// named, uniquely, with module strings; init and each boot process running a
+/// declared binary; their caps named uniquely, kernel-minted, of known kinds, expecting
+/// their kinds' interfaces; at most [`MAX_BOOT_PROCESSES`] boot processes, none of
+/// which holds a `bootPackage` or `processSpawner` cap (init only).
 pub fn validate_kernel_layer(manifest: &Manifest) -> Result<(), ManifestError> {
     let mut report = Report(Vec::new());
     kernel_layer(manifest, &mut report);
@@ -291,6 +330,43 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
             }
             CapSource::Import { .. } => report.push(subject(), Rule::InitImport),
             other => source_rule(other, subject(), report),
+        }
+    }
+    let boot = &m.kernel.boot_processes;
+    if boot.len() > MAX_BOOT_PROCESSES {
+        report.push(Subject::Kernel, Rule::TooManyBootProcesses(boot.len()));
+    }
+    for (index, p) in boot.iter().enumerate() {
+        if m.binary(&p.binary).is_none() {
+            report.push(
+                Subject::BootProcess {
+                    index,
+                    binary: p.binary.clone(),
+                },
+                Rule::UnknownBinary(p.binary.clone()),
+            );
+        }
+        for (i, cap) in p.caps.iter().enumerate() {
+            let subject = || Subject::BootProcessCap {
+                index,
+                binary: p.binary.clone(),
+                cap: cap.name.clone(),
+            };
+            if let Some(rule) = name_rule(&cap.name) {
+                report.push(subject(), rule);
+            } else if p.caps[..i].iter().any(|earlier| earlier.name == cap.name) {
+                report.push(subject(), Rule::Duplicate);
+            }
+            match &cap.source {
+                CapSource::Kernel(
+                    kind @ (KernelKind::BootPackage | KernelKind::ProcessSpawner),
+                ) => report.push(subject(), Rule::InitOnly(*kind)),
+                CapSource::Kernel(kind) => {
+                    expect_interface(cap, kind.interface_id(), subject(), report)
+                }
+                CapSource::Import { .. } => report.push(subject(), Rule::BootProcessImport),
+                other => source_rule(other, subject(), report),
+            }
         }
     }
 }
