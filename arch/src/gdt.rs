@@ -61,8 +61,10 @@ impl CpuTables {
     }
 
     /// Builds the GDT around this CPU's TSS and loads GDT, segment registers
-    /// and task register on the calling CPU.
-    pub fn load(&'static mut self) -> Selectors {
+    /// and task register on the calling CPU. Returns the selectors and a
+    /// handle for changing RSP0 later.
+    pub fn load(&'static mut self) -> (Selectors, TssHandle) {
+        let handle = TssHandle(&raw mut self.tss);
         // `self` is 'static, so both halves are 'static borrows: the TSS
         // address written into the descriptor stays valid for ever.
         let CpuTables { tss, gdt } = self;
@@ -86,18 +88,46 @@ impl CpuTables {
             GS::set_reg(SegmentSelector(0));
             load_tss(tss_sel);
         }
-        Selectors {
+        let sel = Selectors {
             kernel_code,
             kernel_data,
             user_data,
             user_code,
             tss: tss_sel,
-        }
+        };
+        (sel, handle)
     }
 }
 
 impl Default for CpuTables {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Lets the owning CPU change its TSS's ring-0 stack (RSP0) on every
+/// context switch.
+#[derive(Clone, Copy, Debug)]
+pub struct TssHandle(*mut TaskStateSegment);
+
+// SAFETY: the handle is only used by the CPU that owns the TSS (the kernel
+// keeps it in that CPU's scheduler state); Send/Sync only let it be stored
+// in a static per-CPU table.
+unsafe impl Send for TssHandle {}
+// SAFETY: as above.
+unsafe impl Sync for TssHandle {}
+
+impl TssHandle {
+    /// Sets RSP0, the stack the CPU switches to on a trap from ring 3.
+    pub fn set_rsp0(&self, top: u64) {
+        // SAFETY: the TSS is 'static; the CPU reads RSP0 only when it takes a
+        // trap from ring 3, which cannot happen while this CPU runs this
+        // kernel code; the volatile write keeps the store.
+        unsafe {
+            core::ptr::write_volatile(
+                &raw mut (*self.0).privilege_stack_table[0],
+                VirtAddr::new(top),
+            )
+        };
     }
 }

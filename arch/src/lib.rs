@@ -16,4 +16,5 @@ pub mod pit;
 pub mod qemu;
 pub mod serial;
 pub mod smp;
+pub mod syscall;
 pub mod trap;

@@ -76,6 +76,15 @@ pub fn cpu_index() -> Option<u32> {
     current_ptr().map(|p| unsafe { (*p).cpu_index })
 }
 
+/// Sets the stack SYSCALL switches to on this CPU (`PerCpu.kernel_rsp`).
+pub fn set_kernel_rsp(top: u64) {
+    if let Some(p) = current_ptr() {
+        // SAFETY: the block belongs to this CPU; SYSCALL entry reads the
+        // field only on this CPU, never concurrently with this store.
+        unsafe { core::ptr::write_volatile(&raw mut (*p).kernel_rsp, top) };
+    }
+}
+
 /// Counts one timer tick on this CPU and returns the new count.
 pub fn count_timer_tick() -> u64 {
     match current_ptr() {

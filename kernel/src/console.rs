@@ -75,6 +75,17 @@ pub fn print(args: fmt::Arguments<'_>) {
     let _ = UART.lock().write_fmt(args);
 }
 
+/// Writes raw bytes (process console output), turning `\n` into `\r\n`.
+pub fn write_bytes(bytes: &[u8]) {
+    let mut uart = UART.lock();
+    for &b in bytes {
+        if b == b'\n' {
+            uart.write_byte(b'\r');
+        }
+        uart.write_byte(b);
+    }
+}
+
 /// Writes from a fault or panic path: takes the console lock if it frees up
 /// soon, otherwise writes around it (output may interleave, but is never lost
 /// to a deadlock).

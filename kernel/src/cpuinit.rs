@@ -53,7 +53,8 @@ pub fn bsp_early() -> &'static Cpu {
     // RSP0 only matters for ring-3 entries; the BSP gets a proper kernel
     // stack for that when processes exist.
     tables.set_stacks(top(0), [top(0), top(1), top(2)]);
-    tables.load();
+    let (sel, tss) = tables.load();
+    capos_arch::syscall::init(&sel);
     load_idt();
     capos_arch::pic::remap_and_mask();
     let apic_id = raw_cpuid::CpuId::new()
@@ -62,6 +63,7 @@ pub fn bsp_early() -> &'static Cpu {
     let cpu = percpu::register(0, apic_id);
     // SAFETY: on the BSP, once, after its GDT is loaded.
     unsafe { percpu::install(cpu) };
+    crate::sched::register_cpu_tss(tss);
     cpu
 }
 
@@ -106,10 +108,12 @@ pub fn ap_init(cpu: &'static Cpu, boot_stack_top: u64) -> Result<(), &'static st
     }
     let tables: &'static mut CpuTables = Box::leak(Box::new(CpuTables::new()));
     tables.set_stacks(boot_stack_top, ist);
-    tables.load();
+    let (sel, tss) = tables.load();
+    capos_arch::syscall::init(&sel);
     load_idt();
     // SAFETY: on this AP, once, after its GDT is loaded.
     unsafe { percpu::install(cpu) };
+    crate::sched::register_cpu_tss(tss);
     // SAFETY: the kernel maps no user pages and never touches user memory
     // yet; every bit was advertised by this CPU's CPUID.
     unsafe { cpu::enable_protections(&cpu::features()) };

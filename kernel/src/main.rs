@@ -7,14 +7,19 @@
 extern crate alloc;
 
 mod acpi;
+mod boot_procs;
 mod bootinfo;
 pub mod console;
 mod cpuinit;
-mod idle;
+mod kcaps;
 mod mem;
 mod percpu;
+mod proc;
+mod ringops;
+mod sched;
 mod smp;
 mod sync;
+mod syscall;
 mod testmode;
 mod time;
 mod trap;
@@ -86,7 +91,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
         warn!("boot: command line: {w}");
     }
 
-    let direct_map_end = setup_memory(&boot);
+    let direct_map_end = setup_memory(&mut boot);
     // SAFETY: no user pages exist and the kernel never touches user memory.
     let prot = unsafe { cpu::enable_protections(&cpu::features()) };
     info!(
@@ -158,11 +163,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     );
 
     match testmode::mode() {
-        Some(TestMode::Boot) => {
-            info!("test: boot checks passed");
-            qemu::exit(ExitCode::Success);
-            cpu::halt_forever();
-        }
+        Some(TestMode::Boot) => info!("test: boot checks passed"),
         Some(TestMode::Fault(kind)) => {
             info!("test: raising {} on purpose", kind.name());
             testmode::raise(kind);
@@ -171,13 +172,26 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
                 kind.name()
             ));
         }
-        None => idle::run(),
+        None => {}
     }
+    match boot_procs::start(&boot.modules) {
+        Ok(true) => {}
+        Ok(false) => {
+            info!(
+                "boot: no \"{}\" module; no processes to run",
+                boot_procs::MANIFEST_MODULE
+            );
+            testmode::all_processes_exited();
+        }
+        Err(e) => halt_with(format_args!("{e}")),
+    }
+    sched::enable();
+    sched::idle_loop()
 }
 
 /// Frame allocator, kernel page tables and heap growth. Returns the end of
 /// the direct map.
-fn setup_memory(boot: &bootinfo::BootInfo) -> u64 {
+fn setup_memory(boot: &mut bootinfo::BootInfo) -> u64 {
     let entries: Vec<(PhysRange, bool)> = boot.memory.iter().map(|r| (r.range, r.usable)).collect();
     let mut usable = Vec::new();
     memmap::usable_ranges(&entries, &mut usable);
@@ -212,14 +226,10 @@ fn setup_memory(boot: &bootinfo::BootInfo) -> u64 {
             );
         }
     }
+    let mut keep = verdicts.iter().map(|v| v.is_ok());
+    boot.modules.retain(|_| keep.next().unwrap_or(false));
     let mut reserved = alloc::vec![kernel, boot.info_range];
-    reserved.extend(
-        boot.modules
-            .iter()
-            .zip(&verdicts)
-            .filter(|(_, v)| v.is_ok())
-            .map(|(m, _)| m.range),
-    );
+    reserved.extend(boot.modules.iter().map(|m| m.range));
 
     let usable_bytes: u64 = usable.iter().map(|r| r.len()).sum();
     let ram_end = usable.iter().map(|r| r.end).max().unwrap_or(0);

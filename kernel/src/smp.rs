@@ -167,5 +167,5 @@ extern "C" fn ap_rust_entry(index: u64) -> ! {
         cpu::halt_forever();
     }
     cpu.online.store(true, Ordering::Release);
-    crate::idle::run()
+    crate::sched::idle_loop()
 }

@@ -23,6 +23,15 @@ pub fn mode() -> Option<TestMode> {
     MODE.get().copied().flatten()
 }
 
+/// Called when the last process has exited: a `test=boot` run ends here
+/// with success.
+pub fn all_processes_exited() {
+    if mode() == Some(TestMode::Boot) {
+        crate::info!("test: all processes exited");
+        capos_arch::qemu::exit(capos_arch::qemu::ExitCode::Success);
+    }
+}
+
 /// The exception vector a fault test expects, if this is one.
 pub fn expected_fault() -> Option<u64> {
     match mode()? {

@@ -13,10 +13,12 @@ use x86_64::registers::control::{Cr2, Cr3};
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
+        0..=31 if frame.from_user() => user_fault(frame),
         0..=31 => exception(frame),
         v if v == u64::from(vector::TIMER) => {
             arch_percpu::count_timer_tick();
             eoi();
+            crate::sched::on_timer_tick(frame.from_user());
         }
         v if v == u64::from(vector::IPI_WAKE) || v == u64::from(vector::IPI_TLB) => eoi(),
         v if v == u64::from(vector::IPI_STOP) => cpu::halt_forever(),
@@ -34,6 +36,33 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 
 fn eoi() {
     percpu::with_lapic(|l| l.eoi());
+}
+
+/// A CPU exception in ring 3 kills only that process, with a one-line report.
+fn user_fault(f: &TrapFrame) -> ! {
+    let cr2 = Cr2::read_raw();
+    match crate::sched::current() {
+        Some(t) => {
+            let p = &t.process;
+            let addr = if f.vector == 14 {
+                alloc::format!(", address {cr2:#x}")
+            } else {
+                alloc::string::String::new()
+            };
+            crate::warn!(
+                "proc: pid {} ({}) killed: {} (vector {}) at rip {:#x}{addr}, error code {:#x}",
+                p.pid,
+                p.name,
+                exception_name(f.vector),
+                f.vector,
+                f.rip,
+                f.error_code
+            );
+            drop(t);
+            crate::proc::exit_current(128 + f.vector as i64)
+        }
+        None => exception(f),
+    }
 }
 
 /// Reports an exception and halts this CPU (or ends a test boot).

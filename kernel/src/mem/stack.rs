@@ -50,3 +50,11 @@ pub fn alloc(pages: u64) -> Result<KernelStack, StackError> {
         top: bottom + pages * PAGE_SIZE,
     })
 }
+
+/// Unmaps a stack made by [`alloc`] with the same page count and frees its
+/// frames. Its virtual range is not reused.
+pub fn free(stack: KernelStack, pages: u64) {
+    for i in 1..=pages {
+        let _ = paging::unmap_kernel_page(stack.top - i * PAGE_SIZE);
+    }
+}

@@ -1,0 +1,76 @@
+//! SYSCALL/SYSRET set-up, the frame `asm/syscall.S` builds, and the
+//! context-switch primitives the scheduler uses.
+
+use crate::gdt::Selectors;
+use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::VirtAddr;
+
+core::arch::global_asm!(include_str!("asm/syscall.S"), options(att_syntax));
+
+extern "C" {
+    fn syscall_entry();
+    /// First instruction of every new thread (see `asm/syscall.S`).
+    pub fn thread_first_entry();
+    /// Saves callee-saved registers and RSP to `*save`, switches to `load`.
+    ///
+    /// # Safety
+    /// `load` must be a stack pointer saved by `context_switch` (or prepared
+    /// like one for `thread_first_entry`), whose stack stays alive; interrupts
+    /// must be off.
+    pub fn context_switch(save: *mut u64, load: u64);
+}
+
+/// Registers saved on SYSCALL entry, lowest address first.
+#[repr(C)]
+#[derive(Debug)]
+#[allow(missing_docs)]
+pub struct SyscallFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub r10: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    /// Syscall number on entry; result on return.
+    pub rax: u64,
+    /// User RIP (the instruction after SYSCALL).
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<SyscallFrame>() == 18 * 8);
+
+/// Enables SYSCALL on this CPU: EFER.SCE, STAR selectors, LSTAR entry, and
+/// SFMASK clearing IF, DF, TF and AC on entry (AC so SMAP stays enforced).
+pub fn init(sel: &Selectors) {
+    // SAFETY: the selectors come from this CPU's loaded GDT in the order
+    // STAR requires (checked by Star::write); the entry point is the stub
+    // above; enabling SCE only makes SYSCALL legal.
+    unsafe {
+        Star::write(
+            sel.user_code,
+            sel.user_data,
+            sel.kernel_code,
+            sel.kernel_data,
+        )
+        .expect("GDT selector order fits SYSCALL/SYSRET");
+        LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::ALIGNMENT_CHECK,
+        );
+        Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+    }
+}

@@ -1,0 +1,272 @@
+//! A process address space: its own PML4 whose user half (entries 0-255)
+//! belongs to the process and whose kernel half is copied from the kernel
+//! tables (shared, never user-accessible). User memory is reached by the
+//! kernel only through the direct map, after a permission check against
+//! these tables: the kernel never dereferences a user pointer.
+
+use crate::mem::{frame, paging, phys_to_virt, PAGE_SIZE};
+use crate::sync::IrqLock;
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::structures::paging::{PageTable, PageTableFlags as F};
+
+/// First address past the user half.
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+
+/// Frames currently held by all address spaces (pages and page tables);
+/// returns to its earlier value when every process has exited.
+static FRAMES_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// Frames all address spaces hold right now.
+pub fn frames_held() -> u64 {
+    FRAMES_HELD.load(Ordering::Relaxed)
+}
+
+/// Page permissions for a user mapping (W^X: never both write and execute).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserPerm {
+    /// Read-only, no execute.
+    Read,
+    /// Read-write, no execute.
+    ReadWrite,
+    /// Read and execute.
+    ReadExec,
+}
+
+/// Why a user mapping or access failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmError {
+    /// The frame allocator ran dry.
+    OutOfMemory,
+    /// The address is not in the user half or not page aligned.
+    BadAddress,
+    /// The page is already mapped.
+    AlreadyMapped,
+    /// A page of the range is unmapped or lacks the needed permission.
+    Fault,
+}
+
+struct Tables {
+    pml4: u64,
+}
+
+/// One process's page tables.
+pub struct AddressSpace {
+    tables: IrqLock<Tables>,
+    frames: AtomicU64,
+}
+
+fn alloc_frame() -> Result<u64, VmError> {
+    let f = frame::alloc_zeroed().ok_or(VmError::OutOfMemory)?;
+    FRAMES_HELD.fetch_add(1, Ordering::Relaxed);
+    Ok(f)
+}
+
+fn free_frame(f: u64) {
+    FRAMES_HELD.fetch_sub(1, Ordering::Relaxed);
+    let _ = frame::free(f);
+}
+
+/// # Safety
+/// `phys` must be a page-table frame owned by an address space.
+unsafe fn table(phys: u64) -> &'static mut PageTable {
+    // SAFETY: page-table frames are reached through the direct map; the
+    // caller holds the address-space lock, so nothing else mutates it.
+    unsafe { &mut *(phys_to_virt(phys) as *mut PageTable) }
+}
+
+impl AddressSpace {
+    /// A new space with an empty user half and the kernel half shared.
+    pub fn new() -> Result<Self, VmError> {
+        let pml4 = alloc_frame()?;
+        // SAFETY: fresh frame, ours alone; the kernel root is only read.
+        unsafe {
+            let k = table(paging::kernel_pml4());
+            let t = table(pml4);
+            for i in 256..512 {
+                t[i] = k[i].clone();
+            }
+        }
+        Ok(Self {
+            tables: IrqLock::new(Tables { pml4 }),
+            frames: AtomicU64::new(1),
+        })
+    }
+
+    /// Physical address of the PML4 (for CR3).
+    pub fn root(&self) -> u64 {
+        self.tables.lock().pml4
+    }
+
+    /// Frames this space holds (pages and tables).
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Maps a fresh zeroed frame at user page `va` and returns its physical
+    /// address.
+    pub fn map_new(&self, va: u64, perm: UserPerm) -> Result<u64, VmError> {
+        if va % PAGE_SIZE != 0 || va >= USER_END {
+            return Err(VmError::BadAddress);
+        }
+        let t = self.tables.lock();
+        let mut phys = t.pml4;
+        for level in [39u64, 30, 21] {
+            let idx = ((va >> level) & 0x1ff) as usize;
+            // SAFETY: `phys` is one of this space's table frames.
+            let entry = unsafe { &mut table(phys)[idx] };
+            if entry.is_unused() {
+                let next = alloc_frame()?;
+                self.frames.fetch_add(1, Ordering::Relaxed);
+                entry.set_addr(
+                    x86_64::PhysAddr::new(next),
+                    F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE,
+                );
+            }
+            phys = entry.addr().as_u64();
+        }
+        let idx = ((va >> 12) & 0x1ff) as usize;
+        // SAFETY: as above.
+        let pte = unsafe { &mut table(phys)[idx] };
+        if !pte.is_unused() {
+            return Err(VmError::AlreadyMapped);
+        }
+        let page = alloc_frame()?;
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        let flags = F::PRESENT
+            | F::USER_ACCESSIBLE
+            | match perm {
+                UserPerm::Read => F::NO_EXECUTE,
+                UserPerm::ReadWrite => F::WRITABLE | F::NO_EXECUTE,
+                UserPerm::ReadExec => F::empty(),
+            };
+        pte.set_addr(x86_64::PhysAddr::new(page), flags);
+        Ok(page)
+    }
+
+    /// The frame and flags mapping user page `va`, if any.
+    fn lookup(t: &Tables, va: u64) -> Option<(u64, F)> {
+        if va >= USER_END {
+            return None;
+        }
+        let mut phys = t.pml4;
+        for level in [39u64, 30, 21, 12] {
+            let idx = ((va >> level) & 0x1ff) as usize;
+            // SAFETY: `phys` is one of this space's table frames.
+            let entry = unsafe { &table(phys)[idx] };
+            let flags = entry.flags();
+            if !flags.contains(F::PRESENT | F::USER_ACCESSIBLE) || flags.contains(F::HUGE_PAGE) {
+                return None;
+            }
+            if level == 12 {
+                return Some((entry.addr().as_u64(), flags));
+            }
+            phys = entry.addr().as_u64();
+        }
+        None
+    }
+
+    /// Copies `len` bytes from user address `va` into `out`, checking that
+    /// every page is present and user-accessible.
+    pub fn copy_from_user(&self, va: u64, out: &mut [u8]) -> Result<(), VmError> {
+        self.walk(va, out.len() as u64, false, |phys, off, n| {
+            // SAFETY: `phys` is a user frame of this space, mapped in the
+            // direct map; [off, off + n) stays inside `out`.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    phys_to_virt(phys) as *const u8,
+                    out.as_mut_ptr().add(off),
+                    n,
+                );
+            }
+        })
+    }
+
+    /// Copies `data` to user address `va`, checking that every page is
+    /// present, user-accessible and writable.
+    pub fn copy_to_user(&self, va: u64, data: &[u8]) -> Result<(), VmError> {
+        self.walk(va, data.len() as u64, true, |phys, off, n| {
+            // SAFETY: as in `copy_from_user`, writing into the user frame.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    data.as_ptr().add(off),
+                    phys_to_virt(phys) as *mut u8,
+                    n,
+                );
+            }
+        })
+    }
+
+    /// Checks that every page of `[va, va + len)` is mapped, user-accessible
+    /// and (if `write`) writable, without touching it.
+    pub fn check(&self, va: u64, len: u64, write: bool) -> Result<(), VmError> {
+        self.walk(va, len, write, |_, _, _| {})
+    }
+
+    /// Checks the whole range first (so a failed copy writes nothing), then
+    /// calls `f(phys, offset_in_buffer, bytes)` per page piece, all under the
+    /// address-space lock.
+    fn walk(
+        &self,
+        va: u64,
+        len: u64,
+        write: bool,
+        mut f: impl FnMut(u64, usize, usize),
+    ) -> Result<(), VmError> {
+        let end = va.checked_add(len).ok_or(VmError::BadAddress)?;
+        if end > USER_END {
+            return Err(VmError::BadAddress);
+        }
+        let t = self.tables.lock();
+        let ok = |flags: F| !write || flags.contains(F::WRITABLE);
+        let mut page = va & !(PAGE_SIZE - 1);
+        while page < end {
+            match Self::lookup(&t, page) {
+                Some((_, flags)) if ok(flags) => {}
+                _ => return Err(VmError::Fault),
+            }
+            page += PAGE_SIZE;
+        }
+        let mut at = va;
+        while at < end {
+            let (phys, _) = Self::lookup(&t, at).ok_or(VmError::Fault)?;
+            let in_page = at % PAGE_SIZE;
+            let n = (PAGE_SIZE - in_page).min(end - at);
+            f(phys + in_page, (at - va) as usize, n as usize);
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AddressSpace {
+    /// Frees every user page and every user page table, then the PML4.
+    fn drop(&mut self) {
+        let t = self.tables.lock();
+        fn free_level(phys: u64, depth: u32) {
+            // SAFETY: `phys` is a table frame of the space being dropped;
+            // nothing else references it any more.
+            let tbl = unsafe { table(phys) };
+            for e in tbl.iter_mut() {
+                if e.is_unused() {
+                    continue;
+                }
+                let child = e.addr().as_u64();
+                if depth < 3 {
+                    free_level(child, depth + 1);
+                }
+                free_frame(child);
+                e.set_unused();
+            }
+        }
+        // SAFETY: as above; only the user half (0-255) is this space's own.
+        let root = unsafe { table(t.pml4) };
+        for e in root.iter_mut().take(256) {
+            if !e.is_unused() {
+                free_level(e.addr().as_u64(), 1);
+                free_frame(e.addr().as_u64());
+                e.set_unused();
+            }
+        }
+        free_frame(t.pml4);
+    }
+}

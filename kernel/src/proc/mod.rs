@@ -1,0 +1,250 @@
+//! Processes: an address space loaded from a static ELF, a ring page, a
+//! read-only CapSet page, a user stack under an unmapped guard page, a
+//! capability table and a resource ledger; each runs one thread.
+
+pub mod aspace;
+
+use crate::mem::{phys_to_virt, stack, PAGE_SIZE};
+use crate::sched::Thread;
+use alloc::string::String;
+use alloc::sync::Arc;
+use aspace::{AddressSpace, UserPerm, VmError};
+use capos_caps::cap_table::CapTable;
+use capos_caps::ledger::{Ledger, Limits};
+use capos_kcore::elf::{self, ElfImage};
+use capos_ring::process::{
+    encode_capset, CapSetEntry, CAPSET_ADDR, RING_ADDR, STACK_PAGES, STACK_TOP,
+};
+use capos_ring::{CompletionPoster, RawRing, SubmissionDrain, DEFAULT_LAYOUT};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+
+/// Capability slots per process.
+pub const CAP_TABLE_CAPACITY: usize = 64;
+/// Kernel stack pages per thread.
+pub const KERNEL_STACK_PAGES: u64 = 8;
+
+/// The kernel's two views of a process ring.
+pub struct RingState {
+    /// Consumer of the submission queue.
+    pub drain: SubmissionDrain<RawRing<'static>>,
+    /// Producer of the completion queue.
+    pub poster: CompletionPoster<RawRing<'static>>,
+    /// Raw access to the header (for `cq_head`).
+    pub raw: RawRing<'static>,
+}
+
+/// A process.
+pub struct Process {
+    /// Process id (1 is the first process).
+    pub pid: u32,
+    /// Binary name, for reports.
+    pub name: String,
+    /// Ring views; declared before `aspace` so they drop before the ring
+    /// frame is freed.
+    pub ring: spin::Mutex<RingState>,
+    /// Capability table.
+    pub caps: spin::Mutex<CapTable>,
+    /// Resource ledger.
+    pub ledger: Arc<Ledger>,
+    /// Page tables and user memory.
+    pub aspace: AddressSpace,
+    /// Exit code once exited.
+    pub exit_code: AtomicI64,
+}
+
+static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+
+/// Why a process could not be created.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// The binary is not a valid service ELF.
+    Elf(elf::ElfError),
+    /// Memory ran out.
+    Vm(VmError),
+    /// A capability could not be installed.
+    Cap(capos_caps::cap_table::CapError),
+    /// The CapSet does not fit.
+    CapSet,
+    /// No kernel stack.
+    Stack,
+}
+
+impl core::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SpawnError::Elf(e) => write!(f, "invalid ELF: {e}"),
+            SpawnError::Vm(e) => write!(f, "address space: {e:?}"),
+            SpawnError::Cap(e) => write!(f, "capability table: {e}"),
+            SpawnError::CapSet => f.write_str("the CapSet does not fit in one page"),
+            SpawnError::Stack => f.write_str("no kernel stack"),
+        }
+    }
+}
+
+impl From<VmError> for SpawnError {
+    fn from(e: VmError) -> Self {
+        SpawnError::Vm(e)
+    }
+}
+
+/// A capability to install: name, object, interface id.
+pub struct Grant {
+    /// CapSet name.
+    pub name: String,
+    /// The object.
+    pub object: Arc<dyn capos_caps::cap_table::CapObject>,
+    /// Interface it is granted as.
+    pub interface_id: u64,
+}
+
+/// Creates a process from ELF `bytes` with `grants`, and its thread (not
+/// yet runnable).
+pub fn spawn(
+    name: &str,
+    bytes: &[u8],
+    grants: alloc::vec::Vec<Grant>,
+) -> Result<Arc<Thread>, SpawnError> {
+    let image = elf::parse(bytes, &elf::Limits::default()).map_err(SpawnError::Elf)?;
+    let aspace = AddressSpace::new()?;
+    load_image(&aspace, bytes, &image)?;
+    for i in 0..STACK_PAGES {
+        aspace.map_new(STACK_TOP - (i + 1) * PAGE_SIZE, UserPerm::ReadWrite)?;
+    }
+    let ring_phys = aspace.map_new(RING_ADDR, UserPerm::ReadWrite)?;
+    let capset_phys = aspace.map_new(CAPSET_ADDR, UserPerm::Read)?;
+
+    // SAFETY: the ring frame was just allocated, zeroed and mapped for this
+    // process; the kernel reaches it through the direct map for as long as
+    // the address space lives, and `RingState` is dropped before it.
+    let raw = unsafe {
+        RawRing::init(
+            NonNull::new_unchecked(phys_to_virt(ring_phys) as *mut u8),
+            DEFAULT_LAYOUT,
+        )
+    }
+    .map_err(|_| SpawnError::CapSet)?;
+    let drain = SubmissionDrain::new(raw).map_err(|_| SpawnError::CapSet)?;
+    let poster = CompletionPoster::new(raw).map_err(|_| SpawnError::CapSet)?;
+
+    let ledger = Ledger::new(Limits::DEFAULT);
+    let mut table = CapTable::new(CAP_TABLE_CAPACITY, ledger.clone());
+    let mut entries = alloc::vec::Vec::new();
+    for g in grants {
+        let hold = capos_caps::cap_table::Hold::new(
+            capos_caps::cap_table::TransferMode::NonTransferable,
+            capos_caps::cap_table::Origin::Manifest,
+        );
+        let id = table.insert(g.object, hold).map_err(SpawnError::Cap)?;
+        entries.push(
+            CapSetEntry::new(&g.name, id.to_raw(), g.interface_id).ok_or(SpawnError::CapSet)?,
+        );
+    }
+    // SAFETY: the CapSet frame is ours, zeroed, and 4096 bytes long.
+    let page =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(capset_phys) as *mut u8, 4096) };
+    encode_capset(&entries, page).map_err(|_| SpawnError::CapSet)?;
+
+    let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+    let process = Arc::new(Process {
+        pid,
+        name: name.into(),
+        ring: spin::Mutex::new(RingState { drain, poster, raw }),
+        caps: spin::Mutex::new(table),
+        ledger,
+        aspace,
+        exit_code: AtomicI64::new(0),
+    });
+    let kstack = stack::alloc(KERNEL_STACK_PAGES).map_err(|_| SpawnError::Stack)?;
+    Ok(Thread::new_user(
+        process,
+        kstack,
+        image.entry,
+        [RING_ADDR, u64::from(pid), CAPSET_ADDR],
+        STACK_TOP,
+    ))
+}
+
+fn load_image(aspace: &AddressSpace, bytes: &[u8], image: &ElfImage) -> Result<(), SpawnError> {
+    for seg in &image.segments {
+        let perm = if seg.perms.execute {
+            UserPerm::ReadExec
+        } else if seg.perms.write {
+            UserPerm::ReadWrite
+        } else {
+            UserPerm::Read
+        };
+        let data = elf::segment_bytes(bytes, seg);
+        let (start, end) = seg.page_range();
+        let mut va = start;
+        while va < end {
+            let phys = aspace.map_new(va, perm)?;
+            // Copy the part of the segment's file bytes that lands in this page.
+            let page_end = va + PAGE_SIZE;
+            let from = seg.vaddr.max(va);
+            let to = (seg.vaddr + data.len() as u64).min(page_end);
+            if from < to {
+                let src = &data[(from - seg.vaddr) as usize..(to - seg.vaddr) as usize];
+                // SAFETY: `phys` is a fresh frame of this space; the copy stays
+                // inside the page (from..to lies within [va, va + 4096)).
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        src.as_ptr(),
+                        (phys_to_virt(phys) + (from - va)) as *mut u8,
+                        src.len(),
+                    );
+                }
+            }
+            va = page_end;
+        }
+    }
+    Ok(())
+}
+
+/// Reports a process whose last thread was reaped, then drops it (freeing
+/// its address space, capability table and ledger).
+pub fn report_exit(process: Arc<Process>) {
+    let frames = process.aspace.frames();
+    let code = process.exit_code.load(Ordering::Acquire);
+    let (pid, name) = (process.pid, process.name.clone());
+    drop(process);
+    crate::info!(
+        "proc: pid {pid} ({name}) exited with code {code}; freed {frames} frames and {KERNEL_STACK_PAGES} kernel stack pages; frames held by processes now {}",
+        aspace::frames_held()
+    );
+}
+
+/// Reports that no process is left, with the frame accounting that proves
+/// nothing leaked.
+pub fn report_all_exited() {
+    let stats = crate::mem::frame::stats();
+    crate::info!(
+        "proc: all processes exited; frames held by processes {}; free frames {} (before the first process {})",
+        aspace::frames_held(),
+        stats.free,
+        FREE_BEFORE.load(Ordering::Relaxed)
+    );
+    let ticks: alloc::vec::Vec<alloc::string::String> = (0..crate::percpu::registered() as usize)
+        .map(|c| alloc::format!("cpu{c}={}", crate::sched::user_ticks(c)))
+        .collect();
+    crate::info!(
+        "sched: timer ticks in user mode per CPU: {}",
+        ticks.join(" ")
+    );
+    crate::info!(
+        "sched: up to {} CPUs ran user threads at the same time",
+        crate::sched::peak_parallel_cpus()
+    );
+    crate::testmode::all_processes_exited();
+}
+
+/// Free frames just before the first process was created.
+pub static FREE_BEFORE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Ends the current process with `code` (from `exit` or a fault).
+pub fn exit_current(code: i64) -> ! {
+    if let Some(t) = crate::sched::current() {
+        t.process.exit_code.store(code, Ordering::Release);
+    }
+    crate::sched::exit_current()
+}

@@ -1,0 +1,133 @@
+//! Draining a process's submission queue and carrying out each operation.
+//!
+//! Every SQE field is hostile: `Sqe::validate` (in `capos-ring`) checks
+//! opcodes, flags, reserved fields and length arithmetic; this module checks
+//! capability ids against the caller's table and buffers against the
+//! caller's page tables, copies parameters into kernel memory before the
+//! object sees them, and copies results back only into writable user pages.
+//! Only the CPU running the process drains its ring.
+
+use crate::proc::Process;
+use alloc::vec;
+use capos_caps::cap_table::{CapError, CapId, Invocation};
+use capos_caps::ledger::Resource;
+use capos_ring::{Cqe, Op, RingIndex, TransportError, CQE_FLAG_EXCEPTION, DEFAULT_LAYOUT};
+use core::sync::atomic::Ordering::Acquire;
+
+/// The ring's indices are inconsistent.
+#[derive(Debug)]
+pub struct Corrupted;
+
+/// Consumes every SQE present (at most one queue's worth) and posts a
+/// completion for each; stops early if the CQ is full.
+pub fn drain(process: &Process) -> Result<(), Corrupted> {
+    let mut ring = process.ring.lock();
+    let ring = &mut *ring;
+    let mut batch = ring.drain.begin().map_err(|_| Corrupted)?;
+    loop {
+        match batch.pop(&mut ring.poster) {
+            Ok(sub) => {
+                let cqe = match sub.op {
+                    Ok(op) => execute(process, sub.user_data, op),
+                    Err(e) => Cqe::error(sub.user_data, e),
+                };
+                ring.poster.post(sub.credit, &cqe);
+            }
+            Err(capos_ring::DrainStop::Done) | Err(capos_ring::DrainStop::CqFull) => return Ok(()),
+            Err(capos_ring::DrainStop::CqCorrupted(_)) => return Err(Corrupted),
+        }
+    }
+}
+
+/// Completions posted and not yet reaped.
+pub fn available(process: &Process) -> Result<u32, Corrupted> {
+    let ring = process.ring.lock();
+    use capos_ring::RingMemory;
+    let head = ring.raw.load_index(RingIndex::CqHead, Acquire);
+    let n = ring.poster.tail().wrapping_sub(head);
+    if n > DEFAULT_LAYOUT.cq_entries() {
+        return Err(Corrupted);
+    }
+    Ok(n)
+}
+
+fn execute(process: &Process, user_data: u64, op: Op) -> Cqe {
+    match op {
+        Op::Nop => Cqe::success(user_data, 0),
+        Op::Release { cap_id } => match process.caps.lock().remove(CapId::from_raw(cap_id)) {
+            Ok(_) => Cqe::success(user_data, 0),
+            Err(_) => Cqe::error(user_data, TransportError::BadCap),
+        },
+        Op::Call(call) => match do_call(process, &call) {
+            Ok((n, flags)) => {
+                let mut c = Cqe::success(user_data, n);
+                c.flags = flags;
+                c
+            }
+            Err(e) => Cqe::error(user_data, e),
+        },
+        // Endpoints (RECV/RETURN) come with IPC; no object accepts them yet.
+        Op::Recv(_) | Op::Return(_) => Cqe::error(user_data, TransportError::InterfaceMismatch),
+    }
+}
+
+fn do_call(process: &Process, call: &capos_ring::Call) -> Result<(u32, u32), TransportError> {
+    let (object, interface_id) = process
+        .caps
+        .lock()
+        .lookup(CapId::from_raw(call.cap_id))
+        .map_err(|e: CapError| match e {
+            CapError::Quota(_) => TransportError::Quota,
+            _ => TransportError::BadCap,
+        })?;
+    if call.transfers.count() != 0 {
+        return Err(TransportError::TransferDenied);
+    }
+    let params_len = call.params.len() as usize;
+    let result_len = call.result.len() as usize;
+    let _scratch = process
+        .ledger
+        .reserve(Resource::ScratchBytes, (params_len + result_len) as u64)
+        .map_err(|_| TransportError::Quota)?;
+    let mut params = vec![0u8; params_len];
+    if params_len > 0 {
+        process
+            .aspace
+            .copy_from_user(call.params.addr(), &mut params)
+            .map_err(|_| TransportError::BadAddress)?;
+    }
+    let mut results = vec![0u8; result_len];
+    // Check the result buffer is writable before running the method, so a
+    // bad buffer never lets a side effect happen without its result.
+    if result_len > 0 {
+        process
+            .aspace
+            .check(call.result.addr(), result_len as u64, true)
+            .map_err(|_| TransportError::BadAddress)?;
+    }
+    let outcome = object.call(Invocation {
+        interface_id,
+        method_id: call.method_id,
+        params: &params,
+        results: &mut results,
+    });
+    let (bytes, flags) = match outcome {
+        Ok(n) => (&results[..n.min(result_len)], 0),
+        Err(exc) => {
+            if exc.kind == capos_caps::exception::ExceptionKind::Unimplemented {
+                return Err(TransportError::NoSuchMethod);
+            }
+            let encoded = exc.encode();
+            if encoded.len() > result_len {
+                return Err(TransportError::BufferTooSmall);
+            }
+            results[..encoded.len()].copy_from_slice(&encoded);
+            (&results[..encoded.len()], CQE_FLAG_EXCEPTION)
+        }
+    };
+    process
+        .aspace
+        .copy_to_user(call.result.addr(), bytes)
+        .map_err(|_| TransportError::BadAddress)?;
+    Ok((bytes.len() as u32, flags))
+}

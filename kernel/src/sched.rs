@@ -1,0 +1,446 @@
+//! Threads and the scheduler: per-CPU run queues with work stealing,
+//! preemption by the APIC timer (from ring 3 only), blocking with deadlines,
+//! cross-CPU wake-ups by IPI, and a kernel-mode idle loop per CPU.
+//!
+//! Switch protocol: a CPU picks the next thread, loads its CR3, RSP0 and
+//! SYSCALL stack, and `context_switch`es. The thread it left is handled by
+//! `sched_finish_switch` *on the new stack*, after its registers are saved:
+//! only then can it be queued again or reaped, so no other CPU can resume a
+//! thread whose context is still being saved.
+
+use crate::mem::stack::{self, KernelStack};
+use crate::percpu::{self, MAX_CPUS};
+use crate::proc::Process;
+use crate::sync::IrqLock;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use capos_arch::gdt::TssHandle;
+use capos_arch::syscall::{context_switch, thread_first_entry};
+use capos_arch::trap::vector;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use x86_64::instructions::interrupts;
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::PhysAddr;
+
+/// What a thread is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    Ready,
+    Running,
+    Blocked,
+    Exited,
+}
+
+struct State {
+    run: Run,
+    /// Still executing on a CPU (its context is not saved yet).
+    on_cpu: bool,
+    /// Wake-up deadline while blocked (ns on the TSC clock).
+    deadline: Option<u64>,
+}
+
+/// A thread of a process, with its kernel stack.
+pub struct Thread {
+    /// The process it belongs to.
+    pub process: Arc<Process>,
+    kstack: KernelStack,
+    saved_rsp: UnsafeCell<u64>,
+    state: IrqLock<State>,
+    last_cpu: AtomicU32,
+}
+
+// SAFETY: `saved_rsp` is written only by `context_switch` on the CPU that is
+// switching the thread out, and read only by the CPU switching it in, which
+// the switch protocol orders after the save (`on_cpu` is cleared under the
+// state lock only once the save is done).
+unsafe impl Sync for Thread {}
+// SAFETY: as above; everything else is Send.
+unsafe impl Send for Thread {}
+
+const USER_CS: u64 = 0x23;
+const USER_SS: u64 = 0x1b;
+const USER_RFLAGS: u64 = 0x202;
+
+impl Thread {
+    /// A thread that enters ring 3 at `entry` with `args` in RDI, RSI, RDX
+    /// and RSP = `user_rsp` the first time it is scheduled.
+    pub fn new_user(
+        process: Arc<Process>,
+        kstack: KernelStack,
+        entry: u64,
+        args: [u64; 3],
+        user_rsp: u64,
+    ) -> Arc<Self> {
+        let words = [
+            0,
+            0,
+            0,
+            0,
+            0,
+            0, // r15, r14, r13, r12, rbx, rbp
+            thread_first_entry as *const () as u64,
+            args[0],
+            args[1],
+            args[2], // rdi, rsi, rdx
+            entry,
+            USER_CS,
+            USER_RFLAGS,
+            user_rsp,
+            USER_SS,
+        ];
+        let sp = kstack.top - (words.len() as u64) * 8;
+        // SAFETY: the stack is freshly mapped, owned by this thread and at
+        // least one page long; the words fit below its top.
+        unsafe { core::ptr::copy_nonoverlapping(words.as_ptr(), sp as *mut u64, words.len()) };
+        Arc::new(Thread {
+            process,
+            kstack,
+            saved_rsp: UnsafeCell::new(sp),
+            state: IrqLock::new(State {
+                run: Run::Ready,
+                on_cpu: false,
+                deadline: None,
+            }),
+            last_cpu: AtomicU32::new(0),
+        })
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        stack::free(self.kstack, crate::proc::KERNEL_STACK_PAGES);
+    }
+}
+
+/// One CPU's scheduler state.
+struct CpuSched {
+    current: UnsafeCell<Option<Arc<Thread>>>,
+    prev: UnsafeCell<Option<Arc<Thread>>>,
+    idle_rsp: UnsafeCell<u64>,
+    runq: IrqLock<VecDeque<Arc<Thread>>>,
+    tss: UnsafeCell<Option<TssHandle>>,
+    idle: AtomicBool,
+    user_ticks: AtomicU64,
+}
+
+// SAFETY: `current`, `prev`, `idle_rsp` and `tss` are touched only by their
+// own CPU with interrupts off; `runq` is locked; the rest is atomic.
+unsafe impl Sync for CpuSched {}
+
+static CPUS: [CpuSched; MAX_CPUS] = [const {
+    CpuSched {
+        current: UnsafeCell::new(None),
+        prev: UnsafeCell::new(None),
+        idle_rsp: UnsafeCell::new(0),
+        runq: IrqLock::new(VecDeque::new()),
+        tss: UnsafeCell::new(None),
+        idle: AtomicBool::new(false),
+        user_ticks: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+/// Threads blocked with a deadline.
+static SLEEPERS: IrqLock<Vec<Arc<Thread>>> = IrqLock::new(Vec::new());
+/// Live threads (for the "all exited" report).
+static LIVE: AtomicU64 = AtomicU64::new(0);
+/// CPUs running a user thread right now, and the most seen at once.
+static RUNNING_USER: AtomicU64 = AtomicU64::new(0);
+static RUNNING_USER_MAX: AtomicU64 = AtomicU64::new(0);
+
+/// The most CPUs that were running user threads at the same moment.
+pub fn peak_parallel_cpus() -> u64 {
+    RUNNING_USER_MAX.load(Ordering::Relaxed)
+}
+
+/// Set when the scheduler may run threads.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+fn this_cpu() -> usize {
+    capos_arch::percpu::cpu_index().unwrap_or(0) as usize
+}
+
+fn me() -> &'static CpuSched {
+    &CPUS[this_cpu()]
+}
+
+/// Records this CPU's TSS handle (called once per CPU during bring-up).
+pub fn register_cpu_tss(tss: TssHandle) {
+    interrupts::without_interrupts(|| {
+        // SAFETY: own CPU, interrupts off.
+        unsafe { *me().tss.get() = Some(tss) };
+    });
+}
+
+/// Timer ticks that interrupted ring 3 on CPU `cpu`.
+pub fn user_ticks(cpu: usize) -> u64 {
+    CPUS.get(cpu)
+        .map_or(0, |c| c.user_ticks.load(Ordering::Relaxed))
+}
+
+/// The thread running on this CPU, if any.
+pub fn current() -> Option<Arc<Thread>> {
+    interrupts::without_interrupts(|| {
+        // SAFETY: own CPU, interrupts off.
+        unsafe { (*me().current.get()).clone() }
+    })
+}
+
+fn online_cpus() -> u32 {
+    percpu::registered()
+}
+
+/// Makes a new thread runnable, placing it on the least-loaded online CPU.
+pub fn start(thread: Arc<Thread>) {
+    LIVE.fetch_add(1, Ordering::AcqRel);
+    let target = (0..online_cpus())
+        .filter(|&i| percpu::get(i).is_some_and(|c| i == 0 || c.online.load(Ordering::Acquire)))
+        .min_by_key(|&i| {
+            CPUS[i as usize].runq.lock().len()
+                + usize::from(!CPUS[i as usize].idle.load(Ordering::Relaxed))
+        })
+        .unwrap_or(0);
+    enqueue(target as usize, thread);
+}
+
+fn enqueue(cpu: usize, thread: Arc<Thread>) {
+    thread.last_cpu.store(cpu as u32, Ordering::Relaxed);
+    CPUS[cpu].runq.lock().push_back(thread);
+    if cpu != this_cpu() && CPUS[cpu].idle.load(Ordering::Acquire) {
+        if let Some(apic) = percpu::get(cpu as u32).map(|c| c.arch.apic_id.load(Ordering::Relaxed))
+        {
+            percpu::with_lapic(|l| l.send_ipi(vector::IPI_WAKE, apic));
+        }
+    }
+}
+
+/// Takes the next thread: this CPU's queue first, then the fullest other
+/// queue (work stealing).
+fn pick_next() -> Option<Arc<Thread>> {
+    let mine = this_cpu();
+    if let Some(t) = CPUS[mine].runq.lock().pop_front() {
+        return Some(t);
+    }
+    let victim = (0..online_cpus() as usize)
+        .filter(|&i| i != mine)
+        .max_by_key(|&i| CPUS[i].runq.lock().len())?;
+    CPUS[victim].runq.lock().pop_back()
+}
+
+/// Lets CPUs run threads (before this, the idle loops only halt).
+pub fn enable() {
+    STARTED.store(true, Ordering::Release);
+}
+
+/// Switches to the next runnable thread, or to the idle context, or keeps
+/// running the current thread if it is still runnable and nothing else is.
+/// Must be called with interrupts off.
+fn schedule() {
+    debug_assert!(!interrupts::are_enabled());
+    let cpu = me();
+    // SAFETY: own CPU, interrupts off (for every UnsafeCell below).
+    let prev = unsafe { (*cpu.current.get()).take() };
+    let prev_runnable = prev
+        .as_ref()
+        .is_some_and(|p| p.state.lock().run == Run::Running);
+    let next = pick_next();
+    match (prev, next) {
+        (Some(p), None) if prev_runnable => {
+            // SAFETY: as above.
+            unsafe { *cpu.current.get() = Some(p) };
+        }
+        (None, None) => {}
+        (prev, next) => {
+            let save: *mut u64 = match &prev {
+                Some(p) => p.saved_rsp.get(),
+                None => cpu.idle_rsp.get(),
+            };
+            let load = match &next {
+                Some(n) => {
+                    prepare(n);
+                    // SAFETY: `n` is not running anywhere (it came off a run
+                    // queue, and threads are queued only after their save).
+                    unsafe { *n.saved_rsp.get() }
+                }
+                None => {
+                    load_cr3(crate::mem::paging::kernel_pml4());
+                    // SAFETY: own CPU.
+                    unsafe { *cpu.idle_rsp.get() }
+                }
+            };
+            match (prev.is_some(), next.is_some()) {
+                (false, true) => {
+                    let now = RUNNING_USER.fetch_add(1, Ordering::AcqRel) + 1;
+                    RUNNING_USER_MAX.fetch_max(now, Ordering::AcqRel);
+                }
+                (true, false) => {
+                    RUNNING_USER.fetch_sub(1, Ordering::AcqRel);
+                }
+                _ => {}
+            }
+            // SAFETY: own CPU, interrupts off.
+            unsafe {
+                *cpu.current.get() = next;
+                *cpu.prev.get() = prev;
+                context_switch(save, load);
+            }
+            sched_finish_switch();
+        }
+    }
+}
+
+fn load_cr3(pml4: u64) {
+    let (cur, _) = Cr3::read();
+    if cur.start_address().as_u64() != pml4 {
+        // SAFETY: every root shares the kernel half, so the code and stack
+        // in use stay mapped across the switch.
+        unsafe {
+            Cr3::write(
+                PhysFrame::containing_address(PhysAddr::new(pml4)),
+                Cr3Flags::empty(),
+            )
+        };
+    }
+}
+
+/// Prepares this CPU to run `next`: its page tables and kernel stacks.
+fn prepare(next: &Arc<Thread>) {
+    {
+        let mut s = next.state.lock();
+        s.run = Run::Running;
+        s.on_cpu = true;
+    }
+    next.last_cpu.store(this_cpu() as u32, Ordering::Relaxed);
+    load_cr3(next.process.aspace.root());
+    // SAFETY: own CPU, interrupts off.
+    if let Some(tss) = unsafe { *me().tss.get() } {
+        tss.set_rsp0(next.kstack.top);
+    }
+    capos_arch::percpu::set_kernel_rsp(next.kstack.top);
+}
+
+/// Second half of a switch, on the new stack: requeue or reap the thread
+/// this CPU just left. Also the first thing a new thread runs.
+#[unsafe(no_mangle)]
+extern "C" fn sched_finish_switch() {
+    // SAFETY: own CPU, interrupts off (switches happen only with them off).
+    let prev = unsafe { (*me().prev.get()).take() };
+    let Some(p) = prev else { return };
+    let mut s = p.state.lock();
+    s.on_cpu = false;
+    match s.run {
+        Run::Running | Run::Ready => {
+            s.run = Run::Ready;
+            drop(s);
+            enqueue(this_cpu(), p);
+        }
+        Run::Blocked => {}
+        Run::Exited => {
+            drop(s);
+            reap(p);
+        }
+    }
+}
+
+/// Drops the last scheduler reference of an exited thread (its kernel stack,
+/// and with the last thread its process: address space, caps, ledger).
+fn reap(t: Arc<Thread>) {
+    let process = t.process.clone();
+    drop(t);
+    crate::proc::report_exit(process);
+    if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
+        crate::proc::report_all_exited();
+    }
+}
+
+/// Blocks the current thread until [`wake`] or `deadline` (ns), whichever
+/// first. `still_needed` is re-checked under the thread's state lock so a
+/// wake that races with blocking is never lost.
+pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
+    let Some(t) = current() else { return };
+    interrupts::without_interrupts(|| {
+        {
+            let mut s = t.state.lock();
+            if !still_needed() {
+                return;
+            }
+            s.run = Run::Blocked;
+            s.deadline = deadline;
+        }
+        if deadline.is_some() {
+            SLEEPERS.lock().push(t.clone());
+        }
+        drop(t);
+        schedule();
+    });
+}
+
+/// Makes a blocked thread runnable again.
+pub fn wake(t: &Arc<Thread>) {
+    let mut s = t.state.lock();
+    if s.run != Run::Blocked {
+        return;
+    }
+    s.run = Run::Ready;
+    s.deadline = None;
+    if !s.on_cpu {
+        drop(s);
+        enqueue(t.last_cpu.load(Ordering::Relaxed) as usize, t.clone());
+    }
+}
+
+/// Ends the current thread; never returns.
+pub fn exit_current() -> ! {
+    interrupts::disable();
+    if let Some(t) = current() {
+        t.state.lock().run = Run::Exited;
+    }
+    schedule();
+    unreachable!("an exited thread was scheduled again");
+}
+
+/// Timer tick on this CPU: wake threads whose deadline passed and, if the
+/// tick interrupted ring 3, preempt the current thread.
+pub fn on_timer_tick(from_user: bool) {
+    if from_user {
+        me().user_ticks.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Some(now) = crate::time::now_ns() {
+        let due: Vec<Arc<Thread>> = {
+            let mut sl = SLEEPERS.lock();
+            let mut due = Vec::new();
+            sl.retain(|t| {
+                let s = t.state.lock();
+                let keep = s.run == Run::Blocked && s.deadline.is_some_and(|d| d > now);
+                if !keep && s.run == Run::Blocked {
+                    due.push(t.clone());
+                }
+                keep
+            });
+            due
+        };
+        for t in &due {
+            wake(t);
+        }
+    }
+    if from_user && STARTED.load(Ordering::Acquire) {
+        schedule();
+    }
+}
+
+/// This CPU's idle loop: run threads when there are any, halt otherwise.
+pub fn idle_loop() -> ! {
+    loop {
+        interrupts::disable();
+        if STARTED.load(Ordering::Acquire) {
+            me().idle.store(false, Ordering::Release);
+            schedule();
+        }
+        me().idle.store(true, Ordering::Release);
+        if !STARTED.load(Ordering::Acquire) || me().runq.lock().is_empty() {
+            interrupts::enable_and_hlt();
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The two system calls: `cap_enter(min_complete, timeout_ns)` and
+//! `exit(code)`. Every other number returns `SyscallError::BadSyscall`.
+
+use crate::{ringops, sched};
+use capos_arch::syscall::SyscallFrame;
+use capos_ring::process::{SyscallError, SYS_CAP_ENTER, SYS_EXIT, TIMEOUT_FOREVER};
+use capos_ring::TransportError;
+
+/// Called by `syscall_entry` (arch/src/asm/syscall.S) with interrupts on.
+#[unsafe(no_mangle)]
+extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
+    frame.rax = match frame.rax {
+        SYS_CAP_ENTER => cap_enter(frame.rdi, frame.rsi) as u64,
+        SYS_EXIT => crate::proc::exit_current(frame.rdi as i64),
+        _ => SyscallError::BadSyscall.code() as u64,
+    };
+}
+
+fn cap_enter(min_complete: u64, timeout_ns: u64) -> i64 {
+    let Some(thread) = sched::current() else {
+        return SyscallError::BadSyscall.code();
+    };
+    let process = &thread.process;
+    if min_complete > u64::from(capos_ring::DEFAULT_LAYOUT.cq_entries()) {
+        return SyscallError::MinCompleteTooLarge.code();
+    }
+    if ringops::drain(process).is_err() {
+        return i64::from(TransportError::RingCorrupted.code());
+    }
+    let available = || ringops::available(process);
+    match available() {
+        Err(_) => return i64::from(TransportError::RingCorrupted.code()),
+        Ok(n) if u64::from(n) >= min_complete || timeout_ns == 0 => return i64::from(n),
+        Ok(_) => {}
+    }
+    let deadline = match timeout_ns {
+        TIMEOUT_FOREVER => None,
+        t => crate::time::now_ns().map(|now| now.saturating_add(t)),
+    };
+    loop {
+        sched::block_current(deadline, || {
+            available().is_ok_and(|n| u64::from(n) < min_complete)
+        });
+        match available() {
+            Err(_) => return i64::from(TransportError::RingCorrupted.code()),
+            Ok(n) if u64::from(n) >= min_complete => return i64::from(n),
+            Ok(n) => {
+                if deadline.is_some_and(|d| crate::time::now_ns().is_some_and(|now| now >= d)) {
+                    return i64::from(n);
+                }
+            }
+        }
+    }
+}
