@@ -80,6 +80,42 @@ const CASES: &[(&str, &str)] = &[
         "manifest: schema version 2 is not supported (this build reads version 1)",
     ),
     (
+        "boot-process-unknown-binary",
+        r#"boot process 1 ("sbin-worker"): runs binary "sbin-worker", which the manifest does not declare"#,
+    ),
+    (
+        "boot-process-boot-package",
+        r#"boot process 0 ("timer-demo"): cap "boot": bootPackage is only granted to init"#,
+    ),
+    (
+        "boot-process-spawner",
+        r#"boot process 1 ("timer-demo"): cap "spawner": processSpawner is only granted to init"#,
+    ),
+    (
+        "boot-process-import",
+        r#"boot process 0 ("echo-client"): cap "echo": boot processes can only hold kernel-minted caps"#,
+    ),
+    (
+        "boot-process-duplicate-cap",
+        r#"boot process 1 ("timer-demo"): cap "console": is declared more than once"#,
+    ),
+    (
+        "boot-process-cap-mismatch",
+        r#"boot process 0 ("timer-demo"): cap "null": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xebbe9c3253cdbcaa (Null)"#,
+    ),
+    (
+        "boot-process-missing-source",
+        r#"boot process 0 ("timer-demo"): cap "timer": has no source"#,
+    ),
+    (
+        "boot-process-empty-cap-name",
+        r#"boot process 0 ("timer-demo"): cap "": name is empty"#,
+    ),
+    (
+        "too-many-boot-processes",
+        "kernel: has 17 boot processes; at most 16 are allowed",
+    ),
+    (
         "init-cap-mismatch",
         r#"init: cap "timer": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xa06e7a0d0d2e312e (Timer)"#,
     ),
@@ -158,6 +194,51 @@ fn default_manifest_checks_and_builds() {
     assert_eq!(
         binaries,
         ["init", "echo-server", "echo-client", "timer-demo"]
+    );
+}
+
+#[test]
+fn smoke_and_procs_manifests_check() {
+    let smoke = crate_dir().join("../manifests/smoke.capnp");
+    let (code, stdout, stderr) = mkmanifest(&[Path::new("check"), &smoke]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("ok (schema 1, 7 binaries, init + 0 services)"),
+        "{stdout}"
+    );
+
+    let procs = crate_dir().join("../manifests/procs.capnp");
+    let out: PathBuf = std::env::temp_dir().join(format!("capos-procs-{}.bin", std::process::id()));
+    let (code, stdout, stderr) = mkmanifest(&[Path::new("build"), &procs, &out]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("ok (schema 1, 7 binaries, init + 9 boot processes + 0 services)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("boot[8]"), "{stdout}");
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let m = capos_caps::manifest::decode(&bytes).unwrap();
+    assert_eq!(capos_caps::manifest::check(&m), Ok(()));
+    let boot: Vec<&str> = m
+        .kernel
+        .boot_processes
+        .iter()
+        .map(|p| p.binary.as_str())
+        .collect();
+    assert_eq!(
+        boot,
+        [
+            "worker", "worker", "worker", "worker", "fault-pf", "fault-gp", "fault-ud", "fault-de",
+            "hostile"
+        ]
+    );
+    let hostile = &m.kernel.boot_processes[8];
+    let caps: Vec<&str> = hostile.caps.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(caps, ["console", "null"]);
+    assert_eq!(
+        hostile.caps[1].expected_interface_id,
+        capos_caps::interfaces::NULL
     );
 }
 

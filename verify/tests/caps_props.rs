@@ -7,7 +7,8 @@ use capos_caps::cap_table::{object_identity, CapError, CapObject, CapTable, Invo
 use capos_caps::interfaces;
 use capos_caps::ledger::{Ledger, Limits, Reservation, Resource};
 use capos_caps::manifest::{
-    self, Binary, CapRef, CapSource, Export, Facet, InitProcess, KernelKind, Manifest, Service,
+    self, Binary, CapRef, CapSource, Export, Facet, InitProcess, KernelKind, KernelParams,
+    Manifest, Service,
 };
 use capos_caps::transfer::{
     transfer, TransferDescriptor, TransferError, TransferKind, TransferTxn,
@@ -777,10 +778,30 @@ fn well_formed(g: &mut Gen) -> Manifest {
             exports,
         });
     }
+    // Kernel-started boot processes: kernel-minted caps of any kind but the two
+    // init-only ones, each expecting its kind's interface.
+    let mut boot_processes = Vec::new();
+    for _ in 0..below(g, 4) {
+        let mut caps = Vec::new();
+        for cap_name in &CAPS[..below(g, 4) as usize] {
+            let kind = match any_kind(g) {
+                KernelKind::BootPackage | KernelKind::ProcessSpawner => KernelKind::Null,
+                kind => kind,
+            };
+            caps.push(CapRef::kernel(cap_name, kind));
+        }
+        boot_processes.push(InitProcess {
+            binary: pick(g, &binaries).name,
+            caps,
+        });
+    }
     Manifest {
         schema_version: 1,
         binaries,
-        kernel: Default::default(),
+        kernel: KernelParams {
+            boot_processes,
+            ..KernelParams::default()
+        },
         init: InitProcess {
             binary: "init".into(),
             caps: init_caps,
@@ -797,7 +818,13 @@ fn mutate(g: &mut Gen, m: &mut Manifest) {
     } else {
         None
     };
-    match (below(g, 14), service) {
+    let n_boot = m.kernel.boot_processes.len() as u64;
+    let boot = if n_boot > 0 {
+        Some(below(g, n_boot) as usize)
+    } else {
+        None
+    };
+    match (below(g, 19), service) {
         (0, _) => m.schema_version = 2,
         (1, _) => {
             let b = pick(g, BINARIES);
@@ -853,6 +880,44 @@ fn mutate(g: &mut Gen, m: &mut Manifest) {
                 c.name = long.into();
             }
         }
+        (14, _) => {
+            if below(g, 4) == 0 {
+                // Right at the limit of 16, or one past it.
+                let target = 16 + below(g, 2) as usize;
+                let filler = InitProcess {
+                    binary: "a".into(),
+                    caps: vec![CapRef::kernel("x", KernelKind::Console)],
+                };
+                m.kernel.boot_processes.resize(target, filler);
+            } else {
+                m.kernel.boot_processes.push(InitProcess {
+                    binary: pick(g, BINARIES).into(),
+                    caps: vec![any_cap(g, true)],
+                });
+            }
+        }
+        (15, _) => {
+            if let Some(b) = boot {
+                m.kernel.boot_processes[b].binary = pick(g, BINARIES).into();
+            }
+        }
+        (16 | 17, _) => {
+            if let Some(b) = boot {
+                let cap = any_cap(g, true);
+                let caps = &mut m.kernel.boot_processes[b].caps;
+                if caps.is_empty() || bool::arbitrary(g) {
+                    caps.push(cap);
+                } else {
+                    let i = below(g, caps.len() as u64) as usize;
+                    caps[i] = cap;
+                }
+            }
+        }
+        (18, _) => {
+            if let Some(b) = boot {
+                m.kernel.boot_processes.remove(b);
+            }
+        }
         _ => {}
     }
 }
@@ -873,7 +938,13 @@ impl Arbitrary for Graph {
             m.services.remove(i);
             Graph(m)
         });
-        Box::new(fewer_services)
+        let me = self.0.clone();
+        let fewer_boot = (0..me.kernel.boot_processes.len()).map(move |i| {
+            let mut m = me.clone();
+            m.kernel.boot_processes.remove(i);
+            Graph(m)
+        });
+        Box::new(fewer_services.chain(fewer_boot))
     }
 }
 
@@ -899,6 +970,19 @@ fn oracle_kernel(m: &Manifest) -> bool {
         && m.init.caps.iter().all(|c| match c.source {
             CapSource::Kernel(k) => c.expected_interface_id == k.interface_id(),
             _ => false,
+        })
+        && m.kernel.boot_processes.len() <= 16
+        && m.kernel.boot_processes.iter().all(|p| {
+            binary_names.contains(p.binary.as_str())
+                && p.caps.iter().all(|c| good_name(&c.name))
+                && distinct(p.caps.iter().map(|c| c.name.as_str()))
+                && p.caps.iter().all(|c| match c.source {
+                    CapSource::Kernel(KernelKind::BootPackage | KernelKind::ProcessSpawner) => {
+                        false
+                    }
+                    CapSource::Kernel(k) => c.expected_interface_id == k.interface_id(),
+                    _ => false,
+                })
         })
 }
 
@@ -1022,8 +1106,22 @@ fn manifest_generator_reaches_valid_graphs() {
                     .any(|c| matches!(c.source, CapSource::Import { .. }))
         })
         .count();
+    let with_boot = graphs
+        .iter()
+        .filter(|m| !m.kernel.boot_processes.is_empty() && oracle_kernel(m) && oracle_graph(m))
+        .count();
+    let boot_rejected = graphs
+        .iter()
+        .filter(|m| !m.kernel.boot_processes.is_empty() && !oracle_kernel(m))
+        .count();
     assert!(
-        valid >= 600 && with_services >= 300 && with_imports >= 50 && valid <= 2700,
-        "{valid} valid, {with_services} with services, {with_imports} with imports"
+        valid >= 600
+            && with_services >= 300
+            && with_imports >= 50
+            && with_boot >= 500
+            && boot_rejected >= 200
+            && valid <= 2700,
+        "{valid} valid, {with_services} with services, {with_imports} with imports, \
+         {with_boot} with boot processes, {boot_rejected} rejected with boot processes"
     );
 }

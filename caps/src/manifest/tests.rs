@@ -78,6 +78,42 @@ fn sample_is_valid_and_round_trips() {
     assert_eq!(decode(&bytes).unwrap(), m);
 }
 
+/// The sample with two kernel-started boot processes.
+fn with_boot_processes() -> Manifest {
+    let mut m = sample();
+    m.kernel.boot_processes = vec![
+        InitProcess {
+            binary: "timer-demo".into(),
+            caps: vec![CapRef::kernel("console", KernelKind::Console)],
+        },
+        InitProcess {
+            binary: "echo-client".into(),
+            caps: vec![
+                CapRef::kernel("console", KernelKind::Console),
+                CapRef::kernel("null", KernelKind::Null),
+                CapRef::kernel("timer", KernelKind::Timer),
+            ],
+        },
+    ];
+    m
+}
+
+#[test]
+fn boot_processes_are_valid_and_round_trip() {
+    let m = with_boot_processes();
+    assert_eq!(check(&m), Ok(()));
+    let decoded = decode(&m.encode()).unwrap();
+    assert_eq!(decoded.kernel.boot_processes.len(), 2);
+    assert_eq!(decoded, m);
+
+    let mut full = sample();
+    full.kernel.boot_processes = vec![InitProcess::default(); MAX_BOOT_PROCESSES];
+    for p in &mut full.kernel.boot_processes {
+        p.binary = "timer-demo".into();
+    }
+    assert_eq!(check(&full), Ok(()));
+}
+
 #[test]
 fn decoding_is_bounded() {
     let bytes = sample().encode();
@@ -113,6 +149,24 @@ fn decoding_is_bounded() {
         "manifest has 129 services; at most 128 are accepted"
     );
 
+    let mut crowded = sample();
+    crowded.kernel.boot_processes = vec![InitProcess::default(); 65];
+    let err = decode(&crowded.encode()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "manifest has 65 boot processes; at most 64 are accepted"
+    );
+    let mut crowded_caps = sample();
+    crowded_caps.kernel.boot_processes = vec![InitProcess {
+        binary: "timer-demo".into(),
+        caps: vec![CapRef::kernel("c", KernelKind::Console); 65],
+    }];
+    let err = decode(&crowded_caps.encode()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "manifest has 65 caps in one process; at most 64 are accepted"
+    );
+
     let mut wordy = sample();
     wordy.binaries[0].module = "m".repeat(300);
     let err = decode(&wordy.encode()).unwrap_err();
@@ -133,7 +187,7 @@ fn decoding_is_bounded() {
 
 #[test]
 fn garbage_never_panics() {
-    let bytes = sample().encode();
+    let bytes = with_boot_processes().encode();
     let mut state = 0x1234_5678_u32;
     for _ in 0..2000 {
         let mut mutated = bytes.clone();
@@ -176,6 +230,89 @@ fn kernel_layer_rules() {
         assert_eq!(validate_kernel_layer(&m).unwrap_err().to_string(), expected);
         assert_eq!(first_error(&m), expected);
     }
+}
+
+#[test]
+fn boot_process_rules() {
+    let cases: Vec<Case> = vec![
+        (
+            |m| m.kernel.boot_processes[1].binary = "sbin-worker".into(),
+            "boot process 1 (\"sbin-worker\"): runs binary \"sbin-worker\", which the manifest does not declare",
+        ),
+        (
+            |m| m.kernel.boot_processes[1].caps[1].name = "console".into(),
+            "boot process 1 (\"echo-client\"): cap \"console\": is declared more than once",
+        ),
+        (
+            |m| m.kernel.boot_processes[0].caps[0].name.clear(),
+            "boot process 0 (\"timer-demo\"): cap \"\": name is empty",
+        ),
+        (
+            |m| m.kernel.boot_processes[0].caps[0].name = "n".repeat(33),
+            "boot process 0 (\"timer-demo\"): cap \"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\": name is 33 bytes long; at most 32 are allowed",
+        ),
+        (
+            |m| m.kernel.boot_processes[0].caps[0].source = CapSource::Unset,
+            "boot process 0 (\"timer-demo\"): cap \"console\": has no source",
+        ),
+        (
+            |m| m.kernel.boot_processes[0].caps[0].source = CapSource::UnknownKernelKind(40),
+            "boot process 0 (\"timer-demo\"): cap \"console\": names unknown kernel cap kind 40",
+        ),
+        (
+            |m| m.kernel.boot_processes[0].caps[0].source = CapSource::UnknownVariant(3),
+            "boot process 0 (\"timer-demo\"): cap \"console\": has unknown source variant 3",
+        ),
+        (
+            |m| m.kernel.boot_processes[1].caps.push(CapRef::import("echo", "echo-server", "echo")),
+            "boot process 1 (\"echo-client\"): cap \"echo\": boot processes can only hold kernel-minted caps",
+        ),
+        (
+            |m| m.kernel.boot_processes[1].caps.push(CapRef::kernel("boot", KernelKind::BootPackage)),
+            "boot process 1 (\"echo-client\"): cap \"boot\": bootPackage is only granted to init",
+        ),
+        (
+            |m| m.kernel.boot_processes[0].caps.push(CapRef::kernel("spawner", KernelKind::ProcessSpawner)),
+            "boot process 0 (\"timer-demo\"): cap \"spawner\": processSpawner is only granted to init",
+        ),
+        (
+            |m| m.kernel.boot_processes[1].caps[1].expected_interface_id = crate::interfaces::CONSOLE,
+            "boot process 1 (\"echo-client\"): cap \"null\": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xebbe9c3253cdbcaa (Null)",
+        ),
+        (
+            |m| {
+                let extra = m.kernel.boot_processes[0].clone();
+                m.kernel.boot_processes.resize(MAX_BOOT_PROCESSES + 1, extra);
+            },
+            "kernel: has 17 boot processes; at most 16 are allowed",
+        ),
+    ];
+    for (mutate, expected) in cases {
+        let mut m = with_boot_processes();
+        mutate(&mut m);
+        assert_eq!(validate_kernel_layer(&m).unwrap_err().to_string(), expected);
+        assert_eq!(first_error(&m), expected);
+        assert_eq!(validate_service_graph(&m), Ok(()), "{expected}");
+    }
+}
+
+#[test]
+fn boot_process_errors_name_index_and_binary() {
+    let mut m = with_boot_processes();
+    m.kernel.boot_processes[1].caps[0].source = CapSource::Unset;
+    assert_eq!(
+        validate_kernel_layer(&m).unwrap_err().subject,
+        Subject::BootProcessCap {
+            index: 1,
+            binary: "echo-client".into(),
+            cap: "console".into()
+        }
+    );
+    // Init-only kinds stay legal for init itself, and services never see boot
+    // processes: a boot process named like a service changes nothing there.
+    m.kernel.boot_processes[1].caps[0].source = CapSource::Kernel(KernelKind::Console);
+    m.kernel.boot_processes[0].binary = "echo-server".into();
+    assert_eq!(check(&m), Ok(()));
 }
 
 #[test]
