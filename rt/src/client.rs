@@ -1,0 +1,313 @@
+//! Typed clients for the kernel interfaces, built on the schema bindings in
+//! `capos_caps::schema::capos_capnp`.
+//!
+//! Each method encodes its `$Params` struct, makes one blocking CALL with
+//! the method's ordinal, and decodes its `$Results` struct. Transport
+//! errors, exceptions and malformed results come back as [`CallError`].
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use capnp::message::Builder;
+use capos_caps::interfaces;
+use capos_caps::schema::capos_capnp::{boot_package, console};
+use capos_ring::MAX_RESULT_LEN;
+
+use crate::capset::Interface;
+use crate::error::CallError;
+use crate::handle::Cap;
+use crate::wire;
+
+macro_rules! interface {
+    ($ty:ident, $id:expr, $name:literal) => {
+        impl Interface for $ty {
+            const INTERFACE_ID: u64 = $id;
+            const NAME: &'static str = $name;
+            fn from_cap(cap: Cap) -> Self {
+                $ty { cap }
+            }
+            fn cap(&self) -> &Cap {
+                &self.cap
+            }
+        }
+    };
+}
+
+/// Method ordinals of `Console`.
+mod console_method {
+    pub const WRITE: u16 = 0;
+    pub const WRITE_LINE: u16 = 1;
+}
+
+/// Write-only text output (`Console`).
+#[derive(Clone)]
+pub struct Console {
+    cap: Cap,
+}
+
+interface!(Console, interfaces::CONSOLE, "Console");
+
+impl Console {
+    /// Writes raw bytes.
+    pub fn write(&self, data: &[u8]) -> Result<(), CallError> {
+        let mut m = Builder::new_default();
+        m.init_root::<console::write_params::Builder>()
+            .set_data(data);
+        self.cap.call(console_method::WRITE, wire::to_bytes(&m))?;
+        Ok(())
+    }
+
+    /// Writes `text` followed by a newline.
+    pub fn write_line(&self, text: &str) -> Result<(), CallError> {
+        let mut m = Builder::new_default();
+        m.init_root::<console::write_line_params::Builder>()
+            .set_text(text);
+        self.cap
+            .call(console_method::WRITE_LINE, wire::to_bytes(&m))?;
+        Ok(())
+    }
+}
+
+impl core::fmt::Write for Console {
+    /// Formatting straight to the console; a failed call is `fmt::Error`.
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        Console::write(self, s.as_bytes()).map_err(|_| core::fmt::Error)
+    }
+}
+
+/// Method ordinals of `BootPackage`.
+mod boot_method {
+    pub const MANIFEST_SIZE: u16 = 0;
+    pub const READ_MANIFEST: u16 = 1;
+    pub const LIST_BINARIES: u16 = 2;
+    pub const READ_BINARY: u16 = 3;
+}
+
+/// One boot binary as `BootPackage.listBinaries` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BinaryInfo {
+    /// The manifest name of the binary.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Read access to the boot manifest and boot binaries (`BootPackage`).
+#[derive(Clone)]
+pub struct BootPackage {
+    cap: Cap,
+}
+
+interface!(BootPackage, interfaces::BOOT_PACKAGE, "BootPackage");
+
+/// Largest chunk [`BootPackage::read_manifest_all`] and
+/// [`BootPackage::read_binary_all`] ask for per call. The kernel may return
+/// less; the loops cope.
+pub const READ_CHUNK: u32 = 16 * 1024;
+
+/// Largest manifest [`BootPackage::read_manifest_all`] accepts: the
+/// manifest decoder's own limit.
+pub const MAX_MANIFEST_BYTES: u64 = capos_caps::manifest::DecodeLimits::DEFAULT.max_bytes as u64;
+
+/// Result capacity for a read of up to `max` bytes: the data plus room for
+/// the message framing (or an exception).
+fn read_capacity(max: u32) -> usize {
+    (max as usize + 1024).min(MAX_RESULT_LEN as usize)
+}
+
+/// Largest `maxBytes` a single read may ask for so that its result fits in
+/// one ring result buffer.
+pub const MAX_READ: u32 = MAX_RESULT_LEN - 1024;
+
+impl BootPackage {
+    /// Size of the manifest in bytes.
+    pub fn manifest_size(&self) -> Result<u64, CallError> {
+        let mut m = Builder::new_default();
+        m.init_root::<boot_package::manifest_size_params::Builder>();
+        let bytes = self
+            .cap
+            .call(boot_method::MANIFEST_SIZE, wire::to_bytes(&m))?;
+        let msg = wire::read(&bytes)?;
+        Ok(msg
+            .get_root::<boot_package::manifest_size_results::Reader>()?
+            .get_size())
+    }
+
+    /// Up to `max_bytes` of the manifest starting at `offset` (fewer at the
+    /// end; `max_bytes` is capped at [`MAX_READ`]).
+    pub fn read_manifest(&self, offset: u64, max_bytes: u32) -> Result<Vec<u8>, CallError> {
+        let max_bytes = max_bytes.min(MAX_READ);
+        let mut m = Builder::new_default();
+        let mut p = m.init_root::<boot_package::read_manifest_params::Builder>();
+        p.set_offset(offset);
+        p.set_max_bytes(max_bytes);
+        let bytes = self.cap.call_with_capacity(
+            boot_method::READ_MANIFEST,
+            wire::to_bytes(&m),
+            read_capacity(max_bytes),
+        )?;
+        let msg = wire::read(&bytes)?;
+        let data = msg
+            .get_root::<boot_package::read_manifest_results::Reader>()?
+            .get_data()?;
+        if data.len() > max_bytes as usize {
+            return Err(CallError::Protocol(
+                "readManifest returned more than maxBytes",
+            ));
+        }
+        Ok(data.to_vec())
+    }
+
+    /// The whole manifest, read in chunks of at most [`READ_CHUNK`] bytes.
+    pub fn read_manifest_all(&self) -> Result<Vec<u8>, CallError> {
+        let size = self.manifest_size()?;
+        if size > MAX_MANIFEST_BYTES {
+            return Err(CallError::Protocol(
+                "manifest larger than the decoder accepts",
+            ));
+        }
+        read_all(size, |offset, max| self.read_manifest(offset, max))
+    }
+
+    /// Every boot binary with its size.
+    pub fn list_binaries(&self) -> Result<Vec<BinaryInfo>, CallError> {
+        let mut m = Builder::new_default();
+        m.init_root::<boot_package::list_binaries_params::Builder>();
+        let bytes = self.cap.call_with_capacity(
+            boot_method::LIST_BINARIES,
+            wire::to_bytes(&m),
+            MAX_RESULT_LEN as usize,
+        )?;
+        let msg = wire::read(&bytes)?;
+        let list = msg
+            .get_root::<boot_package::list_binaries_results::Reader>()?
+            .get_binaries()?;
+        let mut out = Vec::with_capacity(list.len() as usize);
+        for b in list.iter() {
+            let name = b
+                .get_name()?
+                .to_str()
+                .map_err(|_| CallError::Protocol("binary name is not UTF-8"))?;
+            out.push(BinaryInfo {
+                name: name.into(),
+                size: b.get_size(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Up to `max_bytes` of binary `name` starting at `offset` (fewer at the
+    /// end; `max_bytes` is capped at [`MAX_READ`]).
+    pub fn read_binary(
+        &self,
+        name: &str,
+        offset: u64,
+        max_bytes: u32,
+    ) -> Result<Vec<u8>, CallError> {
+        let max_bytes = max_bytes.min(MAX_READ);
+        let mut m = Builder::new_default();
+        let mut p = m.init_root::<boot_package::read_binary_params::Builder>();
+        p.set_name(name);
+        p.set_offset(offset);
+        p.set_max_bytes(max_bytes);
+        let bytes = self.cap.call_with_capacity(
+            boot_method::READ_BINARY,
+            wire::to_bytes(&m),
+            read_capacity(max_bytes),
+        )?;
+        let msg = wire::read(&bytes)?;
+        let data = msg
+            .get_root::<boot_package::read_binary_results::Reader>()?
+            .get_data()?;
+        if data.len() > max_bytes as usize {
+            return Err(CallError::Protocol(
+                "readBinary returned more than maxBytes",
+            ));
+        }
+        Ok(data.to_vec())
+    }
+
+    /// The whole of binary `name`, whose size `listBinaries` reported as
+    /// `size`, read in chunks.
+    pub fn read_binary_all(&self, name: &str, size: u64) -> Result<Vec<u8>, CallError> {
+        read_all(size, |offset, max| self.read_binary(name, offset, max))
+    }
+}
+
+/// Reads `size` bytes through `read(offset, max)` in chunks of at most
+/// [`READ_CHUNK`]; an empty chunk before the end is a protocol error.
+fn read_all(
+    size: u64,
+    mut read: impl FnMut(u64, u32) -> Result<Vec<u8>, CallError>,
+) -> Result<Vec<u8>, CallError> {
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    while (out.len() as u64) < size {
+        let left = size - out.len() as u64;
+        let want = u32::try_from(left).unwrap_or(u32::MAX).min(READ_CHUNK);
+        let chunk = read(out.len() as u64, want)?;
+        if chunk.is_empty() {
+            return Err(CallError::Protocol("read ended before the announced size"));
+        }
+        let take = chunk.len().min(want as usize);
+        out.extend_from_slice(&chunk[..take]);
+    }
+    Ok(out)
+}
+
+/// The measurement-only `Null` interface: a call that does nothing.
+#[derive(Clone)]
+pub struct NullCap {
+    cap: Cap,
+}
+
+interface!(NullCap, interfaces::NULL, "Null");
+
+impl NullCap {
+    /// A call with empty parameters and results.
+    pub fn ping(&self) -> Result<(), CallError> {
+        // `ping @0 () -> ()`: the parameters are an empty struct message.
+        let mut m = Builder::new_default();
+        m.init_root::<capos_caps::schema::capos_capnp::null::ping_params::Builder>();
+        self.cap.call(0, wire::to_bytes(&m))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_all_concatenates_short_chunks() {
+        let src: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+        let mut calls = 0;
+        let got = read_all(src.len() as u64, |off, max| {
+            calls += 1;
+            assert!(max <= READ_CHUNK);
+            // The object returns less than asked.
+            let end = (off as usize + max.div_ceil(2) as usize).min(src.len());
+            Ok(src[off as usize..end].to_vec())
+        })
+        .unwrap();
+        assert_eq!(got, src);
+        assert!(calls >= 5);
+    }
+
+    #[test]
+    fn read_all_rejects_early_end() {
+        let err = read_all(10, |off, _| {
+            Ok(if off == 0 { vec![1; 4] } else { Vec::new() })
+        });
+        assert!(matches!(err, Err(CallError::Protocol(_))));
+        assert_eq!(
+            read_all(0, |_, _| unreachable!()).unwrap(),
+            Vec::<u8>::new()
+        );
+    }
+
+    #[test]
+    fn read_capacity_stays_within_the_ring_limit() {
+        assert!(read_capacity(MAX_READ) <= MAX_RESULT_LEN as usize);
+        assert!(read_capacity(u32::MAX) <= MAX_RESULT_LEN as usize);
+        assert!(read_capacity(READ_CHUNK) > READ_CHUNK as usize);
+    }
+}

@@ -1,0 +1,66 @@
+//! Deliberate CPU exceptions, for tests that the kernel contains a faulting
+//! process (reports it, ends it, keeps everything else running).
+//!
+//! Services are `#![forbid(unsafe_code)]`, so the instructions live here.
+//! Each helper executes one faulting instruction; if the kernel were to
+//! resume the process after it, the helper returns and the caller can
+//! report that as a failure.
+
+use core::arch::asm;
+
+/// An address in the first MiB, which is never mapped in a capOS process.
+pub const UNMAPPED_ADDR: u64 = 0x8;
+
+/// A non-canonical address: bits 63..47 are not all equal.
+pub const NON_CANONICAL_ADDR: u64 = 0x8000_0000_0000_0000;
+
+/// Reads from an unmapped user address: `#PF` (vector 14).
+pub fn page_fault() {
+    // SAFETY: a load into a scratch register from a page that is never
+    // mapped; it changes no memory and, if it ever completed, only the
+    // scratch register.
+    unsafe {
+        asm!(
+            "mov {tmp}, qword ptr [{addr}]",
+            addr = in(reg) UNMAPPED_ADDR,
+            tmp = lateout(reg) _,
+            options(nostack, readonly, preserves_flags),
+        )
+    }
+}
+
+/// Reads from a non-canonical address (not through RSP or RBP, which would
+/// raise `#SS` instead): `#GP` (vector 13).
+pub fn general_protection() {
+    // SAFETY: as for `page_fault`: a load into a scratch register that
+    // cannot succeed and writes no memory.
+    unsafe {
+        asm!(
+            "mov {tmp}, qword ptr [{addr}]",
+            addr = in(reg) NON_CANONICAL_ADDR,
+            tmp = lateout(reg) _,
+            options(nostack, readonly, preserves_flags),
+        )
+    }
+}
+
+/// Executes `ud2`: `#UD` (vector 6).
+pub fn invalid_opcode() {
+    // SAFETY: `ud2` touches no memory and no registers.
+    unsafe { asm!("ud2", options(nostack, nomem, preserves_flags)) }
+}
+
+/// Divides by zero: `#DE` (vector 0).
+pub fn divide_error() {
+    // SAFETY: `div` reads RDX:RAX and the divisor register and writes RAX
+    // and RDX (declared as clobbered) and the flags; no memory.
+    unsafe {
+        asm!(
+            "div {divisor}",
+            divisor = in(reg) 0u64,
+            inout("rax") 1u64 => _,
+            inout("rdx") 0u64 => _,
+            options(nostack, nomem),
+        )
+    }
+}

@@ -1,0 +1,243 @@
+//! The shared ring ([`Ring`]), capability references ([`Cap`]) and owned
+//! handles that release their capability when dropped ([`CapHandle`],
+//! [`Owned`]).
+//!
+//! A process has one ring and runs on one thread, so the ring client is
+//! shared through an `Rc<RefCell<..>>`: every typed client holds a clone and
+//! borrows the ring only for the duration of one operation. Dropping an owned
+//! handle must not need the ring (it may happen while the ring is borrowed,
+//! or while unwinding out of an operation), so it only records the cap id in
+//! a release queue; the queue is turned into RELEASE SQEs at the start of the
+//! next ring operation, by [`Ring::flush_releases`], and at process exit.
+
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use capos_ring::Sqe;
+use core::cell::RefCell;
+use core::ops::Deref;
+
+use crate::capset::Interface;
+use crate::error::CallError;
+use crate::ring_client::{Completion, RingClient, RingStats, Ticket, DEFAULT_RESULT_CAPACITY};
+
+struct Shared {
+    client: RefCell<RingClient>,
+    /// Cap ids of dropped owned handles, not yet submitted as RELEASEs.
+    releases: RefCell<Vec<u64>>,
+}
+
+/// The process's ring, shared by every capability client. Cloning is cheap.
+#[derive(Clone)]
+pub struct Ring(Rc<Shared>);
+
+impl Ring {
+    /// Shares `client`.
+    pub fn new(client: RingClient) -> Self {
+        Ring(Rc::new(Shared {
+            client: RefCell::new(client),
+            releases: RefCell::new(Vec::new()),
+        }))
+    }
+
+    /// Runs `f` on the client after turning queued releases into SQEs.
+    ///
+    /// Panics if called from inside another ring operation (the runtime
+    /// never nests them; a typed client that did would be a bug).
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut RingClient) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let mut client = self.0.client.borrow_mut();
+        let queued = core::mem::take(&mut *self.0.releases.borrow_mut());
+        for cap_id in queued {
+            client.submit_release(cap_id)?;
+        }
+        f(&mut client)
+    }
+
+    /// Records that `cap_id` is to be released. Never touches the ring.
+    pub(crate) fn queue_release(&self, cap_id: u64) {
+        self.0.releases.borrow_mut().push(cap_id);
+    }
+
+    /// A blocking CALL of `method` on `cap_id` with serialized `params` and a
+    /// result buffer of `result_capacity` bytes; returns the result bytes.
+    pub fn call(
+        &self,
+        cap_id: u64,
+        method: u16,
+        params: Vec<u8>,
+        result_capacity: usize,
+    ) -> Result<Vec<u8>, CallError> {
+        self.with(|c| c.call(cap_id, method, params, result_capacity))
+    }
+
+    /// Submits a CALL without waiting; collect it with [`Ring::wait`] or
+    /// [`Ring::poll`] + [`Ring::take`]. The kernel sees it at the next entry.
+    pub fn submit(
+        &self,
+        cap_id: u64,
+        method: u16,
+        params: Vec<u8>,
+        result_capacity: usize,
+    ) -> Result<Ticket, CallError> {
+        self.with(|c| c.submit_call(cap_id, method, params, result_capacity))
+    }
+
+    /// Enters the kernel without waiting (it drains the SQ) and reaps;
+    /// returns how many completions were reaped.
+    pub fn poll(&self) -> Result<u32, CallError> {
+        self.with(|c| c.poll())
+    }
+
+    /// The completion of `ticket` if it has been reaped.
+    pub fn take(&self, ticket: Ticket) -> Option<Completion> {
+        self.0.client.borrow_mut().take(ticket)
+    }
+
+    /// Blocks until `ticket` completes.
+    pub fn wait(&self, ticket: Ticket) -> Result<Completion, CallError> {
+        self.with(|c| c.wait(ticket))
+    }
+
+    /// A blocking NOP round trip.
+    pub fn nop(&self) -> Result<(), CallError> {
+        self.with(|c| c.nop())
+    }
+
+    /// Submits `sqe` unchanged except for `user_data`; see
+    /// [`RingClient::submit_raw`].
+    pub fn submit_raw(&self, sqe: Sqe) -> Result<Ticket, CallError> {
+        self.with(|c| c.submit_raw(sqe))
+    }
+
+    /// Submits every queued release and waits for their completions.
+    /// Returns the total number of releases the kernel has refused so far
+    /// (refusals are not errors: the cap was stale or already gone).
+    pub fn flush_releases(&self) -> Result<u64, CallError> {
+        self.with(|c| {
+            c.wait_releases()?;
+            Ok(c.stats().releases_rejected)
+        })
+    }
+
+    /// The client's counters.
+    pub fn stats(&self) -> RingStats {
+        self.0.client.borrow().stats()
+    }
+
+    /// See [`RingClient::enter_with_bogus_sq_tail`].
+    pub fn enter_with_bogus_sq_tail(&self, distance: u32) -> Result<i64, CallError> {
+        self.with(|c| c.enter_with_bogus_sq_tail(distance))
+    }
+}
+
+/// A reference to one capability: its id and interface, and the ring to
+/// call it through. Does not own the capability (dropping it releases
+/// nothing); see [`CapHandle`] for that.
+#[derive(Clone)]
+pub struct Cap {
+    id: u64,
+    interface_id: u64,
+    ring: Ring,
+}
+
+impl Cap {
+    /// A reference to `id`, which exposes `interface_id`, on `ring`.
+    pub fn new(id: u64, interface_id: u64, ring: Ring) -> Self {
+        Cap {
+            id,
+            interface_id,
+            ring,
+        }
+    }
+
+    /// The capability id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The interface id.
+    pub fn interface_id(&self) -> u64 {
+        self.interface_id
+    }
+
+    /// The ring.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// A blocking CALL of `method` with serialized `params` and the default
+    /// result buffer size.
+    pub fn call(&self, method: u16, params: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        self.ring
+            .call(self.id, method, params, DEFAULT_RESULT_CAPACITY)
+    }
+
+    /// A blocking CALL with a result buffer of `result_capacity` bytes.
+    pub fn call_with_capacity(
+        &self,
+        method: u16,
+        params: Vec<u8>,
+        result_capacity: usize,
+    ) -> Result<Vec<u8>, CallError> {
+        self.ring.call(self.id, method, params, result_capacity)
+    }
+}
+
+/// An owned capability: dropping it queues exactly one RELEASE of its id.
+pub struct CapHandle {
+    cap: Cap,
+}
+
+impl CapHandle {
+    /// Takes ownership of `cap`. Only one owner per cap id should exist: a
+    /// second owner's release would find the id already gone (harmless, but
+    /// counted as refused).
+    pub fn adopt(cap: Cap) -> Self {
+        CapHandle { cap }
+    }
+
+    /// Gives up ownership without releasing.
+    pub fn into_cap(self) -> Cap {
+        let cap = self.cap.clone();
+        core::mem::forget(self);
+        cap
+    }
+}
+
+impl Deref for CapHandle {
+    type Target = Cap;
+    fn deref(&self) -> &Cap {
+        &self.cap
+    }
+}
+
+impl Drop for CapHandle {
+    fn drop(&mut self) {
+        self.cap.ring.queue_release(self.cap.id);
+    }
+}
+
+/// An owned typed client: usable as `T`, releases the capability on drop.
+pub struct Owned<T: Interface> {
+    client: T,
+    _handle: CapHandle,
+}
+
+impl<T: Interface> Owned<T> {
+    /// Takes ownership of `cap`, which must expose `T`'s interface.
+    pub fn adopt(cap: Cap) -> Self {
+        Owned {
+            client: T::from_cap(cap.clone()),
+            _handle: CapHandle::adopt(cap),
+        }
+    }
+}
+
+impl<T: Interface> Deref for Owned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.client
+    }
+}

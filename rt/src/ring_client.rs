@@ -1,0 +1,827 @@
+//! The ring client: submits SQEs, keeps their buffers alive, and matches
+//! completions to submissions by `user_data`, in whatever order they arrive.
+//!
+//! Every submission gets a fresh `user_data` (a [`Ticket`]). The parameter
+//! and result buffers of a CALL are owned `Vec<u8>`s moved into the client's
+//! pending table, so the memory the kernel reads and writes stays allocated
+//! (and is never touched by Rust code) until the completion for that ticket
+//! has been reaped. Completions are reaped in CQ order and parked in a table
+//! until their owner asks for them; a blocking [`RingClient::wait`] therefore
+//! never loses another caller's completion.
+//!
+//! The client talks to the kernel only through the [`Enter`] trait, so the
+//! whole matching logic runs on the host against an [`capos_ring::OwnedRing`]
+//! and a simulated kernel (see the tests below).
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+use capos_caps::CapException;
+use capos_ring::process::TIMEOUT_FOREVER;
+use capos_ring::{
+    Call, CompletionConsumer, Cqe, CqeStatus, Op, RawRing, Sqe, SubmissionProducer, SubmitError,
+    TransferList, UserBuf, CQE_FLAG_EXCEPTION, CQE_FLAG_TRANSFER_RESULTS, MAX_PARAMS_LEN,
+    MAX_RESULT_LEN, TRANSFER_RESULT_SIZE,
+};
+
+use crate::error::CallError;
+use core::sync::atomic::Ordering;
+
+/// Entry into the kernel: `cap_enter(min_complete, timeout_ns)`.
+///
+/// In a capOS process this is the system call; host tests supply a
+/// simulated kernel.
+pub trait Enter {
+    /// Lets the kernel drain the submission queue, then waits until at least
+    /// `min_complete` completions are available or `timeout_ns` passes.
+    /// Returns the number of completions available or a negative error code.
+    fn enter(&mut self, min_complete: u64, timeout_ns: u64) -> i64;
+}
+
+/// Identifies one submission: its `user_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(u64);
+
+impl Ticket {
+    /// The `user_data` the SQE carried.
+    pub fn user_data(self) -> u64 {
+        self.0
+    }
+}
+
+/// A reaped completion with the result buffer of its submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The CQE as the kernel posted it.
+    pub cqe: Cqe,
+    /// The result bytes (plus transfer-result records, if flagged), cut to
+    /// what the CQE says was written. Empty for submissions without a
+    /// runtime-owned result buffer and for failed ones.
+    pub result: Vec<u8>,
+}
+
+impl Completion {
+    /// Interprets the completion of a CALL: the result bytes, the decoded
+    /// exception, or the transport error.
+    pub fn into_result(self) -> Result<Vec<u8>, CallError> {
+        match self.cqe.status() {
+            CqeStatus::Ok(_) if self.cqe.flags & CQE_FLAG_EXCEPTION != 0 => {
+                Err(CallError::Exception(
+                    CapException::decode(&self.result).map_err(CallError::Decode)?,
+                ))
+            }
+            CqeStatus::Ok(_) => Ok(self.result),
+            CqeStatus::Err(e) => Err(CallError::Transport(e)),
+            CqeStatus::Unknown(code) => Err(CallError::UnknownTransport(code)),
+        }
+    }
+}
+
+/// Counters kept by the client, for diagnostics and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// SQEs submitted.
+    pub submitted: u64,
+    /// CQEs reaped.
+    pub reaped: u64,
+    /// CQEs whose `user_data` matched no pending submission (dropped).
+    pub strays: u64,
+    /// RELEASE completions that reported an error (stale or already
+    /// released caps; never fatal).
+    pub releases_rejected: u64,
+    /// `cap_enter` calls made.
+    pub enters: u64,
+}
+
+/// What a pending submission holds on to.
+enum Pending {
+    /// A CALL: the buffers the kernel reads and writes.
+    Call { _params: Vec<u8>, result: Vec<u8> },
+    /// A RELEASE queued by a dropped handle; nobody waits for it.
+    Release,
+    /// A NOP or raw SQE with no runtime-owned buffers.
+    Bare,
+}
+
+/// Address ranges of writable process memory (`start..end`). The kernel
+/// writes to the result buffer a submission names, so a raw submission may
+/// not point its result buffer into any of these.
+pub type Protected = Vec<(u64, u64)>;
+
+/// The userspace side of one ring. One per process; shared as
+/// [`crate::Ring`].
+pub struct RingClient {
+    raw: RawRing<'static>,
+    sq: SubmissionProducer<RawRing<'static>>,
+    cq: CompletionConsumer<RawRing<'static>>,
+    kernel: Box<dyn Enter>,
+    next_user_data: u64,
+    pending: BTreeMap<u64, Pending>,
+    done: BTreeMap<u64, Completion>,
+    releases_in_flight: usize,
+    protected: Protected,
+    stats: RingStats,
+}
+
+/// Default capacity of a CALL's result buffer: room for any small result
+/// and for a `CapException` with a long message.
+pub const DEFAULT_RESULT_CAPACITY: usize = 2048;
+
+impl RingClient {
+    /// A client for `raw`, entering the kernel through `kernel`. `protected`
+    /// lists the process's writable memory (see [`Protected`]).
+    pub fn new(
+        raw: RawRing<'static>,
+        kernel: Box<dyn Enter>,
+        protected: Protected,
+    ) -> Result<Self, capos_ring::LayoutError> {
+        Ok(RingClient {
+            raw,
+            sq: SubmissionProducer::new(raw)?,
+            cq: CompletionConsumer::new(raw)?,
+            kernel,
+            next_user_data: 1,
+            pending: BTreeMap::new(),
+            done: BTreeMap::new(),
+            releases_in_flight: 0,
+            protected,
+            stats: RingStats::default(),
+        })
+    }
+
+    /// The mapped ring this client drives.
+    pub fn raw(&self) -> RawRing<'static> {
+        self.raw
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RingStats {
+        self.stats
+    }
+
+    /// Submissions whose completion has not been reaped yet.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn enter(&mut self, min_complete: u64, timeout_ns: u64) -> Result<u64, CallError> {
+        self.stats.enters += 1;
+        let n = self.kernel.enter(min_complete, timeout_ns);
+        if n < 0 {
+            return Err(CallError::Syscall(n));
+        }
+        Ok(n as u64)
+    }
+
+    /// Pushes and publishes `sqe` (its `user_data` replaced by a fresh one),
+    /// making room first if the SQ is full. The kernel sees it at the next
+    /// `cap_enter`.
+    fn push(&mut self, mut sqe: Sqe, pending: Pending) -> Result<Ticket, CallError> {
+        let user_data = self.next_user_data;
+        self.next_user_data += 1;
+        sqe.user_data = user_data;
+        loop {
+            match self.sq.try_submit(&sqe) {
+                Ok(()) => break,
+                Err(SubmitError::Corrupted(c)) => return Err(CallError::Corrupted(c)),
+                Err(SubmitError::Full) => self.make_room()?,
+            }
+        }
+        if matches!(pending, Pending::Release) {
+            self.releases_in_flight += 1;
+        }
+        self.pending.insert(user_data, pending);
+        self.stats.submitted += 1;
+        Ok(Ticket(user_data))
+    }
+
+    /// Frees SQ space: reap what is there (so the kernel has CQ room), let
+    /// the kernel drain, and if that is not enough wait for a completion.
+    fn make_room(&mut self) -> Result<(), CallError> {
+        self.reap()?;
+        self.enter(0, 0)?;
+        self.reap()?;
+        if self.sq.space().map_err(CallError::Corrupted)? > 0 {
+            return Ok(());
+        }
+        if self.pending.is_empty() {
+            return Err(CallError::SqStuck);
+        }
+        self.enter(1, TIMEOUT_FOREVER)?;
+        self.reap()?;
+        Ok(())
+    }
+
+    /// Moves every posted completion from the CQ into the completed table.
+    /// Returns how many were reaped.
+    pub fn reap(&mut self) -> Result<u32, CallError> {
+        let mut n = 0;
+        while let Some(cqe) = self.cq.try_reap().map_err(CallError::Corrupted)? {
+            n += 1;
+            self.stats.reaped += 1;
+            match self.pending.remove(&cqe.user_data) {
+                Some(Pending::Call { result, .. }) => {
+                    let result = cut_result(&cqe, result);
+                    self.done.insert(cqe.user_data, Completion { cqe, result });
+                }
+                Some(Pending::Bare) => {
+                    self.done.insert(
+                        cqe.user_data,
+                        Completion {
+                            cqe,
+                            result: Vec::new(),
+                        },
+                    );
+                }
+                Some(Pending::Release) => {
+                    self.releases_in_flight -= 1;
+                    if cqe.result < 0 {
+                        self.stats.releases_rejected += 1;
+                    }
+                }
+                None => self.stats.strays += 1,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Submits a CALL of `method` on `cap_id` with serialized `params` and a
+    /// result buffer of `result_capacity` bytes. Does not enter the kernel.
+    ///
+    /// Lengths above the ring limits fail here with `BAD_LENGTH`, exactly as
+    /// the kernel would answer.
+    pub fn submit_call(
+        &mut self,
+        cap_id: u64,
+        method: u16,
+        params: Vec<u8>,
+        result_capacity: usize,
+    ) -> Result<Ticket, CallError> {
+        let params_len = u32::try_from(params.len()).unwrap_or(u32::MAX);
+        let result_len = u32::try_from(result_capacity).unwrap_or(u32::MAX);
+        let mut result = vec![0u8; result_capacity.min(MAX_RESULT_LEN as usize)];
+        let params_buf = UserBuf::new(buf_addr(&params), params_len, MAX_PARAMS_LEN)
+            .map_err(CallError::Transport)?;
+        let result_buf = UserBuf::new(buf_addr_mut(&mut result), result_len, MAX_RESULT_LEN)
+            .map_err(CallError::Transport)?;
+        let sqe = Op::Call(Call {
+            cap_id,
+            method_id: method,
+            params: params_buf,
+            result: result_buf,
+            transfers: TransferList::NONE,
+        })
+        .encode(0);
+        self.push(
+            sqe,
+            Pending::Call {
+                _params: params,
+                result,
+            },
+        )
+    }
+
+    /// Submits a NOP. Does not enter the kernel.
+    pub fn submit_nop(&mut self) -> Result<Ticket, CallError> {
+        self.push(Op::Nop.encode(0), Pending::Bare)
+    }
+
+    /// Submits a RELEASE of `cap_id` whose completion nobody waits for (it
+    /// is counted in [`RingStats::releases_rejected`] if refused).
+    pub fn submit_release(&mut self, cap_id: u64) -> Result<(), CallError> {
+        self.push(Op::Release { cap_id }.encode(0), Pending::Release)
+            .map(|_| ())
+    }
+
+    /// Submits `sqe` exactly as given, except that `user_data` is replaced by
+    /// a fresh ticket. For tests of the kernel's input checks.
+    ///
+    /// The runtime owns no buffers for it. A non-empty result buffer that
+    /// overlaps the process's writable memory is refused with
+    /// [`CallError::UnsafeBuffer`]; pointing it at unmapped, read-only or
+    /// kernel memory is allowed (that is what such tests are for).
+    pub fn submit_raw(&mut self, sqe: Sqe) -> Result<Ticket, CallError> {
+        if sqe.result_len != 0 {
+            let start = sqe.result_addr;
+            let end = start.saturating_add(u64::from(sqe.result_len));
+            if self
+                .protected
+                .iter()
+                .any(|&(lo, hi)| start < hi && lo < end)
+            {
+                return Err(CallError::UnsafeBuffer);
+            }
+        }
+        self.push(sqe, Pending::Bare)
+    }
+
+    /// Lets the kernel drain the SQ without waiting, then reaps. Returns the
+    /// number of completions reaped.
+    pub fn poll(&mut self) -> Result<u32, CallError> {
+        self.enter(0, 0)?;
+        self.reap()
+    }
+
+    /// The completion of `ticket` if it has arrived (after a [`Self::poll`]
+    /// or another call reaped it). Each completion is handed out once.
+    pub fn take(&mut self, ticket: Ticket) -> Option<Completion> {
+        self.done.remove(&ticket.0)
+    }
+
+    /// Blocks until `ticket` completes, keeping every other completion that
+    /// arrives meanwhile for its own owner.
+    pub fn wait(&mut self, ticket: Ticket) -> Result<Completion, CallError> {
+        loop {
+            if let Some(c) = self.done.remove(&ticket.0) {
+                return Ok(c);
+            }
+            if !self.pending.contains_key(&ticket.0) {
+                return Err(CallError::UnknownTicket);
+            }
+            // Reap first so that the kernel has room for our completion and
+            // so that a completion already posted is not waited for again.
+            if self.reap()? > 0 {
+                continue;
+            }
+            self.enter(1, TIMEOUT_FOREVER)?;
+        }
+    }
+
+    /// A blocking CALL: submit, then [`Self::wait`]. Returns the result bytes
+    /// (possibly empty for methods without results).
+    pub fn call(
+        &mut self,
+        cap_id: u64,
+        method: u16,
+        params: Vec<u8>,
+        result_capacity: usize,
+    ) -> Result<Vec<u8>, CallError> {
+        let ticket = self.submit_call(cap_id, method, params, result_capacity)?;
+        self.wait(ticket)?.into_result()
+    }
+
+    /// A blocking NOP round trip.
+    pub fn nop(&mut self) -> Result<(), CallError> {
+        let ticket = self.submit_nop()?;
+        match self.wait(ticket)?.cqe.status() {
+            CqeStatus::Ok(0) => Ok(()),
+            CqeStatus::Ok(_) => Err(CallError::Protocol("NOP completed with a non-zero result")),
+            CqeStatus::Err(e) => Err(CallError::Transport(e)),
+            CqeStatus::Unknown(code) => Err(CallError::UnknownTransport(code)),
+        }
+    }
+
+    /// Enters the kernel once with `sq_tail` in shared memory moved
+    /// `distance` entries past `sq_head`, then puts the real tail back, and
+    /// returns what `cap_enter` said. For the hostile-input test of the
+    /// kernel's ring-corruption check, which must answer `RING_CORRUPTED`
+    /// and consume nothing.
+    ///
+    /// `distance` must exceed the SQ size, so that under the ABI the kernel
+    /// can only refuse the index; anything else is
+    /// [`CallError::InvalidArgument`] (a smaller bogus tail would make the
+    /// kernel run stale SQ slots, whose buffers may be gone).
+    pub fn enter_with_bogus_sq_tail(&mut self, distance: u32) -> Result<i64, CallError> {
+        if distance <= self.raw.layout().sq_entries() {
+            return Err(CallError::InvalidArgument(
+                "a bogus sq_tail must be more than one SQ ahead of sq_head",
+            ));
+        }
+        // Publish nothing of ours by accident: everything pushed is already
+        // published, so the real tail is `self.sq.tail()`.
+        let header = self.raw.header();
+        let head = header.sq_head.value.load(Ordering::Acquire);
+        header
+            .sq_tail
+            .value
+            .store(head.wrapping_add(distance), Ordering::Release);
+        self.stats.enters += 1;
+        let result = self.kernel.enter(0, 0);
+        header
+            .sq_tail
+            .value
+            .store(self.sq.tail(), Ordering::Release);
+        Ok(result)
+    }
+
+    /// Waits until every submitted RELEASE has completed.
+    pub fn wait_releases(&mut self) -> Result<(), CallError> {
+        loop {
+            self.reap()?;
+            if self.releases_in_flight == 0 {
+                return Ok(());
+            }
+            self.enter(1, TIMEOUT_FOREVER)?;
+        }
+    }
+}
+
+/// Address of a buffer the kernel may read, 0 when empty (the ABI requires
+/// it).
+fn buf_addr(buf: &[u8]) -> u64 {
+    if buf.is_empty() {
+        0
+    } else {
+        buf.as_ptr() as u64
+    }
+}
+
+/// Address of a buffer the kernel may write, 0 when empty.
+fn buf_addr_mut(buf: &mut [u8]) -> u64 {
+    if buf.is_empty() {
+        0
+    } else {
+        buf.as_mut_ptr() as u64
+    }
+}
+
+/// Cuts a result buffer to what the CQE says was written: `result` bytes,
+/// plus the transfer-result records when flagged. Nothing for a failure.
+fn cut_result(cqe: &Cqe, mut result: Vec<u8>) -> Vec<u8> {
+    let len = match cqe.status() {
+        CqeStatus::Ok(n) => {
+            let mut len = n as usize;
+            if cqe.flags & CQE_FLAG_TRANSFER_RESULTS != 0 {
+                len += cqe.xfer_count as usize * TRANSFER_RESULT_SIZE as usize;
+            }
+            len
+        }
+        _ => 0,
+    };
+    result.truncate(len);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::rc::Rc;
+    use capos_ring::{
+        CompletionPoster, CqCredit, DefaultRing, DrainStop, OwnedRing, RingIndex, SubmissionDrain,
+        TransportError,
+    };
+    use core::cell::RefCell;
+    use core::sync::atomic::Ordering::Relaxed;
+
+    /// What the simulated kernel did, for assertions.
+    #[derive(Default)]
+    struct Log {
+        enters: Vec<(u64, u64)>,
+        released: Vec<u64>,
+    }
+
+    /// A kernel stand-in over the same ring memory: on every `enter` it
+    /// drains the SQ, answers CALLs on cap 7 by echoing the parameters (cap
+    /// 8 answers with an exception, anything else is BAD_CAP), and posts the
+    /// completions of each drain in reverse order.
+    struct SimKernel {
+        raw: RawRing<'static>,
+        drain: SubmissionDrain<RawRing<'static>>,
+        post: CompletionPoster<RawRing<'static>>,
+        log: Rc<RefCell<Log>>,
+        /// Completions held back until the next enter.
+        held: Vec<(CqCredit, Cqe)>,
+        hold_next: bool,
+    }
+
+    impl Enter for SimKernel {
+        fn enter(&mut self, min_complete: u64, timeout_ns: u64) -> i64 {
+            self.log
+                .borrow_mut()
+                .enters
+                .push((min_complete, timeout_ns));
+            let mut out = Vec::new();
+            let Ok(mut batch) = self.drain.begin() else {
+                return i64::from(TransportError::RingCorrupted.code());
+            };
+            loop {
+                match batch.pop(&mut self.post) {
+                    Ok(sub) => {
+                        let cqe = match sub.op {
+                            Err(e) => Cqe::error(sub.user_data, e),
+                            Ok(op) => execute(&self.log, sub.user_data, op),
+                        };
+                        out.push((sub.credit, cqe));
+                    }
+                    Err(DrainStop::Done) | Err(DrainStop::CqFull) => break,
+                    Err(DrainStop::CqCorrupted(_)) => {
+                        return i64::from(TransportError::RingCorrupted.code())
+                    }
+                }
+            }
+            let earlier = core::mem::take(&mut self.held);
+            if self.hold_next && !out.is_empty() {
+                // Keep this drain's completions for the next enter.
+                self.held = out;
+                self.hold_next = false;
+                out = Vec::new();
+            }
+            for (credit, cqe) in earlier.into_iter().chain(out.into_iter().rev()) {
+                self.post.post(credit, &cqe);
+            }
+            use capos_ring::RingMemory;
+            let head = self.raw.load_index(RingIndex::CqHead, Relaxed);
+            i64::from(self.post.tail().wrapping_sub(head))
+        }
+    }
+
+    fn execute(log: &RefCell<Log>, user_data: u64, op: Op) -> Cqe {
+        {
+            match op {
+                Op::Nop => Cqe::success(user_data, 0),
+                Op::Release { cap_id } => {
+                    log.borrow_mut().released.push(cap_id);
+                    if cap_id == 7 {
+                        Cqe::success(user_data, 0)
+                    } else {
+                        Cqe::error(user_data, TransportError::BadCap)
+                    }
+                }
+                Op::Call(call) if call.cap_id == 7 => {
+                    // SAFETY: in these tests every CALL comes from the
+                    // RingClient, whose params buffer is a live Vec of
+                    // `params.len()` bytes kept in its pending table until
+                    // this completion is reaped, and nothing writes it.
+                    let params = unsafe {
+                        core::slice::from_raw_parts(
+                            call.params.addr() as *const u8,
+                            call.params.len() as usize,
+                        )
+                    };
+                    if params.len() > call.result.len() as usize {
+                        return Cqe::error(user_data, TransportError::BufferTooSmall);
+                    }
+                    // SAFETY: likewise the result buffer is a live Vec of
+                    // `result.len()` bytes that nothing reads or writes until
+                    // the completion is reaped; it never overlaps `params`.
+                    let result = unsafe {
+                        core::slice::from_raw_parts_mut(
+                            call.result.addr() as *mut u8,
+                            call.result.len() as usize,
+                        )
+                    };
+                    result[..params.len()].copy_from_slice(params);
+                    Cqe::success(user_data, params.len() as u32)
+                }
+                Op::Call(call) if call.cap_id == 8 => {
+                    let bytes = CapException::failed("no").encode();
+                    // SAFETY: as above, a live runtime-owned result buffer.
+                    let result = unsafe {
+                        core::slice::from_raw_parts_mut(
+                            call.result.addr() as *mut u8,
+                            call.result.len() as usize,
+                        )
+                    };
+                    result[..bytes.len()].copy_from_slice(&bytes);
+                    let mut c = Cqe::success(user_data, bytes.len() as u32);
+                    c.flags = CQE_FLAG_EXCEPTION;
+                    c
+                }
+                _ => Cqe::error(user_data, TransportError::BadCap),
+            }
+        }
+    }
+
+    fn setup_with(
+        hold_first: bool,
+        protected: Protected,
+    ) -> (RingClient, Rc<RefCell<Log>>, &'static DefaultRing) {
+        let ring: &'static DefaultRing = Box::leak(Box::new(OwnedRing::new()));
+        let raw = ring.ring();
+        let log = Rc::new(RefCell::new(Log::default()));
+        let kernel = SimKernel {
+            raw,
+            drain: SubmissionDrain::new(raw).unwrap(),
+            post: CompletionPoster::new(raw).unwrap(),
+            log: log.clone(),
+            held: Vec::new(),
+            hold_next: hold_first,
+        };
+        let client = RingClient::new(raw, Box::new(kernel), protected).unwrap();
+        (client, log, ring)
+    }
+
+    fn setup() -> (RingClient, Rc<RefCell<Log>>, &'static DefaultRing) {
+        setup_with(false, vec![(0x1000, 0x2000)])
+    }
+
+    #[test]
+    fn call_round_trip_echoes_params() {
+        let (mut c, log, _) = setup();
+        let out = c.call(7, 3, b"hello".to_vec(), 64).unwrap();
+        assert_eq!(out, b"hello");
+        assert_eq!(c.in_flight(), 0);
+        assert_eq!(log.borrow().enters, vec![(1, TIMEOUT_FOREVER)]);
+    }
+
+    #[test]
+    fn transport_errors_and_exceptions_are_told_apart() {
+        let (mut c, _, _) = setup();
+        let err = c.call(99, 0, vec![1], 64).unwrap_err();
+        assert_eq!(err.transport(), Some(TransportError::BadCap));
+        match c.call(8, 0, Vec::new(), 256).unwrap_err() {
+            CallError::Exception(e) => assert_eq!(e, CapException::failed("no")),
+            other => panic!("expected an exception, got {other:?}"),
+        }
+        let err = c.call(7, 0, vec![0; 100], 10).unwrap_err();
+        assert_eq!(err.transport(), Some(TransportError::BufferTooSmall));
+    }
+
+    #[test]
+    fn oversized_buffers_fail_before_submission() {
+        let (mut c, log, _) = setup();
+        let err = c
+            .call(7, 0, vec![0; MAX_PARAMS_LEN as usize + 1], 64)
+            .unwrap_err();
+        assert_eq!(err.transport(), Some(TransportError::BadLength));
+        let err = c
+            .submit_call(7, 0, Vec::new(), MAX_RESULT_LEN as usize + 1)
+            .unwrap_err();
+        assert_eq!(err.transport(), Some(TransportError::BadLength));
+        assert!(log.borrow().enters.is_empty());
+        assert_eq!(c.stats().submitted, 0);
+    }
+
+    #[test]
+    fn out_of_order_completions_reach_their_owners() {
+        let (mut c, _, _) = setup();
+        let tickets: Vec<_> = (0..5u8)
+            .map(|i| {
+                c.submit_call(7, 0, vec![i; usize::from(i) + 1], 64)
+                    .unwrap()
+            })
+            .collect();
+        // The simulated kernel posts this drain's completions in reverse.
+        assert_eq!(c.poll().unwrap(), 5);
+        // Ask in submission order, then out of order; each gets its own.
+        assert_eq!(c.take(tickets[0]).unwrap().into_result().unwrap(), vec![0]);
+        assert_eq!(
+            c.wait(tickets[3]).unwrap().into_result().unwrap(),
+            vec![3; 4]
+        );
+        assert_eq!(c.take(tickets[3]), None, "completions are handed out once");
+        for (i, t) in tickets.iter().enumerate().skip(1).filter(|(i, _)| *i != 3) {
+            assert_eq!(c.wait(*t).unwrap().result, vec![i as u8; i + 1]);
+        }
+        assert_eq!(c.wait(tickets[0]).unwrap_err().transport(), None);
+        assert!(matches!(c.wait(tickets[0]), Err(CallError::UnknownTicket)));
+    }
+
+    #[test]
+    fn blocking_call_stashes_other_completions() {
+        let (mut c, _, _) = setup();
+        let early = c.submit_call(7, 0, b"early".to_vec(), 64).unwrap();
+        let nop = c.submit_nop().unwrap();
+        // This call's completion is posted before the other two (reverse
+        // order); the others must survive the wait.
+        assert_eq!(c.call(7, 0, b"late".to_vec(), 64).unwrap(), b"late");
+        assert_eq!(c.take(nop).unwrap().cqe.result, 0);
+        assert_eq!(c.take(early).unwrap().into_result().unwrap(), b"early");
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
+    fn completions_held_across_enters_are_still_matched() {
+        // The kernel keeps the first drain's completions back until the next
+        // enter, as it does for calls that wait: `wait` must enter again.
+        let (mut c, log, _) = setup_with(true, Vec::new());
+        let other = c.submit_nop().unwrap();
+        let x = c.submit_call(7, 0, b"x".to_vec(), 8).unwrap();
+        assert_eq!(c.wait(x).unwrap().result, b"x");
+        assert_eq!(log.borrow().enters.len(), 2);
+        assert_eq!(c.take(other).unwrap().cqe.result, 0);
+    }
+
+    #[test]
+    fn many_calls_wrap_both_queues() {
+        let (mut c, _, _) = setup();
+        for i in 0..200u32 {
+            let bytes = i.to_le_bytes().to_vec();
+            assert_eq!(c.call(7, 1, bytes.clone(), 8).unwrap(), bytes);
+        }
+        c.nop().unwrap();
+        assert_eq!(c.stats().submitted, 201);
+        assert_eq!(c.stats().reaped, 201);
+    }
+
+    #[test]
+    fn a_full_sq_is_drained_before_submitting_more() {
+        let (mut c, _, _) = setup();
+        // More submissions than SQ slots, with nobody polling: the client
+        // must let the kernel drain and keep every completion.
+        let tickets: Vec<_> = (0..80u32)
+            .map(|i| c.submit_call(7, 0, i.to_le_bytes().to_vec(), 8).unwrap())
+            .collect();
+        for (i, t) in tickets.into_iter().enumerate() {
+            assert_eq!(c.wait(t).unwrap().result, (i as u32).to_le_bytes());
+        }
+    }
+
+    #[test]
+    fn releases_are_counted_not_returned() {
+        let (mut c, log, _) = setup();
+        c.submit_release(7).unwrap();
+        c.submit_release(1234).unwrap();
+        c.wait_releases().unwrap();
+        assert_eq!(log.borrow().released, vec![7, 1234]);
+        assert_eq!(c.stats().releases_rejected, 1);
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
+    fn raw_submissions_keep_their_fields_but_not_their_user_data() {
+        let (mut c, _, _) = setup();
+        let bad = Sqe {
+            opcode: 200,
+            user_data: 0xdead,
+            ..Sqe::default()
+        };
+        let t = c.submit_raw(bad).unwrap();
+        assert_ne!(t.user_data(), 0xdead);
+        let done = c.wait(t).unwrap();
+        assert_eq!(done.cqe.user_data, t.user_data());
+        assert_eq!(done.cqe.result, TransportError::InvalidOpcode.code());
+        // A result buffer inside protected memory is refused.
+        let writes = Sqe {
+            result_addr: 0x1800,
+            result_len: 16,
+            ..Op::Nop.encode(0)
+        };
+        assert!(matches!(c.submit_raw(writes), Err(CallError::UnsafeBuffer)));
+        let beside = Sqe {
+            result_addr: 0x2000,
+            result_len: 16,
+            ..Op::Nop.encode(0)
+        };
+        let t = c.submit_raw(beside).unwrap();
+        assert_eq!(
+            c.wait(t).unwrap().cqe.result,
+            TransportError::ReservedNonZero.code()
+        );
+    }
+
+    #[test]
+    fn stray_completions_are_dropped_and_counted() {
+        let (mut c, _, ring) = setup();
+        // Post a completion nobody asked for, straight into the ring.
+        let raw = ring.ring();
+        let mut poster = CompletionPoster::new(raw).unwrap();
+        let credit = poster.reserve().unwrap();
+        poster.post(credit, &Cqe::success(0xffff, 0));
+        assert_eq!(c.reap().unwrap(), 1);
+        assert_eq!(c.stats().strays, 1);
+    }
+
+    #[test]
+    fn corrupted_kernel_indices_are_reported() {
+        let (mut c, _, ring) = setup();
+        ring.header()
+            .index_word(RingIndex::CqTail)
+            .store(1000, Relaxed);
+        assert!(matches!(c.reap(), Err(CallError::Corrupted(_))));
+        ring.header()
+            .index_word(RingIndex::CqTail)
+            .store(0, Relaxed);
+        assert_eq!(c.reap().unwrap(), 0);
+    }
+
+    #[test]
+    fn bogus_sq_tail_is_put_back() {
+        let (mut c, log, ring) = setup();
+        let t = c.submit_nop().unwrap();
+        let tail = ring.header().index_word(RingIndex::SqTail);
+        let before = tail.load(Relaxed);
+        assert!(matches!(
+            c.enter_with_bogus_sq_tail(32),
+            Err(CallError::InvalidArgument(_))
+        ));
+        assert_eq!(
+            c.enter_with_bogus_sq_tail(1000).unwrap(),
+            i64::from(TransportError::RingCorrupted.code())
+        );
+        assert_eq!(tail.load(Relaxed), before);
+        assert_eq!(log.borrow().enters.len(), 1);
+        // Nothing was consumed; the NOP still completes.
+        assert_eq!(c.wait(t).unwrap().cqe.result, 0);
+        c.nop().unwrap();
+    }
+
+    #[test]
+    fn a_failing_cap_enter_is_a_syscall_error() {
+        let (mut c, _, ring) = setup();
+        // A bogus sq_tail makes the simulated kernel report corruption.
+        let t = c.submit_nop().unwrap();
+        let tail = ring.header().index_word(RingIndex::SqTail);
+        let good = tail.load(Relaxed);
+        tail.store(good + 1000, Relaxed);
+        match c.wait(t) {
+            Err(CallError::Syscall(code)) => {
+                assert_eq!(code, i64::from(TransportError::RingCorrupted.code()))
+            }
+            other => panic!("expected a syscall error, got {other:?}"),
+        }
+        tail.store(good, Relaxed);
+        assert_eq!(c.wait(t).unwrap().cqe.result, 0);
+    }
+}

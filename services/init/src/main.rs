@@ -1,0 +1,106 @@
+//! init, the first process: reports what it was given (its CapSet) and what
+//! the boot package holds (the manifest's service graph and the binaries),
+//! then exits 0.
+//!
+//! Starting the services it lists needs `ProcessSpawner`, which comes later;
+//! until then this proves the runtime, the Console and BootPackage caps and
+//! the manifest decoder end to end.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::vec::Vec;
+use capos_rt::caps::manifest;
+use capos_rt::{BootPackage, Console, Runtime};
+
+capos_rt::entry!(main);
+
+/// Exit codes for each way init can fail.
+mod code {
+    pub const NO_CONSOLE: i32 = 2;
+    pub const NO_BOOT_PACKAGE: i32 = 3;
+    pub const READ_FAILED: i32 = 4;
+    pub const BAD_MANIFEST: i32 = 5;
+}
+
+fn main(rt: &mut Runtime) -> i32 {
+    let Ok(console) = rt.cap::<Console>("console") else {
+        return code::NO_CONSOLE;
+    };
+    let say = |line: &str| {
+        // Nothing better to do with a console that fails than carry on.
+        let _ = console.write_line(line);
+    };
+
+    say(&format!("init: capOS init started (pid {})", rt.pid()));
+    for e in rt.capset() {
+        say(&format!(
+            "init: cap {} id={:#x} interface={:#x}",
+            e.name().unwrap_or("<invalid name>"),
+            e.cap_id,
+            e.interface_id
+        ));
+    }
+
+    let boot = match rt.cap::<BootPackage>("boot") {
+        Ok(b) => b,
+        Err(e) => {
+            say(&format!("init: {e}"));
+            return code::NO_BOOT_PACKAGE;
+        }
+    };
+    let bytes = match boot.read_manifest_all() {
+        Ok(b) => b,
+        Err(e) => {
+            say(&format!("init: reading the manifest failed: {e}"));
+            return code::READ_FAILED;
+        }
+    };
+    say(&format!("init: manifest is {} bytes", bytes.len()));
+    let m = match manifest::decode(&bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            say(&format!("init: the manifest does not decode: {e}"));
+            return code::BAD_MANIFEST;
+        }
+    };
+    // The kernel validated the layer it acts on; the service graph is
+    // init's to check before it would start anything.
+    if let Err(e) = manifest::validate_service_graph(&m) {
+        say(&format!(
+            "init: the manifest's service graph is invalid: {e}"
+        ));
+        return code::BAD_MANIFEST;
+    }
+    say(&format!(
+        "init: manifest: {} binaries, {} services",
+        m.binaries.len(),
+        m.services.len()
+    ));
+    for s in &m.services {
+        let caps: Vec<&str> = s.caps.iter().map(|c| c.name.as_str()).collect();
+        say(&format!(
+            "init: service {} (binary {}) caps: {}",
+            s.name,
+            s.binary,
+            caps.join(", ")
+        ));
+    }
+
+    match boot.list_binaries() {
+        Ok(list) => {
+            for b in list {
+                say(&format!("init: binary {} {} bytes", b.name, b.size));
+            }
+        }
+        Err(e) => {
+            say(&format!("init: listing the boot binaries failed: {e}"));
+            return code::READ_FAILED;
+        }
+    }
+    say("init: done");
+    0
+}
