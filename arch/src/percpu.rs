@@ -70,6 +70,20 @@ pub fn current_ptr() -> Option<*mut PerCpu> {
     (base != 0).then_some(base as *mut PerCpu)
 }
 
+/// This CPU's index through `%gs` (one load; no MSR read).
+///
+/// Only valid once [`install`] has run on this CPU, which the kernel does
+/// before enabling interrupts or running anything that calls this.
+#[inline]
+pub fn this_cpu_index() -> u32 {
+    let index: u32;
+    // SAFETY: GS base points at this CPU's `PerCpu` (installed at bring-up
+    // and kept by swapgs on every ring transition); offset 24 is
+    // `cpu_index` (checked by the offset assertions above).
+    unsafe { core::arch::asm!("mov {0:e}, gs:[24]", out(reg) index, options(nostack, readonly, preserves_flags)) };
+    index
+}
+
 /// This CPU's index, or `None` before the block is installed.
 pub fn cpu_index() -> Option<u32> {
     // SAFETY: a non-zero GS base was set by `install` to a live block.

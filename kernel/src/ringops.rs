@@ -18,11 +18,17 @@ use core::sync::atomic::Ordering::Acquire;
 #[derive(Debug)]
 pub struct Corrupted;
 
+/// Drains the submission queue, then returns the completions waiting: the
+/// whole of `cap_enter`'s non-blocking work under one ring lock.
+pub fn enter(process: &Process) -> Result<u32, Corrupted> {
+    let mut ring = process.ring.lock();
+    drain_locked(process, &mut ring)?;
+    available_locked(&ring)
+}
+
 /// Consumes every SQE present (at most one queue's worth) and posts a
 /// completion for each; stops early if the CQ is full.
-pub fn drain(process: &Process) -> Result<(), Corrupted> {
-    let mut ring = process.ring.lock();
-    let ring = &mut *ring;
+fn drain_locked(process: &Process, ring: &mut crate::proc::RingState) -> Result<(), Corrupted> {
     let mut batch = ring.drain.begin().map_err(|_| Corrupted)?;
     loop {
         match batch.pop(&mut ring.poster) {
@@ -41,7 +47,10 @@ pub fn drain(process: &Process) -> Result<(), Corrupted> {
 
 /// Completions posted and not yet reaped.
 pub fn available(process: &Process) -> Result<u32, Corrupted> {
-    let ring = process.ring.lock();
+    available_locked(&process.ring.lock())
+}
+
+fn available_locked(ring: &crate::proc::RingState) -> Result<u32, Corrupted> {
     use capos_ring::RingMemory;
     let head = ring.raw.load_index(RingIndex::CqHead, Acquire);
     let n = ring.poster.tail().wrapping_sub(head);

@@ -142,7 +142,8 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
-/// Threads blocked with a deadline.
+/// Every blocked thread (this list keeps it alive while no CPU runs it);
+/// those with a deadline are woken by the timer tick.
 static SLEEPERS: IrqLock<Vec<Arc<Thread>>> = IrqLock::new(Vec::new());
 /// Live threads (for the "all exited" report).
 static LIVE: AtomicU64 = AtomicU64::new(0);
@@ -159,7 +160,7 @@ pub fn peak_parallel_cpus() -> u64 {
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 fn this_cpu() -> usize {
-    capos_arch::percpu::cpu_index().unwrap_or(0) as usize
+    capos_arch::percpu::this_cpu_index() as usize
 }
 
 fn me() -> &'static CpuSched {
@@ -178,6 +179,17 @@ pub fn register_cpu_tss(tss: TssHandle) {
 pub fn user_ticks(cpu: usize) -> u64 {
     CPUS.get(cpu)
         .map_or(0, |c| c.user_ticks.load(Ordering::Relaxed))
+}
+
+/// The thread running on this CPU, borrowed (no reference count change).
+///
+/// Only for code running on behalf of that thread (its system call or its
+/// own trap): a running thread is not freed (reaping happens only after it
+/// has been switched out), and kernel code is never preempted, so the
+/// borrow stays valid until that code calls into the scheduler.
+pub fn current_thread<'a>() -> Option<&'a Thread> {
+    // SAFETY: own CPU's slot; see the contract above for the lifetime.
+    unsafe { (*me().current.get()).as_deref() }
 }
 
 /// The thread running on this CPU, if any.
@@ -369,8 +381,11 @@ pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
             s.run = Run::Blocked;
             s.deadline = deadline;
         }
-        if deadline.is_some() {
-            SLEEPERS.lock().push(t.clone());
+        {
+            let mut sl = SLEEPERS.lock();
+            if !sl.iter().any(|x| Arc::ptr_eq(x, &t)) {
+                sl.push(t.clone());
+            }
         }
         drop(t);
         schedule();
@@ -413,7 +428,7 @@ pub fn on_timer_tick(from_user: bool) {
             let mut due = Vec::new();
             sl.retain(|t| {
                 let s = t.state.lock();
-                let keep = s.run == Run::Blocked && s.deadline.is_some_and(|d| d > now);
+                let keep = s.run == Run::Blocked && s.deadline.is_none_or(|d| d > now);
                 if !keep && s.run == Run::Blocked {
                     due.push(t.clone());
                 }

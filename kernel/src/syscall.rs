@@ -17,18 +17,15 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
 }
 
 fn cap_enter(min_complete: u64, timeout_ns: u64) -> i64 {
-    let Some(thread) = sched::current() else {
+    let Some(thread) = sched::current_thread() else {
         return SyscallError::BadSyscall.code();
     };
     let process = &thread.process;
     if min_complete > u64::from(capos_ring::DEFAULT_LAYOUT.cq_entries()) {
         return SyscallError::MinCompleteTooLarge.code();
     }
-    if ringops::drain(process).is_err() {
-        return i64::from(TransportError::RingCorrupted.code());
-    }
     let available = || ringops::available(process);
-    match available() {
+    match ringops::enter(process) {
         Err(_) => return i64::from(TransportError::RingCorrupted.code()),
         Ok(n) if u64::from(n) >= min_complete || timeout_ns == 0 => return i64::from(n),
         Ok(_) => {}

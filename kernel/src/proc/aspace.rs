@@ -105,7 +105,7 @@ impl AddressSpace {
     /// Maps a fresh zeroed frame at user page `va` and returns its physical
     /// address.
     pub fn map_new(&self, va: u64, perm: UserPerm) -> Result<u64, VmError> {
-        if va % PAGE_SIZE != 0 || va >= USER_END {
+        if !va.is_multiple_of(PAGE_SIZE) || va >= USER_END {
             return Err(VmError::BadAddress);
         }
         let t = self.tables.lock();
