@@ -1,19 +1,11 @@
-//! The minimal capOS service: prints one line on the console and exits 0.
-//! Copy this crate to start a new service (see docs/adding-a-service.md).
+//! fault-pf: takes a page fault (#PF): reads an unmapped address.
+//! The kernel must end this process and carry on.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
-use capos_rt::{Console, Runtime};
-
 capos_rt::entry!(main);
 
-fn main(rt: &mut Runtime) -> i32 {
-    let Ok(console) = rt.cap::<Console>("console") else {
-        return 1;
-    };
-    match console.write_line("template: hello from a capOS service") {
-        Ok(()) => 0,
-        Err(_) => 2,
-    }
+fn main(rt: &mut capos_rt::Runtime) -> i32 {
+    fault::run(rt, "fault-pf", capos_rt::fault::page_fault)
 }
