@@ -8,8 +8,9 @@
 
 use core::arch::asm;
 
-/// An address in the first MiB, which is never mapped in a capOS process.
-pub const UNMAPPED_ADDR: u64 = 0x8;
+/// The null address: in the first MiB, which is never mapped in a capOS
+/// process, so the fault report shows the classic null dereference.
+pub const UNMAPPED_ADDR: u64 = 0;
 
 /// A non-canonical address: bits 63..47 are not all equal.
 pub const NON_CANONICAL_ADDR: u64 = 0x8000_0000_0000_0000;
