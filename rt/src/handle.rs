@@ -188,6 +188,8 @@ impl Cap {
 /// An owned capability: dropping it queues exactly one RELEASE of its id.
 pub struct CapHandle {
     cap: Cap,
+    /// False once ownership was given up with [`CapHandle::into_cap`].
+    owned: bool,
 }
 
 impl CapHandle {
@@ -195,14 +197,13 @@ impl CapHandle {
     /// second owner's release would find the id already gone (harmless, but
     /// counted as refused).
     pub fn adopt(cap: Cap) -> Self {
-        CapHandle { cap }
+        CapHandle { cap, owned: true }
     }
 
     /// Gives up ownership without releasing.
-    pub fn into_cap(self) -> Cap {
-        let cap = self.cap.clone();
-        core::mem::forget(self);
-        cap
+    pub fn into_cap(mut self) -> Cap {
+        self.owned = false;
+        self.cap.clone()
     }
 }
 
@@ -215,7 +216,9 @@ impl Deref for CapHandle {
 
 impl Drop for CapHandle {
     fn drop(&mut self) {
-        self.cap.ring.queue_release(self.cap.id);
+        if self.owned {
+            self.cap.ring.queue_release(self.cap.id);
+        }
     }
 }
 

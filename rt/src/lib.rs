@@ -37,6 +37,9 @@ pub mod ring_client;
 pub mod runtime;
 pub mod wire;
 
+#[cfg(test)]
+mod sim;
+
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]

@@ -1,6 +1,8 @@
 //! [`Runtime`]: what a service's `main` receives — its pid, its CapSet, and
 //! the ring to call capabilities through.
 
+#[cfg(test)]
+use alloc::vec;
 use alloc::vec::Vec;
 use capos_ring::process::CapSetEntry;
 
@@ -67,5 +69,93 @@ impl Runtime {
     /// returns how many releases the kernel has refused so far.
     pub fn flush_releases(&self) -> Result<u64, CallError> {
         self.ring.flush_releases()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::CapHandle;
+    use crate::sim::setup;
+    use crate::{CallError, Console, NullCap};
+    use capos_caps::interfaces;
+    use capos_ring::TransportError;
+
+    /// A runtime whose `console` is the simulated kernel's echo cap (7) and
+    /// whose `null` is its exception cap (8).
+    fn runtime() -> (Runtime, alloc::rc::Rc<core::cell::RefCell<crate::sim::Log>>) {
+        let (client, log, _) = setup();
+        let caps = vec![
+            CapSetEntry::new("console", 7, interfaces::CONSOLE).unwrap(),
+            CapSetEntry::new("null", 8, interfaces::NULL).unwrap(),
+            CapSetEntry::new("gone", 9, interfaces::NULL).unwrap(),
+        ];
+        (Runtime::new(42, caps, Ring::new(client)), log)
+    }
+
+    #[test]
+    fn typed_lookup_and_calls() {
+        let (rt, _) = runtime();
+        assert_eq!(rt.pid(), 42);
+        assert_eq!(rt.capset().len(), 3);
+        let console = rt.cap::<Console>("console").unwrap();
+        console.write_line("hello").unwrap();
+        console.write(b"raw").unwrap();
+        assert!(matches!(
+            rt.cap::<Console>("null"),
+            Err(CapLookupError::WrongInterface { .. })
+        ));
+        assert!(matches!(
+            rt.cap::<NullCap>("timer"),
+            Err(CapLookupError::Missing { .. })
+        ));
+        // The simulated object behind cap 8 answers with an exception.
+        let null = rt.cap::<NullCap>("null").unwrap();
+        assert!(matches!(null.ping(), Err(CallError::Exception(_))));
+        assert_eq!(rt.cap_any("null").unwrap().interface_id(), interfaces::NULL);
+        assert!(rt.cap_checked("console", interfaces::NULL).is_err());
+    }
+
+    #[test]
+    fn dropped_owners_release_once_at_the_next_operation() {
+        let (rt, log) = runtime();
+        let console = rt.cap_owned::<Console>("console").unwrap();
+        let gone = CapHandle::adopt(rt.cap_any("gone").unwrap());
+        let kept = CapHandle::adopt(rt.cap_any("null").unwrap()).into_cap();
+        drop(console);
+        drop(gone);
+        assert!(
+            log.borrow().released.is_empty(),
+            "dropping never touches the ring"
+        );
+        rt.ring().nop().unwrap();
+        assert_eq!(log.borrow().released, vec![7, 9]);
+        // Cap 9 was refused (stale); that is counted, not an error.
+        assert_eq!(rt.flush_releases().unwrap(), 1);
+        assert_eq!(log.borrow().released, vec![7, 9]);
+        assert_eq!(kept.id(), 8);
+        // A non-owning reference releases nothing.
+        drop(rt.cap::<Console>("console").unwrap());
+        rt.flush_releases().unwrap();
+        assert_eq!(log.borrow().released.len(), 2);
+    }
+
+    #[test]
+    fn non_blocking_submit_poll_take() {
+        let (rt, _) = runtime();
+        let ring = rt.ring();
+        let a = ring.submit(7, 0, b"one".to_vec(), 16).unwrap();
+        let b = ring.submit(99, 0, b"two".to_vec(), 16).unwrap();
+        assert!(
+            ring.take(a).is_none(),
+            "nothing happens before the kernel is entered"
+        );
+        assert_eq!(ring.poll().unwrap(), 2);
+        assert_eq!(
+            ring.take(b).unwrap().into_result().unwrap_err().transport(),
+            Some(TransportError::BadCap)
+        );
+        assert_eq!(ring.take(a).unwrap().into_result().unwrap(), b"one");
+        assert_eq!(ring.stats().submitted, 2);
     }
 }
