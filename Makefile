@@ -18,7 +18,14 @@ KERNEL_RUSTFLAGS := -C relocation-model=static -C code-model=kernel -C force-fra
 HOST_CRATES   := -p capos-ring -p capos-caps -p capos-kcore -p capos-verify
 NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 
-.PHONY: setup kernel iso run run-uefi test test-host test-loom check-manifests smoke fmt fmt-check lint clean
+.PHONY: setup kernel services manifests iso run run-uefi test test-host test-loom check-manifests smoke bench fmt fmt-check lint clean
+
+# Services packed into every ISO as GRUB modules (module name = binary name).
+SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de template bench
+# The manifest `make run` boots (init reads it through BootPackage).
+RUN_MANIFEST  := smoke
+MANIFESTS     := $(basename $(notdir $(wildcard manifests/*.capnp)))
+MKMANIFEST    := CARGO_TARGET_DIR=$(HOST_DIR) cargo run -q -p capos-caps --features std --bin mkmanifest --
 
 ## setup: install missing Debian packages and the pinned Rust toolchain
 setup:
@@ -31,9 +38,21 @@ kernel: setup
 	@mkdir -p $(BUILD)
 	objcopy --strip-debug $(KERNEL_ELF) $(KERNEL)
 
+## services: userspace service binaries (build/services/NAME)
+services: setup
+	scripts/build-services.sh
+
+## manifests: validate and compile every manifest (build/manifests/NAME.bin)
+manifests: setup
+	@mkdir -p $(BUILD)/manifests
+	@for m in $(MANIFESTS); do $(MKMANIFEST) build manifests/$$m.capnp $(BUILD)/manifests/$$m.bin; done
+
+# Module arguments for mkiso.sh: the manifest, then every service.
+iso_modules = --module $(BUILD)/manifests/$(1).bin manifest $(foreach s,$(SERVICES),--module $(BUILD)/services/$(s) $(s))
+
 ## iso: hybrid BIOS/UEFI ISO with the interactive GRUB menu
-iso: kernel
-	scripts/mkiso.sh $(ISO) $(KERNEL)
+iso: kernel services manifests
+	scripts/mkiso.sh $(ISO) $(KERNEL) $(call iso_modules,$(RUN_MANIFEST))
 	@echo "iso: $(ISO) ($$(du -h $(ISO) | cut -f1))"
 
 ## run: boot the ISO in QEMU, serial console on this terminal (Ctrl-A X quits)
@@ -59,13 +78,15 @@ test-loom: setup
 
 ## check-manifests: validate every manifest in manifests/ with mkmanifest
 check-manifests: setup
-	@for m in manifests/*.capnp; do \
-	    CARGO_TARGET_DIR=$(HOST_DIR) cargo run -q -p capos-caps --features std --bin mkmanifest -- check "$$m"; \
-	done
+	@for m in $(MANIFESTS); do $(MKMANIFEST) check manifests/$$m.capnp; done
 
 ## smoke: QEMU boots under TCG and KVM, one CPU and several, faults, hostile input
-smoke: kernel
-	scripts/smoke.sh $(KERNEL)
+smoke: kernel services manifests
+	SMOKE_SERVICES="$(SERVICES)" scripts/smoke.sh $(KERNEL)
+
+## bench: cycles per operation in capOS beside this machine's Linux baseline
+bench: kernel services manifests
+	scripts/bench.sh $(KERNEL)
 
 ## fmt: format every crate
 fmt:

@@ -36,3 +36,10 @@ ovmf_path() {
     done
     echo "/usr/share/ovmf/OVMF.fd"
 }
+
+# True if the host's KVM is PVM (pagetable-based virtualisation): it boots
+# the kernel, but does not implement ring-3 SYSCALL like hardware (CS/SS are
+# not switched), so userspace cannot run under it.
+kvm_is_pvm() {
+    [ -d /sys/module/kvm_pvm ]
+}

@@ -15,6 +15,7 @@ root=$(cd "$here/.." && pwd)
 source "$here/qemu-common.sh"
 kernel=${1:?usage: smoke.sh KERNEL_ELF}
 out="$root/build/smoke"
+rm -rf "$out"
 mkdir -p "$out"
 
 # isa-debug-exit statuses: (value << 1) | 1, values in arch/src/qemu.rs.
@@ -24,34 +25,44 @@ pass=0 fail=0
 results="$out/results.txt"
 : > "$results"
 
-# iso_for CMDLINE: a one-entry test ISO booting with those kernel words.
+# iso_for CMDLINE [MANIFEST]: a one-entry test ISO booting with those kernel
+# words, carrying build/manifests/MANIFEST.bin and every service when given.
 iso_for() {
-    local key
-    key=$(printf '%s' "$1" | md5sum | cut -c1-12)
+    local cmdline=$1 manifest=${2:-} key
+    key=$(printf '%s|%s' "$cmdline" "$manifest" | md5sum | cut -c1-12)
     local iso="$out/iso-$key.iso"
-    if [ ! -f "$iso" ] || [ "$iso" -ot "$kernel" ]; then
-        "$here/mkiso.sh" "$iso" "$kernel" --cmdline "$1" || return 1
+    if [ ! -f "$iso" ]; then
+        local mods=()
+        if [ -n "$manifest" ]; then
+            mods+=(--module "$root/build/manifests/$manifest.bin" manifest)
+            local s
+            for s in ${SMOKE_SERVICES:-}; do mods+=(--module "$root/build/services/$s" "$s"); done
+        fi
+        "$here/mkiso.sh" "$iso" "$kernel" --cmdline "$cmdline" "${mods[@]}" || return 1
     fi
     echo "$iso"
 }
 
-# run_case NAME ACCEL FIRMWARE SMP CMDLINE EXPECT [--cpu MODEL] [--stop-on RE] -- MARKER...
+# run_case NAME ACCEL FIRMWARE SMP CMDLINE EXPECT [--cpu MODEL] [--stop-on RE]
+#          [--manifest NAME] -- MARKER...
 # EXPECT is an exit status, or "stopped" for boots that halt on purpose.
-# A MARKER starting with 'NOT:' must not appear.
+# A MARKER starting with 'NOT:' must not appear; 'COUNT<n>:' must match
+# exactly n lines.
 run_case() {
     local name=$1 accel=$2 firmware=$3 smp=$4 cmdline=$5 expect=$6
     shift 6
-    local cpu="" stop_on=""
+    local cpu="" stop_on="" manifest=""
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do
         case $1 in
             --cpu) cpu=$2; shift 2 ;;
+            --manifest) manifest=$2; shift 2 ;;
             --stop-on) stop_on=$2; shift 2 ;;
             *) echo "smoke: bad option $1" >&2; return 1 ;;
         esac
     done
     shift
     local log="$out/$name.log" iso
-    iso=$(iso_for "$cmdline") || { record FAIL "$name" "could not build the ISO"; return; }
+    iso=$(iso_for "$cmdline" "$manifest") || { record FAIL "$name" "could not build the ISO"; return; }
     local args
     args=$(qemu_args "$accel" "$firmware" "$smp")
     [ -n "$cpu" ] && args=$(echo "$args" | sed "s/-cpu [^ ]*/-cpu $cpu/")
@@ -72,6 +83,10 @@ run_case() {
     for m in "$@"; do
         if [ "${m:0:4}" = "NOT:" ]; then
             grep -aEq -- "${m:4}" "$log" && problems+=("unexpected output /${m:4}/")
+        elif [[ $m =~ ^COUNT([0-9]+):(.*)$ ]]; then
+            local want=${BASH_REMATCH[1]} re=${BASH_REMATCH[2]} got
+            got=$(grep -aEc -- "$re" "$log")
+            [ "$got" = "$want" ] || problems+=("/$re/ matched $got lines, expected $want")
         else
             grep -aEq -- "$m" "$log" || problems+=("missing /$m/")
         fi
@@ -116,6 +131,41 @@ boot_markers() {
     echo "NOT:EXCEPTION|PANIC|boot halted"
 }
 
+# Markers of the process manifest (manifests/procs.capnp) for N CPUs.
+proc_markers() {
+    local n=$1
+    echo "manifest: [0-9]+ binaries, init \"init\", 9 boot processes"
+    echo "init: capOS init started \(pid 1\)"
+    echo "init: cap console id=0x[0-9a-f]+ interface=0x[0-9a-f]+"
+    echo "init: manifest: [0-9]+ binaries"
+    echo "hostile: all [0-9]+ cases passed"
+    echo "NOT:hostile: FAIL"
+    echo "NOT:hostile: must not print"
+    echo "COUNT4:worker [0-9]+: done"
+    echo 'proc: pid [0-9]+ \(fault-pf\) killed: page fault \(vector 14\) at rip 0x[0-9a-f]+, address 0x0'
+    echo 'proc: pid [0-9]+ \(fault-gp\) killed: general protection fault \(vector 13\) at rip 0x[0-9a-f]+'
+    echo 'proc: pid [0-9]+ \(fault-ud\) killed: invalid opcode \(vector 6\) at rip 0x[0-9a-f]+'
+    echo 'proc: pid [0-9]+ \(fault-de\) killed: divide error \(vector 0\) at rip 0x[0-9a-f]+'
+    echo 'proc: pid 1 \(init\) exited with code 0'
+    echo 'proc: pid [0-9]+ \(hostile\) exited with code 0'
+    echo 'COUNT4:proc: pid [0-9]+ \(worker\) exited with code 0'
+    echo "proc: all processes exited; frames held by processes 0;"
+    echo "test: all processes exited"
+    if [ "$n" -gt 1 ]; then
+        local ticks="sched: timer ticks in user mode per CPU:" i
+        for ((i = 0; i < n; i++)); do ticks+=" cpu$i=[1-9][0-9]*"; done
+        echo "$ticks"
+        echo "sched: up to $n CPUs ran user threads at the same time"
+    fi
+}
+
+proc_case() {
+    local name=$1 accel=$2 smp=$3 apic=$4
+    selected "$name" || return 0
+    mapfile -t markers < <(boot_markers "$smp"; proc_markers "$smp")
+    run_case "$name" "$accel" bios "$smp" "test=boot" $ST_SUCCESS --manifest procs -- "${markers[@]}" "apic: $apic mode"
+}
+
 boot_case() {
     local name=$1 accel=$2 firmware=$3 smp=$4 apic=$5
     selected "$name" || return 0
@@ -139,16 +189,27 @@ fault_case() {
 # nested virtualisation), so they run in the background while TCG runs.
 kvm_pids=()
 if [ "${SMOKE_KVM:-1}" != 0 ] && kvm_usable; then
+    if kvm_is_pvm; then
+        record SKIP kvm-procs "this host's KVM is PVM, which does not implement ring-3 SYSCALL like hardware; KVM runs boot the kernel only, userspace runs under TCG"
+    fi
     for smp in 1 4; do
-        name="kvm-bios-smp$smp"
-        selected "$name" || continue
-        ( boot_case "$name" kvm bios "$smp" x2apic > "$out/$name.result" 2>&1 ) &
+        if kvm_is_pvm; then
+            name="kvm-bios-smp$smp"
+            selected "$name" || continue
+            ( boot_case "$name" kvm bios "$smp" x2apic > "$out/$name.result" 2>&1 ) &
+        else
+            name="kvm-procs-smp$smp"
+            selected "$name" || continue
+            ( proc_case "$name" kvm "$smp" x2apic > "$out/$name.result" 2>&1 ) &
+        fi
         kvm_pids+=($!)
     done
 else
     record SKIP kvm "KVM not usable here (no /dev/kvm, or QEMU cannot create a host CPU); TCG runs only"
 fi
 
+proc_case tcg-procs-smp1 tcg 1 xapic
+proc_case tcg-procs-smp4 tcg 4 xapic
 boot_case tcg-bios-smp1 tcg bios 1 xapic
 boot_case tcg-bios-smp4 tcg bios 4 xapic
 boot_case tcg-uefi-smp2 tcg uefi 2 xapic

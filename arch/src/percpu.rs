@@ -80,7 +80,9 @@ pub fn this_cpu_index() -> u32 {
     // SAFETY: GS base points at this CPU's `PerCpu` (installed at bring-up
     // and kept by swapgs on every ring transition); offset 24 is
     // `cpu_index` (checked by the offset assertions above).
-    unsafe { core::arch::asm!("mov {0:e}, gs:[24]", out(reg) index, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {0:e}, gs:[24]", out(reg) index, options(nostack, readonly, preserves_flags))
+    };
     index
 }
 

@@ -21,6 +21,11 @@ extern "C" {
     pub fn context_switch(save: *mut u64, load: u64);
 }
 
+/// Address of the SYSCALL entry stub (what LSTAR holds).
+pub fn entry_address() -> u64 {
+    syscall_entry as *const () as u64
+}
+
 /// Registers saved on SYSCALL entry, lowest address first.
 #[repr(C)]
 #[derive(Debug)]
@@ -64,7 +69,7 @@ pub fn init(sel: &Selectors) {
             sel.kernel_data,
         )
         .expect("GDT selector order fits SYSCALL/SYSRET");
-        LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+        LStar::write(VirtAddr::new(entry_address()));
         SFMask::write(
             RFlags::INTERRUPT_FLAG
                 | RFlags::DIRECTION_FLAG

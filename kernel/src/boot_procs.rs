@@ -125,10 +125,12 @@ fn grants_for(
             KernelKind::Console => Arc::new(Console),
             KernelKind::BootPackage => boot.clone(),
             KernelKind::Null => Arc::new(Null),
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "cap \"{}\": kernel capability kind {other:?} is not available in this kernel yet",
                 cap.name
-            )),
+            ))
+            }
         };
         grants.push(Grant {
             name: cap.name.clone(),

@@ -58,6 +58,19 @@ fn user_fault(f: &TrapFrame) -> ! {
                 f.rip,
                 f.error_code
             );
+            crate::debug!(
+                "proc: killed at cs {:#x} ss {:#x} rsp {:#x} rflags {:#x}",
+                f.cs,
+                f.ss,
+                f.rsp,
+                f.rflags
+            );
+            if f.vector == 14 && f.rip == capos_arch::syscall::entry_address() {
+                crate::error!(
+                    "proc: SYSCALL did not enter ring 0 (still CS {:#x} at the kernel entry point): this virtual CPU does not implement SYSCALL faithfully (seen under PVM-based KVM); run under TCG or hardware KVM",
+                    f.cs
+                );
+            }
             drop(t);
             crate::proc::exit_current(128 + f.vector as i64)
         }

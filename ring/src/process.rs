@@ -137,7 +137,12 @@ impl CapSetEntry {
         }
         let mut buf = [0u8; CAPSET_NAME_MAX];
         buf[..bytes.len()].copy_from_slice(bytes);
-        Some(Self { cap_id, interface_id, name_len: bytes.len() as u8, name: buf })
+        Some(Self {
+            cap_id,
+            interface_id,
+            name_len: bytes.len() as u8,
+            name: buf,
+        })
     }
 
     /// The name, if `name_len` and the bytes are valid.
@@ -161,7 +166,12 @@ impl CapSetEntry {
         };
         let mut name = [0u8; CAPSET_NAME_MAX];
         name.copy_from_slice(b.get(17..48)?);
-        Some(Self { cap_id: word(0..8)?, interface_id: word(8..16)?, name_len: *b.get(16)?, name })
+        Some(Self {
+            cap_id: word(0..8)?,
+            interface_id: word(8..16)?,
+            name_len: *b.get(16)?,
+            name,
+        })
     }
 }
 
@@ -219,7 +229,9 @@ impl<'a> CapSet<'a> {
             return Err(CapSetError::TooMany);
         }
         let end = CAPSET_HEADER_SIZE + count * CAPSET_ENTRY_SIZE;
-        let entries = bytes.get(CAPSET_HEADER_SIZE..end).ok_or(CapSetError::Truncated)?;
+        let entries = bytes
+            .get(CAPSET_HEADER_SIZE..end)
+            .ok_or(CapSetError::Truncated)?;
         Ok(Self { entries, count })
     }
 
@@ -235,7 +247,9 @@ impl<'a> CapSet<'a> {
 
     /// The entries in order (an entry whose bytes do not decode is skipped).
     pub fn iter(&self) -> impl Iterator<Item = CapSetEntry> + 'a {
-        self.entries.chunks_exact(CAPSET_ENTRY_SIZE).filter_map(CapSetEntry::from_bytes)
+        self.entries
+            .chunks_exact(CAPSET_ENTRY_SIZE)
+            .filter_map(CapSetEntry::from_bytes)
     }
 
     /// The entry named `name`.
@@ -278,8 +292,14 @@ mod tests {
         page[8..12].copy_from_slice(&1000u32.to_le_bytes());
         assert_eq!(CapSet::parse(&page).unwrap_err(), CapSetError::TooMany);
         page[8..12].copy_from_slice(&2u32.to_le_bytes());
-        assert_eq!(CapSet::parse(&page[..40]).unwrap_err(), CapSetError::Truncated);
-        assert_eq!(CapSet::parse(&page[..3]).unwrap_err(), CapSetError::Truncated);
+        assert_eq!(
+            CapSet::parse(&page[..40]).unwrap_err(),
+            CapSetError::Truncated
+        );
+        assert_eq!(
+            CapSet::parse(&page[..3]).unwrap_err(),
+            CapSetError::Truncated
+        );
         let mut e = CapSetEntry::new("ok", 1, 2).unwrap();
         e.name_len = 200;
         assert_eq!(e.name(), None);

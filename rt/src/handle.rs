@@ -126,6 +126,15 @@ impl Ring {
         self.0.client.borrow().stats()
     }
 
+    /// Runs a benchmark body with exclusive use of the ring client (see
+    /// [`RingClient::bench_push`] and [`RingClient::bench_reap`]).
+    pub fn with_bench<R>(
+        &self,
+        f: impl FnOnce(&mut RingClient) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        self.with(f)
+    }
+
     /// See [`RingClient::enter_with_bogus_sq_tail`].
     pub fn enter_with_bogus_sq_tail(&self, distance: u32) -> Result<i64, CallError> {
         self.with(|c| c.enter_with_bogus_sq_tail(distance))

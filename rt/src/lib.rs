@@ -52,6 +52,8 @@ mod panic;
 mod start;
 #[cfg(target_os = "none")]
 pub mod syscall;
+#[cfg(target_os = "none")]
+pub mod time;
 
 pub use capnp;
 pub use capos_caps as caps;
