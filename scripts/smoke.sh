@@ -25,18 +25,23 @@ pass=0 fail=0
 results="$out/results.txt"
 : > "$results"
 
-# iso_for CMDLINE [MANIFEST]: a one-entry test ISO booting with those kernel
-# words, carrying build/manifests/MANIFEST.bin and every service when given.
+# iso_for CMDLINE [MANIFEST [OVERRIDE]]: a one-entry test ISO booting with
+# those kernel words, carrying build/manifests/MANIFEST.bin and every service
+# when given. OVERRIDE is NAME=FILE: module NAME gets FILE's bytes instead
+# (hostile boot inputs).
 iso_for() {
-    local cmdline=$1 manifest=${2:-} key
-    key=$(printf '%s|%s' "$cmdline" "$manifest" | md5sum | cut -c1-12)
+    local cmdline=$1 manifest=${2:-} override=${3:-} key
+    key=$(printf '%s|%s|%s' "$cmdline" "$manifest" "$override" | md5sum | cut -c1-12)
     local iso="$out/iso-$key.iso"
     if [ ! -f "$iso" ]; then
         local mods=()
         if [ -n "$manifest" ]; then
-            mods+=(--module "$root/build/manifests/$manifest.bin" manifest)
-            local s
-            for s in ${SMOKE_SERVICES:-}; do mods+=(--module "$root/build/services/$s" "$s"); done
+            local file name
+            for name in manifest ${SMOKE_SERVICES:-}; do
+                if [ "$name" = manifest ]; then file="$root/build/manifests/$manifest.bin"; else file="$root/build/services/$name"; fi
+                [ "${override%%=*}" = "$name" ] && file=${override#*=}
+                mods+=(--module "$file" "$name")
+            done
         fi
         "$here/mkiso.sh" "$iso" "$kernel" --cmdline "$cmdline" "${mods[@]}" || return 1
     fi
@@ -51,18 +56,19 @@ iso_for() {
 run_case() {
     local name=$1 accel=$2 firmware=$3 smp=$4 cmdline=$5 expect=$6
     shift 6
-    local cpu="" stop_on="" manifest=""
+    local cpu="" stop_on="" manifest="" override=""
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do
         case $1 in
             --cpu) cpu=$2; shift 2 ;;
             --manifest) manifest=$2; shift 2 ;;
+            --override) override=$2; shift 2 ;;
             --stop-on) stop_on=$2; shift 2 ;;
             *) echo "smoke: bad option $1" >&2; return 1 ;;
         esac
     done
     shift
     local log="$out/$name.log" iso
-    iso=$(iso_for "$cmdline" "$manifest") || { record FAIL "$name" "could not build the ISO"; return; }
+    iso=$(iso_for "$cmdline" "$manifest" "$override") || { record FAIL "$name" "could not build the ISO"; return; }
     local args
     args=$(qemu_args "$accel" "$firmware" "$smp")
     [ -n "$cpu" ] && args=$(echo "$args" | sed "s/-cpu [^ ]*/-cpu $cpu/")
@@ -239,6 +245,16 @@ fi
 if selected inject-no-memory-map; then
     run_case inject-no-memory-map tcg bios 1 "test=boot inject=no-memory-map" $ST_FAILURE -- \
         "capOS: boot halted: the loader passed no memory map" "NOT:kernel ready"
+fi
+printf 'this is not an ELF executable\n' > "$out/not-elf.bin"
+head -c 700 /dev/urandom > "$out/not-manifest.bin"
+if selected bad-init-elf; then
+    run_case bad-init-elf tcg bios 1 "test=boot" $ST_FAILURE --manifest smoke --override "init=$out/not-elf.bin" -- \
+        'capOS: boot halted: manifest: init "init": invalid ELF: ' "NOT:init: capOS init started"
+fi
+if selected bad-manifest; then
+    run_case bad-manifest tcg bios 1 "test=boot" $ST_FAILURE --manifest smoke --override "manifest=$out/not-manifest.bin" -- \
+        "capOS: boot halted: manifest: " "NOT:init: capOS init started"
 fi
 if selected no-long-mode; then
     run_case no-long-mode tcg bios 1 "test=boot" stopped --cpu qemu32 \

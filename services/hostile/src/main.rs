@@ -395,6 +395,14 @@ fn main(rt: &mut Runtime) -> i32 {
         Ok(syscall::cap_enter(u64::from(CQ_ENTRIES) + 1, 0)),
         syscall_error(SyscallError::MinCompleteTooLarge),
     );
+    // Blocking with a deadline and nothing to wait for: the kernel must park
+    // the thread and the timer tick must wake it when the 20 ms pass, with
+    // no completion available (a broken wake-up would hang here).
+    s.check(
+        "cap-enter-times-out",
+        Ok(syscall::cap_enter(1, 20_000_000)),
+        0,
+    );
     s.check(
         "syscall-2",
         Ok(syscall::raw_syscall(2, 0, 0)),
