@@ -15,7 +15,9 @@ HOST_DIR      := target/host
 LOOM_DIR      := target/loom
 # Static, higher-half kernel code; frame pointers keep fault reports useful.
 KERNEL_RUSTFLAGS := -C relocation-model=static -C code-model=kernel -C force-frame-pointers=yes
-HOST_CRATES   := -p capos-ring -p capos-caps -p capos-kcore -p capos-verify
+HOST_CRATES   := -p capos-ring -p capos-caps -p capos-kcore -p capos-verify -p capos-rt -p capos-linux-baseline
+SERVICE_CRATES := -p capos-rt -p init -p hostile -p worker -p fault -p template -p bench
+SERVICE_RUSTFLAGS = -C relocation-model=static -C link-arg=-T$(CURDIR)/rt/link.ld -C link-arg=--no-pie -C link-arg=-zmax-page-size=4096
 NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 
 .PHONY: setup kernel services manifests iso run run-uefi test test-host test-loom check-manifests smoke bench fmt fmt-check lint clean
@@ -100,6 +102,8 @@ lint: setup fmt-check
 	CARGO_TARGET_DIR=$(HOST_DIR) cargo clippy $(HOST_CRATES) --all-targets --all-features -- -D warnings
 	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(KERNEL_DIR) \
 	    cargo clippy --release -p capos-kernel -p capos-arch --target $(TARGET) -- -D warnings
+	RUSTFLAGS="$(SERVICE_RUSTFLAGS)" CARGO_TARGET_DIR=target/services \
+	    cargo clippy --release $(SERVICE_CRATES) --target $(TARGET) -- -D warnings
 
 clean:
 	rm -rf target $(BUILD)

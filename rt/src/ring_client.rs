@@ -453,6 +453,50 @@ fn cut_result(cqe: &Cqe, mut result: Vec<u8>) -> Vec<u8> {
     result
 }
 
+/// `user_data` of benchmark submissions (never handed out as a ticket:
+/// tickets count up from 1).
+pub const BENCH_USER_DATA: u64 = u64::MAX;
+
+impl RingClient {
+    /// Pushes `n` copies of `op` (NOP or an argument-free CALL) tagged
+    /// [`BENCH_USER_DATA`] and publishes them with one tail store. Only
+    /// allowed while nothing the runtime tracks is in flight, so the
+    /// benchmark's completions can never be mistaken for a real call's.
+    pub fn bench_push(&mut self, op: Op, n: u32) -> Result<(), CallError> {
+        if self.in_flight() != 0 {
+            return Err(CallError::InvalidArgument(
+                "benchmark while calls are in flight",
+            ));
+        }
+        let sqe = op.encode(BENCH_USER_DATA);
+        for _ in 0..n {
+            self.sq.try_push(&sqe).map_err(|_| {
+                CallError::InvalidArgument("benchmark batch larger than the free SQ")
+            })?;
+        }
+        self.sq.publish();
+        Ok(())
+    }
+
+    /// Reaps up to `n` benchmark completions; fails on any other completion
+    /// or on a negative result.
+    pub fn bench_reap(&mut self, n: u32) -> Result<u32, CallError> {
+        let mut got = 0;
+        while got < n {
+            match self.cq.try_reap().map_err(CallError::Corrupted)? {
+                Some(cqe) if cqe.user_data == BENCH_USER_DATA && cqe.result >= 0 => got += 1,
+                Some(_) => {
+                    return Err(CallError::InvalidArgument(
+                        "unexpected completion during a benchmark",
+                    ))
+                }
+                None => break,
+            }
+        }
+        Ok(got)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,49 +721,5 @@ mod tests {
         }
         tail.store(good, Relaxed);
         assert_eq!(c.wait(t).unwrap().cqe.result, 0);
-    }
-}
-
-/// `user_data` of benchmark submissions (never handed out as a ticket:
-/// tickets count up from 1).
-pub const BENCH_USER_DATA: u64 = u64::MAX;
-
-impl RingClient {
-    /// Pushes `n` copies of `op` (NOP or an argument-free CALL) tagged
-    /// [`BENCH_USER_DATA`] and publishes them with one tail store. Only
-    /// allowed while nothing the runtime tracks is in flight, so the
-    /// benchmark's completions can never be mistaken for a real call's.
-    pub fn bench_push(&mut self, op: Op, n: u32) -> Result<(), CallError> {
-        if self.in_flight() != 0 {
-            return Err(CallError::InvalidArgument(
-                "benchmark while calls are in flight",
-            ));
-        }
-        let sqe = op.encode(BENCH_USER_DATA);
-        for _ in 0..n {
-            self.sq.try_push(&sqe).map_err(|_| {
-                CallError::InvalidArgument("benchmark batch larger than the free SQ")
-            })?;
-        }
-        self.sq.publish();
-        Ok(())
-    }
-
-    /// Reaps up to `n` benchmark completions; fails on any other completion
-    /// or on a negative result.
-    pub fn bench_reap(&mut self, n: u32) -> Result<u32, CallError> {
-        let mut got = 0;
-        while got < n {
-            match self.cq.try_reap().map_err(CallError::Corrupted)? {
-                Some(cqe) if cqe.user_data == BENCH_USER_DATA && cqe.result >= 0 => got += 1,
-                Some(_) => {
-                    return Err(CallError::InvalidArgument(
-                        "unexpected completion during a benchmark",
-                    ))
-                }
-                None => break,
-            }
-        }
-        Ok(got)
     }
 }

@@ -18,6 +18,9 @@ use capos_rt::{CallError, Console, Interface, NullCap, RingClient, Runtime};
 
 capos_rt::entry!(main);
 
+/// One benchmark body: runs its operations and returns how many it ran.
+type Body<'a> = &'a dyn Fn(&mut RingClient) -> Result<u32, CallError>;
+
 /// Timed runs per benchmark (odd, for a true median).
 const RUNS: usize = 101;
 /// Operations per timed run.
@@ -38,7 +41,7 @@ fn main(rt: &mut Runtime) -> i32 {
         result: UserBuf::EMPTY,
         transfers: TransferList::NONE,
     });
-    let benches: [(&str, &dyn Fn(&mut RingClient) -> Result<u32, CallError>); 4] = [
+    let benches: [(&str, Body<'_>); 4] = [
         ("nop-single", &|c| one_per_enter(c, Op::Nop)),
         ("nop-batched", &|c| batched(c, Op::Nop)),
         ("cap-enter-empty", &|_| empty_enters()),
