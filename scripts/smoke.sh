@@ -162,6 +162,7 @@ proc_markers() {
         for ((i = 0; i < n; i++)); do ticks+=" cpu$i=[1-9][0-9]*"; done
         echo "$ticks"
         echo "sched: up to $n CPUs ran user threads at the same time"
+        echo "sched: wake-up IPIs sent [1-9][0-9]*, received [1-9][0-9]*"
     fi
 }
 

@@ -147,6 +147,26 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
 static SLEEPERS: IrqLock<Vec<Arc<Thread>>> = IrqLock::new(Vec::new());
 /// Live threads (for the "all exited" report).
 static LIVE: AtomicU64 = AtomicU64::new(0);
+/// Wake-up IPIs sent and received, and threads taken from another CPU's
+/// queue (balancing), for the end-of-run report.
+static WAKE_IPIS_SENT: AtomicU64 = AtomicU64::new(0);
+static WAKE_IPIS_TAKEN: AtomicU64 = AtomicU64::new(0);
+static STOLEN: AtomicU64 = AtomicU64::new(0);
+
+/// `(wake IPIs sent, wake IPIs received, threads stolen)`.
+pub fn balance_counters() -> (u64, u64, u64) {
+    (
+        WAKE_IPIS_SENT.load(Ordering::Relaxed),
+        WAKE_IPIS_TAKEN.load(Ordering::Relaxed),
+        STOLEN.load(Ordering::Relaxed),
+    )
+}
+
+/// Counts a wake-up IPI arriving on this CPU.
+pub fn on_wake_ipi() {
+    WAKE_IPIS_TAKEN.fetch_add(1, Ordering::Relaxed);
+}
+
 /// CPUs running a user thread right now, and the most seen at once.
 static RUNNING_USER: AtomicU64 = AtomicU64::new(0);
 static RUNNING_USER_MAX: AtomicU64 = AtomicU64::new(0);
@@ -224,6 +244,7 @@ fn enqueue(cpu: usize, thread: Arc<Thread>) {
         if let Some(apic) = percpu::get(cpu as u32).map(|c| c.arch.apic_id.load(Ordering::Relaxed))
         {
             percpu::with_lapic(|l| l.send_ipi(vector::IPI_WAKE, apic));
+            WAKE_IPIS_SENT.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -238,7 +259,11 @@ fn pick_next() -> Option<Arc<Thread>> {
     let victim = (0..online_cpus() as usize)
         .filter(|&i| i != mine)
         .max_by_key(|&i| CPUS[i].runq.lock().len())?;
-    CPUS[victim].runq.lock().pop_back()
+    let stolen = CPUS[victim].runq.lock().pop_back();
+    if stolen.is_some() {
+        STOLEN.fetch_add(1, Ordering::Relaxed);
+    }
+    stolen
 }
 
 /// Lets CPUs run threads (before this, the idle loops only halt).

@@ -20,7 +20,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             eoi();
             crate::sched::on_timer_tick(frame.from_user());
         }
-        v if v == u64::from(vector::IPI_WAKE) || v == u64::from(vector::IPI_TLB) => eoi(),
+        v if v == u64::from(vector::IPI_WAKE) => {
+            crate::sched::on_wake_ipi();
+            eoi();
+        }
+        v if v == u64::from(vector::IPI_TLB) => eoi(),
         v if v == u64::from(vector::IPI_STOP) => cpu::halt_forever(),
         // Spurious interrupts are not in service: no EOI.
         v if v == u64::from(vector::SPURIOUS) => {}

@@ -235,6 +235,10 @@ pub fn report_all_exited() {
         "sched: up to {} CPUs ran user threads at the same time",
         crate::sched::peak_parallel_cpus()
     );
+    let (sent, taken, stolen) = crate::sched::balance_counters();
+    crate::info!(
+        "sched: wake-up IPIs sent {sent}, received {taken}; threads stolen by idle CPUs {stolen}"
+    );
     crate::testmode::all_processes_exited();
 }
 
