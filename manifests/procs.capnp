@@ -1,7 +1,8 @@
 # The process-test manifest: init plus processes the kernel starts itself
 # (until init can spawn services): four workers, one process per CPU fault
 # kind (page fault, general protection, invalid opcode, divide error), and a
-# hostile process that also holds a Null cap. Every one gets only the
+# hostile process that also holds a Null cap, and a timer demo. Every one
+# gets only the
 # kernel-minted caps listed here. Check it with
 #   cargo run -p capos-caps --features std --bin mkmanifest -- check manifests/procs.capnp
 @0xa585b5b98f160d78;
@@ -11,6 +12,7 @@ using C = import "/capos.capnp";
 
 const console :M.CapRef = (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console));
 const null :M.CapRef = (name = "null", expectedInterfaceId = C.nullInterfaceId, source = (kernel = null));
+const timer :M.CapRef = (name = "timer", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer));
 
 const manifest :M.SystemManifest = (
   schemaVersion = 1,
@@ -22,6 +24,7 @@ const manifest :M.SystemManifest = (
     (name = "fault-ud", module = "fault-ud"),
     (name = "fault-de", module = "fault-de"),
     (name = "hostile", module = "hostile"),
+    (name = "timer-demo", module = "timer-demo"),
   ],
   kernel = (
     logLevel = info,
@@ -36,6 +39,7 @@ const manifest :M.SystemManifest = (
       (binary = "fault-ud", caps = [.console]),
       (binary = "fault-de", caps = [.console]),
       (binary = "hostile", caps = [.console, .null]),
+      (binary = "timer-demo", caps = [.console, .timer]),
     ],
   ),
   init = (

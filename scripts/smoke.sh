@@ -140,11 +140,16 @@ boot_markers() {
 # Markers of the process manifest (manifests/procs.capnp) for N CPUs.
 proc_markers() {
     local n=$1
-    echo "manifest: [0-9]+ binaries, init \"init\", 9 boot processes"
+    echo "manifest: [0-9]+ binaries, init \"init\", 10 boot processes"
     echo "init: capOS init started \(pid 1\)"
     echo "init: cap console id=0x[0-9a-f]+ interface=0x[0-9a-f]+"
     echo "init: manifest: [0-9]+ binaries"
     echo "hostile: all [0-9]+ cases passed"
+    echo "timer-demo: slept [0-9]+ us for a 5000 us sleep"
+    echo "timer-demo: sleeps completed in order \[10, 20, 30\] ms"
+    echo "timer-demo: 1 sleeps past the limit of 16 refused with QUOTA"
+    echo "timer-demo: done"
+    echo "NOT:timer-demo: FAIL"
     echo "NOT:hostile: FAIL"
     echo "NOT:hostile: must not print"
     echo "COUNT4:worker [0-9]+: done"

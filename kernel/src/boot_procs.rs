@@ -6,7 +6,7 @@
 //! why.
 
 use crate::bootinfo::Module;
-use crate::kcaps::{BootBinary, BootPackage, Console, Null};
+use crate::kcaps::{BootBinary, BootPackage, Console, Null, Timer};
 use crate::mem::phys_to_virt;
 use crate::proc::{self, Grant};
 use alloc::format;
@@ -125,6 +125,7 @@ fn grants_for(
             KernelKind::Console => Arc::new(Console),
             KernelKind::BootPackage => boot.clone(),
             KernelKind::Null => Arc::new(Null),
+            KernelKind::Timer => Arc::new(Timer),
             other => {
                 return Err(format!(
                 "cap \"{}\": kernel capability kind {other:?} is not available in this kernel yet",

@@ -9,7 +9,7 @@ use capnp::serialize;
 use capos_caps::cap_table::{CapObject, Invocation};
 use capos_caps::exception::CapException;
 use capos_caps::interfaces;
-use capos_caps::schema::capos_capnp::{boot_package, console};
+use capos_caps::schema::capos_capnp::{boot_package, console, timer};
 
 /// Bounds for decoding parameters: small messages only.
 fn reader_options() -> ReaderOptions {
@@ -182,4 +182,59 @@ impl CapObject for Null {
             m => Err(CapException::unimplemented(interfaces::NULL, m)),
         }
     }
+}
+
+/// Monotonic time (`now`) and sleeps that complete later through the ring
+/// (`sleep`, `sleepUntil`; see `timers.rs`). One per holder.
+pub struct Timer;
+
+/// Label that marks the kernel's own timer object (ring dispatch defers its
+/// sleeps instead of calling it).
+pub const TIMER_LABEL: &str = "kernel-timer";
+
+impl CapObject for Timer {
+    fn interface_id(&self) -> u64 {
+        interfaces::TIMER
+    }
+
+    fn label(&self) -> &str {
+        TIMER_LABEL
+    }
+
+    fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
+        match inv.method_id {
+            0 => {
+                let mut out = Builder::new_default();
+                out.init_root::<timer::now_results::Builder>()
+                    .set_nanos(crate::time::now_ns().unwrap_or(0));
+                write_results(&out, inv.results)
+            }
+            // sleep and sleepUntil never get here: dispatch defers them.
+            m => Err(CapException::unimplemented(interfaces::TIMER, m)),
+        }
+    }
+}
+
+/// The absolute deadline (ns) a `sleep` (method 1) or `sleepUntil` (method 2)
+/// call asks for, or `None` for any other method.
+pub fn sleep_deadline(method_id: u16, params: &[u8]) -> Option<Result<u64, CapException>> {
+    let decode = || -> Result<u64, CapException> {
+        let msg = serialize::read_message_from_flat_slice(&mut &params[..], reader_options())
+            .map_err(bad_params)?;
+        Ok(match method_id {
+            1 => {
+                let p = msg
+                    .get_root::<timer::sleep_params::Reader>()
+                    .map_err(bad_params)?;
+                crate::time::now_ns()
+                    .unwrap_or(0)
+                    .saturating_add(p.get_nanos())
+            }
+            _ => msg
+                .get_root::<timer::sleep_until_params::Reader>()
+                .map_err(bad_params)?
+                .get_deadline(),
+        })
+    };
+    matches!(method_id, 1 | 2).then(decode)
 }

@@ -22,6 +22,7 @@ mod sync;
 mod syscall;
 mod testmode;
 mod time;
+mod timers;
 mod trap;
 
 use alloc::vec::Vec;

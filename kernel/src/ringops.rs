@@ -32,13 +32,21 @@ fn drain_locked(process: &Process, ring: &mut crate::proc::RingState) -> Result<
     let mut batch = ring.drain.begin().map_err(|_| Corrupted)?;
     loop {
         match batch.pop(&mut ring.poster) {
-            Ok(sub) => {
-                let cqe = match sub.op {
-                    Ok(op) => execute(process, sub.user_data, op),
-                    Err(e) => Cqe::error(sub.user_data, e),
-                };
-                ring.poster.post(sub.credit, &cqe);
-            }
+            Ok(sub) => match sub.op {
+                Ok(op) => match execute(process, sub.user_data, op) {
+                    Outcome::Now(cqe) => ring.poster.post(sub.credit, &cqe),
+                    Outcome::Later { deadline, charge } => {
+                        crate::timers::add(crate::timers::PendingSleep {
+                            thread: crate::sched::current_weak(),
+                            user_data: sub.user_data,
+                            credit: sub.credit,
+                            deadline,
+                            _charge: charge,
+                        })
+                    }
+                },
+                Err(e) => ring.poster.post(sub.credit, &Cqe::error(sub.user_data, e)),
+            },
             Err(capos_ring::DrainStop::Done) | Err(capos_ring::DrainStop::CqFull) => return Ok(()),
             Err(capos_ring::DrainStop::CqCorrupted(_)) => return Err(Corrupted),
         }
@@ -60,27 +68,47 @@ fn available_locked(ring: &crate::proc::RingState) -> Result<u32, Corrupted> {
     Ok(n)
 }
 
-fn execute(process: &Process, user_data: u64, op: Op) -> Cqe {
+/// What an operation produced: a completion now, or a sleep whose
+/// completion the timer posts later (keeping the reserved CQ slot).
+enum Outcome {
+    Now(Cqe),
+    Later {
+        deadline: u64,
+        charge: capos_caps::ledger::Reservation,
+    },
+}
+
+fn execute(process: &Process, user_data: u64, op: Op) -> Outcome {
+    let now = |cqe| Outcome::Now(cqe);
     match op {
-        Op::Nop => Cqe::success(user_data, 0),
+        Op::Nop => now(Cqe::success(user_data, 0)),
         Op::Release { cap_id } => match process.caps.lock().remove(CapId::from_raw(cap_id)) {
-            Ok(_) => Cqe::success(user_data, 0),
-            Err(_) => Cqe::error(user_data, TransportError::BadCap),
+            Ok(_) => now(Cqe::success(user_data, 0)),
+            Err(_) => now(Cqe::error(user_data, TransportError::BadCap)),
         },
         Op::Call(call) => match do_call(process, &call) {
-            Ok((n, flags)) => {
+            Ok(Called::Done(n, flags)) => {
                 let mut c = Cqe::success(user_data, n);
                 c.flags = flags;
-                c
+                now(c)
             }
-            Err(e) => Cqe::error(user_data, e),
+            Ok(Called::Sleep(deadline, charge)) => Outcome::Later { deadline, charge },
+            Err(e) => now(Cqe::error(user_data, e)),
         },
         // Endpoints (RECV/RETURN) come with IPC; no object accepts them yet.
-        Op::Recv(_) | Op::Return(_) => Cqe::error(user_data, TransportError::InterfaceMismatch),
+        Op::Recv(_) | Op::Return(_) => {
+            now(Cqe::error(user_data, TransportError::InterfaceMismatch))
+        }
     }
 }
 
-fn do_call(process: &Process, call: &capos_ring::Call) -> Result<(u32, u32), TransportError> {
+/// Result of a CALL: bytes and CQE flags now, or a deferred sleep.
+enum Called {
+    Done(u32, u32),
+    Sleep(u64, capos_caps::ledger::Reservation),
+}
+
+fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, TransportError> {
     let (object, interface_id) = process
         .caps
         .lock()
@@ -114,6 +142,17 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<(u32, u32), Tra
             .check(call.result.addr(), result_len as u64, true)
             .map_err(|_| TransportError::BadAddress)?;
     }
+    if interface_id == capos_caps::interfaces::TIMER && object.label() == crate::kcaps::TIMER_LABEL
+    {
+        if let Some(deadline) = crate::kcaps::sleep_deadline(call.method_id, &params) {
+            let deadline = deadline.map_err(|_| TransportError::BadLength)?;
+            let charge = process
+                .ledger
+                .reserve(Resource::TimerWaiters, 1)
+                .map_err(|_| TransportError::Quota)?;
+            return Ok(Called::Sleep(deadline, charge));
+        }
+    }
     let outcome = object.call(Invocation {
         interface_id,
         method_id: call.method_id,
@@ -138,5 +177,5 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<(u32, u32), Tra
         .aspace
         .copy_to_user(call.result.addr(), bytes)
         .map_err(|_| TransportError::BadAddress)?;
-    Ok((bytes.len() as u32, flags))
+    Ok(Called::Done(bytes.len() as u32, flags))
 }

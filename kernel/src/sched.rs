@@ -212,6 +212,11 @@ pub fn current_thread<'a>() -> Option<&'a Thread> {
     unsafe { (*me().current.get()).as_deref() }
 }
 
+/// A weak reference to the thread running on this CPU (empty if none).
+pub fn current_weak() -> alloc::sync::Weak<Thread> {
+    current().map_or_else(alloc::sync::Weak::new, |t| Arc::downgrade(&t))
+}
+
 /// The thread running on this CPU, if any.
 pub fn current() -> Option<Arc<Thread>> {
     interrupts::without_interrupts(|| {
@@ -448,6 +453,7 @@ pub fn on_timer_tick(from_user: bool) {
         me().user_ticks.fetch_add(1, Ordering::Relaxed);
     }
     if let Some(now) = crate::time::now_ns() {
+        crate::timers::expire(now);
         let due: Vec<Arc<Thread>> = {
             let mut sl = SLEEPERS.lock();
             let mut due = Vec::new();

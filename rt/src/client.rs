@@ -272,6 +272,47 @@ impl NullCap {
     }
 }
 
+/// Monotonic time and sleeps (`Timer`).
+#[derive(Clone)]
+pub struct Timer {
+    cap: Cap,
+}
+
+interface!(Timer, interfaces::TIMER, "Timer");
+
+impl Timer {
+    /// Nanoseconds on the kernel's monotonic clock.
+    pub fn now(&self) -> Result<u64, CallError> {
+        let mut m = Builder::new_default();
+        m.init_root::<capos_caps::schema::capos_capnp::timer::now_params::Builder>();
+        let bytes = self.cap.call(0, wire::to_bytes(&m))?;
+        let msg = wire::read(&bytes)?;
+        Ok(msg
+            .get_root::<capos_caps::schema::capos_capnp::timer::now_results::Reader>()?
+            .get_nanos())
+    }
+
+    /// Blocks for at least `nanos` nanoseconds.
+    pub fn sleep(&self, nanos: u64) -> Result<(), CallError> {
+        self.cap
+            .ring()
+            .wait(self.start_sleep(nanos)?)?
+            .into_result()
+            .map(|_| ())
+    }
+
+    /// Starts a sleep without waiting; collect it with [`crate::Ring::wait`]
+    /// (or `poll` + `take`). Completions arrive in deadline order.
+    pub fn start_sleep(&self, nanos: u64) -> Result<crate::Ticket, CallError> {
+        let mut m = Builder::new_default();
+        m.init_root::<capos_caps::schema::capos_capnp::timer::sleep_params::Builder>()
+            .set_nanos(nanos);
+        self.cap
+            .ring()
+            .submit(self.cap.id(), 1, wire::to_bytes(&m), 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,7 +60,7 @@ pub use capos_caps as caps;
 pub use capos_ring as ring;
 
 pub use capset::{CapLookupError, Interface};
-pub use client::{BinaryInfo, BootPackage, Console, NullCap};
+pub use client::{BinaryInfo, BootPackage, Console, NullCap, Timer};
 pub use error::CallError;
 pub use handle::{Cap, CapHandle, Owned, Ring};
 pub use ring_client::{Completion, Enter, RingClient, RingStats, Ticket};

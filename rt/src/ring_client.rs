@@ -59,6 +59,10 @@ pub struct Completion {
     /// what the CQE says was written. Empty for submissions without a
     /// runtime-owned result buffer and for failed ones.
     pub result: Vec<u8>,
+    /// Position of this CQE in the completion queue as reaped (the value of
+    /// [`RingStats::reaped`] when it was reaped): completions can be ordered
+    /// by it even when several arrive before the program looks.
+    pub seq: u64,
 }
 
 impl Completion {
@@ -223,7 +227,9 @@ impl RingClient {
             match self.pending.remove(&cqe.user_data) {
                 Some(Pending::Call { result, .. }) => {
                     let result = cut_result(&cqe, result);
-                    self.done.insert(cqe.user_data, Completion { cqe, result });
+                    let seq = self.stats.reaped;
+                    self.done
+                        .insert(cqe.user_data, Completion { cqe, result, seq });
                 }
                 Some(Pending::Bare) => {
                     self.done.insert(
@@ -231,6 +237,7 @@ impl RingClient {
                         Completion {
                             cqe,
                             result: Vec::new(),
+                            seq: self.stats.reaped,
                         },
                     );
                 }

@@ -41,8 +41,9 @@ pub struct Process {
     /// Binary name, for reports.
     pub name: String,
     /// Ring views; declared before `aspace` so they drop before the ring
-    /// frame is freed.
-    pub ring: spin::Mutex<RingState>,
+    /// frame is freed. Interrupt-safe: timer completions are posted from the
+    /// timer interrupt.
+    pub ring: crate::sync::IrqLock<RingState>,
     /// Capability table.
     pub caps: spin::Mutex<CapTable>,
     /// Resource ledger.
@@ -88,6 +89,15 @@ impl From<VmError> for SpawnError {
     }
 }
 
+/// Pending `Timer.sleep` calls one process may have at once.
+pub const MAX_PENDING_SLEEPS: u64 = 16;
+
+fn process_limits() -> Limits {
+    let mut limits = Limits::DEFAULT;
+    limits.0[capos_caps::ledger::Resource::TimerWaiters.index()] = MAX_PENDING_SLEEPS;
+    limits
+}
+
 /// A capability to install: name, object, interface id.
 pub struct Grant {
     /// CapSet name.
@@ -127,7 +137,7 @@ pub fn spawn(
     let drain = SubmissionDrain::new(raw).map_err(|_| SpawnError::CapSet)?;
     let poster = CompletionPoster::new(raw).map_err(|_| SpawnError::CapSet)?;
 
-    let ledger = Ledger::new(Limits::DEFAULT);
+    let ledger = Ledger::new(process_limits());
     let mut table = CapTable::new(CAP_TABLE_CAPACITY, ledger.clone());
     let mut entries = alloc::vec::Vec::new();
     for g in grants {
@@ -149,7 +159,7 @@ pub fn spawn(
     let process = Arc::new(Process {
         pid,
         name: name.into(),
-        ring: spin::Mutex::new(RingState { drain, poster, raw }),
+        ring: crate::sync::IrqLock::new(RingState { drain, poster, raw }),
         caps: spin::Mutex::new(table),
         ledger,
         aspace,
