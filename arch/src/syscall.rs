@@ -56,7 +56,11 @@ pub struct SyscallFrame {
 const _: () = assert!(core::mem::size_of::<SyscallFrame>() == 18 * 8);
 
 /// Enables SYSCALL on this CPU: EFER.SCE, STAR selectors, LSTAR entry, and
-/// SFMASK clearing IF, DF, TF and AC on entry (AC so SMAP stays enforced).
+/// SFMASK clearing IF, DF, TF, AC and NT on entry (AC so SMAP stays
+/// enforced; NT because ring 3 can set it with POPF, SYSCALL does not clear
+/// it, and a kernel IRETQ with NT set raises #GP: the flag would otherwise
+/// reach the syscall's IRETQ exit, or any trap frame a context switch
+/// resumes from this stack, and halt the CPU).
 pub fn init(sel: &Selectors) {
     // SAFETY: the selectors come from this CPU's loaded GDT in the order
     // STAR requires (checked by Star::write); the entry point is the stub
@@ -74,7 +78,8 @@ pub fn init(sel: &Selectors) {
             RFlags::INTERRUPT_FLAG
                 | RFlags::DIRECTION_FLAG
                 | RFlags::TRAP_FLAG
-                | RFlags::ALIGNMENT_CHECK,
+                | RFlags::ALIGNMENT_CHECK
+                | RFlags::NESTED_TASK,
         );
         Efer::update(|f| f.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
     }

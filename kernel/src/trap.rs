@@ -75,6 +75,9 @@ fn user_fault(f: &TrapFrame) -> ! {
                     f.cs
                 );
             }
+            // exit_current never returns: drop what this frame owns first,
+            // or it leaks with the dead thread's stack.
+            drop(addr);
             drop(t);
             crate::proc::exit_current(128 + f.vector as i64)
         }

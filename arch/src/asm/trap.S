@@ -9,7 +9,8 @@
  * Each stub makes the frame uniform (a zero error code where the CPU pushes
  * none, then the vector number) and jumps to trap_common, which
  *   - runs SWAPGS if the trap came from ring 3 (CS.RPL != 0), so GS always
- *     points at this CPU's PerCpu block while in the kernel,
+ *     points at this CPU's PerCpu block while in the kernel, and clears
+ *     RFLAGS.AC (left as ring 3 had it by the CPU) so SMAP holds,
  *   - saves the fifteen general registers, giving the TrapFrame layout
  *     declared in trap.rs (r15 at the lowest address),
  *   - calls trap_dispatch(&mut TrapFrame) with RSP 16-byte aligned
@@ -276,6 +277,13 @@ trap_common:
     testb $3, 24(%rsp)
     jz 1f
     swapgs
+    /* Interrupt delivery does not clear RFLAGS.AC, which ring 3 may set:
+     * clear it so SMAP stays in force here and in whatever context a switch
+     * from this handler resumes (context_switch keeps RFLAGS). IRETQ
+     * restores the user's own flags. (CLAC would #UD without SMAP.) */
+    pushfq
+    andq $~(1 << 18), (%rsp)
+    popfq
 1:  pushq %rax
     pushq %rbx
     pushq %rcx
