@@ -23,7 +23,7 @@ NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 .PHONY: setup kernel services manifests iso run run-uefi test test-host test-loom check-manifests smoke bench fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
-SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de template bench timer-demo
+SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo
 # The manifest `make run` boots (init reads it through BootPackage).
 RUN_MANIFEST  := smoke
 MANIFESTS     := $(basename $(notdir $(wildcard manifests/*.capnp)))

@@ -1,6 +1,7 @@
 # The process-test manifest: init plus processes the kernel starts itself
 # (until init can spawn services): four workers, one process per CPU fault
-# kind (page fault, general protection, invalid opcode, divide error), and a
+# kind (page fault, general protection, invalid opcode, divide error, x87
+# use), and a
 # hostile process that also holds a Null cap, and a timer demo. Every one
 # gets only the
 # kernel-minted caps listed here. Check it with
@@ -23,6 +24,7 @@ const manifest :M.SystemManifest = (
     (name = "fault-gp", module = "fault-gp"),
     (name = "fault-ud", module = "fault-ud"),
     (name = "fault-de", module = "fault-de"),
+    (name = "fault-nm", module = "fault-nm"),
     (name = "hostile", module = "hostile"),
     (name = "timer-demo", module = "timer-demo"),
   ],
@@ -38,6 +40,7 @@ const manifest :M.SystemManifest = (
       (binary = "fault-gp", caps = [.console]),
       (binary = "fault-ud", caps = [.console]),
       (binary = "fault-de", caps = [.console]),
+      (binary = "fault-nm", caps = [.console]),
       (binary = "hostile", caps = [.console, .null]),
       (binary = "timer-demo", caps = [.console, .timer]),
     ],

@@ -140,7 +140,7 @@ boot_markers() {
 # Markers of the process manifest (manifests/procs.capnp) for N CPUs.
 proc_markers() {
     local n=$1
-    echo "manifest: [0-9]+ binaries, init \"init\", 10 boot processes"
+    echo "manifest: [0-9]+ binaries, init \"init\", 11 boot processes"
     echo "init: capOS init started \(pid 1\)"
     echo "init: cap console id=0x[0-9a-f]+ interface=0x[0-9a-f]+"
     echo "init: manifest: [0-9]+ binaries"
@@ -157,6 +157,7 @@ proc_markers() {
     echo 'proc: pid [0-9]+ \(fault-gp\) killed: general protection fault \(vector 13\) at rip 0x[0-9a-f]+'
     echo 'proc: pid [0-9]+ \(fault-ud\) killed: invalid opcode \(vector 6\) at rip 0x[0-9a-f]+'
     echo 'proc: pid [0-9]+ \(fault-de\) killed: divide error \(vector 0\) at rip 0x[0-9a-f]+'
+    echo 'proc: pid [0-9]+ \(fault-nm\) killed: device not available \(vector 7\) at rip 0x[0-9a-f]+'
     echo 'proc: pid 1 \(init\) exited with code 0'
     echo 'proc: pid [0-9]+ \(hostile\) exited with code 0'
     echo 'COUNT4:proc: pid [0-9]+ \(worker\) exited with code 0'
@@ -217,7 +218,7 @@ if [ "${SMOKE_KVM:-1}" != 0 ] && kvm_usable; then
         kvm_pids+=($!)
     done
 else
-    record SKIP kvm "KVM not usable here (no /dev/kvm, or QEMU cannot create a host CPU); TCG runs only"
+    record SKIP kvm "KVM runs off (SMOKE_KVM=0, no usable /dev/kvm, or QEMU cannot create a host CPU); TCG runs only"
 fi
 
 proc_case tcg-procs-smp1 tcg 1 xapic

@@ -2,7 +2,7 @@
 //! protections, the time-stamp counter and halting.
 
 use raw_cpuid::CpuId;
-use x86_64::registers::control::{Cr4, Cr4Flags};
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 
 /// The CPU features the kernel cares about, read once per CPU.
 #[derive(Clone, Copy, Debug, Default)]
@@ -63,7 +63,10 @@ pub struct Protections {
     pub pge: bool,
 }
 
-/// Sets CR4.SMEP, SMAP, UMIP and PGE where the CPU advertises them.
+/// Sets CR4.SMEP, SMAP, UMIP and PGE where the CPU advertises them, and
+/// CR0.EM|MP so x87 instructions fault (#NM): nothing in capOS uses the FPU
+/// yet (everything is built soft-float) and no FPU state is switched, so an
+/// x87 register file shared between processes would be a covert channel.
 ///
 /// # Safety
 /// The kernel must not rely on touching user pages without STAC (SMAP) or on
@@ -83,6 +86,14 @@ pub unsafe fn enable_protections(f: &Features) -> Protections {
     // SAFETY: the caller guarantees the kernel honours the new restrictions;
     // every bit set here was advertised by CPUID.
     unsafe { Cr4::write(flags) };
+    // SAFETY: the kernel and every service are soft-float and execute no x87
+    // or SSE instruction; making x87 fault only affects code that would.
+    unsafe {
+        Cr0::update(|cr0| {
+            cr0.insert(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::MONITOR_COPROCESSOR);
+            cr0.remove(Cr0Flags::TASK_SWITCHED);
+        })
+    };
     p
 }
 

@@ -212,10 +212,10 @@ fn smoke_and_procs_manifests_check() {
     let (code, stdout, stderr) = mkmanifest(&[Path::new("build"), &procs, &out]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("ok (schema 1, 8 binaries, init + 10 boot processes + 0 services)"),
+        stdout.contains("ok (schema 1, 9 binaries, init + 11 boot processes + 0 services)"),
         "{stdout}"
     );
-    assert!(stdout.contains("boot[9]"), "{stdout}");
+    assert!(stdout.contains("boot[10]"), "{stdout}");
     let bytes = std::fs::read(&out).unwrap();
     std::fs::remove_file(&out).unwrap();
     let m = capos_caps::manifest::decode(&bytes).unwrap();
@@ -237,18 +237,19 @@ fn smoke_and_procs_manifests_check() {
             "fault-gp",
             "fault-ud",
             "fault-de",
+            "fault-nm",
             "hostile",
             "timer-demo"
         ]
     );
-    let hostile = &m.kernel.boot_processes[8];
+    let hostile = &m.kernel.boot_processes[9];
     let caps: Vec<&str> = hostile.caps.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(caps, ["console", "null"]);
     assert_eq!(
         hostile.caps[1].expected_interface_id,
         capos_caps::interfaces::NULL
     );
-    let timer = &m.kernel.boot_processes[9];
+    let timer = &m.kernel.boot_processes[10];
     let caps: Vec<&str> = timer.caps.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(caps, ["console", "timer"]);
     assert_eq!(

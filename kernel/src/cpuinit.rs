@@ -114,8 +114,9 @@ pub fn ap_init(cpu: &'static Cpu, boot_stack_top: u64) -> Result<(), &'static st
     // SAFETY: on this AP, once, after its GDT is loaded.
     unsafe { percpu::install(cpu) };
     crate::sched::register_cpu_tss(tss);
-    // SAFETY: the kernel maps no user pages and never touches user memory
-    // yet; every bit was advertised by this CPU's CPUID.
+    // SAFETY: the kernel reaches user memory only through the direct map
+    // (never through user addresses, so SMAP/SMEP hold) and marks none of
+    // its own mappings user; every bit was advertised by this CPU's CPUID.
     unsafe { cpu::enable_protections(&cpu::features()) };
     enable_lapic(cpu)?;
     start_local_timer();

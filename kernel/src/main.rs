@@ -93,7 +93,8 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     }
 
     let direct_map_end = setup_memory(&mut boot);
-    // SAFETY: no user pages exist and the kernel never touches user memory.
+    // SAFETY: the kernel reaches user memory only through the direct map
+    // (never through user addresses) and marks none of its mappings user.
     let prot = unsafe { cpu::enable_protections(&cpu::features()) };
     info!(
         "cpu: smep={} smap={} umip={} global-pages={}",

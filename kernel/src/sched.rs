@@ -430,8 +430,12 @@ pub fn wake(t: &Arc<Thread>) {
     }
     s.run = Run::Ready;
     s.deadline = None;
-    if !s.on_cpu {
-        drop(s);
+    let on_cpu = s.on_cpu;
+    drop(s);
+    // No longer blocked: drop the waiter list's reference now, so an exit
+    // soon after is torn down by the reaper, not later by a timer tick.
+    SLEEPERS.lock().retain(|x| !Arc::ptr_eq(x, t));
+    if !on_cpu {
         enqueue(t.last_cpu.load(Ordering::Relaxed) as usize, t.clone());
     }
 }

@@ -10,7 +10,17 @@ use crate::{cpuinit, percpu, time};
 use capos_arch::cpu;
 use capos_arch::smp::{self as arch_smp, TRAMPOLINE_PHYS, TRAMPOLINE_SIPI_PAGE};
 use capos_kcore::acpi::Madt;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+/// Start-up claim for the AP being started: the AP moves it from
+/// `WAITING` to `ENTERED` when it reaches Rust; the BSP, on timeout, moves it
+/// from `WAITING` to `ABANDONED` before sending INIT. Whoever wins decides:
+/// an AP that entered is waited for (it may hold kernel locks, so it must not
+/// be reset); an abandoned AP is reset by INIT and halts if it still arrives.
+static AP_CLAIM: AtomicU8 = AtomicU8::new(WAITING);
+const WAITING: u8 = 0;
+const ENTERED: u8 = 1;
+const ABANDONED: u8 = 2;
 
 /// Result of bringing up the APs.
 #[derive(Clone, Copy, Debug)]
@@ -105,6 +115,7 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
             }
         };
         let cpu = percpu::register(index, entry.apic_id);
+        AP_CLAIM.store(WAITING, Ordering::Release);
         arch_smp::publish_ap_boot(paging::kernel_pml4(), stack.top, index);
         let started = percpu::with_lapic(|l| {
             // SAFETY: the AP is in its power-on wait state (or parked by a
@@ -133,14 +144,27 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
                 break;
             }
         }
-        if wait_for(u64::from(timeout_ms) * 1_000_000, up) {
+        let mut came_up = wait_for(u64::from(timeout_ms) * 1_000_000, up);
+        if !came_up
+            && AP_CLAIM
+                .compare_exchange(WAITING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            // It entered the kernel but is slow: it may hold locks, so wait.
+            while !up() {
+                core::hint::spin_loop();
+            }
+            came_up = true;
+        }
+        if came_up {
             online += 1;
             next_index += 1;
             crate::debug!("smp: cpu{index} (APIC id {}) online", entry.apic_id);
         } else {
             percpu::with_lapic(|l| {
-                // SAFETY: parks the AP that failed to start so it cannot wake
-                // later on another AP's published stack.
+                // SAFETY: the AP never reached the kernel (the claim was ours),
+                // so resetting it cannot strand a lock; INIT parks it so it
+                // cannot wake later on another AP's published stack.
                 unsafe { l.send_init(entry.apic_id) };
             });
             crate::warn!(
@@ -156,6 +180,13 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
 /// on its own stack with the kernel page tables loaded.
 #[unsafe(no_mangle)]
 extern "C" fn ap_rust_entry(index: u64) -> ! {
+    if AP_CLAIM
+        .compare_exchange(WAITING, ENTERED, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // The BSP gave up on this AP; stay out of the kernel.
+        cpu::halt_forever();
+    }
     let Some(cpu) = percpu::get(index as u32) else {
         cpu::halt_forever()
     };

@@ -78,3 +78,75 @@ impl<T> Drop for IrqLockGuard<'_, T> {
         }
     }
 }
+
+/// A raw spin lock that masks local interrupts while held, for `lock_api`
+/// users (the kernel heap): any allocation, from thread or interrupt
+/// context, can never spin on a lock its own CPU holds.
+pub struct IrqRawSpin {
+    locked: core::sync::atomic::AtomicBool,
+    /// Interrupt flag of the holder before it locked (restored on unlock).
+    holder_had_interrupts: core::sync::atomic::AtomicBool,
+}
+
+// SAFETY: `lock` returns only once this CPU owns `locked` (a successful
+// Acquire compare-exchange from false), and `unlock` (called only by the
+// owner, per the lock_api contract) releases it with a Release store, so at
+// most one holder exists at a time and its critical section is ordered.
+unsafe impl talc::lock_api::RawMutex for IrqRawSpin {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = Self {
+        locked: core::sync::atomic::AtomicBool::new(false),
+        holder_had_interrupts: core::sync::atomic::AtomicBool::new(false),
+    };
+    type GuardMarker = talc::lock_api::GuardNoSend;
+
+    fn lock(&self) {
+        use core::sync::atomic::Ordering::{Acquire, Relaxed};
+        let had = interrupts::are_enabled();
+        loop {
+            interrupts::disable();
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Acquire, Relaxed)
+                .is_ok()
+            {
+                self.holder_had_interrupts.store(had, Relaxed);
+                return;
+            }
+            if had {
+                interrupts::enable();
+            }
+            while self.locked.load(Relaxed) {
+                core::hint::spin_loop();
+            }
+        }
+    }
+
+    fn try_lock(&self) -> bool {
+        use core::sync::atomic::Ordering::{Acquire, Relaxed};
+        let had = interrupts::are_enabled();
+        interrupts::disable();
+        if self
+            .locked
+            .compare_exchange(false, true, Acquire, Relaxed)
+            .is_ok()
+        {
+            self.holder_had_interrupts.store(had, Relaxed);
+            true
+        } else {
+            if had {
+                interrupts::enable();
+            }
+            false
+        }
+    }
+
+    unsafe fn unlock(&self) {
+        use core::sync::atomic::Ordering::{Relaxed, Release};
+        let had = self.holder_had_interrupts.load(Relaxed);
+        self.locked.store(false, Release);
+        if had {
+            interrupts::enable();
+        }
+    }
+}

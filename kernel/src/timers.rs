@@ -36,12 +36,15 @@ pub fn add(sleep: PendingSleep) {
 pub fn expire(now: u64) {
     let due: Vec<PendingSleep> = {
         let mut pending = PENDING.lock();
-        if pending.iter().all(|s| s.deadline > now) {
+        let live = |s: &PendingSleep| s.thread.strong_count() > 0;
+        if pending.iter().all(|s| s.deadline > now && live(s)) {
             return;
         }
+        // Due sleeps, and sleeps of exited threads (dropped here so a far
+        // deadline cannot keep them queued), leave the list.
         let (due, keep) = core::mem::take(&mut *pending)
             .into_iter()
-            .partition(|s| s.deadline <= now);
+            .partition(|s| s.deadline <= now || !live(s));
         *pending = keep;
         due
     };

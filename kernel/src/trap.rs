@@ -13,7 +13,8 @@ use x86_64::registers::control::{Cr2, Cr3};
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
-        0..=31 if frame.from_user() => user_fault(frame),
+        // NMI and machine check are machine events, not the process's doing.
+        0..=31 if frame.from_user() && !matches!(frame.vector, 2 | 18) => user_fault(frame),
         0..=31 => exception(frame),
         v if v == u64::from(vector::TIMER) => {
             arch_percpu::count_timer_tick();

@@ -65,3 +65,26 @@ pub fn divide_error() {
         )
     }
 }
+
+/// Executes an x87 instruction (`fninit`): #NM, since the kernel keeps the
+/// FPU disabled (CR0.EM) while it switches no FPU state.
+pub fn x87() {
+    // SAFETY: only raises #NM; FNINIT would otherwise just reset x87 state.
+    unsafe { asm!("fninit", options(nostack, nomem)) }
+}
+
+/// Sets RFLAGS.NT and RFLAGS.AC in this process. Neither may leak into the
+/// kernel: SYSCALL masks both, and trap entry clears AC (a kernel IRETQ with
+/// NT set would fault; kernel code running with AC set would bypass SMAP).
+pub fn set_nt_and_ac() {
+    // SAFETY: POPF in ring 3 may set NT and AC (IOPL 0 only keeps IF and
+    // IOPL unchanged); no memory is touched beyond the pushed word.
+    unsafe {
+        asm!(
+            "pushfq",
+            "or qword ptr [rsp], {bits}",
+            "popfq",
+            bits = const (1u64 << 14) | (1u64 << 18),
+        )
+    }
+}

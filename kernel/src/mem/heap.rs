@@ -2,8 +2,9 @@
 //! (so `alloc` works from the first line of Rust) and growing into the heap
 //! window one batch of fresh frames at a time once paging is up.
 //!
-//! The heap lock does not mask interrupts: interrupt handlers must not
-//! allocate.
+//! The heap lock masks local interrupts while held (`IrqRawSpin`), so the
+//! timer tick may allocate and free (it completes sleeps and drops threads)
+//! without ever spinning on a lock its own CPU holds.
 
 use super::{paging, HEAP_BASE, HEAP_MAX, PAGE_SIZE};
 use core::alloc::Layout;
@@ -72,7 +73,7 @@ unsafe impl Source for KernelHeapSource {
 }
 
 #[global_allocator]
-static HEAP: TalcLock<spin::Mutex<()>, KernelHeapSource> = TalcLock::new(KernelHeapSource);
+static HEAP: TalcLock<crate::sync::IrqRawSpin, KernelHeapSource> = TalcLock::new(KernelHeapSource);
 
 /// Hands the static arena to the heap. Call once, before any allocation.
 pub fn init_early() {

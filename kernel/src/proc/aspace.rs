@@ -78,9 +78,13 @@ impl AddressSpace {
     /// A new space with an empty user half and the kernel half shared.
     pub fn new() -> Result<Self, VmError> {
         let pml4 = alloc_frame()?;
-        // SAFETY: fresh frame, ours alone; the kernel root is only read.
+        // SAFETY: `pml4` is a fresh frame, ours alone. The kernel root is
+        // only read, through a shared reference: its entries 256-511 are all
+        // created at boot (paging.rs) and never change afterwards, so reading
+        // them while another CPU maps kernel pages (deeper levels, under
+        // KERNEL_MAP_LOCK) is race-free.
         unsafe {
-            let k = table(paging::kernel_pml4());
+            let k = &*(phys_to_virt(paging::kernel_pml4()) as *const PageTable);
             let t = table(pml4);
             for i in 256..512 {
                 t[i] = k[i].clone();

@@ -398,6 +398,15 @@ fn main(rt: &mut Runtime) -> i32 {
     // Blocking with a deadline and nothing to wait for: the kernel must park
     // the thread and the timer tick must wake it when the 20 ms pass, with
     // no completion available (a broken wake-up would hang here).
+    // RFLAGS.NT and AC set in ring 3 must not reach the kernel: block in
+    // cap_enter so this CPU switches to other threads with our flags in
+    // force (a leaked NT makes a kernel IRETQ fault and halts the CPU).
+    capos_rt::fault::set_nt_and_ac();
+    s.check(
+        "nt-ac-do-not-leak",
+        Ok(syscall::cap_enter(1, 30_000_000)),
+        0,
+    );
     s.check(
         "cap-enter-times-out",
         Ok(syscall::cap_enter(1, 20_000_000)),
