@@ -2,7 +2,8 @@
 # (until init can spawn services): four workers, one process per CPU fault
 # kind (page fault, general protection, invalid opcode, divide error, x87
 # use), and a
-# hostile process that also holds a Null cap, and a timer demo. Every one
+# hostile process that also holds a Null cap, a timer demo and a
+# VirtualMemory demo. Every one
 # gets only the
 # kernel-minted caps listed here. Check it with
 #   cargo run -p capos-caps --features std --bin mkmanifest -- check manifests/procs.capnp
@@ -14,6 +15,7 @@ using C = import "/capos.capnp";
 const console :M.CapRef = (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console));
 const null :M.CapRef = (name = "null", expectedInterfaceId = C.nullInterfaceId, source = (kernel = null));
 const timer :M.CapRef = (name = "timer", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer));
+const vm :M.CapRef = (name = "vm", expectedInterfaceId = C.virtualMemoryInterfaceId, source = (kernel = virtualMemory));
 
 const manifest :M.SystemManifest = (
   schemaVersion = 1,
@@ -27,6 +29,7 @@ const manifest :M.SystemManifest = (
     (name = "fault-nm", module = "fault-nm"),
     (name = "hostile", module = "hostile"),
     (name = "timer-demo", module = "timer-demo"),
+    (name = "vm-demo", module = "vm-demo"),
   ],
   kernel = (
     logLevel = info,
@@ -43,6 +46,7 @@ const manifest :M.SystemManifest = (
       (binary = "fault-nm", caps = [.console]),
       (binary = "hostile", caps = [.console, .null]),
       (binary = "timer-demo", caps = [.console, .timer]),
+      (binary = "vm-demo", caps = [.console, .vm]),
     ],
   ),
   init = (

@@ -140,7 +140,7 @@ boot_markers() {
 # Markers of the process manifest (manifests/procs.capnp) for N CPUs.
 proc_markers() {
     local n=$1
-    echo "manifest: [0-9]+ binaries, init \"init\", 11 boot processes"
+    echo "manifest: [0-9]+ binaries, init \"init\", 12 boot processes"
     echo "init: capOS init started \(pid 1\)"
     echo "init: cap console id=0x[0-9a-f]+ interface=0x[0-9a-f]+"
     echo "init: manifest: [0-9]+ binaries"
@@ -150,6 +150,16 @@ proc_markers() {
     echo "timer-demo: 1 sleeps past the limit of 16 refused with QUOTA"
     echo "timer-demo: done"
     echo "NOT:timer-demo: FAIL"
+    echo "vm-demo: ok mapped 4 pages at 0x[0-9a-f]+, checksum 2041721"
+    echo "vm-demo: ok write\+exec refused: writable and executable mapping refused \(W\^X\)"
+    echo "vm-demo: ok unmap-ring refused"
+    echo "vm-demo: ok protect-image refused"
+    echo "vm-demo: ok unmap-unmapped refused"
+    echo "vm-demo: ok over-quota refused: frame quota"
+    echo "vm-demo: ok quota filled and released"
+    echo "vm-demo: ok protected a page read-only"
+    echo "NOT:vm-demo: FAIL"
+    echo 'proc: pid [0-9]+ \(vm-demo\) killed: page fault \(vector 14\) at rip 0x[0-9a-f]+, address 0x[0-9a-f]+, error code 0x7'
     echo "NOT:hostile: FAIL"
     echo "NOT:hostile: must not print"
     echo "COUNT4:worker [0-9]+: done"

@@ -212,10 +212,10 @@ fn smoke_and_procs_manifests_check() {
     let (code, stdout, stderr) = mkmanifest(&[Path::new("build"), &procs, &out]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("ok (schema 1, 9 binaries, init + 11 boot processes + 0 services)"),
+        stdout.contains("ok (schema 1, 10 binaries, init + 12 boot processes + 0 services)"),
         "{stdout}"
     );
-    assert!(stdout.contains("boot[10]"), "{stdout}");
+    assert!(stdout.contains("boot[11]"), "{stdout}");
     let bytes = std::fs::read(&out).unwrap();
     std::fs::remove_file(&out).unwrap();
     let m = capos_caps::manifest::decode(&bytes).unwrap();
@@ -239,7 +239,8 @@ fn smoke_and_procs_manifests_check() {
             "fault-de",
             "fault-nm",
             "hostile",
-            "timer-demo"
+            "timer-demo",
+            "vm-demo"
         ]
     );
     let hostile = &m.kernel.boot_processes[9];

@@ -13,7 +13,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use capos_caps::manifest::{self, CapSource, InitProcess, KernelKind, Manifest};
+use capos_caps::manifest::{self, CapSource, InitProcess, KernelKind};
 
 /// GRUB module string of the boot manifest.
 pub const MANIFEST_MODULE: &str = "manifest";
@@ -79,7 +79,8 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
             .map(|p| ("boot process", p)),
     );
     for (role, p) in procs {
-        let grants = grants_for(&manifest, p, &boot_package)
+        let mut vms = Vec::new();
+        let grants = grants_for(p, &boot_package, &mut vms)
             .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
         let bytes = boot_package
             .binaries
@@ -92,7 +93,7 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
                     p.binary
                 )
             })?;
-        let thread = proc::spawn(&p.binary, bytes, grants)
+        let thread = proc::spawn(&p.binary, bytes, grants, &vms)
             .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
         crate::info!(
             "proc: pid {} ({}) loaded: {} caps, {} frames",
@@ -110,11 +111,10 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
 }
 
 fn grants_for(
-    manifest: &Manifest,
     p: &InitProcess,
     boot: &Arc<BootPackage>,
+    vms: &mut Vec<Arc<crate::vmcap::VirtualMemory>>,
 ) -> Result<Vec<Grant>, String> {
-    let _ = manifest;
     let mut grants = Vec::new();
     for cap in &p.caps {
         let kind = match &cap.source {
@@ -126,6 +126,11 @@ fn grants_for(
             KernelKind::BootPackage => boot.clone(),
             KernelKind::Null => Arc::new(Null),
             KernelKind::Timer => Arc::new(Timer),
+            KernelKind::VirtualMemory => {
+                let vm = Arc::new(crate::vmcap::VirtualMemory::new());
+                vms.push(vm.clone());
+                vm
+            }
             other => {
                 return Err(format!(
                 "cap \"{}\": kernel capability kind {other:?} is not available in this kernel yet",

@@ -24,6 +24,7 @@ mod testmode;
 mod time;
 mod timers;
 mod trap;
+mod vmcap;
 
 use alloc::vec::Vec;
 use capos_arch::boot::{kernel_layout, MULTIBOOT2_BOOT_MAGIC};

@@ -272,6 +272,99 @@ impl NullCap {
     }
 }
 
+/// Protection bits for [`VirtualMemory`] (`capos.capnp` `prot*`).
+pub mod prot {
+    /// Readable.
+    pub const READ: u32 = 1;
+    /// Writable.
+    pub const WRITE: u32 = 2;
+    /// Executable.
+    pub const EXEC: u32 = 4;
+}
+
+/// Anonymous memory in this process's own address space (`VirtualMemory`).
+#[derive(Clone)]
+pub struct VirtualMemory {
+    cap: Cap,
+}
+
+interface!(VirtualMemory, interfaces::VIRTUAL_MEMORY, "VirtualMemory");
+
+impl VirtualMemory {
+    /// Maps `size` bytes (a multiple of 4096) of zeroed memory with `prot`;
+    /// returns its address (at `hint` if that range is free, else chosen by
+    /// the kernel; 0 = no hint).
+    pub fn map(&self, hint: u64, size: u64, prot: u32) -> Result<u64, CallError> {
+        use capos_caps::schema::capos_capnp::virtual_memory as vm;
+        let mut m = Builder::new_default();
+        let mut p = m.init_root::<vm::map_params::Builder>();
+        p.set_hint(hint);
+        p.set_size(size);
+        p.set_prot(prot);
+        let bytes = self.cap.call(0, wire::to_bytes(&m))?;
+        let msg = wire::read(&bytes)?;
+        Ok(msg.get_root::<vm::map_results::Reader>()?.get_addr())
+    }
+
+    /// Unmaps `[addr, addr + size)`, which must be mapped anonymous memory.
+    pub fn unmap(&self, addr: u64, size: u64) -> Result<(), CallError> {
+        use capos_caps::schema::capos_capnp::virtual_memory as vm;
+        let mut m = Builder::new_default();
+        let mut p = m.init_root::<vm::unmap_params::Builder>();
+        p.set_addr(addr);
+        p.set_size(size);
+        self.cap.call(1, wire::to_bytes(&m)).map(|_| ())
+    }
+
+    /// Changes the rights of `[addr, addr + size)`.
+    pub fn protect(&self, addr: u64, size: u64, prot: u32) -> Result<(), CallError> {
+        use capos_caps::schema::capos_capnp::virtual_memory as vm;
+        let mut m = Builder::new_default();
+        let mut p = m.init_root::<vm::protect_params::Builder>();
+        p.set_addr(addr);
+        p.set_size(size);
+        p.set_prot(prot);
+        self.cap.call(2, wire::to_bytes(&m)).map(|_| ())
+    }
+
+    /// Maps `size` bytes read-write and returns them as a buffer owned by
+    /// the caller; dropping the buffer does not unmap (call
+    /// [`VirtualMemory::unmap`] with [`AnonBuffer::addr`]).
+    #[cfg(target_os = "none")]
+    pub fn map_buffer(&self, size: u64) -> Result<AnonBuffer, CallError> {
+        let addr = self.map(0, size, prot::READ | prot::WRITE)?;
+        Ok(AnonBuffer {
+            addr,
+            len: size as usize,
+        })
+    }
+}
+
+/// Read-write anonymous memory from [`VirtualMemory::map_buffer`].
+#[cfg(target_os = "none")]
+pub struct AnonBuffer {
+    addr: u64,
+    len: usize,
+}
+
+#[cfg(target_os = "none")]
+impl AnonBuffer {
+    /// Start address.
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+
+    /// The memory as bytes.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the kernel mapped [addr, addr + len) read-write and zeroed
+        // it for this process; only this buffer hands out references to it,
+        // and `&mut self` makes the borrow exclusive. It stays mapped until
+        // the program unmaps it, which needs the address and is its own
+        // responsibility (after that, this buffer must not be used).
+        unsafe { core::slice::from_raw_parts_mut(self.addr as *mut u8, self.len) }
+    }
+}
+
 /// Monotonic time and sleeps (`Timer`).
 #[derive(Clone)]
 pub struct Timer {

@@ -88,3 +88,11 @@ pub fn set_nt_and_ac() {
         )
     }
 }
+
+/// Writes one byte at `addr` (for tests that expect the write to fault,
+/// such as writing a page made read-only).
+pub fn write_byte(addr: u64, value: u8) {
+    // SAFETY: deliberately writes wherever the caller says; the kernel
+    // decides whether the page allows it (and kills the process if not).
+    unsafe { core::ptr::write_volatile(addr as *mut u8, value) }
+}

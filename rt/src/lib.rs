@@ -60,7 +60,9 @@ pub use capos_caps as caps;
 pub use capos_ring as ring;
 
 pub use capset::{CapLookupError, Interface};
-pub use client::{BinaryInfo, BootPackage, Console, NullCap, Timer};
+#[cfg(target_os = "none")]
+pub use client::AnonBuffer;
+pub use client::{prot, BinaryInfo, BootPackage, Console, NullCap, Timer, VirtualMemory};
 pub use error::CallError;
 pub use handle::{Cap, CapHandle, Owned, Ring};
 pub use ring_client::{Completion, Enter, RingClient, RingStats, Ticket};

@@ -45,6 +45,17 @@ pub enum VmError {
     Fault,
 }
 
+/// Page-table flags of a user leaf entry with `perm` (W^X by construction).
+fn leaf_flags(perm: UserPerm) -> F {
+    F::PRESENT
+        | F::USER_ACCESSIBLE
+        | match perm {
+            UserPerm::Read => F::NO_EXECUTE,
+            UserPerm::ReadWrite => F::WRITABLE | F::NO_EXECUTE,
+            UserPerm::ReadExec => F::empty(),
+        }
+}
+
 struct Tables {
     pml4: u64,
 }
@@ -136,15 +147,59 @@ impl AddressSpace {
         }
         let page = alloc_frame()?;
         self.frames.fetch_add(1, Ordering::Relaxed);
-        let flags = F::PRESENT
-            | F::USER_ACCESSIBLE
-            | match perm {
-                UserPerm::Read => F::NO_EXECUTE,
-                UserPerm::ReadWrite => F::WRITABLE | F::NO_EXECUTE,
-                UserPerm::ReadExec => F::empty(),
-            };
-        pte.set_addr(x86_64::PhysAddr::new(page), flags);
+        pte.set_addr(x86_64::PhysAddr::new(page), leaf_flags(perm));
         Ok(page)
+    }
+
+    /// The level-1 entry for user page `va` (tables must exist), for changes.
+    fn pte(
+        t: &mut Tables,
+        va: u64,
+    ) -> Option<&mut x86_64::structures::paging::page_table::PageTableEntry> {
+        if va >= USER_END {
+            return None;
+        }
+        let mut phys = t.pml4;
+        for level in [39u64, 30, 21] {
+            let idx = ((va >> level) & 0x1ff) as usize;
+            // SAFETY: `phys` is one of this space's table frames; the caller
+            // holds the address-space lock.
+            let entry = unsafe { &table(phys)[idx] };
+            if entry.is_unused() {
+                return None;
+            }
+            phys = entry.addr().as_u64();
+        }
+        // SAFETY: as above.
+        let pte = unsafe { &mut table(phys)[((va >> 12) & 0x1ff) as usize] };
+        (!pte.is_unused()).then_some(pte)
+    }
+
+    /// Unmaps user page `va` and frees its frame. The caller must ensure no
+    /// other CPU can hold a TLB entry for it (true while processes are
+    /// single-threaded: only the CPU running the process can); this CPU's
+    /// entry is flushed here.
+    pub fn unmap_page(&self, va: u64) -> Result<(), VmError> {
+        let mut t = self.tables.lock();
+        let pte = Self::pte(&mut t, va).ok_or(VmError::Fault)?;
+        let frame = pte.addr().as_u64();
+        pte.set_unused();
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
+        drop(t);
+        free_frame(frame);
+        self.frames.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Changes the rights of mapped user page `va` (same TLB rule as
+    /// [`AddressSpace::unmap_page`]).
+    pub fn protect_page(&self, va: u64, perm: UserPerm) -> Result<(), VmError> {
+        let mut t = self.tables.lock();
+        let pte = Self::pte(&mut t, va).ok_or(VmError::Fault)?;
+        let frame = pte.addr();
+        pte.set_addr(frame, leaf_flags(perm));
+        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
+        Ok(())
     }
 
     /// The frame and flags mapping user page `va`, if any.

@@ -109,11 +109,13 @@ pub struct Grant {
 }
 
 /// Creates a process from ELF `bytes` with `grants`, and its thread (not
-/// yet runnable).
+/// yet runnable). Each object in `bind` (the process's own VirtualMemory
+/// caps) is tied to the new process's address space.
 pub fn spawn(
     name: &str,
     bytes: &[u8],
     grants: alloc::vec::Vec<Grant>,
+    bind: &[Arc<crate::vmcap::VirtualMemory>],
 ) -> Result<Arc<Thread>, SpawnError> {
     let image = elf::parse(bytes, &elf::Limits::default()).map_err(SpawnError::Elf)?;
     let aspace = AddressSpace::new()?;
@@ -165,6 +167,9 @@ pub fn spawn(
         aspace,
         exit_code: AtomicI64::new(0),
     });
+    for vm in bind {
+        vm.bind(&process);
+    }
     let kstack = stack::alloc(KERNEL_STACK_PAGES).map_err(|_| SpawnError::Stack)?;
     Ok(Thread::new_user(
         process,
