@@ -17,6 +17,7 @@ kernel=${1:?usage: smoke.sh KERNEL_ELF}
 out="$root/build/smoke"
 rm -rf "$out"
 mkdir -p "$out"
+printf 'this is not an ELF executable\n' > "$out/not-elf.bin"
 
 # isa-debug-exit statuses: (value << 1) | 1, values in arch/src/qemu.rs.
 ST_SUCCESS=33 ST_FAULT=35 ST_FAILURE=37
@@ -42,6 +43,8 @@ iso_for() {
                 [ "${override%%=*}" = "$name" ] && file=${override#*=}
                 mods+=(--module "$file" "$name")
             done
+            # The not-elf module exists for tests that need a non-executable binary.
+            mods+=(--module "$out/not-elf.bin" not-elf)
         fi
         "$here/mkiso.sh" "$iso" "$kernel" --cmdline "$cmdline" "${mods[@]}" || return 1
     fi
@@ -263,7 +266,6 @@ if selected inject-no-memory-map; then
     run_case inject-no-memory-map tcg bios 1 "test=boot inject=no-memory-map" $ST_FAILURE -- \
         "capOS: boot halted: the loader passed no memory map" "NOT:kernel ready"
 fi
-printf 'this is not an ELF executable\n' > "$out/not-elf.bin"
 head -c 700 /dev/urandom > "$out/not-manifest.bin"
 if selected bad-init-elf; then
     run_case bad-init-elf tcg bios 1 "test=boot" $ST_FAILURE --manifest smoke --override "init=$out/not-elf.bin" -- \
@@ -272,6 +274,29 @@ fi
 if selected bad-manifest; then
     run_case bad-manifest tcg bios 1 "test=boot" $ST_FAILURE --manifest smoke --override "manifest=$out/not-manifest.bin" -- \
         "capOS: boot halted: manifest: " "NOT:init: capOS init started"
+fi
+if selected services; then
+    run_case services tcg bios 2 "test=boot" $ST_SUCCESS --manifest services -- \
+        "init: started service clock \(pid [0-9]+\)" "init: started service cruncher \(pid [0-9]+\)" \
+        "init: started service memory \(pid [0-9]+\)" 'proc: pid [0-9]+ \(clock\) spawned by pid 1' \
+        "timer-demo: done" "worker [0-9]+: done" "vm-demo: ok protected a page read-only" \
+        'proc: pid [0-9]+ \(memory\) killed: page fault' \
+        "init: service clock exited with code 0" "init: service cruncher exited with code 0" \
+        "init: service memory exited with code 142" "init: done" \
+        "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \
+        "NOT:could not start|FAIL|EXCEPTION|PANIC"
+fi
+if selected spawn-test; then
+    run_case spawn-test tcg bios 2 "test=boot" $ST_SUCCESS --manifest spawn-test -- \
+        "template: hello from a capOS service" \
+        "spawn-test: ok child pid [0-9]+ exited with Ok\(0\), waited again: Ok\(0\)" \
+        "spawn-test: ok boot-package-grant refused: grant \"boot\": BootPackage is only granted to init" \
+        "spawn-test: ok spawner-grant refused: grant \"spawner\": ProcessSpawner is only granted to init" \
+        "spawn-test: ok endpoint-grant refused: grant \"ep\": kernel kind Endpoint is not available" \
+        "spawn-test: ok unknown-binary refused: no boot binary named \"no-such-binary\"" \
+        "spawn-test: ok not-an-elf refused: cannot start \"not-elf\": invalid ELF" \
+        "spawn-test: done" "NOT:spawn-test: FAIL" \
+        "proc: all processes exited; frames held by processes 0;" "test: all processes exited"
 fi
 if selected no-long-mode; then
     run_case no-long-mode tcg bios 1 "test=boot" stopped --cpu qemu32 \

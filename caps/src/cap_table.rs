@@ -175,6 +175,13 @@ pub trait CapObject: Send + Sync {
     /// Runs one method; returns the number of result bytes written to
     /// `invocation.results`, or an application exception.
     fn call(&self, invocation: Invocation<'_>) -> Result<usize, CapException>;
+
+    /// The object as `Any`, for a kernel that must recognise its own object
+    /// types (ones whose calls complete later or return capabilities).
+    /// Objects that need no such treatment keep the default.
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        None
+    }
 }
 
 /// A live table entry.

@@ -126,6 +126,9 @@ fn grants_for(
             KernelKind::BootPackage => boot.clone(),
             KernelKind::Null => Arc::new(Null),
             KernelKind::Timer => Arc::new(Timer),
+            KernelKind::ProcessSpawner => {
+                Arc::new(crate::spawner::ProcessSpawner { boot: boot.clone() })
+            }
             KernelKind::VirtualMemory => {
                 let vm = Arc::new(crate::vmcap::VirtualMemory::new());
                 vms.push(vm.clone());

@@ -188,17 +188,18 @@ impl CapObject for Null {
 /// (`sleep`, `sleepUntil`; see `timers.rs`). One per holder.
 pub struct Timer;
 
-/// Label that marks the kernel's own timer object (ring dispatch defers its
-/// sleeps instead of calling it).
-pub const TIMER_LABEL: &str = "kernel-timer";
-
 impl CapObject for Timer {
     fn interface_id(&self) -> u64 {
         interfaces::TIMER
     }
 
     fn label(&self) -> &str {
-        TIMER_LABEL
+        "timer"
+    }
+
+    /// Dispatch recognises the timer to defer its sleeps.
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        Some(self)
     }
 
     fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {

@@ -18,6 +18,7 @@ mod proc;
 mod ringops;
 mod sched;
 mod smp;
+mod spawner;
 mod sync;
 mod syscall;
 mod testmode;

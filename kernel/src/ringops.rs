@@ -7,11 +7,18 @@
 //! object sees them, and copies results back only into writable user pages.
 //! Only the CPU running the process drains its ring.
 
+use crate::kcaps::Timer;
 use crate::proc::Process;
+use crate::spawner::{write_wait_result, ExitStatus, ExitWaiter, ProcessHandle, ProcessSpawner};
+use alloc::sync::Arc;
 use alloc::vec;
-use capos_caps::cap_table::{CapError, CapId, Invocation};
+use alloc::vec::Vec;
+use capos_caps::cap_table::{CapError, CapId, Hold, Invocation, Origin, TransferMode};
 use capos_caps::ledger::Resource;
-use capos_ring::{Cqe, Op, RingIndex, TransportError, CQE_FLAG_EXCEPTION, DEFAULT_LAYOUT};
+use capos_ring::{
+    Cqe, Op, RingIndex, TransferResult, TransportError, CQE_FLAG_EXCEPTION,
+    CQE_FLAG_TRANSFER_RESULTS, DEFAULT_LAYOUT,
+};
 use core::sync::atomic::Ordering::Acquire;
 
 /// The ring's indices are inconsistent.
@@ -35,7 +42,7 @@ fn drain_locked(process: &Process, ring: &mut crate::proc::RingState) -> Result<
             Ok(sub) => match sub.op {
                 Ok(op) => match execute(process, sub.user_data, op) {
                     Outcome::Now(cqe) => ring.poster.post(sub.credit, &cqe),
-                    Outcome::Later { deadline, charge } => {
+                    Outcome::Sleep { deadline, charge } => {
                         crate::timers::add(crate::timers::PendingSleep {
                             thread: crate::sched::current_weak(),
                             user_data: sub.user_data,
@@ -43,6 +50,22 @@ fn drain_locked(process: &Process, ring: &mut crate::proc::RingState) -> Result<
                             deadline,
                             _charge: charge,
                         })
+                    }
+                    Outcome::Wait { exit, addr, len } => {
+                        let waiter = ExitWaiter {
+                            thread: crate::sched::current_weak(),
+                            user_data: sub.user_data,
+                            credit: sub.credit,
+                            result_addr: addr,
+                            result_len: len,
+                        };
+                        // The child may have exited since the call looked.
+                        if let Err(w) = exit.add_waiter(waiter) {
+                            let code = exit.code().unwrap_or(0);
+                            let cqe =
+                                write_wait_result(&process.aspace, w.user_data, addr, len, code);
+                            ring.poster.post(w.credit, &cqe);
+                        }
                     }
                 },
                 Err(e) => ring.poster.post(sub.credit, &Cqe::error(sub.user_data, e)),
@@ -68,13 +91,20 @@ fn available_locked(ring: &crate::proc::RingState) -> Result<u32, Corrupted> {
     Ok(n)
 }
 
-/// What an operation produced: a completion now, or a sleep whose
-/// completion the timer posts later (keeping the reserved CQ slot).
+/// What an operation produced: a completion now, or one posted later (the
+/// reserved CQ slot travels with it).
 enum Outcome {
     Now(Cqe),
-    Later {
+    /// A timer sleep; the tick posts it.
+    Sleep {
         deadline: u64,
         charge: capos_caps::ledger::Reservation,
+    },
+    /// A `wait` on a running child; its exit posts it.
+    Wait {
+        exit: Arc<ExitStatus>,
+        addr: u64,
+        len: u32,
     },
 }
 
@@ -87,12 +117,18 @@ fn execute(process: &Process, user_data: u64, op: Op) -> Outcome {
             Err(_) => now(Cqe::error(user_data, TransportError::BadCap)),
         },
         Op::Call(call) => match do_call(process, &call) {
-            Ok(Called::Done(n, flags)) => {
-                let mut c = Cqe::success(user_data, n);
+            Ok(Called::Done { len, flags, caps }) => {
+                let mut c = Cqe::success(user_data, len);
                 c.flags = flags;
+                c.xfer_count = caps;
                 now(c)
             }
-            Ok(Called::Sleep(deadline, charge)) => Outcome::Later { deadline, charge },
+            Ok(Called::Sleep(deadline, charge)) => Outcome::Sleep { deadline, charge },
+            Ok(Called::Wait(exit)) => Outcome::Wait {
+                exit,
+                addr: call.result.addr(),
+                len: call.result.len(),
+            },
             Err(e) => now(Cqe::error(user_data, e)),
         },
         // Endpoints (RECV/RETURN) come with IPC; no object accepts them yet.
@@ -102,10 +138,14 @@ fn execute(process: &Process, user_data: u64, op: Op) -> Outcome {
     }
 }
 
-/// Result of a CALL: bytes and CQE flags now, or a deferred sleep.
+/// Result of a CALL.
 enum Called {
-    Done(u32, u32),
+    /// Result bytes written, CQE flags, and result capabilities appended.
+    Done { len: u32, flags: u32, caps: u32 },
+    /// A timer sleep to complete later.
     Sleep(u64, capos_caps::ledger::Reservation),
+    /// A wait on a child that has not exited.
+    Wait(Arc<ExitStatus>),
 }
 
 fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, TransportError> {
@@ -133,7 +173,6 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
             .copy_from_user(call.params.addr(), &mut params)
             .map_err(|_| TransportError::BadAddress)?;
     }
-    let mut results = vec![0u8; result_len];
     // Check the result buffer is writable before running the method, so a
     // bad buffer never lets a side effect happen without its result.
     if result_len > 0 {
@@ -142,8 +181,10 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
             .check(call.result.addr(), result_len as u64, true)
             .map_err(|_| TransportError::BadAddress)?;
     }
-    if interface_id == capos_caps::interfaces::TIMER && object.label() == crate::kcaps::TIMER_LABEL
-    {
+
+    // Kernel objects whose calls complete later or return capabilities.
+    let any = object.as_any();
+    if any.is_some_and(|a| a.is::<Timer>()) {
         if let Some(deadline) = crate::kcaps::sleep_deadline(call.method_id, &params) {
             let deadline = deadline.map_err(|_| TransportError::BadLength)?;
             let charge = process
@@ -153,14 +194,30 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
             return Ok(Called::Sleep(deadline, charge));
         }
     }
-    let outcome = object.call(Invocation {
-        interface_id,
-        method_id: call.method_id,
-        params: &params,
-        results: &mut results,
-    });
-    let (bytes, flags) = match outcome {
-        Ok(n) => (&results[..n.min(result_len)], 0),
+    if let Some(h) = any.and_then(|a| a.downcast_ref::<ProcessHandle>()) {
+        if call.method_id == 0 && h.exit.code().is_none() {
+            return Ok(Called::Wait(h.exit.clone()));
+        }
+    }
+    let mut results = vec![0u8; result_len];
+    let mut result_caps: Vec<(Arc<dyn capos_caps::cap_table::CapObject>, u64)> = Vec::new();
+    let outcome = match any.and_then(|a| a.downcast_ref::<ProcessSpawner>()) {
+        Some(spawner) if call.method_id == 0 => {
+            spawner.spawn(process, &params, result_len).map(|s| {
+                results[..s.results.len()].copy_from_slice(&s.results);
+                result_caps.push((s.handle, capos_caps::interfaces::PROCESS_HANDLE));
+                s.results.len()
+            })
+        }
+        _ => object.call(Invocation {
+            interface_id,
+            method_id: call.method_id,
+            params: &params,
+            results: &mut results,
+        }),
+    };
+    let (len, mut flags) = match outcome {
+        Ok(n) => (n.min(result_len), 0),
         Err(exc) => {
             if exc.kind == capos_caps::exception::ExceptionKind::Unimplemented {
                 return Err(TransportError::NoSuchMethod);
@@ -170,12 +227,39 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
                 return Err(TransportError::BufferTooSmall);
             }
             results[..encoded.len()].copy_from_slice(&encoded);
-            (&results[..encoded.len()], CQE_FLAG_EXCEPTION)
+            (encoded.len(), CQE_FLAG_EXCEPTION)
         }
     };
+    // Result capabilities go into the caller's table, each described by a
+    // record after the result bytes (the callee checked they fit).
+    let mut end = len;
+    for (object, iface) in &result_caps {
+        let id = process
+            .caps
+            .lock()
+            .insert(
+                object.clone(),
+                Hold::new(TransferMode::Copy, Origin::ResultCap),
+            )
+            .map_err(|_| TransportError::Quota)?;
+        let record = TransferResult {
+            cap_id: id.to_raw(),
+            interface_id: *iface,
+        }
+        .to_bytes();
+        results[end..end + record.len()].copy_from_slice(&record);
+        end += record.len();
+    }
+    if !result_caps.is_empty() {
+        flags |= CQE_FLAG_TRANSFER_RESULTS;
+    }
     process
         .aspace
-        .copy_to_user(call.result.addr(), bytes)
+        .copy_to_user(call.result.addr(), &results[..end])
         .map_err(|_| TransportError::BadAddress)?;
-    Ok(Called::Done(bytes.len() as u32, flags))
+    Ok(Called::Done {
+        len: len as u32,
+        flags,
+        caps: result_caps.len() as u32,
+    })
 }

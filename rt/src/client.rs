@@ -365,6 +365,113 @@ impl AnonBuffer {
     }
 }
 
+/// A kernel-minted capability for a child started by [`ProcessSpawner`].
+#[derive(Clone, Copy, Debug)]
+pub struct KernelGrant<'a> {
+    /// The name the child sees in its CapSet.
+    pub name: &'a str,
+    /// What the kernel mints.
+    pub kind: capos_caps::manifest::KernelKind,
+}
+
+/// Starts boot binaries as processes (`ProcessSpawner`; held by init).
+#[derive(Clone)]
+pub struct ProcessSpawner {
+    cap: Cap,
+}
+
+interface!(
+    ProcessSpawner,
+    interfaces::PROCESS_SPAWNER,
+    "ProcessSpawner"
+);
+
+impl ProcessSpawner {
+    /// Starts boot binary `binary` as a process named `name` holding exactly
+    /// `grants`; returns an owned handle to it.
+    pub fn spawn(
+        &self,
+        name: &str,
+        binary: &str,
+        grants: &[KernelGrant<'_>],
+    ) -> Result<crate::Owned<ProcessHandle>, CallError> {
+        use capos_caps::schema::capos_capnp::process_spawner as ps;
+        let mut m = Builder::new_default();
+        {
+            let mut p = m.init_root::<ps::spawn_params::Builder>();
+            p.set_name(name);
+            p.set_binary_name(binary);
+            let mut list = p.init_grants(grants.len() as u32);
+            for (i, g) in grants.iter().enumerate() {
+                let mut e = list.reborrow().get(i as u32);
+                e.set_name(g.name);
+                e.set_expected_interface_id(g.kind.interface_id());
+                e.init_source()
+                    .set_kernel(capos_caps::manifest::kind_to_schema(g.kind));
+            }
+        }
+        let ring = self.cap.ring();
+        let ticket = ring.submit(self.cap.id(), 0, wire::to_bytes(&m), 1024)?;
+        let done = ring.wait(ticket)?;
+        let cqe = done.cqe;
+        let len = match cqe.status() {
+            capos_ring::CqeStatus::Ok(n) => n as usize,
+            _ => {
+                return done
+                    .into_result()
+                    .and(Err(CallError::Protocol("spawn failed")))
+            }
+        };
+        if cqe.flags & capos_ring::CQE_FLAG_TRANSFER_RESULTS == 0 || cqe.xfer_count != 1 {
+            // An exception, or a malformed reply.
+            done.into_result()?;
+            return Err(CallError::Protocol("spawn returned no process handle"));
+        }
+        let record: [u8; 16] = done
+            .result
+            .get(len..len + 16)
+            .and_then(|r| r.try_into().ok())
+            .ok_or(CallError::Protocol(
+                "spawn result capability record missing",
+            ))?;
+        let rec = capos_ring::TransferResult::from_bytes(&record);
+        crate::Owned::adopt_checked(Cap::new(rec.cap_id, rec.interface_id, ring.clone()))
+    }
+}
+
+/// A child process (`ProcessHandle`).
+#[derive(Clone)]
+pub struct ProcessHandle {
+    cap: Cap,
+}
+
+interface!(ProcessHandle, interfaces::PROCESS_HANDLE, "ProcessHandle");
+
+impl ProcessHandle {
+    /// Blocks until the child exits; returns its exit code (at once if it
+    /// already has).
+    pub fn wait(&self) -> Result<i64, CallError> {
+        use capos_caps::schema::capos_capnp::process_handle as ph;
+        let mut m = Builder::new_default();
+        m.init_root::<ph::wait_params::Builder>();
+        let bytes = self.cap.call(0, wire::to_bytes(&m))?;
+        Ok(wire::read(&bytes)?
+            .get_root::<ph::wait_results::Reader>()?
+            .get_exit_code())
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> Result<u64, CallError> {
+        use capos_caps::schema::capos_capnp::process_handle as ph;
+        let mut m = Builder::new_default();
+        m.init_root::<ph::pid_params::Builder>();
+        let bytes = self.cap.call(1, wire::to_bytes(&m))?;
+        Ok(wire::read(&bytes)?
+            .get_root::<ph::pid_results::Reader>()?
+            .get_pid())
+    }
+}
+
 /// Monotonic time and sleeps (`Timer`).
 #[derive(Clone)]
 pub struct Timer {

@@ -245,6 +245,19 @@ impl<T: Interface> Owned<T> {
             _handle: CapHandle::adopt(cap),
         }
     }
+
+    /// Takes ownership of a result capability, only if it exposes `T`'s
+    /// interface; otherwise it is released and the call is a protocol error.
+    pub fn adopt_checked(cap: Cap) -> Result<Self, CallError> {
+        if cap.interface_id() == T::INTERFACE_ID {
+            Ok(Self::adopt(cap))
+        } else {
+            drop(CapHandle::adopt(cap));
+            Err(CallError::Protocol(
+                "result capability has an unexpected interface",
+            ))
+        }
+    }
 }
 
 impl<T: Interface> Deref for Owned<T> {

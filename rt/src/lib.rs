@@ -62,7 +62,10 @@ pub use capos_ring as ring;
 pub use capset::{CapLookupError, Interface};
 #[cfg(target_os = "none")]
 pub use client::AnonBuffer;
-pub use client::{prot, BinaryInfo, BootPackage, Console, NullCap, Timer, VirtualMemory};
+pub use client::{
+    prot, BinaryInfo, BootPackage, Console, KernelGrant, NullCap, ProcessHandle, ProcessSpawner,
+    Timer, VirtualMemory,
+};
 pub use error::CallError;
 pub use handle::{Cap, CapHandle, Owned, Ring};
 pub use ring_client::{Completion, Enter, RingClient, RingStats, Ticket};

@@ -279,7 +279,8 @@ impl Decoder<'_> {
     }
 }
 
-fn kind_from_schema(kind: KernelCapKind) -> KernelKind {
+/// The model kind of a schema `KernelCapKind`.
+pub fn kind_from_schema(kind: KernelCapKind) -> KernelKind {
     match kind {
         KernelCapKind::Console => KernelKind::Console,
         KernelCapKind::Terminal => KernelKind::Terminal,
@@ -294,7 +295,8 @@ fn kind_from_schema(kind: KernelCapKind) -> KernelKind {
     }
 }
 
-fn kind_to_schema(kind: KernelKind) -> KernelCapKind {
+/// The schema `KernelCapKind` of a model kind.
+pub fn kind_to_schema(kind: KernelKind) -> KernelCapKind {
     match kind {
         KernelKind::Console => KernelCapKind::Console,
         KernelKind::Terminal => KernelCapKind::Terminal,

@@ -18,7 +18,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use codec::{decode, DecodeError, Limits as DecodeLimits};
+pub use codec::{decode, kind_from_schema, kind_to_schema, DecodeError, Limits as DecodeLimits};
 pub use validate::{
     check, validate_kernel_layer, validate_service_graph, ManifestError, Rule, Subject,
 };

@@ -52,6 +52,8 @@ pub struct Process {
     pub aspace: AddressSpace,
     /// Exit code once exited.
     pub exit_code: AtomicI64,
+    /// Exit code for `ProcessHandle.wait`, and its waiters.
+    pub exit: Arc<crate::spawner::ExitStatus>,
 }
 
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
@@ -166,6 +168,7 @@ pub fn spawn(
         ledger,
         aspace,
         exit_code: AtomicI64::new(0),
+        exit: Arc::new(crate::spawner::ExitStatus::new()),
     });
     for vm in bind {
         vm.bind(&process);
@@ -221,6 +224,7 @@ fn load_image(aspace: &AddressSpace, bytes: &[u8], image: &ElfImage) -> Result<(
 pub fn report_exit(process: Arc<Process>) {
     let frames = process.aspace.frames();
     let code = process.exit_code.load(Ordering::Acquire);
+    process.exit.complete(code);
     let (pid, name) = (process.pid, process.name.clone());
     drop(process);
     crate::info!(

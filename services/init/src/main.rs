@@ -1,10 +1,11 @@
 //! init, the first process: reports what it was given (its CapSet) and what
 //! the boot package holds (the manifest's service graph and the binaries),
-//! then exits 0.
-//!
-//! Starting the services it lists needs `ProcessSpawner`, which comes later;
-//! until then this proves the runtime, the Console and BootPackage caps and
-//! the manifest decoder end to end.
+//! validates the graph, and, when it holds a `ProcessSpawner`, starts each
+//! service in declaration order with exactly the kernel-minted caps it
+//! declares, then supervises them (reports each exit with its code).
+//! Services that import another service's endpoint need endpoint IPC and
+//! capability transfer, which the kernel does not have yet; init says so and
+//! skips them.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -14,7 +15,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::caps::manifest;
-use capos_rt::{BootPackage, Console, Runtime};
+use capos_rt::{BootPackage, Console, KernelGrant, ProcessSpawner, Runtime};
 
 capos_rt::entry!(main);
 
@@ -101,6 +102,47 @@ fn main(rt: &mut Runtime) -> i32 {
             return code::READ_FAILED;
         }
     }
+    if let Ok(spawner) = rt.cap::<ProcessSpawner>("spawner") {
+        start_services(&m, &spawner, &say);
+    }
     say("init: done");
     0
+}
+
+/// Starts every service init can start, then waits for each to exit.
+fn start_services(m: &manifest::Manifest, spawner: &ProcessSpawner, say: &dyn Fn(&str)) {
+    let mut running = Vec::new();
+    for s in &m.services {
+        let mut grants = Vec::new();
+        for c in &s.caps {
+            match &c.source {
+                manifest::CapSource::Kernel(kind) => grants.push(KernelGrant {
+                    name: &c.name,
+                    kind: *kind,
+                }),
+                _ => break,
+            }
+        }
+        if grants.len() != s.caps.len() {
+            say(&format!(
+                "init: service {}: imports another service's endpoint, which needs endpoint IPC; not started",
+                s.name
+            ));
+            continue;
+        }
+        match spawner.spawn(&s.name, &s.binary, &grants) {
+            Ok(handle) => {
+                let pid = handle.pid().unwrap_or(0);
+                say(&format!("init: started service {} (pid {pid})", s.name));
+                running.push((s.name.as_str(), handle));
+            }
+            Err(e) => say(&format!("init: service {} could not start: {e}", s.name)),
+        }
+    }
+    for (name, handle) in running {
+        match handle.wait() {
+            Ok(code) => say(&format!("init: service {name} exited with code {code}")),
+            Err(e) => say(&format!("init: waiting for service {name} failed: {e}")),
+        }
+    }
 }

@@ -1,0 +1,329 @@
+//! `ProcessSpawner` and `ProcessHandle`: starting a boot binary as a new
+//! process with an explicit list of kernel-minted grants, and waiting for a
+//! child's exit code.
+//!
+//! A spawn checks everything it can before it creates anything (the result
+//! buffer fits, the caller's table has room for the handle, every grant is
+//! allowed and has the interface it claims, the binary exists); process
+//! creation itself rolls back on failure, so a refused spawn leaves no child
+//! and no charge. The handle arrives as a result capability. `wait` on a
+//! running child completes later, when the child's last thread is reaped.
+
+use crate::kcaps::{BootPackage, Console, Null, Timer};
+use crate::proc::{self, aspace::AddressSpace, Grant, Process};
+use crate::sched::Thread;
+use crate::sync::IrqLock;
+use crate::vmcap::VirtualMemory;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use capnp::message::{Builder, ReaderOptions};
+use capnp::serialize;
+use capos_caps::cap_table::{CapObject, Invocation};
+use capos_caps::exception::CapException;
+use capos_caps::interfaces;
+use capos_caps::manifest::{kind_from_schema, KernelKind};
+use capos_caps::schema::capos_capnp::{cap_grant, process_handle, process_spawner};
+use capos_ring::{CqCredit, Cqe, TransportError};
+
+/// One `wait` on a child that has not exited yet.
+pub struct ExitWaiter {
+    /// The waiting thread.
+    pub thread: Weak<Thread>,
+    /// The CALL's `user_data`.
+    pub user_data: u64,
+    /// The completion slot reserved for the CALL.
+    pub credit: CqCredit,
+    /// Where the result message goes in the waiter's memory.
+    pub result_addr: u64,
+    /// Its size.
+    pub result_len: u32,
+}
+
+/// A process's exit code, once known, and who waits for it.
+pub struct ExitStatus {
+    state: IrqLock<(Option<i64>, Vec<ExitWaiter>)>,
+}
+
+impl ExitStatus {
+    /// Not exited, no waiters.
+    pub fn new() -> Self {
+        Self {
+            state: IrqLock::new((None, Vec::new())),
+        }
+    }
+
+    /// The exit code, if the process has exited.
+    pub fn code(&self) -> Option<i64> {
+        self.state.lock().0
+    }
+
+    /// Queues `w`, or hands it back if the process has already exited.
+    pub fn add_waiter(&self, w: ExitWaiter) -> Result<(), ExitWaiter> {
+        let mut st = self.state.lock();
+        if st.0.is_some() {
+            return Err(w);
+        }
+        st.1.push(w);
+        Ok(())
+    }
+
+    /// Records the exit code and completes every waiter.
+    pub fn complete(&self, code: i64) {
+        let waiters = {
+            let mut st = self.state.lock();
+            st.0 = Some(code);
+            core::mem::take(&mut st.1)
+        };
+        for w in waiters {
+            let Some(thread) = w.thread.upgrade() else {
+                continue;
+            };
+            let cqe = write_wait_result(
+                &thread.process.aspace,
+                w.user_data,
+                w.result_addr,
+                w.result_len,
+                code,
+            );
+            thread.process.ring.lock().poster.post(w.credit, &cqe);
+            crate::sched::wake(&thread);
+        }
+    }
+}
+
+impl Default for ExitStatus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Writes `wait`'s result (`exitCode`) into the waiter's buffer and returns
+/// the completion to post.
+pub fn write_wait_result(
+    aspace: &AddressSpace,
+    user_data: u64,
+    addr: u64,
+    len: u32,
+    code: i64,
+) -> Cqe {
+    let mut out = Builder::new_default();
+    out.init_root::<process_handle::wait_results::Builder>()
+        .set_exit_code(code);
+    let words = serialize::write_message_to_words(&out);
+    if words.len() > len as usize {
+        return Cqe::error(user_data, TransportError::BufferTooSmall);
+    }
+    match aspace.copy_to_user(addr, &words) {
+        Ok(()) => Cqe::success(user_data, words.len() as u32),
+        Err(_) => Cqe::error(user_data, TransportError::BadAddress),
+    }
+}
+
+/// A child process: its pid and exit status.
+pub struct ProcessHandle {
+    /// The child's pid.
+    pub pid: u32,
+    /// The child's exit status.
+    pub exit: Arc<ExitStatus>,
+}
+
+impl CapObject for ProcessHandle {
+    fn interface_id(&self) -> u64 {
+        interfaces::PROCESS_HANDLE
+    }
+
+    fn label(&self) -> &str {
+        "process-handle"
+    }
+
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        Some(self)
+    }
+
+    fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
+        let mut out = Builder::new_default();
+        match inv.method_id {
+            // wait on an exited child answers at once (dispatch defers it
+            // otherwise).
+            0 => match self.exit.code() {
+                Some(code) => out
+                    .init_root::<process_handle::wait_results::Builder>()
+                    .set_exit_code(code),
+                None => {
+                    return Err(CapException::failed(
+                        "wait must be deferred by the dispatcher",
+                    ))
+                }
+            },
+            1 => out
+                .init_root::<process_handle::pid_results::Builder>()
+                .set_pid(u64::from(self.pid)),
+            m => return Err(CapException::unimplemented(interfaces::PROCESS_HANDLE, m)),
+        }
+        let words = serialize::write_message_to_words(&out);
+        let dst = inv
+            .results
+            .get_mut(..words.len())
+            .ok_or_else(|| CapException::failed("result buffer too small"))?;
+        dst.copy_from_slice(&words);
+        Ok(words.len())
+    }
+}
+
+/// Starts boot binaries as processes. Held only by init.
+pub struct ProcessSpawner {
+    /// Where binaries come from.
+    pub boot: Arc<BootPackage>,
+}
+
+impl CapObject for ProcessSpawner {
+    fn interface_id(&self) -> u64 {
+        interfaces::PROCESS_SPAWNER
+    }
+
+    fn label(&self) -> &str {
+        "process-spawner"
+    }
+
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        Some(self)
+    }
+
+    fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
+        // Every method needs the caller; dispatch routes them to `spawn`.
+        Err(CapException::unimplemented(
+            interfaces::PROCESS_SPAWNER,
+            inv.method_id,
+        ))
+    }
+}
+
+/// What a successful spawn returns to dispatch: the result message and the
+/// handle to insert into the caller's table as result cap 0.
+pub struct Spawned {
+    /// Serialized `spawn` results.
+    pub results: Vec<u8>,
+    /// The child's handle.
+    pub handle: Arc<ProcessHandle>,
+}
+
+/// Bytes a transfer-result record takes after the result message.
+const RECORD: usize = capos_ring::TRANSFER_RESULT_SIZE as usize;
+
+impl ProcessSpawner {
+    /// Runs `spawn` for `caller` with serialized `params`; `result_room` is
+    /// the caller's result buffer size.
+    pub fn spawn(
+        &self,
+        caller: &Process,
+        params: &[u8],
+        result_room: usize,
+    ) -> Result<Spawned, CapException> {
+        let mut opts = ReaderOptions::new();
+        opts.traversal_limit_in_words(Some(16 * 1024))
+            .nesting_limit(8);
+        let bad = |e: capnp::Error| CapException::failed(format!("malformed parameters: {e}"));
+        let msg = serialize::read_message_from_flat_slice(&mut &params[..], opts).map_err(bad)?;
+        let p = msg
+            .get_root::<process_spawner::spawn_params::Reader>()
+            .map_err(bad)?;
+        let text = |t: capnp::Result<capnp::text::Reader<'_>>| -> Result<String, CapException> {
+            Ok(t.map_err(bad)?
+                .to_str()
+                .map_err(|_| CapException::failed("text is not UTF-8"))?
+                .into())
+        };
+        let name = text(p.get_name())?;
+        let binary = text(p.get_binary_name())?;
+
+        // The result message does not depend on the child: build it first
+        // and check it (plus the handle record) fits before creating anything.
+        let mut out = Builder::new_default();
+        {
+            let mut r = out.init_root::<process_spawner::spawn_results::Builder>();
+            r.set_handle(0);
+            r.init_facets(0);
+        }
+        let results = serialize::write_message_to_words(&out);
+        if results.len() + RECORD > result_room {
+            return Err(CapException::failed(format!(
+                "result buffer too small: {} bytes needed",
+                results.len() + RECORD
+            )));
+        }
+        if caller.caps.lock().room() == 0 {
+            return Err(CapException::overloaded(
+                "no free slot for the process handle",
+            ));
+        }
+        let bytes = self
+            .boot
+            .binaries
+            .iter()
+            .find(|b| b.name == binary)
+            .map(|b| b.bytes)
+            .ok_or_else(|| CapException::failed(format!("no boot binary named \"{binary}\"")))?;
+
+        let mut grants = Vec::new();
+        let mut vms = Vec::new();
+        for g in p.get_grants().map_err(bad)? {
+            let gname = text(g.get_name())?;
+            let kind = match g.get_source().which().map_err(|_| CapException::failed("unknown grant source"))? {
+                cap_grant::source::Which::Kernel(k) => kind_from_schema(k.map_err(|_| CapException::failed("unknown kernel kind"))?),
+                cap_grant::source::Which::Transferred(_) => {
+                    return Err(CapException::failed(format!(
+                        "grant \"{gname}\": transferred grants need IPC capability transfer, which this kernel does not have yet"
+                    )))
+                }
+            };
+            if g.get_expected_interface_id() != kind.interface_id() {
+                return Err(CapException::failed(format!(
+                    "grant \"{gname}\": expects interface {:#x} but kind {kind:?} provides {:#x}",
+                    g.get_expected_interface_id(),
+                    kind.interface_id()
+                )));
+            }
+            let object: Arc<dyn CapObject> = match kind {
+                KernelKind::Console => Arc::new(Console),
+                KernelKind::Timer => Arc::new(Timer),
+                KernelKind::Null => Arc::new(Null),
+                KernelKind::VirtualMemory => {
+                    let vm = Arc::new(VirtualMemory::new());
+                    vms.push(vm.clone());
+                    vm
+                }
+                KernelKind::BootPackage | KernelKind::ProcessSpawner => {
+                    return Err(CapException::failed(format!(
+                        "grant \"{gname}\": {kind:?} is only granted to init"
+                    )))
+                }
+                other => {
+                    return Err(CapException::failed(format!(
+                    "grant \"{gname}\": kernel kind {other:?} is not available in this kernel yet"
+                )))
+                }
+            };
+            grants.push(Grant {
+                name: gname,
+                object,
+                interface_id: kind.interface_id(),
+            });
+        }
+
+        let thread = proc::spawn(&name, bytes, grants, &vms)
+            .map_err(|e| CapException::failed(format!("cannot start \"{binary}\": {e}")))?;
+        let handle = Arc::new(ProcessHandle {
+            pid: thread.process.pid,
+            exit: thread.process.exit.clone(),
+        });
+        crate::info!(
+            "proc: pid {} ({name}) spawned by pid {}",
+            thread.process.pid,
+            caller.pid
+        );
+        crate::sched::start(thread);
+        Ok(Spawned { results, handle })
+    }
+}
