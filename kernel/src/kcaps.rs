@@ -12,18 +12,19 @@ use capos_caps::interfaces;
 use capos_caps::schema::capos_capnp::{boot_package, console, timer};
 
 /// Bounds for decoding parameters: small messages only.
-fn reader_options() -> ReaderOptions {
+pub(crate) fn reader_options() -> ReaderOptions {
     let mut o = ReaderOptions::new();
     o.traversal_limit_in_words(Some(64 * 1024)).nesting_limit(8);
     o
 }
 
-fn bad_params(e: capnp::Error) -> CapException {
+/// The exception for parameters that do not decode.
+pub(crate) fn bad_params(e: capnp::Error) -> CapException {
     CapException::failed(alloc::format!("malformed parameters: {e}"))
 }
 
 /// Serialises `builder` into `out`, or fails if it does not fit.
-fn write_results(
+pub(crate) fn write_results(
     builder: &Builder<capnp::message::HeapAllocator>,
     out: &mut [u8],
 ) -> Result<usize, CapException> {

@@ -18,7 +18,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use capnp::message::{Builder, ReaderOptions};
+use capnp::message::Builder;
 use capnp::serialize;
 use capos_caps::cap_table::{CapObject, Invocation};
 use capos_caps::exception::CapException;
@@ -162,13 +162,7 @@ impl CapObject for ProcessHandle {
                 .set_pid(u64::from(self.pid)),
             m => return Err(CapException::unimplemented(interfaces::PROCESS_HANDLE, m)),
         }
-        let words = serialize::write_message_to_words(&out);
-        let dst = inv
-            .results
-            .get_mut(..words.len())
-            .ok_or_else(|| CapException::failed("result buffer too small"))?;
-        dst.copy_from_slice(&words);
-        Ok(words.len())
+        crate::kcaps::write_results(&out, inv.results)
     }
 }
 
@@ -221,11 +215,12 @@ impl ProcessSpawner {
         params: &[u8],
         result_room: usize,
     ) -> Result<Spawned, CapException> {
-        let mut opts = ReaderOptions::new();
-        opts.traversal_limit_in_words(Some(16 * 1024))
-            .nesting_limit(8);
-        let bad = |e: capnp::Error| CapException::failed(format!("malformed parameters: {e}"));
-        let msg = serialize::read_message_from_flat_slice(&mut &params[..], opts).map_err(bad)?;
+        let bad = crate::kcaps::bad_params;
+        let msg = serialize::read_message_from_flat_slice(
+            &mut &params[..],
+            crate::kcaps::reader_options(),
+        )
+        .map_err(bad)?;
         let p = msg
             .get_root::<process_spawner::spawn_params::Reader>()
             .map_err(bad)?;

@@ -5,12 +5,13 @@
 //! so no method can touch them. Every mapped page is charged to the holder's
 //! ledger (`Frames`) until it is unmapped or the process exits.
 
+use crate::kcaps::{bad_params, reader_options, write_results};
 use crate::proc::aspace::UserPerm;
 use crate::proc::Process;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::sync::{Arc, Weak};
-use capnp::message::{Builder, ReaderOptions};
+use capnp::message::Builder;
 use capnp::serialize;
 use capos_caps::cap_table::{CapObject, Invocation};
 use capos_caps::exception::CapException;
@@ -226,37 +227,29 @@ impl CapObject for VirtualMemory {
     }
 
     fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
-        let mut o = ReaderOptions::new();
-        o.traversal_limit_in_words(Some(1024)).nesting_limit(4);
-        let bad = |e: capnp::Error| failed(format!("malformed parameters: {e}"));
-        let msg = serialize::read_message_from_flat_slice(&mut &inv.params[..], o).map_err(bad)?;
+        let msg = serialize::read_message_from_flat_slice(&mut &inv.params[..], reader_options())
+            .map_err(bad_params)?;
         match inv.method_id {
             0 => {
                 let p = msg
                     .get_root::<virtual_memory::map_params::Reader>()
-                    .map_err(bad)?;
+                    .map_err(bad_params)?;
                 let addr = self.map(p.get_hint(), p.get_size(), p.get_prot())?;
                 let mut out = Builder::new_default();
                 out.init_root::<virtual_memory::map_results::Builder>()
                     .set_addr(addr);
-                let words = serialize::write_message_to_words(&out);
-                let dst = inv
-                    .results
-                    .get_mut(..words.len())
-                    .ok_or_else(|| failed("result buffer too small"))?;
-                dst.copy_from_slice(&words);
-                Ok(words.len())
+                write_results(&out, inv.results)
             }
             1 => {
                 let p = msg
                     .get_root::<virtual_memory::unmap_params::Reader>()
-                    .map_err(bad)?;
+                    .map_err(bad_params)?;
                 self.unmap(p.get_addr(), p.get_size()).map(|_| 0)
             }
             2 => {
                 let p = msg
                     .get_root::<virtual_memory::protect_params::Reader>()
-                    .map_err(bad)?;
+                    .map_err(bad_params)?;
                 self.protect(p.get_addr(), p.get_size(), p.get_prot())
                     .map(|_| 0)
             }
