@@ -275,6 +275,23 @@ if selected bad-manifest; then
     run_case bad-manifest tcg bios 1 "test=boot" $ST_FAILURE --manifest smoke --override "manifest=$out/not-manifest.bin" -- \
         "capOS: boot halted: manifest: " "NOT:init: capOS init started"
 fi
+default_case() {
+    local name=$1 smp=$2
+    selected "$name" || return 0
+    run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest default -- \
+        "init: started service echo-server \(pid [0-9]+\)" "init: started service echo-client \(pid [0-9]+\)" \
+        "echo-server: echoing 11 bytes for pid [0-9]+" 'echo-client: reply "hello capOS"' \
+        "echo-client: typed error: echo method 1 always fails" \
+        "echo-client: RECV on the client facet refused: INTERFACE_MISMATCH" \
+        "echo-client: call after the server exited: CANCELLED" \
+        "timer-demo: sleeps completed in order \[10, 20, 30\] ms" \
+        "init: service echo-server exited with code 0" "init: service echo-client exited with code 0" \
+        "init: service timer-demo exited with code 0" \
+        "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \
+        "NOT:FAIL|not started|could not start|EXCEPTION|PANIC"
+}
+default_case tcg-default-smp1 1
+default_case tcg-default-smp4 4
 if selected services; then
     run_case services tcg bios 2 "test=boot" $ST_SUCCESS --manifest services -- \
         "init: started service clock \(pid [0-9]+\)" "init: started service cruncher \(pid [0-9]+\)" \
@@ -292,7 +309,7 @@ if selected spawn-test; then
         "spawn-test: ok child pid [0-9]+ exited with Ok\(0\), waited again: Ok\(0\)" \
         "spawn-test: ok boot-package-grant refused: grant \"boot\": BootPackage is only granted to init" \
         "spawn-test: ok spawner-grant refused: grant \"spawner\": ProcessSpawner is only granted to init" \
-        "spawn-test: ok endpoint-grant refused: grant \"ep\": kernel kind Endpoint is not available" \
+        "spawn-test: ok terminal-grant refused: grant \"term\": kernel kind Terminal is not available" \
         "spawn-test: ok unknown-binary refused: no boot binary named \"no-such-binary\"" \
         "spawn-test: ok not-an-elf refused: cannot start \"not-elf\": invalid ELF" \
         "spawn-test: done" "NOT:spawn-test: FAIL" \

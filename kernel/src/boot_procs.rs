@@ -126,6 +126,9 @@ fn grants_for(
             KernelKind::BootPackage => boot.clone(),
             KernelKind::Null => Arc::new(Null),
             KernelKind::Timer => Arc::new(Timer),
+            KernelKind::Endpoint => Arc::new(crate::endpoint::EndpointOwner {
+                ep: crate::endpoint::Endpoint::new(),
+            }),
             KernelKind::ProcessSpawner => {
                 Arc::new(crate::spawner::ProcessSpawner { boot: boot.clone() })
             }

@@ -7,16 +7,19 @@
 //! object sees them, and copies results back only into writable user pages.
 //! Only the CPU running the process drains its ring.
 
+use crate::endpoint::{ClientEndpoint, Endpoint, EndpointOwner, PendingRecv, QueuedCall};
 use crate::kcaps::Timer;
 use crate::proc::Process;
-use crate::spawner::{write_wait_result, ExitStatus, ExitWaiter, ProcessHandle, ProcessSpawner};
+use crate::spawner::{
+    write_wait_result, ExitStatus, ExitWaiter, ProcessHandle, ProcessSpawner, Transferred,
+};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use capos_caps::cap_table::{CapError, CapId, Hold, Invocation, Origin, TransferMode};
 use capos_caps::ledger::Resource;
 use capos_ring::{
-    Cqe, Op, RingIndex, TransferResult, TransportError, CQE_FLAG_EXCEPTION,
+    CqCredit, Cqe, Op, RingIndex, TransferResult, TransportError, CQE_FLAG_EXCEPTION,
     CQE_FLAG_TRANSFER_RESULTS, DEFAULT_LAYOUT,
 };
 use core::sync::atomic::Ordering::Acquire;
@@ -28,14 +31,107 @@ pub struct Corrupted;
 /// Drains the submission queue, then returns the completions waiting: the
 /// whole of `cap_enter`'s non-blocking work under one ring lock.
 pub fn enter(process: &Process) -> Result<u32, Corrupted> {
-    let mut ring = process.ring.lock();
-    drain_locked(process, &mut ring)?;
-    available_locked(&ring)
+    let actions = {
+        let mut ring = process.ring.lock();
+        let mut actions = Vec::new();
+        drain_locked(process, &mut ring, &mut actions)?;
+        if actions.is_empty() {
+            return available_locked(&ring);
+        }
+        actions
+    };
+    // Endpoint work touches other processes' rings: only with ours unlocked.
+    for a in actions {
+        run_action(process, a);
+    }
+    available(process)
+}
+
+/// Endpoint work deferred until the caller's ring lock is released.
+enum Action {
+    Call {
+        ep: Arc<Endpoint>,
+        user_data: u64,
+        credit: CqCredit,
+        method_id: u16,
+        params: Vec<u8>,
+        addr: u64,
+        len: u32,
+    },
+    Recv {
+        ep: Arc<Endpoint>,
+        user_data: u64,
+        credit: CqCredit,
+        addr: u64,
+        len: u32,
+    },
+    Return {
+        ep: Arc<Endpoint>,
+        user_data: u64,
+        credit: CqCredit,
+        call_id: u64,
+        payload: Vec<u8>,
+        exception: bool,
+    },
+}
+
+fn run_action(process: &Process, a: Action) {
+    match a {
+        Action::Call {
+            ep,
+            user_data,
+            credit,
+            method_id,
+            params,
+            addr,
+            len,
+        } => ep.call(QueuedCall {
+            caller: crate::sched::current_weak(),
+            caller_pid: process.pid,
+            user_data,
+            credit,
+            method_id,
+            params,
+            result_addr: addr,
+            result_len: len,
+        }),
+        Action::Recv {
+            ep,
+            user_data,
+            credit,
+            addr,
+            len,
+        } => ep.recv(PendingRecv {
+            server: crate::sched::current_weak(),
+            user_data,
+            credit,
+            buf_addr: addr,
+            buf_len: len,
+        }),
+        Action::Return {
+            ep,
+            user_data,
+            credit,
+            call_id,
+            payload,
+            exception,
+        } => {
+            let cqe = match ep.ret(call_id, &payload, exception) {
+                Ok(()) => Cqe::success(user_data, 0),
+                Err(e) => Cqe::error(user_data, e),
+            };
+            process.ring.lock().poster.post(credit, &cqe);
+        }
+    }
 }
 
 /// Consumes every SQE present (at most one queue's worth) and posts a
 /// completion for each; stops early if the CQ is full.
-fn drain_locked(process: &Process, ring: &mut crate::proc::RingState) -> Result<(), Corrupted> {
+fn drain_locked(
+    process: &Process,
+    ring: &mut crate::proc::RingState,
+    actions: &mut Vec<Action>,
+) -> Result<(), Corrupted> {
     let mut batch = ring.drain.begin().map_err(|_| Corrupted)?;
     loop {
         match batch.pop(&mut ring.poster) {
@@ -51,6 +147,7 @@ fn drain_locked(process: &Process, ring: &mut crate::proc::RingState) -> Result<
                             _charge: charge,
                         })
                     }
+                    Outcome::Endpoint(make) => actions.push(make(sub.user_data, sub.credit)),
                     Outcome::Wait { exit, addr, len } => {
                         let waiter = ExitWaiter {
                             thread: crate::sched::current_weak(),
@@ -100,6 +197,8 @@ enum Outcome {
         deadline: u64,
         charge: capos_caps::ledger::Reservation,
     },
+    /// Endpoint work, built once its `user_data` and CQ slot are known.
+    Endpoint(alloc::boxed::Box<dyn FnOnce(u64, CqCredit) -> Action>),
     /// A `wait` on a running child; its exit posts it.
     Wait {
         exit: Arc<ExitStatus>,
@@ -129,12 +228,68 @@ fn execute(process: &Process, user_data: u64, op: Op) -> Outcome {
                 addr: call.result.addr(),
                 len: call.result.len(),
             },
+            Ok(Called::Endpoint(ep, method_id, params)) => {
+                let (addr, len) = (call.result.addr(), call.result.len());
+                Outcome::Endpoint(alloc::boxed::Box::new(move |user_data, credit| {
+                    Action::Call {
+                        ep,
+                        user_data,
+                        credit,
+                        method_id,
+                        params,
+                        addr,
+                        len,
+                    }
+                }))
+            }
             Err(e) => now(Cqe::error(user_data, e)),
         },
-        // Endpoints (RECV/RETURN) come with IPC; no object accepts them yet.
-        Op::Recv(_) | Op::Return(_) => {
-            now(Cqe::error(user_data, TransportError::InterfaceMismatch))
-        }
+        Op::Recv(r) => match endpoint_owner(process, r.cap_id) {
+            Err(e) => now(Cqe::error(user_data, e)),
+            Ok(ep) => {
+                let (addr, len) = (r.buffer.addr(), r.buffer.len());
+                if len == 0 || process.aspace.check(addr, u64::from(len), true).is_err() {
+                    return now(Cqe::error(user_data, TransportError::BadAddress));
+                }
+                Outcome::Endpoint(alloc::boxed::Box::new(move |user_data, credit| {
+                    Action::Recv {
+                        ep,
+                        user_data,
+                        credit,
+                        addr,
+                        len,
+                    }
+                }))
+            }
+        },
+        Op::Return(r) => match endpoint_owner(process, r.cap_id) {
+            Err(e) => now(Cqe::error(user_data, e)),
+            Ok(ep) => {
+                if r.transfers.count() != 0 {
+                    return now(Cqe::error(user_data, TransportError::TransferDenied));
+                }
+                let mut payload = vec![0u8; r.payload.len() as usize];
+                if !payload.is_empty()
+                    && process
+                        .aspace
+                        .copy_from_user(r.payload.addr(), &mut payload)
+                        .is_err()
+                {
+                    return now(Cqe::error(user_data, TransportError::BadAddress));
+                }
+                let (call_id, exception) = (r.call_id.get(), r.exception);
+                Outcome::Endpoint(alloc::boxed::Box::new(move |user_data, credit| {
+                    Action::Return {
+                        ep,
+                        user_data,
+                        credit,
+                        call_id,
+                        payload,
+                        exception,
+                    }
+                }))
+            }
+        },
     }
 }
 
@@ -146,6 +301,66 @@ enum Called {
     Sleep(u64, capos_caps::ledger::Reservation),
     /// A wait on a child that has not exited.
     Wait(Arc<ExitStatus>),
+    /// A call on a client facet, queued at the endpoint.
+    Endpoint(Arc<Endpoint>, u16, Vec<u8>),
+}
+
+/// Reads and checks the transfer descriptors of a CALL: each names a live,
+/// transferable capability of the caller.
+#[allow(clippy::type_complexity)]
+fn resolve_transfers(
+    process: &Process,
+    list: capos_ring::TransferList,
+) -> Result<
+    Vec<(
+        CapId,
+        Arc<dyn capos_caps::cap_table::CapObject>,
+        u64,
+        capos_ring::TransferMode,
+    )>,
+    TransportError,
+> {
+    let size = capos_ring::TRANSFER_DESCRIPTOR_SIZE as usize;
+    let mut raw = vec![0u8; usize::from(list.count()) * size];
+    process
+        .aspace
+        .copy_from_user(list.addr(), &mut raw)
+        .map_err(|_| TransportError::BadAddress)?;
+    let table = process.caps.lock();
+    let mut out = Vec::new();
+    for chunk in raw.chunks_exact(size) {
+        let bytes: &[u8; 16] = chunk
+            .try_into()
+            .map_err(|_| TransportError::InvalidTransfer)?;
+        let (cap, mode) = capos_ring::TransferDescriptor::from_bytes(bytes).validate()?;
+        let id = CapId::from_raw(cap);
+        let entry = table.get(id).map_err(|_| TransportError::BadCap)?;
+        let allowed = match entry.hold.mode {
+            TransferMode::Copy => true,
+            TransferMode::Move => mode == capos_ring::TransferMode::Move,
+            TransferMode::NonTransferable => false,
+        };
+        if !allowed {
+            return Err(TransportError::TransferDenied);
+        }
+        out.push((id, entry.object.clone(), entry.interface_id, mode));
+    }
+    Ok(out)
+}
+
+/// The endpoint behind an owner capability (RECV and RETURN need one; a
+/// client facet or any other object is refused).
+fn endpoint_owner(process: &Process, cap_id: u64) -> Result<Arc<Endpoint>, TransportError> {
+    let (object, _) = process
+        .caps
+        .lock()
+        .lookup(CapId::from_raw(cap_id))
+        .map_err(|_| TransportError::BadCap)?;
+    object
+        .as_any()
+        .and_then(|a| a.downcast_ref::<EndpointOwner>())
+        .map(|o| o.ep.clone())
+        .ok_or(TransportError::InterfaceMismatch)
 }
 
 fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, TransportError> {
@@ -157,9 +372,19 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
             CapError::Quota(_) => TransportError::Quota,
             _ => TransportError::BadCap,
         })?;
-    if call.transfers.count() != 0 {
+    let spawner = object
+        .as_any()
+        .and_then(|a| a.downcast_ref::<ProcessSpawner>())
+        .is_some();
+    // Capabilities sent with a CALL: only the spawner accepts them (as
+    // grants for the child); other objects refuse them.
+    let transferred = if call.transfers.count() == 0 {
+        Vec::new()
+    } else if spawner {
+        resolve_transfers(process, call.transfers)?
+    } else {
         return Err(TransportError::TransferDenied);
-    }
+    };
     let params_len = call.params.len() as usize;
     let result_len = call.result.len() as usize;
     let _scratch = process
@@ -184,6 +409,12 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
 
     // Kernel objects whose calls complete later or return capabilities.
     let any = object.as_any();
+    if let Some(client) = any.and_then(|a| a.downcast_ref::<ClientEndpoint>()) {
+        if params.len() > crate::endpoint::MAX_CALL_PARAMS {
+            return Err(TransportError::BadLength);
+        }
+        return Ok(Called::Endpoint(client.ep.clone(), call.method_id, params));
+    }
     if any.is_some_and(|a| a.is::<Timer>()) {
         if let Some(deadline) = crate::kcaps::sleep_deadline(call.method_id, &params) {
             let deadline = deadline.map_err(|_| TransportError::BadLength)?;
@@ -203,9 +434,22 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
     let mut result_caps: Vec<(Arc<dyn capos_caps::cap_table::CapObject>, u64)> = Vec::new();
     let outcome = match any.and_then(|a| a.downcast_ref::<ProcessSpawner>()) {
         Some(spawner) if call.method_id == 0 => {
-            spawner.spawn(process, &params, result_len).map(|s| {
+            let sent: Vec<Transferred> = transferred
+                .iter()
+                .map(|(_, object, interface_id, _)| Transferred {
+                    object: object.clone(),
+                    interface_id: *interface_id,
+                })
+                .collect();
+            spawner.spawn(process, &params, result_len, &sent).map(|s| {
                 results[..s.results.len()].copy_from_slice(&s.results);
-                result_caps.push((s.handle, capos_caps::interfaces::PROCESS_HANDLE));
+                result_caps = s.caps;
+                // A moved capability leaves the sender once the child has it.
+                for (id, _, _, mode) in &transferred {
+                    if *mode == capos_ring::TransferMode::Move {
+                        let _ = process.caps.lock().remove(*id);
+                    }
+                }
                 s.results.len()
             })
         }

@@ -440,6 +440,26 @@ pub fn wake(t: &Arc<Thread>) {
     }
 }
 
+/// Like [`wake`], but queues the thread at the front of *this* CPU's run
+/// queue: the direct hand-off of IPC, so the peer runs next here as soon as
+/// the waker blocks (on the same CPU, without a trip through other queues).
+pub fn wake_here_first(t: &Arc<Thread>) {
+    let mut s = t.state.lock();
+    if s.run != Run::Blocked {
+        return;
+    }
+    s.run = Run::Ready;
+    s.deadline = None;
+    let on_cpu = s.on_cpu;
+    drop(s);
+    SLEEPERS.lock().retain(|x| !Arc::ptr_eq(x, t));
+    if !on_cpu {
+        let cpu = this_cpu();
+        t.last_cpu.store(cpu as u32, Ordering::Relaxed);
+        CPUS[cpu].runq.lock().push_front(t.clone());
+    }
+}
+
 /// Ends the current thread; never returns.
 pub fn exit_current() -> ! {
     interrupts::disable();

@@ -195,12 +195,22 @@ impl CapObject for ProcessSpawner {
 }
 
 /// What a successful spawn returns to dispatch: the result message and the
-/// handle to insert into the caller's table as result cap 0.
+/// capabilities to insert into the caller's table as result caps, in order
+/// (0: the handle; then one client facet per endpoint grant).
 pub struct Spawned {
     /// Serialized `spawn` results.
     pub results: Vec<u8>,
-    /// The child's handle.
-    pub handle: Arc<ProcessHandle>,
+    /// Result capabilities with their interface ids.
+    pub caps: Vec<(Arc<dyn CapObject>, u64)>,
+}
+
+/// A capability the caller sent with the spawn (a transfer descriptor), as
+/// dispatch resolved it from the caller's table.
+pub struct Transferred {
+    /// The object.
+    pub object: Arc<dyn CapObject>,
+    /// The interface it is held as.
+    pub interface_id: u64,
 }
 
 /// Bytes a transfer-result record takes after the result message.
@@ -214,6 +224,7 @@ impl ProcessSpawner {
         caller: &Process,
         params: &[u8],
         result_room: usize,
+        transferred: &[Transferred],
     ) -> Result<Spawned, CapException> {
         let bad = crate::kcaps::bad_params;
         let msg = serialize::read_message_from_flat_slice(
@@ -233,26 +244,6 @@ impl ProcessSpawner {
         let name = text(p.get_name())?;
         let binary = text(p.get_binary_name())?;
 
-        // The result message does not depend on the child: build it first
-        // and check it (plus the handle record) fits before creating anything.
-        let mut out = Builder::new_default();
-        {
-            let mut r = out.init_root::<process_spawner::spawn_results::Builder>();
-            r.set_handle(0);
-            r.init_facets(0);
-        }
-        let results = serialize::write_message_to_words(&out);
-        if results.len() + RECORD > result_room {
-            return Err(CapException::failed(format!(
-                "result buffer too small: {} bytes needed",
-                results.len() + RECORD
-            )));
-        }
-        if caller.caps.lock().room() == 0 {
-            return Err(CapException::overloaded(
-                "no free slot for the process handle",
-            ));
-        }
         let bytes = self
             .boot
             .binaries
@@ -263,14 +254,36 @@ impl ProcessSpawner {
 
         let mut grants = Vec::new();
         let mut vms = Vec::new();
+        let mut endpoints: Vec<(String, Arc<crate::endpoint::Endpoint>)> = Vec::new();
         for g in p.get_grants().map_err(bad)? {
             let gname = text(g.get_name())?;
-            let kind = match g.get_source().which().map_err(|_| CapException::failed("unknown grant source"))? {
-                cap_grant::source::Which::Kernel(k) => kind_from_schema(k.map_err(|_| CapException::failed("unknown kernel kind"))?),
-                cap_grant::source::Which::Transferred(_) => {
-                    return Err(CapException::failed(format!(
-                        "grant \"{gname}\": transferred grants need IPC capability transfer, which this kernel does not have yet"
-                    )))
+            let kind = match g
+                .get_source()
+                .which()
+                .map_err(|_| CapException::failed("unknown grant source"))?
+            {
+                cap_grant::source::Which::Kernel(k) => {
+                    kind_from_schema(k.map_err(|_| CapException::failed("unknown kernel kind"))?)
+                }
+                cap_grant::source::Which::Transferred(i) => {
+                    let t = transferred.get(usize::from(i)).ok_or_else(|| {
+                        CapException::failed(format!(
+                            "grant \"{gname}\": no transfer descriptor {i} was sent"
+                        ))
+                    })?;
+                    if g.get_expected_interface_id() != t.interface_id {
+                        return Err(CapException::failed(format!(
+                            "grant \"{gname}\": expects interface {:#x} but the transferred cap is {:#x}",
+                            g.get_expected_interface_id(),
+                            t.interface_id
+                        )));
+                    }
+                    grants.push(Grant {
+                        name: gname,
+                        object: t.object.clone(),
+                        interface_id: t.interface_id,
+                    });
+                    continue;
                 }
             };
             if g.get_expected_interface_id() != kind.interface_id() {
@@ -288,6 +301,11 @@ impl ProcessSpawner {
                     let vm = Arc::new(VirtualMemory::new());
                     vms.push(vm.clone());
                     vm
+                }
+                KernelKind::Endpoint => {
+                    let ep = crate::endpoint::Endpoint::new();
+                    endpoints.push((gname.clone(), ep.clone()));
+                    Arc::new(crate::endpoint::EndpointOwner { ep })
                 }
                 KernelKind::BootPackage | KernelKind::ProcessSpawner => {
                     return Err(CapException::failed(format!(
@@ -307,6 +325,32 @@ impl ProcessSpawner {
             });
         }
 
+        // The result message depends only on the grants: build it and check
+        // it (plus one record per result cap) fits before creating anything.
+        let mut out = Builder::new_default();
+        {
+            let mut r = out.init_root::<process_spawner::spawn_results::Builder>();
+            r.set_handle(0);
+            let mut facets = r.init_facets(endpoints.len() as u32);
+            for (i, (gname, _)) in endpoints.iter().enumerate() {
+                let mut f = facets.reborrow().get(i as u32);
+                f.set_grant(gname.as_str());
+                f.set_client(i as u16 + 1);
+            }
+        }
+        let results = serialize::write_message_to_words(&out);
+        let records = 1 + endpoints.len();
+        if results.len() + records * RECORD > result_room {
+            return Err(CapException::failed(format!(
+                "result buffer too small: {} bytes needed",
+                results.len() + records * RECORD
+            )));
+        }
+        if caller.caps.lock().room() < records {
+            return Err(CapException::overloaded(
+                "no free slots for the result capabilities",
+            ));
+        }
         let thread = proc::spawn(&name, bytes, grants, &vms)
             .map_err(|e| CapException::failed(format!("cannot start \"{binary}\": {e}")))?;
         let handle = Arc::new(ProcessHandle {
@@ -319,6 +363,14 @@ impl ProcessSpawner {
             caller.pid
         );
         crate::sched::start(thread);
-        Ok(Spawned { results, handle })
+        let mut caps: Vec<(Arc<dyn CapObject>, u64)> =
+            alloc::vec![(handle, interfaces::PROCESS_HANDLE)];
+        for (_, ep) in endpoints {
+            caps.push((
+                Arc::new(crate::endpoint::ClientEndpoint { ep }),
+                interfaces::CLIENT_ENDPOINT,
+            ));
+        }
+        Ok(Spawned { results, caps })
     }
 }

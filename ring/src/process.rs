@@ -313,3 +313,63 @@ mod tests {
         assert_eq!(SyscallError::from_code(-1), None);
     }
 }
+
+/// Header the kernel writes at the start of a RECV buffer when it delivers a
+/// call, followed by the call's parameter bytes. Little-endian:
+/// `call_id` (u64), `method_id` (u16), reserved (u16), `params_len` (u32),
+/// `caller_pid` (u32), reserved (u32). The RECV completion's `result` is the
+/// header plus parameter length and its `call_id` field repeats `call_id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallHeader {
+    /// Non-zero id to answer with RETURN.
+    pub call_id: u64,
+    /// Method ordinal the caller invoked (the endpoint's own protocol).
+    pub method_id: u16,
+    /// Bytes of parameters after the header.
+    pub params_len: u32,
+    /// The calling process.
+    pub caller_pid: u32,
+}
+
+/// Size of [`CallHeader`] in a RECV buffer.
+pub const CALL_HEADER_SIZE: usize = 24;
+
+impl CallHeader {
+    /// The header's bytes.
+    pub fn to_bytes(&self) -> [u8; CALL_HEADER_SIZE] {
+        let mut b = [0u8; CALL_HEADER_SIZE];
+        b[0..8].copy_from_slice(&self.call_id.to_le_bytes());
+        b[8..10].copy_from_slice(&self.method_id.to_le_bytes());
+        b[12..16].copy_from_slice(&self.params_len.to_le_bytes());
+        b[16..20].copy_from_slice(&self.caller_pid.to_le_bytes());
+        b
+    }
+
+    /// Parses a header, if `b` is long enough.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let h = b.get(..CALL_HEADER_SIZE)?;
+        Some(Self {
+            call_id: u64::from_le_bytes(h[0..8].try_into().ok()?),
+            method_id: u16::from_le_bytes(h[8..10].try_into().ok()?),
+            params_len: u32::from_le_bytes(h[12..16].try_into().ok()?),
+            caller_pid: u32::from_le_bytes(h[16..20].try_into().ok()?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod call_header_tests {
+    use super::*;
+
+    #[test]
+    fn call_header_round_trips_and_rejects_short_input() {
+        let h = CallHeader {
+            call_id: 7,
+            method_id: 3,
+            params_len: 100,
+            caller_pid: 9,
+        };
+        assert_eq!(CallHeader::from_bytes(&h.to_bytes()), Some(h));
+        assert_eq!(CallHeader::from_bytes(&[0u8; CALL_HEADER_SIZE - 1]), None);
+    }
+}

@@ -388,14 +388,34 @@ interface!(
 
 impl ProcessSpawner {
     /// Starts boot binary `binary` as a process named `name` holding exactly
-    /// `grants`; returns an owned handle to it.
+    /// the kernel-minted `grants`; returns an owned handle to it.
     pub fn spawn(
         &self,
         name: &str,
         binary: &str,
         grants: &[KernelGrant<'_>],
     ) -> Result<crate::Owned<ProcessHandle>, CallError> {
+        let specs: Vec<GrantSpec<'_>> = grants
+            .iter()
+            .map(|g| GrantSpec::Kernel {
+                name: g.name,
+                kind: g.kind,
+            })
+            .collect();
+        Ok(self.spawn_with(name, binary, &specs)?.handle)
+    }
+
+    /// Starts `binary` with `grants`, which may also copy capabilities this
+    /// process holds ([`GrantSpec::Copy`]). Returns the handle and, for each
+    /// endpoint grant, a client facet of the child's new endpoint.
+    pub fn spawn_with(
+        &self,
+        name: &str,
+        binary: &str,
+        grants: &[GrantSpec<'_>],
+    ) -> Result<Spawned, CallError> {
         use capos_caps::schema::capos_capnp::process_spawner as ps;
+        let mut transfers = Vec::new();
         let mut m = Builder::new_default();
         {
             let mut p = m.init_root::<ps::spawn_params::Builder>();
@@ -404,14 +424,29 @@ impl ProcessSpawner {
             let mut list = p.init_grants(grants.len() as u32);
             for (i, g) in grants.iter().enumerate() {
                 let mut e = list.reborrow().get(i as u32);
-                e.set_name(g.name);
-                e.set_expected_interface_id(g.kind.interface_id());
-                e.init_source()
-                    .set_kernel(capos_caps::manifest::kind_to_schema(g.kind));
+                match g {
+                    GrantSpec::Kernel { name, kind } => {
+                        e.set_name(name);
+                        e.set_expected_interface_id(kind.interface_id());
+                        e.init_source()
+                            .set_kernel(capos_caps::manifest::kind_to_schema(*kind));
+                    }
+                    GrantSpec::Copy { name, cap } => {
+                        e.set_name(name);
+                        e.set_expected_interface_id(cap.interface_id());
+                        e.init_source().set_transferred(transfers.len() as u16);
+                        transfers.push(capos_ring::TransferDescriptor {
+                            cap_id: cap.id(),
+                            mode: capos_ring::TRANSFER_COPY,
+                            reserved0: 0,
+                        });
+                    }
+                }
             }
         }
         let ring = self.cap.ring();
-        let ticket = ring.submit(self.cap.id(), 0, wire::to_bytes(&m), 1024)?;
+        let ticket =
+            ring.submit_with_transfers(self.cap.id(), 0, wire::to_bytes(&m), 2048, &transfers)?;
         let done = ring.wait(ticket)?;
         let cqe = done.cqe;
         let len = match cqe.status() {
@@ -422,20 +457,157 @@ impl ProcessSpawner {
                     .and(Err(CallError::Protocol("spawn failed")))
             }
         };
-        if cqe.flags & capos_ring::CQE_FLAG_TRANSFER_RESULTS == 0 || cqe.xfer_count != 1 {
+        if cqe.flags & capos_ring::CQE_FLAG_TRANSFER_RESULTS == 0 || cqe.xfer_count == 0 {
             // An exception, or a malformed reply.
             done.into_result()?;
             return Err(CallError::Protocol("spawn returned no process handle"));
         }
-        let record: [u8; 16] = done
-            .result
-            .get(len..len + 16)
-            .and_then(|r| r.try_into().ok())
-            .ok_or(CallError::Protocol(
-                "spawn result capability record missing",
-            ))?;
-        let rec = capos_ring::TransferResult::from_bytes(&record);
-        crate::Owned::adopt_checked(Cap::new(rec.cap_id, rec.interface_id, ring.clone()))
+        let mut caps = Vec::new();
+        for i in 0..cqe.xfer_count as usize {
+            let at = len + i * 16;
+            let record: [u8; 16] = done
+                .result
+                .get(at..at + 16)
+                .and_then(|r| r.try_into().ok())
+                .ok_or(CallError::Protocol(
+                    "spawn result capability record missing",
+                ))?;
+            let rec = capos_ring::TransferResult::from_bytes(&record);
+            caps.push(Cap::new(rec.cap_id, rec.interface_id, ring.clone()));
+        }
+        let msg = wire::read(&done.result[..len])?;
+        let r = msg.get_root::<ps::spawn_results::Reader>()?;
+        let handle_cap = caps
+            .get(usize::from(r.get_handle()))
+            .cloned()
+            .ok_or(CallError::Protocol("bad handle index"))?;
+        let handle = crate::Owned::adopt_checked(handle_cap)?;
+        let mut facets = Vec::new();
+        for f in r.get_facets()? {
+            let cap = caps
+                .get(usize::from(f.get_client()))
+                .cloned()
+                .ok_or(CallError::Protocol("bad facet index"))?;
+            let grant = f
+                .get_grant()?
+                .to_str()
+                .map_err(|_| CallError::Protocol("facet name is not UTF-8"))?;
+            facets.push((
+                alloc::string::String::from(grant),
+                crate::Owned::adopt_checked(cap)?,
+            ));
+        }
+        Ok(Spawned { handle, facets })
+    }
+}
+
+/// One grant for [`ProcessSpawner::spawn_with`].
+#[derive(Clone, Copy)]
+pub enum GrantSpec<'a> {
+    /// A capability the kernel mints for the child.
+    Kernel {
+        /// CapSet name in the child.
+        name: &'a str,
+        /// What to mint.
+        kind: capos_caps::manifest::KernelKind,
+    },
+    /// A copy of a capability this process holds.
+    Copy {
+        /// CapSet name in the child.
+        name: &'a str,
+        /// The capability to copy.
+        cap: &'a Cap,
+    },
+}
+
+/// What [`ProcessSpawner::spawn_with`] returns.
+pub struct Spawned {
+    /// The child.
+    pub handle: crate::Owned<ProcessHandle>,
+    /// For each endpoint grant (by grant name), a client facet.
+    pub facets: Vec<(alloc::string::String, crate::Owned<ClientEndpoint>)>,
+}
+
+/// The client side of an endpoint (`ClientEndpoint`): CALL only, with the
+/// method ids and parameters of whatever protocol the server speaks.
+#[derive(Clone)]
+pub struct ClientEndpoint {
+    cap: Cap,
+}
+
+interface!(
+    ClientEndpoint,
+    interfaces::CLIENT_ENDPOINT,
+    "ClientEndpoint"
+);
+
+impl ClientEndpoint {
+    /// Calls the server: `method` with raw `params`; returns its raw result.
+    pub fn call(&self, method: u16, params: Vec<u8>) -> Result<Vec<u8>, CallError> {
+        self.cap.call(method, params)
+    }
+}
+
+/// The owner side of an endpoint (`Endpoint`): receives calls and answers
+/// them.
+#[derive(Clone)]
+pub struct Endpoint {
+    cap: Cap,
+}
+
+interface!(Endpoint, interfaces::ENDPOINT, "Endpoint");
+
+/// A call delivered by [`Endpoint::recv`].
+pub struct IncomingCall {
+    /// Id to answer with.
+    pub call_id: u64,
+    /// Method the caller invoked.
+    pub method_id: u16,
+    /// The calling process.
+    pub caller_pid: u32,
+    /// The caller's parameter bytes.
+    pub params: Vec<u8>,
+}
+
+impl Endpoint {
+    /// Blocks until a call arrives (parameters up to `capacity` bytes).
+    pub fn recv(&self, capacity: usize) -> Result<IncomingCall, CallError> {
+        let ring = self.cap.ring();
+        let ticket = ring.submit_recv(
+            self.cap.id(),
+            capos_ring::process::CALL_HEADER_SIZE + capacity,
+        )?;
+        let bytes = ring.wait(ticket)?.into_result()?;
+        let h = capos_ring::process::CallHeader::from_bytes(&bytes)
+            .ok_or(CallError::Protocol("short call header"))?;
+        let params = bytes
+            .get(capos_ring::process::CALL_HEADER_SIZE..)
+            .ok_or(CallError::Protocol("missing parameters"))?
+            .to_vec();
+        Ok(IncomingCall {
+            call_id: h.call_id,
+            method_id: h.method_id,
+            caller_pid: h.caller_pid,
+            params,
+        })
+    }
+
+    /// Answers `call_id` with `result`.
+    pub fn reply(&self, call_id: u64, result: Vec<u8>) -> Result<(), CallError> {
+        let ring = self.cap.ring();
+        let t = ring.submit_return(self.cap.id(), call_id, result, false)?;
+        ring.wait(t)?.into_result().map(|_| ())
+    }
+
+    /// Answers `call_id` with an application exception.
+    pub fn reply_exception(
+        &self,
+        call_id: u64,
+        e: &capos_caps::exception::CapException,
+    ) -> Result<(), CallError> {
+        let ring = self.cap.ring();
+        let t = ring.submit_return(self.cap.id(), call_id, e.encode(), true)?;
+        ring.wait(t)?.into_result().map(|_| ())
     }
 }
 

@@ -84,6 +84,36 @@ impl Ring {
         self.with(|c| c.submit_call(cap_id, method, params, result_capacity))
     }
 
+    /// Submits a CALL sending `transfers` with it.
+    pub fn submit_with_transfers(
+        &self,
+        cap_id: u64,
+        method: u16,
+        params: Vec<u8>,
+        result_capacity: usize,
+        transfers: &[capos_ring::TransferDescriptor],
+    ) -> Result<Ticket, CallError> {
+        self.with(|c| {
+            c.submit_call_with_transfers(cap_id, method, params, result_capacity, transfers)
+        })
+    }
+
+    /// Submits a RECV on endpoint `cap_id`.
+    pub fn submit_recv(&self, cap_id: u64, capacity: usize) -> Result<Ticket, CallError> {
+        self.with(|c| c.submit_recv(cap_id, capacity))
+    }
+
+    /// Submits a RETURN of `call_id` on endpoint `cap_id`.
+    pub fn submit_return(
+        &self,
+        cap_id: u64,
+        call_id: u64,
+        payload: Vec<u8>,
+        exception: bool,
+    ) -> Result<Ticket, CallError> {
+        self.with(|c| c.submit_return(cap_id, call_id, payload, exception))
+    }
+
     /// Enters the kernel without waiting (it drains the SQ) and reaps;
     /// returns how many completions were reaped.
     pub fn poll(&self) -> Result<u32, CallError> {

@@ -63,8 +63,8 @@ pub use capset::{CapLookupError, Interface};
 #[cfg(target_os = "none")]
 pub use client::AnonBuffer;
 pub use client::{
-    prot, BinaryInfo, BootPackage, Console, KernelGrant, NullCap, ProcessHandle, ProcessSpawner,
-    Timer, VirtualMemory,
+    prot, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, GrantSpec, IncomingCall,
+    KernelGrant, NullCap, ProcessHandle, ProcessSpawner, Spawned, Timer, VirtualMemory,
 };
 pub use error::CallError;
 pub use handle::{Cap, CapHandle, Owned, Ring};

@@ -102,6 +102,12 @@ pub struct RingStats {
 enum Pending {
     /// A CALL: the buffers the kernel reads and writes.
     Call { _params: Vec<u8>, result: Vec<u8> },
+    /// A CALL with transfer descriptors (kept alive like the buffers).
+    CallWithTransfers {
+        _params: Vec<u8>,
+        _transfers: Vec<u8>,
+        result: Vec<u8>,
+    },
     /// A RELEASE queued by a dropped handle; nobody waits for it.
     Release,
     /// A NOP or raw SQE with no runtime-owned buffers.
@@ -225,7 +231,8 @@ impl RingClient {
             n += 1;
             self.stats.reaped += 1;
             match self.pending.remove(&cqe.user_data) {
-                Some(Pending::Call { result, .. }) => {
+                Some(Pending::Call { result, .. })
+                | Some(Pending::CallWithTransfers { result, .. }) => {
                     let result = cut_result(&cqe, result);
                     let seq = self.stats.reaped;
                     self.done
@@ -458,6 +465,106 @@ fn cut_result(cqe: &Cqe, mut result: Vec<u8>) -> Vec<u8> {
     };
     result.truncate(len);
     result
+}
+
+impl RingClient {
+    /// Submits a CALL that sends `transfers` (copy or move descriptors)
+    /// with it. Does not enter the kernel.
+    pub fn submit_call_with_transfers(
+        &mut self,
+        cap_id: u64,
+        method: u16,
+        params: Vec<u8>,
+        result_capacity: usize,
+        transfers: &[capos_ring::TransferDescriptor],
+    ) -> Result<Ticket, CallError> {
+        let mut descriptors = Vec::with_capacity(transfers.len() * 16);
+        for t in transfers {
+            descriptors.extend_from_slice(&t.to_bytes());
+        }
+        let params_len = u32::try_from(params.len()).unwrap_or(u32::MAX);
+        let result_len = u32::try_from(result_capacity).unwrap_or(u32::MAX);
+        let mut result = vec![0u8; result_capacity.min(MAX_RESULT_LEN as usize)];
+        let params_buf = UserBuf::new(buf_addr(&params), params_len, MAX_PARAMS_LEN)
+            .map_err(CallError::Transport)?;
+        let result_buf = UserBuf::new(buf_addr_mut(&mut result), result_len, MAX_RESULT_LEN)
+            .map_err(CallError::Transport)?;
+        let count = u16::try_from(transfers.len())
+            .map_err(|_| CallError::InvalidArgument("too many transfers"))?;
+        let list = TransferList::new(
+            if count == 0 {
+                0
+            } else {
+                buf_addr(&descriptors)
+            },
+            count,
+        )
+        .map_err(CallError::Transport)?;
+        let sqe = Op::Call(Call {
+            cap_id,
+            method_id: method,
+            params: params_buf,
+            result: result_buf,
+            transfers: list,
+        })
+        .encode(0);
+        self.push(
+            sqe,
+            Pending::CallWithTransfers {
+                _params: params,
+                _transfers: descriptors,
+                result,
+            },
+        )
+    }
+
+    /// Submits a RECV on endpoint `cap_id` with a buffer of `capacity`
+    /// bytes (the delivered call: a `CallHeader` and its parameters).
+    pub fn submit_recv(&mut self, cap_id: u64, capacity: usize) -> Result<Ticket, CallError> {
+        let mut result = vec![0u8; capacity.min(MAX_RESULT_LEN as usize)];
+        let len = u32::try_from(result.len()).unwrap_or(u32::MAX);
+        let buffer = UserBuf::new(buf_addr_mut(&mut result), len, MAX_RESULT_LEN)
+            .map_err(CallError::Transport)?;
+        let sqe = Op::Recv(capos_ring::Recv { cap_id, buffer }).encode(0);
+        self.push(
+            sqe,
+            Pending::Call {
+                _params: Vec::new(),
+                result,
+            },
+        )
+    }
+
+    /// Submits a RETURN of `call_id` on endpoint `cap_id` with `payload`
+    /// (result bytes, or a serialized `CapException` when `exception`).
+    pub fn submit_return(
+        &mut self,
+        cap_id: u64,
+        call_id: u64,
+        payload: Vec<u8>,
+        exception: bool,
+    ) -> Result<Ticket, CallError> {
+        let call_id =
+            core::num::NonZeroU64::new(call_id).ok_or(CallError::InvalidArgument("call id 0"))?;
+        let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let buf =
+            UserBuf::new(buf_addr(&payload), len, MAX_PARAMS_LEN).map_err(CallError::Transport)?;
+        let sqe = Op::Return(capos_ring::Return {
+            cap_id,
+            call_id,
+            payload: buf,
+            transfers: TransferList::NONE,
+            exception,
+        })
+        .encode(0);
+        self.push(
+            sqe,
+            Pending::Call {
+                _params: payload,
+                result: Vec::new(),
+            },
+        )
+    }
 }
 
 /// `user_data` of benchmark submissions (never handed out as a ticket:

@@ -3,9 +3,8 @@
 //! validates the graph, and, when it holds a `ProcessSpawner`, starts each
 //! service in declaration order with exactly the kernel-minted caps it
 //! declares, then supervises them (reports each exit with its code).
-//! Services that import another service's endpoint need endpoint IPC and
-//! capability transfer, which the kernel does not have yet; init says so and
-//! skips them.
+//! An imported endpoint reaches its importer as a copy of the client facet
+//! the spawner returned for the exporting service's endpoint grant.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -15,7 +14,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::caps::manifest;
-use capos_rt::{BootPackage, Console, KernelGrant, ProcessSpawner, Runtime};
+use capos_rt::{BootPackage, Console, GrantSpec, Interface, ProcessSpawner, Runtime};
 
 capos_rt::entry!(main);
 
@@ -109,32 +108,62 @@ fn main(rt: &mut Runtime) -> i32 {
     0
 }
 
-/// Starts every service init can start, then waits for each to exit.
+/// Starts every service in declaration order with exactly the caps it
+/// declares (kernel-minted ones minted for it; imports as copies of the
+/// client facet of the exporting service's endpoint), then waits for each
+/// to exit and reports its code. Init keeps only client facets, never the
+/// owner side of a child's endpoint.
 fn start_services(m: &manifest::Manifest, spawner: &ProcessSpawner, say: &dyn Fn(&str)) {
     let mut running = Vec::new();
+    // (service, cap name) -> client facet of that service's endpoint.
+    let mut facets: Vec<(
+        &str,
+        alloc::string::String,
+        capos_rt::Owned<capos_rt::ClientEndpoint>,
+    )> = Vec::new();
     for s in &m.services {
         let mut grants = Vec::new();
+        let mut missing = None;
         for c in &s.caps {
             match &c.source {
-                manifest::CapSource::Kernel(kind) => grants.push(KernelGrant {
+                manifest::CapSource::Kernel(kind) => grants.push(GrantSpec::Kernel {
                     name: &c.name,
                     kind: *kind,
                 }),
-                _ => break,
+                manifest::CapSource::Import { service, export } => {
+                    let cap_name = m
+                        .service(service)
+                        .and_then(|sv| sv.export(export))
+                        .map(|e| e.cap.as_str());
+                    match facets
+                        .iter()
+                        .find(|(sv, name, _)| sv == service && Some(name.as_str()) == cap_name)
+                    {
+                        Some((_, _, facet)) => grants.push(GrantSpec::Copy {
+                            name: &c.name,
+                            cap: facet.cap(),
+                        }),
+                        None => missing = Some(format!("{service}.{export}")),
+                    }
+                }
+                _ => missing = Some(format!("cap {}", c.name)),
             }
         }
-        if grants.len() != s.caps.len() {
+        if let Some(what) = missing {
             say(&format!(
-                "init: service {}: imports another service's endpoint, which needs endpoint IPC; not started",
+                "init: service {} not started: {what} is not available",
                 s.name
             ));
             continue;
         }
-        match spawner.spawn(&s.name, &s.binary, &grants) {
-            Ok(handle) => {
-                let pid = handle.pid().unwrap_or(0);
+        match spawner.spawn_with(&s.name, &s.binary, &grants) {
+            Ok(spawned) => {
+                let pid = spawned.handle.pid().unwrap_or(0);
                 say(&format!("init: started service {} (pid {pid})", s.name));
-                running.push((s.name.as_str(), handle));
+                for (grant, facet) in spawned.facets {
+                    facets.push((s.name.as_str(), grant, facet));
+                }
+                running.push((s.name.as_str(), spawned.handle));
             }
             Err(e) => say(&format!("init: service {} could not start: {e}", s.name)),
         }

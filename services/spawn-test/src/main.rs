@@ -68,13 +68,13 @@ fn main(rt: &mut Runtime) -> i32 {
         spawner.spawn("bad", "template", &spawn),
         "only granted to init",
     );
-    let endpoint = [KernelGrant {
-        name: "ep",
-        kind: KernelKind::Endpoint,
+    let terminal = [KernelGrant {
+        name: "term",
+        kind: KernelKind::Terminal,
     }];
     refused(
-        "endpoint-grant",
-        spawner.spawn("bad", "template", &endpoint),
+        "terminal-grant",
+        spawner.spawn("bad", "template", &terminal),
         "not available in this kernel yet",
     );
     refused(

@@ -1,0 +1,352 @@
+//! Endpoints: a server holding the owner side (`Endpoint`) receives calls
+//! that clients make through client facets (`ClientEndpoint`, CALL only).
+//!
+//! A CALL copies its parameters into the kernel before anything else; a
+//! RECV either takes a queued call at once or waits; delivery writes a
+//! `CallHeader` and the parameters into the server's RECV buffer and gives
+//! the call a non-zero id; the server's RETURN writes the result (or a
+//! serialized `CapException`) into the caller's result buffer and completes
+//! the caller's CQE. All of this runs after the acting process's own ring
+//! lock is released; the lock order is endpoint → ring → thread state.
+//! Queues are bounded; when the last owner hold goes, every queued and
+//! in-flight caller completes with `CANCELLED`. A caller that died is
+//! skipped at delivery and its in-flight call is dropped at RETURN.
+
+use crate::sched::{self, Thread};
+use crate::sync::IrqLock;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use capos_caps::cap_table::{CapObject, Invocation};
+use capos_caps::exception::CapException;
+use capos_caps::interfaces;
+use capos_ring::process::{CallHeader, CALL_HEADER_SIZE};
+use capos_ring::{CqCredit, Cqe, TransportError, CQE_FLAG_EXCEPTION};
+
+/// Calls waiting for a RECV.
+pub const MAX_PENDING_CALLS: usize = 16;
+/// RECVs waiting for a call.
+pub const MAX_PENDING_RECVS: usize = 16;
+/// Calls delivered and not yet returned.
+pub const MAX_IN_FLIGHT: usize = 16;
+/// Largest parameter block one call may queue.
+pub const MAX_CALL_PARAMS: usize = 16 * 1024;
+/// Parameter bytes queued at once.
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024;
+
+/// A call from a client, parameters already in kernel memory.
+pub struct QueuedCall {
+    /// The calling thread.
+    pub caller: Weak<Thread>,
+    /// Its process id (delivered to the server).
+    pub caller_pid: u32,
+    /// The CALL's `user_data`.
+    pub user_data: u64,
+    /// The caller's reserved CQ slot.
+    pub credit: CqCredit,
+    /// Method ordinal.
+    pub method_id: u16,
+    /// Parameter bytes.
+    pub params: Vec<u8>,
+    /// The caller's result buffer.
+    pub result_addr: u64,
+    /// Its size.
+    pub result_len: u32,
+}
+
+/// A server's RECV waiting for a call.
+pub struct PendingRecv {
+    /// The receiving thread.
+    pub server: Weak<Thread>,
+    /// The RECV's `user_data`.
+    pub user_data: u64,
+    /// The server's reserved CQ slot.
+    pub credit: CqCredit,
+    /// The server's receive buffer.
+    pub buf_addr: u64,
+    /// Its size.
+    pub buf_len: u32,
+}
+
+struct InFlight {
+    caller: Weak<Thread>,
+    user_data: u64,
+    credit: CqCredit,
+    result_addr: u64,
+    result_len: u32,
+}
+
+#[derive(Default)]
+struct State {
+    calls: VecDeque<QueuedCall>,
+    recvs: VecDeque<PendingRecv>,
+    in_flight: BTreeMap<u64, InFlight>,
+    next_id: u64,
+    queued_bytes: usize,
+    closed: bool,
+}
+
+/// The kernel object behind both sides.
+pub struct Endpoint {
+    state: IrqLock<State>,
+}
+
+/// Posts `cqe` into `thread`'s ring with its reserved `credit` and wakes it
+/// (to the front of this CPU's queue when `handoff`: direct hand-off).
+fn complete(thread: &Arc<Thread>, credit: CqCredit, cqe: &Cqe, handoff: bool) {
+    thread.process.ring.lock().poster.post(credit, cqe);
+    if handoff {
+        sched::wake_here_first(thread);
+    } else {
+        sched::wake(thread);
+    }
+}
+
+impl Endpoint {
+    /// An open endpoint with empty queues.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: IrqLock::new(State {
+                next_id: 1,
+                ..State::default()
+            }),
+        })
+    }
+
+    /// A client's CALL.
+    pub fn call(&self, c: QueuedCall) {
+        let mut st = self.state.lock();
+        if st.closed {
+            drop(st);
+            if let Some(t) = c.caller.upgrade() {
+                complete(
+                    &t,
+                    c.credit,
+                    &Cqe::error(c.user_data, TransportError::Cancelled),
+                    false,
+                );
+            }
+            return;
+        }
+        while let Some(r) = st.recvs.pop_front() {
+            if let Some(server) = r.server.upgrade() {
+                Self::deliver(&mut st, &server, r, c);
+                return;
+            }
+        }
+        if st.calls.len() >= MAX_PENDING_CALLS
+            || st.in_flight.len() >= MAX_IN_FLIGHT
+            || st.queued_bytes + c.params.len() > MAX_QUEUED_BYTES
+        {
+            drop(st);
+            if let Some(t) = c.caller.upgrade() {
+                complete(
+                    &t,
+                    c.credit,
+                    &Cqe::error(c.user_data, TransportError::QueueFull),
+                    false,
+                );
+            }
+            return;
+        }
+        st.queued_bytes += c.params.len();
+        st.calls.push_back(c);
+    }
+
+    /// A server's RECV.
+    pub fn recv(&self, r: PendingRecv) {
+        let Some(server) = r.server.upgrade() else {
+            return;
+        };
+        let mut st = self.state.lock();
+        while let Some(c) = st.calls.pop_front() {
+            st.queued_bytes -= c.params.len();
+            if c.caller.upgrade().is_some() {
+                Self::deliver(&mut st, &server, r, c);
+                return;
+            }
+        }
+        if st.recvs.len() >= MAX_PENDING_RECVS {
+            drop(st);
+            complete(
+                &server,
+                r.credit,
+                &Cqe::error(r.user_data, TransportError::QueueFull),
+                false,
+            );
+            return;
+        }
+        st.recvs.push_back(r);
+    }
+
+    /// Writes call `c` into RECV `r`'s buffer and completes the RECV; the
+    /// call moves to the in-flight table.
+    fn deliver(st: &mut State, server: &Arc<Thread>, r: PendingRecv, c: QueuedCall) {
+        let need = CALL_HEADER_SIZE + c.params.len();
+        if need > r.buf_len as usize {
+            // The server's buffer cannot take it: fail the RECV, keep the call.
+            st.queued_bytes += c.params.len();
+            st.calls.push_front(c);
+            complete(
+                server,
+                r.credit,
+                &Cqe::error(r.user_data, TransportError::BufferTooSmall),
+                false,
+            );
+            return;
+        }
+        let call_id = st.next_id;
+        st.next_id += 1;
+        let header = CallHeader {
+            call_id,
+            method_id: c.method_id,
+            params_len: c.params.len() as u32,
+            caller_pid: c.caller_pid,
+        };
+        let mut bytes = Vec::with_capacity(need);
+        bytes.extend_from_slice(&header.to_bytes());
+        bytes.extend_from_slice(&c.params);
+        let cqe = match server.process.aspace.copy_to_user(r.buf_addr, &bytes) {
+            Ok(()) => {
+                st.in_flight.insert(
+                    call_id,
+                    InFlight {
+                        caller: c.caller,
+                        user_data: c.user_data,
+                        credit: c.credit,
+                        result_addr: c.result_addr,
+                        result_len: c.result_len,
+                    },
+                );
+                let mut cqe = Cqe::success(r.user_data, need as u32);
+                cqe.call_id = call_id;
+                cqe
+            }
+            Err(_) => {
+                st.queued_bytes += c.params.len();
+                st.calls.push_front(c);
+                Cqe::error(r.user_data, TransportError::BadAddress)
+            }
+        };
+        complete(server, r.credit, &cqe, true);
+    }
+
+    /// A server's RETURN of `call_id` with `payload`; the result is the
+    /// server's own completion code.
+    pub fn ret(&self, call_id: u64, payload: &[u8], exception: bool) -> Result<(), TransportError> {
+        let f = self
+            .state
+            .lock()
+            .in_flight
+            .remove(&call_id)
+            .ok_or(TransportError::BadCallId)?;
+        // A caller that died meanwhile: the result has nowhere to go.
+        let caller = f.caller.upgrade().ok_or(TransportError::Cancelled)?;
+        let cqe = if payload.len() > f.result_len as usize {
+            Cqe::error(f.user_data, TransportError::BufferTooSmall)
+        } else {
+            match caller.process.aspace.copy_to_user(f.result_addr, payload) {
+                Ok(()) => {
+                    let mut c = Cqe::success(f.user_data, payload.len() as u32);
+                    if exception {
+                        c.flags = CQE_FLAG_EXCEPTION;
+                    }
+                    c
+                }
+                Err(_) => Cqe::error(f.user_data, TransportError::BadAddress),
+            }
+        };
+        complete(&caller, f.credit, &cqe, true);
+        Ok(())
+    }
+
+    /// The owner side is gone: every queued and in-flight caller completes
+    /// with `CANCELLED`; waiting RECVs are dropped (their server is gone).
+    fn close(&self) {
+        let (calls, in_flight) = {
+            let mut st = self.state.lock();
+            st.closed = true;
+            st.recvs.clear();
+            st.queued_bytes = 0;
+            (
+                core::mem::take(&mut st.calls),
+                core::mem::take(&mut st.in_flight),
+            )
+        };
+        for c in calls {
+            if let Some(t) = c.caller.upgrade() {
+                complete(
+                    &t,
+                    c.credit,
+                    &Cqe::error(c.user_data, TransportError::Cancelled),
+                    false,
+                );
+            }
+        }
+        for (_, f) in in_flight {
+            if let Some(t) = f.caller.upgrade() {
+                complete(
+                    &t,
+                    f.credit,
+                    &Cqe::error(f.user_data, TransportError::Cancelled),
+                    false,
+                );
+            }
+        }
+    }
+}
+
+/// The owner side: RECV and RETURN (ring opcodes), and `clientFacet`.
+pub struct EndpointOwner {
+    /// The endpoint.
+    pub ep: Arc<Endpoint>,
+}
+
+impl Drop for EndpointOwner {
+    fn drop(&mut self) {
+        self.ep.close();
+    }
+}
+
+impl CapObject for EndpointOwner {
+    fn interface_id(&self) -> u64 {
+        interfaces::ENDPOINT
+    }
+    fn label(&self) -> &str {
+        "endpoint"
+    }
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        Some(self)
+    }
+    fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
+        // clientFacet returns a capability; dispatch handles it.
+        Err(CapException::unimplemented(
+            interfaces::ENDPOINT,
+            inv.method_id,
+        ))
+    }
+}
+
+/// The client side: CALL only (any method id; the server's protocol).
+pub struct ClientEndpoint {
+    /// The endpoint.
+    pub ep: Arc<Endpoint>,
+}
+
+impl CapObject for ClientEndpoint {
+    fn interface_id(&self) -> u64 {
+        interfaces::CLIENT_ENDPOINT
+    }
+    fn label(&self) -> &str {
+        "client-endpoint"
+    }
+    fn as_any(&self) -> Option<&dyn core::any::Any> {
+        Some(self)
+    }
+    fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
+        Err(CapException::unimplemented(
+            interfaces::CLIENT_ENDPOINT,
+            inv.method_id,
+        ))
+    }
+}
