@@ -44,6 +44,7 @@ const manifest :M.SystemManifest = (
           expectedInterfaceId = C.clientEndpointInterfaceId,
           source = (service = (service = "echo-server", export = "echo")),
         ),
+        (name = "timer", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer)),
       ],
     ),
     (

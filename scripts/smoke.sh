@@ -284,6 +284,11 @@ default_case() {
         "echo-client: typed error: echo method 1 always fails" \
         "echo-client: RECV on the client facet refused: INTERFACE_MISMATCH" \
         "echo-client: call after the server exited: CANCELLED" \
+        "echo-server: received 1 cap\(s\) with interfaces \[0x9e8a4b887bf7d685\]" \
+        "echo-client: copied its echo cap to the server; its own copy still works" \
+        "echo-client: failed transfer refused \(BAD_CAP\); its table is unchanged" \
+        "echo-server: the moved timer works here" \
+        "echo-client: moved its timer to the server; its own id is now BAD_CAP" \
         "timer-demo: sleeps completed in order \[10, 20, 30\] ms" \
         "init: service echo-server exited with code 0" "init: service echo-client exited with code 0" \
         "init: service timer-demo exited with code 0" \

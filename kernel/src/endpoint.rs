@@ -52,6 +52,9 @@ pub struct QueuedCall {
     pub result_addr: u64,
     /// Its size.
     pub result_len: u32,
+    /// Capabilities sent with the call (`(cap id, mode)`), moved or copied
+    /// into the server's table only when the call is delivered.
+    pub transfers: Vec<(u64, u32)>,
 }
 
 /// A server's RECV waiting for a call.
@@ -182,7 +185,9 @@ impl Endpoint {
     /// Writes call `c` into RECV `r`'s buffer and completes the RECV; the
     /// call moves to the in-flight table.
     fn deliver(st: &mut State, server: &Arc<Thread>, r: PendingRecv, c: QueuedCall) {
-        let need = CALL_HEADER_SIZE + c.params.len();
+        let need = CALL_HEADER_SIZE
+            + c.params.len()
+            + c.transfers.len() * capos_ring::TRANSFER_RESULT_SIZE as usize;
         if need > r.buf_len as usize {
             // The server's buffer cannot take it: fail the RECV, keep the call.
             st.queued_bytes += c.params.len();
@@ -195,6 +200,19 @@ impl Endpoint {
             );
             return;
         }
+        // Move or copy the sent capabilities now, all or nothing; a failed
+        // transfer fails the call and leaves both tables as they were.
+        let moved = match Self::commit_transfers(server, &c) {
+            Ok(m) => m,
+            Err(e) => {
+                if let Some(t) = c.caller.upgrade() {
+                    complete(&t, c.credit, &Cqe::error(c.user_data, e), false);
+                }
+                // The RECV is still open; serve it with the next call.
+                st.recvs.push_front(r);
+                return;
+            }
+        };
         let call_id = st.next_id;
         st.next_id += 1;
         let header = CallHeader {
@@ -206,6 +224,15 @@ impl Endpoint {
         let mut bytes = Vec::with_capacity(need);
         bytes.extend_from_slice(&header.to_bytes());
         bytes.extend_from_slice(&c.params);
+        for m in &moved {
+            bytes.extend_from_slice(
+                &capos_ring::TransferResult {
+                    cap_id: m.cap.to_raw(),
+                    interface_id: m.interface_id,
+                }
+                .to_bytes(),
+            );
+        }
         let cqe = match server.process.aspace.copy_to_user(r.buf_addr, &bytes) {
             Ok(()) => {
                 st.in_flight.insert(
@@ -218,8 +245,12 @@ impl Endpoint {
                         result_len: c.result_len,
                     },
                 );
-                let mut cqe = Cqe::success(r.user_data, need as u32);
+                let mut cqe = Cqe::success(r.user_data, (CALL_HEADER_SIZE + c.params.len()) as u32);
                 cqe.call_id = call_id;
+                if !moved.is_empty() {
+                    cqe.flags = capos_ring::CQE_FLAG_TRANSFER_RESULTS;
+                    cqe.xfer_count = moved.len() as u32;
+                }
                 cqe
             }
             Err(_) => {
@@ -229,6 +260,48 @@ impl Endpoint {
             }
         };
         complete(server, r.credit, &cqe, true);
+    }
+
+    /// Commits the call's transfers from the caller's table into the
+    /// server's (tables locked in pid order, so two opposite deliveries
+    /// cannot deadlock).
+    fn commit_transfers(
+        server: &Arc<Thread>,
+        c: &QueuedCall,
+    ) -> Result<Vec<capos_caps::transfer::TransferredCap>, TransportError> {
+        if c.transfers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let caller = c.caller.upgrade().ok_or(TransportError::Cancelled)?;
+        let descs = capos_caps::transfer::decode_descriptors(&c.transfers)
+            .map_err(|_| TransportError::InvalidTransfer)?;
+        let (a, b) = (&caller.process, &server.process);
+        let map = |e: capos_caps::transfer::TransferError| match e {
+            capos_caps::transfer::TransferError::Quota(_)
+            | capos_caps::transfer::TransferError::ReceiverFull { .. } => TransportError::Quota,
+            capos_caps::transfer::TransferError::Cap { .. } => TransportError::BadCap,
+            capos_caps::transfer::TransferError::NotTransferable { .. }
+            | capos_caps::transfer::TransferError::MoveOnly { .. } => {
+                TransportError::TransferDenied
+            }
+            _ => TransportError::InvalidTransfer,
+        };
+        if a.pid == b.pid {
+            let mut t = a.caps.lock();
+            let txn = capos_caps::transfer::TransferTxn::prepare(&t, &t, &descs).map_err(map)?;
+            return txn.commit_local(&mut t).map_err(map);
+        }
+        let (mut first, mut second) = if a.pid < b.pid {
+            (a.caps.lock(), b.caps.lock())
+        } else {
+            (b.caps.lock(), a.caps.lock())
+        };
+        let (sender, receiver) = if a.pid < b.pid {
+            (&mut *first, &mut *second)
+        } else {
+            (&mut *second, &mut *first)
+        };
+        capos_caps::transfer::transfer(sender, receiver, &descs).map_err(map)
     }
 
     /// A server's RETURN of `call_id` with `payload`; the result is the

@@ -57,6 +57,7 @@ enum Action {
         params: Vec<u8>,
         addr: u64,
         len: u32,
+        transfers: Vec<(u64, u32)>,
     },
     Recv {
         ep: Arc<Endpoint>,
@@ -85,6 +86,7 @@ fn run_action(process: &Process, a: Action) {
             params,
             addr,
             len,
+            transfers,
         } => ep.call(QueuedCall {
             caller: crate::sched::current_weak(),
             caller_pid: process.pid,
@@ -94,6 +96,7 @@ fn run_action(process: &Process, a: Action) {
             params,
             result_addr: addr,
             result_len: len,
+            transfers,
         }),
         Action::Recv {
             ep,
@@ -228,7 +231,7 @@ fn execute(process: &Process, user_data: u64, op: Op) -> Outcome {
                 addr: call.result.addr(),
                 len: call.result.len(),
             },
-            Ok(Called::Endpoint(ep, method_id, params)) => {
+            Ok(Called::Endpoint(ep, method_id, params, transfers)) => {
                 let (addr, len) = (call.result.addr(), call.result.len());
                 Outcome::Endpoint(alloc::boxed::Box::new(move |user_data, credit| {
                     Action::Call {
@@ -239,6 +242,7 @@ fn execute(process: &Process, user_data: u64, op: Op) -> Outcome {
                         params,
                         addr,
                         len,
+                        transfers,
                     }
                 }))
             }
@@ -302,7 +306,7 @@ enum Called {
     /// A wait on a child that has not exited.
     Wait(Arc<ExitStatus>),
     /// A call on a client facet, queued at the endpoint.
-    Endpoint(Arc<Endpoint>, u16, Vec<u8>),
+    Endpoint(Arc<Endpoint>, u16, Vec<u8>, Vec<(u64, u32)>),
 }
 
 /// Reads and checks the transfer descriptors of a CALL: each names a live,
@@ -376,11 +380,16 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
         .as_any()
         .and_then(|a| a.downcast_ref::<ProcessSpawner>())
         .is_some();
-    // Capabilities sent with a CALL: only the spawner accepts them (as
-    // grants for the child); other objects refuse them.
+    let client = object
+        .as_any()
+        .and_then(|a| a.downcast_ref::<ClientEndpoint>())
+        .is_some();
+    // Capabilities sent with a CALL: the spawner takes them as grants for
+    // the child, an endpoint delivers them to the server; other objects
+    // refuse them.
     let transferred = if call.transfers.count() == 0 {
         Vec::new()
-    } else if spawner {
+    } else if spawner || client {
         resolve_transfers(process, call.transfers)?
     } else {
         return Err(TransportError::TransferDenied);
@@ -413,7 +422,22 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
         if params.len() > crate::endpoint::MAX_CALL_PARAMS {
             return Err(TransportError::BadLength);
         }
-        return Ok(Called::Endpoint(client.ep.clone(), call.method_id, params));
+        let sent = transferred
+            .iter()
+            .map(|(id, _, _, mode)| {
+                let abi = match mode {
+                    capos_ring::TransferMode::Copy => capos_ring::TRANSFER_COPY,
+                    capos_ring::TransferMode::Move => capos_ring::TRANSFER_MOVE,
+                };
+                (id.to_raw(), abi)
+            })
+            .collect();
+        return Ok(Called::Endpoint(
+            client.ep.clone(),
+            call.method_id,
+            params,
+            sent,
+        ));
     }
     if any.is_some_and(|a| a.is::<Timer>()) {
         if let Some(deadline) = crate::kcaps::sleep_deadline(call.method_id, &params) {

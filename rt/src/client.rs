@@ -546,6 +546,28 @@ impl ClientEndpoint {
     pub fn call(&self, method: u16, params: Vec<u8>) -> Result<Vec<u8>, CallError> {
         self.cap.call(method, params)
     }
+
+    /// Calls the server sending `caps` with the call, each copied
+    /// ([`capos_ring::TRANSFER_COPY`]) or moved ([`capos_ring::TRANSFER_MOVE`]).
+    /// A moved cap leaves this process only if the call is delivered.
+    pub fn call_with_transfers(
+        &self,
+        method: u16,
+        params: Vec<u8>,
+        caps: &[(&Cap, u32)],
+    ) -> Result<Vec<u8>, CallError> {
+        let descs: Vec<capos_ring::TransferDescriptor> = caps
+            .iter()
+            .map(|(c, mode)| capos_ring::TransferDescriptor {
+                cap_id: c.id(),
+                mode: *mode,
+                reserved0: 0,
+            })
+            .collect();
+        let ring = self.cap.ring();
+        let t = ring.submit_with_transfers(self.cap.id(), method, params, 4096, &descs)?;
+        ring.wait(t)?.into_result()
+    }
 }
 
 /// The owner side of an endpoint (`Endpoint`): receives calls and answers
@@ -567,6 +589,8 @@ pub struct IncomingCall {
     pub caller_pid: u32,
     /// The caller's parameter bytes.
     pub params: Vec<u8>,
+    /// Capabilities the caller sent, now in this process's table.
+    pub caps: Vec<Cap>,
 }
 
 impl Endpoint {
@@ -577,18 +601,38 @@ impl Endpoint {
             self.cap.id(),
             capos_ring::process::CALL_HEADER_SIZE + capacity,
         )?;
-        let bytes = ring.wait(ticket)?.into_result()?;
-        let h = capos_ring::process::CallHeader::from_bytes(&bytes)
+        let done = ring.wait(ticket)?;
+        let records = if done.cqe.flags & capos_ring::CQE_FLAG_TRANSFER_RESULTS != 0 {
+            done.cqe.xfer_count as usize
+        } else {
+            0
+        };
+        let all = done.result.clone();
+        let len = all.len().saturating_sub(records * 16);
+        let bytes = done.into_result()?;
+        let bytes = &bytes[..len.min(bytes.len())];
+        let h = capos_ring::process::CallHeader::from_bytes(bytes)
             .ok_or(CallError::Protocol("short call header"))?;
         let params = bytes
             .get(capos_ring::process::CALL_HEADER_SIZE..)
             .ok_or(CallError::Protocol("missing parameters"))?
             .to_vec();
+        let mut caps = Vec::new();
+        for i in 0..records {
+            let at = len + i * 16;
+            let record: [u8; 16] = all
+                .get(at..at + 16)
+                .and_then(|r| r.try_into().ok())
+                .ok_or(CallError::Protocol("transfer record missing"))?;
+            let rec = capos_ring::TransferResult::from_bytes(&record);
+            caps.push(Cap::new(rec.cap_id, rec.interface_id, ring.clone()));
+        }
         Ok(IncomingCall {
             call_id: h.call_id,
             method_id: h.method_id,
             caller_pid: h.caller_pid,
             params,
+            caps,
         })
     }
 

@@ -1,6 +1,8 @@
 //! Echo client: calls the echo server through its client facet and checks
 //! the reply, a typed application error, that its facet cannot RECV, and
-//! that a call to a server that has exited completes with CANCELLED.
+//! copy and move transfers with its own table checked afterwards, a failed
+//! transfer leaving its table as it was, and that a call to a server that
+//! has exited completes with CANCELLED.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -10,7 +12,8 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::ring::TransportError;
-use capos_rt::{CallError, ClientEndpoint, Console, Interface, Runtime};
+use capos_rt::ring::{TRANSFER_COPY, TRANSFER_MOVE};
+use capos_rt::{CallError, Cap, ClientEndpoint, Console, Interface, Runtime, Timer};
 
 capos_rt::entry!(main);
 
@@ -46,6 +49,42 @@ fn main(rt: &mut Runtime) -> i32 {
             say("echo-client: RECV on the client facet refused: INTERFACE_MISMATCH")
         }
         other => say(&format!("echo-client: FAIL recv on facet: {other:?}")),
+    }
+    // Copy: the server gets the cap, and this process still holds it.
+    match echo.call_with_transfers(3, Vec::new(), &[(echo.cap(), TRANSFER_COPY)]) {
+        Ok(_) if echo.call(0, b"still here".to_vec()).is_ok() => {
+            say("echo-client: copied its echo cap to the server; its own copy still works")
+        }
+        other => say(&format!("echo-client: FAIL copy transfer: {other:?}")),
+    }
+    // A transfer that cannot happen (a cap id this process does not hold)
+    // fails the call and changes nothing here.
+    let bogus = Cap::new(
+        echo.cap().id() + 0x10,
+        echo.cap().interface_id(),
+        rt.ring().clone(),
+    );
+    match echo.call_with_transfers(3, Vec::new(), &[(&bogus, TRANSFER_MOVE)]) {
+        Err(CallError::Transport(TransportError::BadCap))
+            if echo.call(0, b"unchanged".to_vec()).is_ok() =>
+        {
+            say("echo-client: failed transfer refused (BAD_CAP); its table is unchanged")
+        }
+        other => say(&format!("echo-client: FAIL bad transfer: {other:?}")),
+    }
+    // Move: the server can use the timer; here it is gone.
+    if let Ok(timer) = rt.cap::<Timer>("timer") {
+        match echo.call_with_transfers(4, Vec::new(), &[(timer.cap(), TRANSFER_MOVE)]) {
+            Ok(_) => match timer.now() {
+                Err(CallError::Transport(TransportError::BadCap)) => {
+                    say("echo-client: moved its timer to the server; its own id is now BAD_CAP")
+                }
+                other => say(&format!(
+                    "echo-client: FAIL timer still usable after a move: {other:?}"
+                )),
+            },
+            Err(e) => say(&format!("echo-client: FAIL move transfer: {e}")),
+        }
     }
     if let Err(e) = echo.call(2, Vec::new()) {
         say(&format!("echo-client: FAIL quit: {e}"));

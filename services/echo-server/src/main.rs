@@ -1,6 +1,8 @@
 //! Echo server: receives calls on its endpoint. Method 0 echoes the
 //! parameters back, method 1 answers with an application exception, method
-//! 2 answers and then exits (so clients see what a dead server looks like).
+//! 2 answers and then exits (so clients see what a dead server looks like),
+//! method 3 reports the capabilities sent with the call and releases them,
+//! method 4 uses a Timer sent with the call.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -9,7 +11,7 @@ extern crate alloc;
 
 use alloc::format;
 use capos_rt::caps::exception::CapException;
-use capos_rt::{Console, Endpoint, Runtime};
+use capos_rt::{CapHandle, Console, Endpoint, Interface, Runtime, Timer};
 
 capos_rt::entry!(main);
 
@@ -50,6 +52,37 @@ fn main(rt: &mut Runtime) -> i32 {
                 let r = ep.reply(call.call_id, alloc::vec::Vec::new());
                 say("echo-server: asked to quit");
                 return if r.is_ok() { 0 } else { 4 };
+            }
+            3 => {
+                let ids: alloc::vec::Vec<alloc::string::String> = call
+                    .caps
+                    .iter()
+                    .map(|c| format!("{:#x}", c.interface_id()))
+                    .collect();
+                say(&format!(
+                    "echo-server: received {} cap(s) with interfaces [{}]",
+                    call.caps.len(),
+                    ids.join(", ")
+                ));
+                for c in call.caps {
+                    drop(CapHandle::adopt(c));
+                }
+                ep.reply(call.call_id, alloc::vec::Vec::new())
+            }
+            4 => {
+                let now = call
+                    .caps
+                    .first()
+                    .filter(|c| c.interface_id() == Timer::INTERFACE_ID)
+                    .map(|c| Timer::from_cap(c.clone()).now());
+                match now {
+                    Some(Ok(n)) => say(&format!(
+                        "echo-server: the moved timer works here (now {} ms)",
+                        n / 1_000_000
+                    )),
+                    other => say(&format!("echo-server: FAIL moved timer: {other:?}")),
+                }
+                ep.reply(call.call_id, alloc::vec::Vec::new())
             }
             m => ep.reply_exception(
                 call.call_id,
