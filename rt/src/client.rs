@@ -462,19 +462,7 @@ impl ProcessSpawner {
             done.into_result()?;
             return Err(CallError::Protocol("spawn returned no process handle"));
         }
-        let mut caps = Vec::new();
-        for i in 0..cqe.xfer_count as usize {
-            let at = len + i * 16;
-            let record: [u8; 16] = done
-                .result
-                .get(at..at + 16)
-                .and_then(|r| r.try_into().ok())
-                .ok_or(CallError::Protocol(
-                    "spawn result capability record missing",
-                ))?;
-            let rec = capos_ring::TransferResult::from_bytes(&record);
-            caps.push(Cap::new(rec.cap_id, rec.interface_id, ring.clone()));
-        }
+        let caps = result_caps(&done.result, len, cqe.xfer_count as usize, ring)?;
         let msg = wire::read(&done.result[..len])?;
         let r = msg.get_root::<ps::spawn_results::Reader>()?;
         let handle_cap = caps
@@ -499,6 +487,27 @@ impl ProcessSpawner {
         }
         Ok(Spawned { handle, facets })
     }
+}
+
+/// The capabilities a completion carries: `count` transfer-result records
+/// starting at byte `at` of `result`, as caps on `ring`.
+fn result_caps(
+    result: &[u8],
+    at: usize,
+    count: usize,
+    ring: &crate::Ring,
+) -> Result<Vec<Cap>, CallError> {
+    (0..count)
+        .map(|i| {
+            let start = at + i * 16;
+            let record: [u8; 16] = result
+                .get(start..start + 16)
+                .and_then(|r| r.try_into().ok())
+                .ok_or(CallError::Protocol("transfer result record missing"))?;
+            let rec = capos_ring::TransferResult::from_bytes(&record);
+            Ok(Cap::new(rec.cap_id, rec.interface_id, ring.clone()))
+        })
+        .collect()
 }
 
 /// One grant for [`ProcessSpawner::spawn_with`].
@@ -617,16 +626,7 @@ impl Endpoint {
             .get(capos_ring::process::CALL_HEADER_SIZE..)
             .ok_or(CallError::Protocol("missing parameters"))?
             .to_vec();
-        let mut caps = Vec::new();
-        for i in 0..records {
-            let at = len + i * 16;
-            let record: [u8; 16] = all
-                .get(at..at + 16)
-                .and_then(|r| r.try_into().ok())
-                .ok_or(CallError::Protocol("transfer record missing"))?;
-            let rec = capos_ring::TransferResult::from_bytes(&record);
-            caps.push(Cap::new(rec.cap_id, rec.interface_id, ring.clone()));
-        }
+        let caps = result_caps(&all, len, records, ring)?;
         Ok(IncomingCall {
             call_id: h.call_id,
             method_id: h.method_id,
