@@ -12,10 +12,17 @@ use capos_caps::interfaces;
 use capos_caps::schema::capos_capnp::{boot_package, console, timer};
 
 /// Bounds for decoding parameters: small messages only.
-pub(crate) fn reader_options() -> ReaderOptions {
+fn reader_options() -> ReaderOptions {
     let mut o = ReaderOptions::new();
     o.traversal_limit_in_words(Some(64 * 1024)).nesting_limit(8);
     o
+}
+
+/// Decodes a call's serialized parameters with the kernel's bounds.
+pub(crate) fn read_params(
+    params: &[u8],
+) -> Result<capnp::message::Reader<capnp::serialize::BufferSegments<&[u8]>>, CapException> {
+    serialize::read_message_from_flat_slice(&mut &params[..], reader_options()).map_err(bad_params)
 }
 
 /// The exception for parameters that do not decode.
@@ -52,8 +59,7 @@ impl CapObject for Console {
     }
 
     fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
-        let msg = serialize::read_message_from_flat_slice(&mut &inv.params[..], reader_options())
-            .map_err(bad_params)?;
+        let msg = read_params(inv.params)?;
         match inv.method_id {
             0 => {
                 let p = msg
@@ -114,8 +120,7 @@ impl CapObject for BootPackage {
     }
 
     fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
-        let msg = serialize::read_message_from_flat_slice(&mut &inv.params[..], reader_options())
-            .map_err(bad_params)?;
+        let msg = read_params(inv.params)?;
         let mut out = Builder::new_default();
         match inv.method_id {
             0 => {
@@ -221,8 +226,7 @@ impl CapObject for Timer {
 /// call asks for, or `None` for any other method.
 pub fn sleep_deadline(method_id: u16, params: &[u8]) -> Option<Result<u64, CapException>> {
     let decode = || -> Result<u64, CapException> {
-        let msg = serialize::read_message_from_flat_slice(&mut &params[..], reader_options())
-            .map_err(bad_params)?;
+        let msg = read_params(params)?;
         Ok(match method_id {
             1 => {
                 let p = msg

@@ -227,11 +227,7 @@ impl ProcessSpawner {
         transferred: &[Transferred],
     ) -> Result<Spawned, CapException> {
         let bad = crate::kcaps::bad_params;
-        let msg = serialize::read_message_from_flat_slice(
-            &mut &params[..],
-            crate::kcaps::reader_options(),
-        )
-        .map_err(bad)?;
+        let msg = crate::kcaps::read_params(params)?;
         let p = msg
             .get_root::<process_spawner::spawn_params::Reader>()
             .map_err(bad)?;

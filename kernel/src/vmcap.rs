@@ -5,14 +5,13 @@
 //! so no method can touch them. Every mapped page is charged to the holder's
 //! ledger (`Frames`) until it is unmapped or the process exits.
 
-use crate::kcaps::{bad_params, reader_options, write_results};
+use crate::kcaps::{bad_params, read_params, write_results};
 use crate::proc::aspace::UserPerm;
 use crate::proc::Process;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::sync::{Arc, Weak};
 use capnp::message::Builder;
-use capnp::serialize;
 use capos_caps::cap_table::{CapObject, Invocation};
 use capos_caps::exception::CapException;
 use capos_caps::interfaces;
@@ -227,8 +226,7 @@ impl CapObject for VirtualMemory {
     }
 
     fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
-        let msg = serialize::read_message_from_flat_slice(&mut &inv.params[..], reader_options())
-            .map_err(bad_params)?;
+        let msg = read_params(inv.params)?;
         match inv.method_id {
             0 => {
                 let p = msg
