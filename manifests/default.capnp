@@ -1,5 +1,5 @@
 # The default capOS boot manifest: init, an echo server and client pair over
-# an endpoint, and a timer demo. Check it with
+# an endpoint, a shared-memory producer and consumer, and a timer demo. Check it with
 #   cargo run -p capos-caps --features std --bin mkmanifest -- check manifests/default.capnp
 @0xd33f21ec1717a09b;
 
@@ -12,6 +12,8 @@ const manifest :M.SystemManifest = (
     (name = "init", module = "init"),
     (name = "echo-server", module = "echo-server"),
     (name = "echo-client", module = "echo-client"),
+    (name = "shm-producer", module = "shm-producer"),
+    (name = "shm-consumer", module = "shm-consumer"),
     (name = "timer-demo", module = "timer-demo"),
   ],
   kernel = (logLevel = info, maxCpus = 0),
@@ -45,6 +47,28 @@ const manifest :M.SystemManifest = (
           source = (service = (service = "echo-server", export = "echo")),
         ),
         (name = "timer", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer)),
+      ],
+    ),
+    (
+      name = "shm-producer",
+      binary = "shm-producer",
+      caps = [
+        (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console)),
+        (name = "frames", expectedInterfaceId = C.frameAllocatorInterfaceId, source = (kernel = frameAllocator)),
+        (name = "endpoint", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint)),
+      ],
+      exports = [(name = "shm", cap = "endpoint", facet = client)],
+    ),
+    (
+      name = "shm-consumer",
+      binary = "shm-consumer",
+      caps = [
+        (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console)),
+        (
+          name = "shm",
+          expectedInterfaceId = C.clientEndpointInterfaceId,
+          source = (service = (service = "shm-producer", export = "shm")),
+        ),
       ],
     ),
     (

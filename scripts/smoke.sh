@@ -290,6 +290,21 @@ default_case() {
         "echo-server: the moved timer works here" \
         "echo-client: moved its timer to the server; its own id is now BAD_CAP" \
         "timer-demo: sleeps completed in order \[10, 20, 30\] ms" \
+        "init: started service shm-producer \(pid [0-9]+\)" "init: started service shm-consumer \(pid [0-9]+\)" \
+        "shm-producer: wrote 23 bytes at 0x6[0-9a-f]{11}" \
+        "shm-consumer: wrong-type adoption refused: result capability has an unexpected interface" \
+        'shm-consumer: read "written by the producer" from the producer.s memory \(8192 bytes mapped at 0x6[0-9a-f]{11}\)' \
+        'shm-producer: sees the consumer.s write "consumer was here" in its own mapping' \
+        "shm-consumer: the producer saw the answer" \
+        "shm-consumer: executable mapping refused: shared memory is never executable" \
+        "shm-consumer: mapping past the end refused: 0x1000..0x3000 is outside the 8192-byte object" \
+        "shm-consumer: partial unmap refused: .* is not a whole mapping of this memory object" \
+        "shm-consumer: unmap of a foreign address refused: .* is not a whole mapping of this memory object" \
+        "shm-producer: RETURN with a cap it does not hold refused \(BAD_CAP\)" \
+        'shm-consumer: after the refused RETURN: "answered after the refusal", no caps' \
+        "shm-consumer: memory still readable after releasing the cap" \
+        "shm-producer: done \(unmap: Ok\(\(\)\)\)" \
+        "init: service shm-producer exited with code 0" "init: service shm-consumer exited with code 0" \
         "init: service echo-server exited with code 0" "init: service echo-client exited with code 0" \
         "init: service timer-demo exited with code 0" \
         "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \

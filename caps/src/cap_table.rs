@@ -160,6 +160,33 @@ pub struct Invocation<'a> {
     pub params: &'a [u8],
     /// Where the serialized results go.
     pub results: &'a mut [u8],
+    /// The calling process, as the kernel's own type: objects that act on
+    /// their caller (map into its address space, charge its ledger) downcast
+    /// it; everything else ignores it.
+    pub caller: &'a dyn core::any::Any,
+    /// Capabilities the method returns, in result-cap index order. The
+    /// dispatcher inserts them into the caller's table only if the whole
+    /// call succeeds, and describes each after the result bytes.
+    pub result_caps: &'a mut Vec<ResultCap>,
+}
+
+/// A capability returned by a method.
+pub struct ResultCap {
+    /// The object.
+    pub object: Arc<dyn CapObject>,
+    /// The interface the caller receives it as.
+    pub interface_id: u64,
+}
+
+impl ResultCap {
+    /// `object` returned as its own interface.
+    pub fn new(object: Arc<dyn CapObject>) -> ResultCap {
+        let interface_id = object.interface_id();
+        ResultCap {
+            object,
+            interface_id,
+        }
+    }
 }
 
 /// A kernel or service object reachable through capability entries.
@@ -493,7 +520,8 @@ impl CapTable {
             .map(|e| (Arc::clone(&e.object), e.interface_id))
     }
 
-    /// Invokes `method_id` on the entry `id` names, with that entry's interface.
+    /// Invokes `method_id` on the entry `id` names, with that entry's
+    /// interface, with no caller context; result capabilities are dropped.
     pub fn call(
         &self,
         id: CapId,
@@ -502,12 +530,15 @@ impl CapTable {
         results: &mut [u8],
     ) -> Result<usize, CallError> {
         let (object, interface_id) = self.lookup(id).map_err(CallError::Cap)?;
+        let mut result_caps = Vec::new();
         object
             .call(Invocation {
                 interface_id,
                 method_id,
                 params,
                 results,
+                caller: &(),
+                result_caps: &mut result_caps,
             })
             .map_err(CallError::Exception)
     }

@@ -175,10 +175,12 @@ fn default_manifest_checks_and_builds() {
     let (code, stdout, stderr) = mkmanifest(&[Path::new("check"), &default]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("ok (schema 1, 4 binaries, init + 3 services)"),
+        stdout.contains("ok (schema 1, 6 binaries, init + 5 services)"),
         "{stdout}"
     );
     assert!(stdout.contains("echo<-echo-server.echo"), "{stdout}");
+    assert!(stdout.contains("shm<-shm-producer.shm"), "{stdout}");
+    assert!(stdout.contains("frames=frameAllocator"), "{stdout}");
 
     let out: PathBuf =
         std::env::temp_dir().join(format!("capos-default-{}.bin", std::process::id()));
@@ -189,11 +191,27 @@ fn default_manifest_checks_and_builds() {
     let m = capos_caps::manifest::decode(&bytes).unwrap();
     assert_eq!(capos_caps::manifest::check(&m), Ok(()));
     let names: Vec<&str> = m.services.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["echo-server", "echo-client", "timer-demo"]);
+    assert_eq!(
+        names,
+        [
+            "echo-server",
+            "echo-client",
+            "shm-producer",
+            "shm-consumer",
+            "timer-demo"
+        ]
+    );
     let binaries: Vec<&str> = m.binaries.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(
         binaries,
-        ["init", "echo-server", "echo-client", "timer-demo"]
+        [
+            "init",
+            "echo-server",
+            "echo-client",
+            "shm-producer",
+            "shm-consumer",
+            "timer-demo"
+        ]
     );
 }
 

@@ -126,6 +126,7 @@ fn grants_for(
             KernelKind::BootPackage => boot.clone(),
             KernelKind::Null => Arc::new(Null),
             KernelKind::Timer => Arc::new(Timer),
+            KernelKind::FrameAllocator => Arc::new(crate::memobj::FrameAllocator),
             KernelKind::Endpoint => Arc::new(crate::endpoint::EndpointOwner {
                 ep: crate::endpoint::Endpoint::new(),
             }),

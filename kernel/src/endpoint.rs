@@ -12,14 +12,17 @@
 //! in-flight caller completes with `CANCELLED`. A caller that died is
 //! skipped at delivery and its in-flight call is dropped at RETURN.
 
+use crate::proc::Process;
 use crate::sched::{self, Thread};
 use crate::sync::IrqLock;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use capos_caps::cap_table::{CapObject, Invocation};
+use capos_caps::cap_table::{CapObject, Invocation, ResultCap};
 use capos_caps::exception::CapException;
 use capos_caps::interfaces;
+use capos_caps::schema::capos_capnp::endpoint;
+use capos_caps::transfer::TransferredCap;
 use capos_ring::process::{CallHeader, CALL_HEADER_SIZE};
 use capos_ring::{CqCredit, Cqe, TransportError, CQE_FLAG_EXCEPTION};
 
@@ -224,15 +227,7 @@ impl Endpoint {
         let mut bytes = Vec::with_capacity(need);
         bytes.extend_from_slice(&header.to_bytes());
         bytes.extend_from_slice(&c.params);
-        for m in &moved {
-            bytes.extend_from_slice(
-                &capos_ring::TransferResult {
-                    cap_id: m.cap.to_raw(),
-                    interface_id: m.interface_id,
-                }
-                .to_bytes(),
-            );
-        }
+        append_records(&mut bytes, &moved);
         let cqe = match server.process.aspace.copy_to_user(r.buf_addr, &bytes) {
             Ok(()) => {
                 st.in_flight.insert(
@@ -263,50 +258,31 @@ impl Endpoint {
     }
 
     /// Commits the call's transfers from the caller's table into the
-    /// server's (tables locked in pid order, so two opposite deliveries
-    /// cannot deadlock).
+    /// server's.
     fn commit_transfers(
         server: &Arc<Thread>,
         c: &QueuedCall,
-    ) -> Result<Vec<capos_caps::transfer::TransferredCap>, TransportError> {
+    ) -> Result<Vec<TransferredCap>, TransportError> {
         if c.transfers.is_empty() {
             return Ok(Vec::new());
         }
         let caller = c.caller.upgrade().ok_or(TransportError::Cancelled)?;
-        let descs = capos_caps::transfer::decode_descriptors(&c.transfers)
-            .map_err(|_| TransportError::InvalidTransfer)?;
-        let (a, b) = (&caller.process, &server.process);
-        let map = |e: capos_caps::transfer::TransferError| match e {
-            capos_caps::transfer::TransferError::Quota(_)
-            | capos_caps::transfer::TransferError::ReceiverFull { .. } => TransportError::Quota,
-            capos_caps::transfer::TransferError::Cap { .. } => TransportError::BadCap,
-            capos_caps::transfer::TransferError::NotTransferable { .. }
-            | capos_caps::transfer::TransferError::MoveOnly { .. } => {
-                TransportError::TransferDenied
-            }
-            _ => TransportError::InvalidTransfer,
-        };
-        if a.pid == b.pid {
-            let mut t = a.caps.lock();
-            let txn = capos_caps::transfer::TransferTxn::prepare(&t, &t, &descs).map_err(map)?;
-            return txn.commit_local(&mut t).map_err(map);
-        }
-        let (mut first, mut second) = if a.pid < b.pid {
-            (a.caps.lock(), b.caps.lock())
-        } else {
-            (b.caps.lock(), a.caps.lock())
-        };
-        let (sender, receiver) = if a.pid < b.pid {
-            (&mut *first, &mut *second)
-        } else {
-            (&mut *second, &mut *first)
-        };
-        capos_caps::transfer::transfer(sender, receiver, &descs).map_err(map)
+        transfer_caps(&caller.process, &server.process, &c.transfers)
     }
 
-    /// A server's RETURN of `call_id` with `payload`; the result is the
-    /// server's own completion code.
-    pub fn ret(&self, call_id: u64, payload: &[u8], exception: bool) -> Result<(), TransportError> {
+    /// A server's RETURN of `call_id` with `payload` and the capabilities
+    /// `transfers` names in the server's (`server`) table; the result is
+    /// the server's own completion code. A transfer that fails leaves both
+    /// tables as they were and the call in flight, so the server can answer
+    /// it again.
+    pub fn ret(
+        &self,
+        server: &Process,
+        call_id: u64,
+        payload: &[u8],
+        exception: bool,
+        transfers: &[(u64, u32)],
+    ) -> Result<(), TransportError> {
         let f = self
             .state
             .lock()
@@ -315,18 +291,66 @@ impl Endpoint {
             .ok_or(TransportError::BadCallId)?;
         // A caller that died meanwhile: the result has nowhere to go.
         let caller = f.caller.upgrade().ok_or(TransportError::Cancelled)?;
-        let cqe = if payload.len() > f.result_len as usize {
-            Cqe::error(f.user_data, TransportError::BufferTooSmall)
-        } else {
-            match caller.process.aspace.copy_to_user(f.result_addr, payload) {
-                Ok(()) => {
-                    let mut c = Cqe::success(f.user_data, payload.len() as u32);
-                    if exception {
-                        c.flags = CQE_FLAG_EXCEPTION;
-                    }
-                    c
+        let records = transfers.len() * capos_ring::TRANSFER_RESULT_SIZE as usize;
+        if payload.len() + records > f.result_len as usize {
+            complete(
+                &caller,
+                f.credit,
+                &Cqe::error(f.user_data, TransportError::BufferTooSmall),
+                true,
+            );
+            return Ok(());
+        }
+        let aspace = &caller.process.aspace;
+        if aspace
+            .check(f.result_addr, (payload.len() + records) as u64, true)
+            .is_err()
+        {
+            complete(
+                &caller,
+                f.credit,
+                &Cqe::error(f.user_data, TransportError::BadAddress),
+                true,
+            );
+            return Ok(());
+        }
+        let moved = match transfer_caps(server, &caller.process, transfers) {
+            Ok(m) => m,
+            Err(e) => {
+                let mut st = self.state.lock();
+                if st.closed {
+                    drop(st);
+                    let cqe = Cqe::error(f.user_data, TransportError::Cancelled);
+                    complete(&caller, f.credit, &cqe, false);
+                } else {
+                    st.in_flight.insert(call_id, f);
                 }
-                Err(_) => Cqe::error(f.user_data, TransportError::BadAddress),
+                return Err(e);
+            }
+        };
+        let mut bytes = Vec::with_capacity(payload.len() + records);
+        bytes.extend_from_slice(payload);
+        append_records(&mut bytes, &moved);
+        let cqe = match aspace.copy_to_user(f.result_addr, &bytes) {
+            Ok(()) => {
+                let mut c = Cqe::success(f.user_data, payload.len() as u32);
+                if exception {
+                    c.flags = CQE_FLAG_EXCEPTION;
+                }
+                if !moved.is_empty() {
+                    c.flags |= capos_ring::CQE_FLAG_TRANSFER_RESULTS;
+                    c.xfer_count = moved.len() as u32;
+                }
+                c
+            }
+            Err(_) => {
+                // The caller unmapped its buffer since the check: it cannot
+                // learn the new ids, so it does not keep the capabilities.
+                let mut table = caller.process.caps.lock();
+                for m in &moved {
+                    let _ = table.remove(m.cap);
+                }
+                Cqe::error(f.user_data, TransportError::BadAddress)
             }
         };
         complete(&caller, f.credit, &cqe, true);
@@ -369,6 +393,60 @@ impl Endpoint {
     }
 }
 
+/// Appends one transfer-result record per received capability.
+fn append_records(bytes: &mut Vec<u8>, caps: &[TransferredCap]) {
+    for m in caps {
+        bytes.extend_from_slice(
+            &capos_ring::TransferResult {
+                cap_id: m.cap.to_raw(),
+                interface_id: m.interface_id,
+            }
+            .to_bytes(),
+        );
+    }
+}
+
+/// Moves or copies the capabilities `transfers` names (`(cap id, ABI
+/// mode)`) from `sender`'s table into `receiver`'s through the caps
+/// transaction, all or nothing. The tables are locked in pid order, so two
+/// transfers in opposite directions cannot deadlock.
+fn transfer_caps(
+    sender: &Process,
+    receiver: &Process,
+    transfers: &[(u64, u32)],
+) -> Result<Vec<TransferredCap>, TransportError> {
+    use capos_caps::transfer::{self, TransferError};
+    if transfers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let descs =
+        transfer::decode_descriptors(transfers).map_err(|_| TransportError::InvalidTransfer)?;
+    let map = |e: TransferError| match e {
+        TransferError::Quota(_) | TransferError::ReceiverFull { .. } => TransportError::Quota,
+        TransferError::Cap { .. } => TransportError::BadCap,
+        TransferError::NotTransferable { .. } | TransferError::MoveOnly { .. } => {
+            TransportError::TransferDenied
+        }
+        _ => TransportError::InvalidTransfer,
+    };
+    if sender.pid == receiver.pid {
+        let mut t = sender.caps.lock();
+        let txn = transfer::TransferTxn::prepare(&t, &t, &descs).map_err(map)?;
+        return txn.commit_local(&mut t).map_err(map);
+    }
+    let (mut first, mut second) = if sender.pid < receiver.pid {
+        (sender.caps.lock(), receiver.caps.lock())
+    } else {
+        (receiver.caps.lock(), sender.caps.lock())
+    };
+    let (from, to) = if sender.pid < receiver.pid {
+        (&mut *first, &mut *second)
+    } else {
+        (&mut *second, &mut *first)
+    };
+    transfer::transfer(from, to, &descs).map_err(map)
+}
+
 /// The owner side: RECV and RETURN (ring opcodes), and `clientFacet`.
 pub struct EndpointOwner {
     /// The endpoint.
@@ -392,11 +470,20 @@ impl CapObject for EndpointOwner {
         Some(self)
     }
     fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
-        // clientFacet returns a capability; dispatch handles it.
-        Err(CapException::unimplemented(
-            interfaces::ENDPOINT,
-            inv.method_id,
-        ))
+        match inv.method_id {
+            0 => {
+                let mut out = capnp::message::Builder::new_default();
+                out.init_root::<endpoint::client_facet_results::Builder>()
+                    .set_client(inv.result_caps.len() as u16);
+                let n = crate::kcaps::write_results(&out, inv.results)?;
+                inv.result_caps
+                    .push(ResultCap::new(Arc::new(ClientEndpoint {
+                        ep: self.ep.clone(),
+                    })));
+                Ok(n)
+            }
+            m => Err(CapException::unimplemented(interfaces::ENDPOINT, m)),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod cpuinit;
 mod endpoint;
 mod kcaps;
 mod mem;
+mod memobj;
 mod percpu;
 mod proc;
 mod ringops;

@@ -16,7 +16,7 @@ use crate::spawner::{
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use capos_caps::cap_table::{CapError, CapId, Hold, Invocation, Origin, TransferMode};
+use capos_caps::cap_table::{CapError, CapId, Hold, Invocation, Origin, ResultCap, TransferMode};
 use capos_caps::ledger::Resource;
 use capos_ring::{
     CqCredit, Cqe, Op, RingIndex, TransferResult, TransportError, CQE_FLAG_EXCEPTION,
@@ -73,6 +73,7 @@ enum Action {
         call_id: u64,
         payload: Vec<u8>,
         exception: bool,
+        transfers: Vec<(u64, u32)>,
     },
 }
 
@@ -118,8 +119,9 @@ fn run_action(process: &Process, a: Action) {
             call_id,
             payload,
             exception,
+            transfers,
         } => {
-            let cqe = match ep.ret(call_id, &payload, exception) {
+            let cqe = match ep.ret(process, call_id, &payload, exception, &transfers) {
                 Ok(()) => Cqe::success(user_data, 0),
                 Err(e) => Cqe::error(user_data, e),
             };
@@ -269,9 +271,14 @@ fn execute(process: &Process, user_data: u64, op: Op) -> Outcome {
         Op::Return(r) => match endpoint_owner(process, r.cap_id) {
             Err(e) => now(Cqe::error(user_data, e)),
             Ok(ep) => {
-                if r.transfers.count() != 0 {
-                    return now(Cqe::error(user_data, TransportError::TransferDenied));
+                // Capabilities go back only with a result, not an exception.
+                if r.transfers.count() != 0 && r.exception {
+                    return now(Cqe::error(user_data, TransportError::InvalidTransfer));
                 }
+                let transfers = match resolve_transfers(process, r.transfers) {
+                    Ok(t) => abi_transfers(&t),
+                    Err(e) => return now(Cqe::error(user_data, e)),
+                };
                 let mut payload = vec![0u8; r.payload.len() as usize];
                 if !payload.is_empty()
                     && process
@@ -290,6 +297,7 @@ fn execute(process: &Process, user_data: u64, op: Op) -> Outcome {
                         call_id,
                         payload,
                         exception,
+                        transfers,
                     }
                 }))
             }
@@ -309,21 +317,21 @@ enum Called {
     Endpoint(Arc<Endpoint>, u16, Vec<u8>, Vec<(u64, u32)>),
 }
 
-/// Reads and checks the transfer descriptors of a CALL: each names a live,
-/// transferable capability of the caller.
-#[allow(clippy::type_complexity)]
+/// A transfer descriptor checked against the sender's table: the cap, its
+/// object and interface, and the mode asked for.
+type CheckedTransfer = (
+    CapId,
+    Arc<dyn capos_caps::cap_table::CapObject>,
+    u64,
+    capos_ring::TransferMode,
+);
+
+/// Reads and checks the transfer descriptors of a CALL or RETURN: each
+/// names a live, transferable capability of the sender.
 fn resolve_transfers(
     process: &Process,
     list: capos_ring::TransferList,
-) -> Result<
-    Vec<(
-        CapId,
-        Arc<dyn capos_caps::cap_table::CapObject>,
-        u64,
-        capos_ring::TransferMode,
-    )>,
-    TransportError,
-> {
+) -> Result<Vec<CheckedTransfer>, TransportError> {
     let size = capos_ring::TRANSFER_DESCRIPTOR_SIZE as usize;
     let mut raw = vec![0u8; usize::from(list.count()) * size];
     process
@@ -350,6 +358,21 @@ fn resolve_transfers(
         out.push((id, entry.object.clone(), entry.interface_id, mode));
     }
     Ok(out)
+}
+
+/// Checked transfers as `(cap id, ABI mode)`, the form an endpoint carries
+/// them in until it commits them.
+fn abi_transfers(checked: &[CheckedTransfer]) -> Vec<(u64, u32)> {
+    checked
+        .iter()
+        .map(|(id, _, _, mode)| {
+            let abi = match mode {
+                capos_ring::TransferMode::Copy => capos_ring::TRANSFER_COPY,
+                capos_ring::TransferMode::Move => capos_ring::TRANSFER_MOVE,
+            };
+            (id.to_raw(), abi)
+        })
+        .collect()
 }
 
 /// The endpoint behind an owner capability (RECV and RETURN need one; a
@@ -422,21 +445,11 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
         if params.len() > crate::endpoint::MAX_CALL_PARAMS {
             return Err(TransportError::BadLength);
         }
-        let sent = transferred
-            .iter()
-            .map(|(id, _, _, mode)| {
-                let abi = match mode {
-                    capos_ring::TransferMode::Copy => capos_ring::TRANSFER_COPY,
-                    capos_ring::TransferMode::Move => capos_ring::TRANSFER_MOVE,
-                };
-                (id.to_raw(), abi)
-            })
-            .collect();
         return Ok(Called::Endpoint(
             client.ep.clone(),
             call.method_id,
             params,
-            sent,
+            abi_transfers(&transferred),
         ));
     }
     if any.is_some_and(|a| a.is::<Timer>()) {
@@ -455,7 +468,7 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
         }
     }
     let mut results = vec![0u8; result_len];
-    let mut result_caps: Vec<(Arc<dyn capos_caps::cap_table::CapObject>, u64)> = Vec::new();
+    let mut result_caps: Vec<ResultCap> = Vec::new();
     let outcome = match any.and_then(|a| a.downcast_ref::<ProcessSpawner>()) {
         Some(spawner) if call.method_id == 0 => {
             let sent: Vec<Transferred> = transferred
@@ -482,6 +495,8 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
             method_id: call.method_id,
             params: &params,
             results: &mut results,
+            caller: process,
+            result_caps: &mut result_caps,
         }),
     };
     let (len, mut flags) = match outcome {
@@ -490,6 +505,8 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
             if exc.kind == capos_caps::exception::ExceptionKind::Unimplemented {
                 return Err(TransportError::NoSuchMethod);
             }
+            // A failed method returns no capabilities.
+            result_caps.clear();
             let encoded = exc.encode();
             if encoded.len() > result_len {
                 return Err(TransportError::BufferTooSmall);
@@ -498,26 +515,7 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
             (encoded.len(), CQE_FLAG_EXCEPTION)
         }
     };
-    // Result capabilities go into the caller's table, each described by a
-    // record after the result bytes (the callee checked they fit).
-    let mut end = len;
-    for (object, iface) in &result_caps {
-        let id = process
-            .caps
-            .lock()
-            .insert(
-                object.clone(),
-                Hold::new(TransferMode::Copy, Origin::ResultCap),
-            )
-            .map_err(|_| TransportError::Quota)?;
-        let record = TransferResult {
-            cap_id: id.to_raw(),
-            interface_id: *iface,
-        }
-        .to_bytes();
-        results[end..end + record.len()].copy_from_slice(&record);
-        end += record.len();
-    }
+    let end = install_result_caps(process, &result_caps, &mut results, len)?;
     if !result_caps.is_empty() {
         flags |= CQE_FLAG_TRANSFER_RESULTS;
     }
@@ -530,4 +528,51 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
         flags,
         caps: result_caps.len() as u32,
     })
+}
+
+/// Puts a method's result capabilities into the caller's table, all or
+/// none, and writes one transfer-result record per capability after the
+/// `len` result bytes; returns the end of the records. Nothing is inserted
+/// if the records do not fit the result buffer or the table is short of
+/// room or quota.
+fn install_result_caps(
+    process: &Process,
+    caps: &[ResultCap],
+    results: &mut [u8],
+    len: usize,
+) -> Result<usize, TransportError> {
+    let record = capos_ring::TRANSFER_RESULT_SIZE as usize;
+    let end = len + caps.len() * record;
+    if end > results.len() {
+        return Err(TransportError::BufferTooSmall);
+    }
+    let mut table = process.caps.lock();
+    let mut ids = Vec::with_capacity(caps.len());
+    for cap in caps {
+        match table.insert(
+            cap.object.clone(),
+            Hold::new(
+                crate::proc::transfer_mode_for(cap.interface_id),
+                Origin::ResultCap,
+            ),
+        ) {
+            Ok(id) => ids.push(id),
+            Err(_) => {
+                for id in ids {
+                    let _ = table.remove(id);
+                }
+                return Err(TransportError::Quota);
+            }
+        }
+    }
+    for (i, (cap, id)) in caps.iter().zip(ids).enumerate() {
+        let bytes = TransferResult {
+            cap_id: id.to_raw(),
+            interface_id: cap.interface_id,
+        }
+        .to_bytes();
+        let at = len + i * record;
+        results[at..at + record].copy_from_slice(&bytes);
+    }
+    Ok(end)
 }

@@ -20,7 +20,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use capnp::message::Builder;
 use capnp::serialize;
-use capos_caps::cap_table::{CapObject, Invocation};
+use capos_caps::cap_table::{CapObject, Invocation, ResultCap};
 use capos_caps::exception::CapException;
 use capos_caps::interfaces;
 use capos_caps::manifest::{kind_from_schema, KernelKind};
@@ -201,7 +201,7 @@ pub struct Spawned {
     /// Serialized `spawn` results.
     pub results: Vec<u8>,
     /// Result capabilities with their interface ids.
-    pub caps: Vec<(Arc<dyn CapObject>, u64)>,
+    pub caps: Vec<ResultCap>,
 }
 
 /// A capability the caller sent with the spawn (a transfer descriptor), as
@@ -293,6 +293,7 @@ impl ProcessSpawner {
                 KernelKind::Console => Arc::new(Console),
                 KernelKind::Timer => Arc::new(Timer),
                 KernelKind::Null => Arc::new(Null),
+                KernelKind::FrameAllocator => Arc::new(crate::memobj::FrameAllocator),
                 KernelKind::VirtualMemory => {
                     let vm = Arc::new(VirtualMemory::new());
                     vms.push(vm.clone());
@@ -359,13 +360,11 @@ impl ProcessSpawner {
             caller.pid
         );
         crate::sched::start(thread);
-        let mut caps: Vec<(Arc<dyn CapObject>, u64)> =
-            alloc::vec![(handle, interfaces::PROCESS_HANDLE)];
+        let mut caps = alloc::vec![ResultCap::new(handle)];
         for (_, ep) in endpoints {
-            caps.push((
-                Arc::new(crate::endpoint::ClientEndpoint { ep }),
-                interfaces::CLIENT_ENDPOINT,
-            ));
+            caps.push(ResultCap::new(Arc::new(crate::endpoint::ClientEndpoint {
+                ep,
+            })));
         }
         Ok(Spawned { results, caps })
     }

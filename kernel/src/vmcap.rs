@@ -75,7 +75,8 @@ fn failed(msg: impl Into<alloc::string::String>) -> CapException {
     CapException::failed(msg)
 }
 
-fn perm_of(prot: u32) -> Result<UserPerm, CapException> {
+/// The page rights `prot` asks for (W^X and readable, or an exception).
+pub(crate) fn perm_of(prot: u32) -> Result<UserPerm, CapException> {
     if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
         return Err(failed(format!("unknown protection bits {prot:#x}")));
     }

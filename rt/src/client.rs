@@ -365,6 +365,165 @@ impl AnonBuffer {
     }
 }
 
+/// Allocates physical memory as [`MemoryObject`]s (`FrameAllocator`). The
+/// frames are charged to this process until the object is gone.
+#[derive(Clone)]
+pub struct FrameAllocator {
+    cap: Cap,
+}
+
+interface!(
+    FrameAllocator,
+    interfaces::FRAME_ALLOCATOR,
+    "FrameAllocator"
+);
+
+impl FrameAllocator {
+    /// A new object of `pages` zeroed pages (physically consecutive if
+    /// `contiguous`).
+    pub fn allocate(
+        &self,
+        pages: u32,
+        contiguous: bool,
+    ) -> Result<crate::Owned<MemoryObject>, CallError> {
+        use capos_caps::schema::capos_capnp::frame_allocator as fa;
+        let mut m = Builder::new_default();
+        let mut p = m.init_root::<fa::allocate_params::Builder>();
+        p.set_pages(pages);
+        p.set_contiguous(contiguous);
+        let ring = self.cap.ring();
+        let t = ring.submit(self.cap.id(), 0, wire::to_bytes(&m), 256)?;
+        let (bytes, mut caps) = split_result_caps(ring.wait(t)?, ring)?;
+        let index = wire::read(&bytes)?
+            .get_root::<fa::allocate_results::Reader>()?
+            .get_memory();
+        if usize::from(index) >= caps.len() {
+            return Err(CallError::Protocol("bad memory object index"));
+        }
+        crate::Owned::adopt_checked(caps.swap_remove(usize::from(index)).into_cap())
+    }
+}
+
+/// Physical memory that any holder can map into its own space
+/// (`MemoryObject`): the way two processes share memory.
+#[derive(Clone)]
+pub struct MemoryObject {
+    cap: Cap,
+}
+
+interface!(MemoryObject, interfaces::MEMORY_OBJECT, "MemoryObject");
+
+impl MemoryObject {
+    /// The object's size: `(pages, bytes)`.
+    pub fn info(&self) -> Result<(u32, u64), CallError> {
+        use capos_caps::schema::capos_capnp::memory_object as mo;
+        let mut m = Builder::new_default();
+        m.init_root::<mo::info_params::Builder>();
+        let bytes = self.cap.call(0, wire::to_bytes(&m))?;
+        let msg = wire::read(&bytes)?;
+        let r = msg.get_root::<mo::info_results::Reader>()?;
+        Ok((r.get_page_count(), r.get_size_bytes()))
+    }
+
+    /// Maps `size` bytes of the object from `offset` (both multiples of
+    /// 4096) with `prot` (never executable); returns the address (at `hint`
+    /// if that range is free, else chosen by the kernel; 0 = no hint).
+    pub fn map(&self, hint: u64, offset: u64, size: u64, prot: u32) -> Result<u64, CallError> {
+        use capos_caps::schema::capos_capnp::memory_object as mo;
+        let mut m = Builder::new_default();
+        let mut p = m.init_root::<mo::map_params::Builder>();
+        p.set_hint(hint);
+        p.set_offset(offset);
+        p.set_size(size);
+        p.set_prot(prot);
+        let bytes = self.cap.call(1, wire::to_bytes(&m))?;
+        let msg = wire::read(&bytes)?;
+        Ok(msg.get_root::<mo::map_results::Reader>()?.get_addr())
+    }
+
+    /// Removes a whole mapping [`MemoryObject::map`] made.
+    pub fn unmap(&self, addr: u64, size: u64) -> Result<(), CallError> {
+        use capos_caps::schema::capos_capnp::memory_object as mo;
+        let mut m = Builder::new_default();
+        let mut p = m.init_root::<mo::unmap_params::Builder>();
+        p.set_addr(addr);
+        p.set_size(size);
+        self.cap.call(2, wire::to_bytes(&m)).map(|_| ())
+    }
+
+    /// Maps the whole object read-write and returns a view of it.
+    #[cfg(target_os = "none")]
+    pub fn map_shared(&self) -> Result<SharedMemory, CallError> {
+        let (_, size) = self.info()?;
+        let addr = self.map(0, 0, size, prot::READ | prot::WRITE)?;
+        Ok(SharedMemory {
+            addr,
+            len: size as usize,
+        })
+    }
+}
+
+/// A read-write mapping of a [`MemoryObject`] that other processes may map
+/// too: every access is a volatile or atomic one, since the other side can
+/// change the memory at any time.
+#[cfg(target_os = "none")]
+pub struct SharedMemory {
+    addr: u64,
+    len: usize,
+}
+
+#[cfg(target_os = "none")]
+impl SharedMemory {
+    /// Start address.
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never, for a mapped object).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The 8-byte word `index` as an atomic (for flags and counters).
+    pub fn word(&self, index: usize) -> &core::sync::atomic::AtomicU64 {
+        assert!(
+            (index + 1) * 8 <= self.len,
+            "word {index} is outside the mapping"
+        );
+        // SAFETY: the word lies inside the read-write mapping (checked),
+        // which stays mapped while `self` lives (unmapping needs the address
+        // and is the program's own act); the address is 8-byte aligned
+        // (mappings are page aligned); AtomicU64 has no invalid values and
+        // tolerates concurrent access from the other process.
+        unsafe { &*((self.addr as usize + index * 8) as *const core::sync::atomic::AtomicU64) }
+    }
+
+    /// Copies `data` into the mapping at `offset`, byte by byte (volatile).
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        assert!(offset + data.len() <= self.len, "write outside the mapping");
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: inside the read-write mapping (checked above);
+            // volatile, because another process shares the bytes.
+            unsafe { core::ptr::write_volatile((self.addr as usize + offset + i) as *mut u8, b) };
+        }
+    }
+
+    /// Copies bytes from the mapping at `offset` into `out` (volatile).
+    pub fn read(&self, offset: usize, out: &mut [u8]) {
+        assert!(offset + out.len() <= self.len, "read outside the mapping");
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: as in `write`, reading.
+            *b =
+                unsafe { core::ptr::read_volatile((self.addr as usize + offset + i) as *const u8) };
+        }
+    }
+}
+
 /// A kernel-minted capability for a child started by [`ProcessSpawner`].
 #[derive(Clone, Copy, Debug)]
 pub struct KernelGrant<'a> {
@@ -565,18 +724,59 @@ impl ClientEndpoint {
         params: Vec<u8>,
         caps: &[(&Cap, u32)],
     ) -> Result<Vec<u8>, CallError> {
-        let descs: Vec<capos_ring::TransferDescriptor> = caps
-            .iter()
-            .map(|(c, mode)| capos_ring::TransferDescriptor {
-                cap_id: c.id(),
-                mode: *mode,
-                reserved0: 0,
-            })
-            .collect();
-        let ring = self.cap.ring();
-        let t = ring.submit_with_transfers(self.cap.id(), method, params, 4096, &descs)?;
-        ring.wait(t)?.into_result()
+        Ok(self.call_with_caps(method, params, caps)?.0)
     }
+
+    /// Calls the server sending `caps` (as [`ClientEndpoint::call_with_transfers`])
+    /// and returns its result bytes and the capabilities it returned, owned:
+    /// adopt each as the type the protocol promises with
+    /// [`crate::Owned::adopt_checked`], or drop it to release it.
+    pub fn call_with_caps(
+        &self,
+        method: u16,
+        params: Vec<u8>,
+        caps: &[(&Cap, u32)],
+    ) -> Result<(Vec<u8>, Vec<crate::CapHandle>), CallError> {
+        let ring = self.cap.ring();
+        let t =
+            ring.submit_with_transfers(self.cap.id(), method, params, 4096, &descriptors(caps))?;
+        split_result_caps(ring.wait(t)?, ring)
+    }
+}
+
+/// Transfer descriptors for `caps`, each with its mode.
+fn descriptors(caps: &[(&Cap, u32)]) -> Vec<capos_ring::TransferDescriptor> {
+    caps.iter()
+        .map(|(c, mode)| capos_ring::TransferDescriptor {
+            cap_id: c.id(),
+            mode: *mode,
+            reserved0: 0,
+        })
+        .collect()
+}
+
+/// The result bytes of a completion and the capabilities after them, owned
+/// (released on drop unless adopted). An error or exception carries none.
+fn split_result_caps(
+    done: crate::Completion,
+    ring: &crate::Ring,
+) -> Result<(Vec<u8>, Vec<crate::CapHandle>), CallError> {
+    let count = if done.cqe.flags & capos_ring::CQE_FLAG_TRANSFER_RESULTS != 0 {
+        done.cqe.xfer_count as usize
+    } else {
+        0
+    };
+    let all = done.result.clone();
+    let len = all
+        .len()
+        .saturating_sub(count * capos_ring::TRANSFER_RESULT_SIZE as usize);
+    let caps = result_caps(&all, len, count, ring)?
+        .into_iter()
+        .map(crate::CapHandle::adopt)
+        .collect();
+    let mut bytes = done.into_result()?;
+    bytes.truncate(len);
+    Ok((bytes, caps))
 }
 
 /// The owner side of an endpoint (`Endpoint`): receives calls and answers
@@ -638,8 +838,21 @@ impl Endpoint {
 
     /// Answers `call_id` with `result`.
     pub fn reply(&self, call_id: u64, result: Vec<u8>) -> Result<(), CallError> {
+        self.reply_with_caps(call_id, result, &[])
+    }
+
+    /// Answers `call_id` with `result` and sends `caps` to the caller, each
+    /// copied ([`capos_ring::TRANSFER_COPY`]) or moved
+    /// ([`capos_ring::TRANSFER_MOVE`]). If the transfer fails, nothing moves,
+    /// the call stays unanswered and the error comes back here.
+    pub fn reply_with_caps(
+        &self,
+        call_id: u64,
+        result: Vec<u8>,
+        caps: &[(&Cap, u32)],
+    ) -> Result<(), CallError> {
         let ring = self.cap.ring();
-        let t = ring.submit_return(self.cap.id(), call_id, result, false)?;
+        let t = ring.submit_return(self.cap.id(), call_id, result, false, &descriptors(caps))?;
         ring.wait(t)?.into_result().map(|_| ())
     }
 
@@ -650,7 +863,7 @@ impl Endpoint {
         e: &capos_caps::exception::CapException,
     ) -> Result<(), CallError> {
         let ring = self.cap.ring();
-        let t = ring.submit_return(self.cap.id(), call_id, e.encode(), true)?;
+        let t = ring.submit_return(self.cap.id(), call_id, e.encode(), true, &[])?;
         ring.wait(t)?.into_result().map(|_| ())
     }
 }

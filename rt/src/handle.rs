@@ -103,15 +103,17 @@ impl Ring {
         self.with(|c| c.submit_recv(cap_id, capacity))
     }
 
-    /// Submits a RETURN of `call_id` on endpoint `cap_id`.
+    /// Submits a RETURN of `call_id` on endpoint `cap_id`, sending
+    /// `transfers` to the caller with it.
     pub fn submit_return(
         &self,
         cap_id: u64,
         call_id: u64,
         payload: Vec<u8>,
         exception: bool,
+        transfers: &[capos_ring::TransferDescriptor],
     ) -> Result<Ticket, CallError> {
-        self.with(|c| c.submit_return(cap_id, call_id, payload, exception))
+        self.with(|c| c.submit_return(cap_id, call_id, payload, exception, transfers))
     }
 
     /// Enters the kernel without waiting (it drains the SQ) and reaps;
@@ -243,6 +245,16 @@ impl CapHandle {
     pub fn into_cap(mut self) -> Cap {
         self.owned = false;
         self.cap.clone()
+    }
+}
+
+impl core::fmt::Debug for CapHandle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "CapHandle({:#x}, interface {:#x})",
+            self.cap.id, self.cap.interface_id
+        )
     }
 }
 

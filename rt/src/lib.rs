@@ -60,12 +60,13 @@ pub use capos_caps as caps;
 pub use capos_ring as ring;
 
 pub use capset::{CapLookupError, Interface};
-#[cfg(target_os = "none")]
-pub use client::AnonBuffer;
 pub use client::{
-    prot, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, GrantSpec, IncomingCall,
-    KernelGrant, NullCap, ProcessHandle, ProcessSpawner, Spawned, Timer, VirtualMemory,
+    prot, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator, GrantSpec,
+    IncomingCall, KernelGrant, MemoryObject, NullCap, ProcessHandle, ProcessSpawner, Spawned,
+    Timer, VirtualMemory,
 };
+#[cfg(target_os = "none")]
+pub use client::{AnonBuffer, SharedMemory};
 pub use error::CallError;
 pub use handle::{Cap, CapHandle, Owned, Ring};
 pub use ring_client::{Completion, Enter, RingClient, RingStats, Ticket};

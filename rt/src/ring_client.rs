@@ -478,10 +478,7 @@ impl RingClient {
         result_capacity: usize,
         transfers: &[capos_ring::TransferDescriptor],
     ) -> Result<Ticket, CallError> {
-        let mut descriptors = Vec::with_capacity(transfers.len() * 16);
-        for t in transfers {
-            descriptors.extend_from_slice(&t.to_bytes());
-        }
+        let (descriptors, list) = transfer_list(transfers)?;
         let params_len = u32::try_from(params.len()).unwrap_or(u32::MAX);
         let result_len = u32::try_from(result_capacity).unwrap_or(u32::MAX);
         let mut result = vec![0u8; result_capacity.min(MAX_RESULT_LEN as usize)];
@@ -489,17 +486,6 @@ impl RingClient {
             .map_err(CallError::Transport)?;
         let result_buf = UserBuf::new(buf_addr_mut(&mut result), result_len, MAX_RESULT_LEN)
             .map_err(CallError::Transport)?;
-        let count = u16::try_from(transfers.len())
-            .map_err(|_| CallError::InvalidArgument("too many transfers"))?;
-        let list = TransferList::new(
-            if count == 0 {
-                0
-            } else {
-                buf_addr(&descriptors)
-            },
-            count,
-        )
-        .map_err(CallError::Transport)?;
         let sqe = Op::Call(Call {
             cap_id,
             method_id: method,
@@ -535,36 +521,63 @@ impl RingClient {
         )
     }
 
-    /// Submits a RETURN of `call_id` on endpoint `cap_id` with `payload`
-    /// (result bytes, or a serialized `CapException` when `exception`).
+    /// Submits a RETURN of `call_id` on endpoint `cap_id` with `payload`,
+    /// sending `transfers` (copy or move descriptors) to the caller with
+    /// it. Does not enter the kernel.
     pub fn submit_return(
         &mut self,
         cap_id: u64,
         call_id: u64,
         payload: Vec<u8>,
         exception: bool,
+        transfers: &[capos_ring::TransferDescriptor],
     ) -> Result<Ticket, CallError> {
         let call_id =
             core::num::NonZeroU64::new(call_id).ok_or(CallError::InvalidArgument("call id 0"))?;
         let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         let buf =
             UserBuf::new(buf_addr(&payload), len, MAX_PARAMS_LEN).map_err(CallError::Transport)?;
+        let (descriptors, list) = transfer_list(transfers)?;
         let sqe = Op::Return(capos_ring::Return {
             cap_id,
             call_id,
             payload: buf,
-            transfers: TransferList::NONE,
+            transfers: list,
             exception,
         })
         .encode(0);
         self.push(
             sqe,
-            Pending::Call {
+            Pending::CallWithTransfers {
                 _params: payload,
+                _transfers: descriptors,
                 result: Vec::new(),
             },
         )
     }
+}
+
+/// Serialized `transfers` and the list naming them (kept alive with the
+/// submission until it completes).
+fn transfer_list(
+    transfers: &[capos_ring::TransferDescriptor],
+) -> Result<(Vec<u8>, TransferList), CallError> {
+    let mut descriptors = Vec::with_capacity(transfers.len() * 16);
+    for t in transfers {
+        descriptors.extend_from_slice(&t.to_bytes());
+    }
+    let count = u16::try_from(transfers.len())
+        .map_err(|_| CallError::InvalidArgument("too many transfers"))?;
+    let list = TransferList::new(
+        if count == 0 {
+            0
+        } else {
+            buf_addr(&descriptors)
+        },
+        count,
+    )
+    .map_err(CallError::Transport)?;
+    Ok((descriptors, list))
 }
 
 /// `user_data` of benchmark submissions (never handed out as a ticket:

@@ -91,13 +91,16 @@ enum Op {
     FreeHeld(usize),
     /// Free an arbitrary frame-aligned address.
     FreeAny(u64),
+    /// Allocate 1..=8 physically consecutive frames.
+    AllocRun(u64),
 }
 
 impl Arbitrary for Op {
     fn arbitrary(g: &mut Gen) -> Self {
-        match below(g, 4) {
+        match below(g, 5) {
             0 | 1 => Op::Alloc,
             2 => Op::FreeHeld(usize::arbitrary(g)),
+            3 => Op::AllocRun(1 + below(g, 8)),
             _ => Op::FreeAny(u64::arbitrary(g)),
         }
     }
@@ -137,6 +140,25 @@ fn prop_frame_ops(layout: Layout, ops: Vec<Op>) -> bool {
                 assert_eq!(bm.free(a), Err(FreeError::NotAllocated));
             }
             Op::FreeHeld(_) => {}
+            Op::AllocRun(count) => {
+                let free_at = |f: u64| {
+                    layout.oracle_usable(f * FRAME_SIZE) && !held_set.contains(&(f * FRAME_SIZE))
+                };
+                // The oracle's first fit: the lowest run of `count` free frames.
+                let expect = (0..frames.saturating_sub(count - 1))
+                    .find(|&f| (f..f + count).all(free_at))
+                    .map(|f| f * FRAME_SIZE);
+                let got = bm.alloc_contiguous(count);
+                assert_eq!(got, expect, "alloc_contiguous({count})");
+                if let Some(a) = got {
+                    for i in 0..count {
+                        let f = a + i * FRAME_SIZE;
+                        assert!(bm.is_allocated(f));
+                        held_set.insert(f);
+                        held.push(f);
+                    }
+                }
+            }
             Op::FreeAny(raw) => {
                 let a = (raw % (frames + 2)) * FRAME_SIZE;
                 let want = if a / FRAME_SIZE >= frames {

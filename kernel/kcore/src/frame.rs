@@ -217,6 +217,40 @@ impl<'a> FrameBitmap<'a> {
         None
     }
 
+    /// Physical address of the first run of `count` free, physically
+    /// consecutive frames, now all marked allocated; `None` if `count` is 0
+    /// or no such run exists (nothing changes then).
+    ///
+    /// First fit over the whole bitmap, one bit at a time: linear in the
+    /// number of tracked frames, for the rare callers that need physically
+    /// contiguous memory.
+    pub fn alloc_contiguous(&mut self, count: u64) -> Option<u64> {
+        if count == 0 || count > self.free {
+            return None;
+        }
+        let is_free = |used: &[u64], i: u64| used[(i / BITS) as usize] & (1 << (i % BITS)) == 0;
+        let mut run_start = 0;
+        let mut run = 0;
+        for i in 0..self.frames {
+            if !is_free(self.used, i) {
+                run = 0;
+                continue;
+            }
+            if run == 0 {
+                run_start = i;
+            }
+            run += 1;
+            if run == count {
+                for f in run_start..run_start + count {
+                    self.used[(f / BITS) as usize] |= 1 << (f % BITS);
+                }
+                self.free -= count;
+                return Some(run_start * FRAME_SIZE);
+            }
+        }
+        None
+    }
+
     /// Returns the frame at `addr` to the free pool.
     ///
     /// A reserved frame (never handed out) gives [`FreeError::Reserved`]; a
@@ -407,6 +441,31 @@ mod tests {
             bm.free(2 * MIB + 10 * FRAME_SIZE),
             Err(FreeError::OutOfRange)
         );
+    }
+
+    #[test]
+    fn contiguous_runs_skip_used_and_reserved_frames() {
+        let limit = 2 * MIB + 16 * FRAME_SIZE;
+        let mut s = storage(limit);
+        // Frame 3 above 2 MiB is reserved: the first run of 4 starts at 4.
+        let reserved = [PhysRange::new(
+            2 * MIB + 3 * FRAME_SIZE,
+            2 * MIB + 4 * FRAME_SIZE,
+        )];
+        let mut bm = FrameBitmap::new(&mut s, limit, &[PhysRange::new(2 * MIB, limit)], &reserved);
+        assert_eq!(bm.free_frames(), 15);
+        let a = bm.alloc_contiguous(4).unwrap();
+        assert_eq!(a, 2 * MIB + 4 * FRAME_SIZE);
+        assert_eq!(bm.free_frames(), 11);
+        // Frames 0-2 and 8-15 are left; 9 in a row does not exist.
+        assert_eq!(bm.alloc_contiguous(9), None);
+        assert_eq!(bm.free_frames(), 11);
+        assert_eq!(bm.alloc_contiguous(8), Some(2 * MIB + 8 * FRAME_SIZE));
+        assert_eq!(bm.alloc_contiguous(0), None);
+        for f in 0..4 {
+            assert_eq!(bm.free(a + f * FRAME_SIZE), Ok(()));
+        }
+        assert_eq!(bm.free_frames(), 7);
     }
 
     #[test]

@@ -98,6 +98,22 @@ pub fn alloc_zeroed() -> Option<u64> {
     Some(frame)
 }
 
+/// Allocates `count` physically consecutive frames and zeroes them;
+/// returns the first one's address.
+pub fn alloc_contiguous_zeroed(count: u64) -> Option<u64> {
+    let base = FRAMES.lock().as_mut()?.alloc_contiguous(count)?;
+    // SAFETY: the run was just handed out to us alone, and the direct map
+    // covers all RAM the allocator manages, contiguously.
+    unsafe {
+        core::ptr::write_bytes(
+            phys_to_virt(base) as *mut u8,
+            0,
+            (count * FRAME_SIZE) as usize,
+        )
+    };
+    Some(base)
+}
+
 /// Returns a frame to the allocator.
 pub fn free(frame: u64) -> Result<(), FreeError> {
     match FRAMES.lock().as_mut() {

@@ -6,11 +6,22 @@
 
 use crate::mem::{frame, paging, phys_to_virt, PAGE_SIZE};
 use crate::sync::IrqLock;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::structures::paging::{PageTable, PageTableFlags as F};
 
 /// First address past the user half.
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// Start of the window object-backed (borrowed) mappings are placed in.
+pub const SHARED_BASE: u64 = 0x0000_6000_0000_0000;
+/// End (exclusive) of that window (below the ring, CapSet and stack pages,
+/// above the anonymous window).
+pub const SHARED_END: u64 = 0x0000_7000_0000_0000;
+
+/// Marks a leaf entry whose frame the space borrows from a memory object:
+/// the space never frees it (one of the entry bits the CPU ignores).
+const BORROWED: F = F::BIT_9;
 
 /// Frames currently held by all address spaces (pages and page tables);
 /// returns to its earlier value when every process has exited.
@@ -39,8 +50,10 @@ pub enum VmError {
     OutOfMemory,
     /// The address is not in the user half or not page aligned.
     BadAddress,
-    /// The page is already mapped.
+    /// The page is already mapped (or the range overlaps a mapping).
     AlreadyMapped,
+    /// No borrowed mapping of that object starts there with that size.
+    NotBorrowed,
     /// A page of the range is unmapped or lacks the needed permission.
     Fault,
 }
@@ -60,19 +73,81 @@ struct Tables {
     pml4: u64,
 }
 
+/// One object-backed mapping: its size, the object it came from (by
+/// identity) and what keeps the object's frames alive while mapped.
+struct Borrowed {
+    pages: u64,
+    owner: usize,
+    _keep: Box<dyn Send + Sync>,
+}
+
+/// The space's object-backed mappings, by start address.
+struct BorrowedMaps {
+    maps: BTreeMap<u64, Borrowed>,
+    next: u64,
+}
+
+impl BorrowedMaps {
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.maps
+            .range(..end)
+            .next_back()
+            .is_some_and(|(&s, b)| s + b.pages * PAGE_SIZE > start)
+    }
+
+    /// A free `pages`-page range: at `hint` if it is usable, else the next
+    /// free range from the cursor.
+    fn place(&self, hint: u64, pages: u64) -> Option<u64> {
+        let len = pages.checked_mul(PAGE_SIZE)?;
+        let fits = |a: u64| {
+            a.is_multiple_of(PAGE_SIZE)
+                && a >= SHARED_BASE
+                && a.checked_add(len).is_some_and(|e| e <= SHARED_END)
+                && !self.overlaps(a, a + len)
+        };
+        if hint != 0 && fits(hint) {
+            return Some(hint);
+        }
+        let mut at = self.next;
+        loop {
+            if fits(at) {
+                return Some(at);
+            }
+            // Skip past the mapping in the way.
+            let (&s, b) = self.maps.range(..at + len).next_back()?;
+            at = s + b.pages * PAGE_SIZE;
+            if at.checked_add(len)? > SHARED_END {
+                return None;
+            }
+        }
+    }
+}
+
 /// One process's page tables.
 pub struct AddressSpace {
     tables: IrqLock<Tables>,
     frames: AtomicU64,
+    borrowed: spin::Mutex<BorrowedMaps>,
 }
 
-fn alloc_frame() -> Result<u64, VmError> {
+/// A zeroed frame counted in [`frames_held`] (page tables, user pages and
+/// memory-object backing all come from here).
+pub fn alloc_frame() -> Result<u64, VmError> {
     let f = frame::alloc_zeroed().ok_or(VmError::OutOfMemory)?;
     FRAMES_HELD.fetch_add(1, Ordering::Relaxed);
     Ok(f)
 }
 
-fn free_frame(f: u64) {
+/// `count` zeroed, physically consecutive frames counted in
+/// [`frames_held`]; returns the first. Each is returned with [`free_frame`].
+pub fn alloc_frame_run(count: u64) -> Result<u64, VmError> {
+    let base = frame::alloc_contiguous_zeroed(count).ok_or(VmError::OutOfMemory)?;
+    FRAMES_HELD.fetch_add(count, Ordering::Relaxed);
+    Ok(base)
+}
+
+/// Returns a frame from [`alloc_frame`] or [`alloc_frame_run`].
+pub fn free_frame(f: u64) {
     FRAMES_HELD.fetch_sub(1, Ordering::Relaxed);
     let _ = frame::free(f);
 }
@@ -104,6 +179,10 @@ impl AddressSpace {
         Ok(Self {
             tables: IrqLock::new(Tables { pml4 }),
             frames: AtomicU64::new(1),
+            borrowed: spin::Mutex::new(BorrowedMaps {
+                maps: BTreeMap::new(),
+                next: SHARED_BASE,
+            }),
         })
     }
 
@@ -120,10 +199,26 @@ impl AddressSpace {
     /// Maps a fresh zeroed frame at user page `va` and returns its physical
     /// address.
     pub fn map_new(&self, va: u64, perm: UserPerm) -> Result<u64, VmError> {
+        let t = self.tables.lock();
+        let pte = self.leaf_for_new(&t, va)?;
+        let page = alloc_frame()?;
+        self.frames.fetch_add(1, Ordering::Relaxed);
+        pte.set_addr(x86_64::PhysAddr::new(page), leaf_flags(perm));
+        Ok(page)
+    }
+
+    /// The unused level-1 entry for user page `va`, creating the tables on
+    /// the way (counted as this space's frames). Like [`AddressSpace::pte`]
+    /// it works through the lock guard's shared view.
+    #[allow(clippy::mut_from_ref)]
+    fn leaf_for_new<'t>(
+        &self,
+        t: &'t Tables,
+        va: u64,
+    ) -> Result<&'t mut x86_64::structures::paging::page_table::PageTableEntry, VmError> {
         if !va.is_multiple_of(PAGE_SIZE) || va >= USER_END {
             return Err(VmError::BadAddress);
         }
-        let t = self.tables.lock();
         let mut phys = t.pml4;
         for level in [39u64, 30, 21] {
             let idx = ((va >> level) & 0x1ff) as usize;
@@ -145,15 +240,87 @@ impl AddressSpace {
         if !pte.is_unused() {
             return Err(VmError::AlreadyMapped);
         }
-        let page = alloc_frame()?;
-        self.frames.fetch_add(1, Ordering::Relaxed);
-        pte.set_addr(x86_64::PhysAddr::new(page), leaf_flags(perm));
-        Ok(page)
+        Ok(pte)
     }
 
-    /// The level-1 entry for user page `va` (tables must exist), for changes.
+    /// Maps `frames` (owned by a memory object whose identity is `owner`)
+    /// contiguously in the shared window, at `hint` if that range is free,
+    /// and returns the address. `keep` holds the object's frames alive (and
+    /// the mapping's charge) until the mapping goes: at
+    /// [`AddressSpace::unmap_borrowed`] or when the space is dropped, after
+    /// the page-table entries are gone. The space never frees the frames.
+    pub fn map_borrowed(
+        &self,
+        hint: u64,
+        frames: &[u64],
+        perm: UserPerm,
+        owner: usize,
+        keep: Box<dyn Send + Sync>,
+    ) -> Result<u64, VmError> {
+        let pages = frames.len() as u64;
+        let mut maps = self.borrowed.lock();
+        let start = maps.place(hint, pages).ok_or(VmError::BadAddress)?;
+        let t = self.tables.lock();
+        for (i, &f) in frames.iter().enumerate() {
+            let va = start + i as u64 * PAGE_SIZE;
+            match self.leaf_for_new(&t, va) {
+                Ok(pte) => pte.set_addr(x86_64::PhysAddr::new(f), leaf_flags(perm) | BORROWED),
+                Err(e) => {
+                    // Undo this call's entries; tables made stay (counted).
+                    for j in 0..i as u64 {
+                        if let Some(pte) = Self::pte(&t, start + j * PAGE_SIZE) {
+                            pte.set_unused();
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        drop(t);
+        maps.maps.insert(
+            start,
+            Borrowed {
+                pages,
+                owner,
+                _keep: keep,
+            },
+        );
+        maps.next = maps.next.max(start + pages * PAGE_SIZE);
+        Ok(start)
+    }
+
+    /// Removes the borrowed mapping of object `owner` that starts at `addr`
+    /// and spans `pages` pages (a whole mapping, as `map_borrowed` made it),
+    /// flushes its TLB entries, then lets the object's frames go.
+    pub fn unmap_borrowed(&self, addr: u64, pages: u64, owner: usize) -> Result<(), VmError> {
+        let mut maps = self.borrowed.lock();
+        match maps.maps.get(&addr) {
+            Some(b) if b.pages == pages && b.owner == owner => {}
+            _ => return Err(VmError::NotBorrowed),
+        }
+        let gone = maps.maps.remove(&addr);
+        drop(maps);
+        let t = self.tables.lock();
+        for i in 0..pages {
+            let va = addr + i * PAGE_SIZE;
+            if let Some(pte) = Self::pte(&t, va) {
+                pte.set_unused();
+            }
+            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
+        }
+        drop(t);
+        // Only now, with no entry left to reach them, may the frames go.
+        drop(gone);
+        Ok(())
+    }
+
+    /// The level-1 entry for user page `va` (tables must exist), for
+    /// changes. It takes the lock guard's shared view: the entries live in
+    /// frames reached through the direct map, not in `Tables`; holding the
+    /// lock is what makes changing them exclusive.
+    #[allow(clippy::mut_from_ref)]
     fn pte(
-        t: &mut Tables,
+        t: &Tables,
         va: u64,
     ) -> Option<&mut x86_64::structures::paging::page_table::PageTableEntry> {
         if va >= USER_END {
@@ -180,8 +347,11 @@ impl AddressSpace {
     /// single-threaded: only the CPU running the process can); this CPU's
     /// entry is flushed here.
     pub fn unmap_page(&self, va: u64) -> Result<(), VmError> {
-        let mut t = self.tables.lock();
-        let pte = Self::pte(&mut t, va).ok_or(VmError::Fault)?;
+        let t = self.tables.lock();
+        let pte = Self::pte(&t, va).ok_or(VmError::Fault)?;
+        if pte.flags().contains(BORROWED) {
+            return Err(VmError::Fault);
+        }
         let frame = pte.addr().as_u64();
         pte.set_unused();
         x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
@@ -194,10 +364,11 @@ impl AddressSpace {
     /// Changes the rights of mapped user page `va` (same TLB rule as
     /// [`AddressSpace::unmap_page`]).
     pub fn protect_page(&self, va: u64, perm: UserPerm) -> Result<(), VmError> {
-        let mut t = self.tables.lock();
-        let pte = Self::pte(&mut t, va).ok_or(VmError::Fault)?;
+        let t = self.tables.lock();
+        let pte = Self::pte(&t, va).ok_or(VmError::Fault)?;
         let frame = pte.addr();
-        pte.set_addr(frame, leaf_flags(perm));
+        let borrowed = pte.flags() & BORROWED;
+        pte.set_addr(frame, leaf_flags(perm) | borrowed);
         x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
         Ok(())
     }
@@ -313,7 +484,10 @@ impl Drop for AddressSpace {
                 if depth < 3 {
                     free_level(child, depth + 1);
                 }
-                free_frame(child);
+                // A borrowed leaf belongs to its memory object.
+                if !(depth == 3 && e.flags().contains(BORROWED)) {
+                    free_frame(child);
+                }
                 e.set_unused();
             }
         }
@@ -327,5 +501,8 @@ impl Drop for AddressSpace {
             }
         }
         free_frame(t.pml4);
+        drop(t);
+        // The entries are gone: the borrowed objects' frames may go now.
+        self.borrowed.lock().maps.clear();
     }
 }

@@ -103,7 +103,7 @@ fn process_limits() -> Limits {
 /// How a granted capability may leave its holder: init-only authority and
 /// caps bound to the holder's own address space never leave; an endpoint's
 /// owner side may only move (one server); everything else may be copied.
-fn grant_mode(interface_id: u64) -> capos_caps::cap_table::TransferMode {
+pub fn transfer_mode_for(interface_id: u64) -> capos_caps::cap_table::TransferMode {
     use capos_caps::cap_table::TransferMode;
     use capos_caps::interfaces as i;
     match interface_id {
@@ -159,7 +159,7 @@ pub fn spawn(
     let mut entries = alloc::vec::Vec::new();
     for g in grants {
         let hold = capos_caps::cap_table::Hold::new(
-            grant_mode(g.interface_id),
+            transfer_mode_for(g.interface_id),
             capos_caps::cap_table::Origin::Manifest,
         );
         let id = table.insert(g.object, hold).map_err(SpawnError::Cap)?;

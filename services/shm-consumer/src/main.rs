@@ -1,0 +1,144 @@
+//! Shared-memory consumer: gets the producer's `MemoryObject` as a result
+//! capability (refusing it when asked to take it as the wrong type), maps
+//! it, reads the producer's message, writes an answer the producer checks
+//! through its own mapping, probes the object with bad requests, and shows
+//! that a mapping keeps the memory alive after the cap is released.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::vec::Vec;
+use capos_rt::{
+    prot, CallError, ClientEndpoint, Console, MemoryObject, Owned, Runtime, SharedMemory, Timer,
+};
+use core::sync::atomic::Ordering;
+
+capos_rt::entry!(main);
+
+const MESSAGE_AT: usize = 64;
+const ANSWER_AT: usize = 4096 + 64;
+const ANSWER: &[u8] = b"consumer was here";
+const MAGIC: u64 = 0xC0DE_CAFE;
+
+fn main(rt: &mut Runtime) -> i32 {
+    let Ok(console) = rt.cap::<Console>("console") else {
+        return 1;
+    };
+    let say = |s: &str| {
+        let _ = console.write_line(s);
+    };
+    let Ok(shm) = rt.cap::<ClientEndpoint>("shm") else {
+        say("shm-consumer: FAIL no shm cap");
+        return 2;
+    };
+    // The protocol promises a MemoryObject: adopting it as anything else
+    // is refused (and releases it).
+    match shm.call_with_caps(0, Vec::new(), &[]) {
+        Ok((_, mut caps)) if caps.len() == 1 => {
+            match Owned::<Timer>::adopt_checked(caps.remove(0).into_cap()) {
+                Err(CallError::Protocol(m)) => {
+                    say(&format!("shm-consumer: wrong-type adoption refused: {m}"))
+                }
+                Err(e) => say(&format!("shm-consumer: FAIL wrong-type adoption: {e}")),
+                Ok(_) => say("shm-consumer: FAIL adopted a MemoryObject as a Timer"),
+            }
+        }
+        other => say(&format!("shm-consumer: FAIL share: {other:?}")),
+    }
+    let object = match shm.call_with_caps(0, Vec::new(), &[]) {
+        Ok((_, mut caps)) if caps.len() == 1 => {
+            match Owned::<MemoryObject>::adopt_checked(caps.remove(0).into_cap()) {
+                Ok(o) => o,
+                Err(e) => {
+                    say(&format!("shm-consumer: FAIL adopt: {e}"));
+                    return 3;
+                }
+            }
+        }
+        other => {
+            say(&format!("shm-consumer: FAIL share: {other:?}"));
+            return 3;
+        }
+    };
+    let shared = match object.map_shared() {
+        Ok(m) => m,
+        Err(e) => {
+            say(&format!("shm-consumer: FAIL map: {e}"));
+            return 4;
+        }
+    };
+    let message = read_message(&shared);
+    say(&format!(
+        "shm-consumer: read \"{message}\" from the producer's memory ({} bytes mapped at {:#x})",
+        shared.len(),
+        shared.addr()
+    ));
+    shared.write(ANSWER_AT, ANSWER);
+    shared.word(1).store(MAGIC, Ordering::Release);
+    match shm.call(1, Vec::new()) {
+        Ok(r) if r == ANSWER => say("shm-consumer: the producer saw the answer"),
+        other => say(&format!("shm-consumer: FAIL check: {other:?}")),
+    }
+    hostile_requests(&object, &shared, &say);
+    match shm.call_with_caps(2, Vec::new(), &[]) {
+        Ok((r, caps)) if caps.is_empty() => say(&format!(
+            "shm-consumer: after the refused RETURN: \"{}\", no caps",
+            core::str::from_utf8(&r).unwrap_or("?")
+        )),
+        other => say(&format!("shm-consumer: FAIL refused RETURN: {other:?}")),
+    }
+    // Release the cap while mapped: the mapping keeps the memory alive.
+    drop(object);
+    let _ = rt.ring().poll();
+    let again = read_message(&shared);
+    if again == message {
+        say("shm-consumer: memory still readable after releasing the cap");
+    } else {
+        say(&format!("shm-consumer: FAIL after release: \"{again}\""));
+    }
+    match shm.call(3, Vec::new()) {
+        Ok(_) => 0,
+        Err(e) => {
+            say(&format!("shm-consumer: FAIL done: {e}"));
+            5
+        }
+    }
+}
+
+/// The producer's message, as its length word says.
+fn read_message(shared: &SharedMemory) -> alloc::string::String {
+    let len = shared.word(0).load(Ordering::Acquire) as usize;
+    let mut buf = alloc::vec![0u8; len.min(256)];
+    shared.read(MESSAGE_AT, &mut buf);
+    alloc::string::String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Requests the object must refuse, each with a readable exception.
+fn hostile_requests(object: &MemoryObject, shared: &SharedMemory, say: &dyn Fn(&str)) {
+    let cases: [(&str, Result<(), CallError>); 4] = [
+        (
+            "executable mapping",
+            object.map(0, 0, 4096, prot::READ | prot::EXEC).map(|_| ()),
+        ),
+        (
+            "mapping past the end",
+            object.map(0, 4096, 8192, prot::READ).map(|_| ()),
+        ),
+        ("partial unmap", object.unmap(shared.addr(), 4096)),
+        (
+            "unmap of a foreign address",
+            object.unmap(0x1000_0000_0000, 8192),
+        ),
+    ];
+    for (what, r) in cases {
+        match r {
+            Err(CallError::Exception(e)) => {
+                say(&format!("shm-consumer: {what} refused: {}", e.message))
+            }
+            other => say(&format!("shm-consumer: FAIL {what}: {other:?}")),
+        }
+    }
+}

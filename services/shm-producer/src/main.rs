@@ -1,0 +1,122 @@
+//! Shared-memory producer: allocates a two-page `MemoryObject`, maps it,
+//! writes a message into it and serves its endpoint. Method 0 returns the
+//! object to the caller as a copied result capability; method 1 checks,
+//! through its own mapping, what the consumer wrote; method 2 first tries
+//! to RETURN a capability it does not hold (the kernel must refuse it and
+//! leave the call unanswered), then answers without one; method 3 ends.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::vec::Vec;
+use capos_rt::caps::exception::CapException;
+use capos_rt::ring::{TransportError, TRANSFER_COPY};
+use capos_rt::{CallError, Cap, Console, Endpoint, FrameAllocator, Interface, Runtime};
+
+capos_rt::entry!(main);
+
+/// Where the producer's message lives in the shared pages.
+const MESSAGE_AT: usize = 64;
+/// Where the consumer writes its answer.
+const ANSWER_AT: usize = 4096 + 64;
+/// The producer's message.
+const MESSAGE: &[u8] = b"written by the producer";
+/// Word 0: length of the producer's message; word 1: set by the consumer.
+const MAGIC: u64 = 0xC0DE_CAFE;
+
+fn main(rt: &mut Runtime) -> i32 {
+    let Ok(console) = rt.cap::<Console>("console") else {
+        return 1;
+    };
+    let say = |s: &str| {
+        let _ = console.write_line(s);
+    };
+    let (Ok(frames), Ok(ep)) = (
+        rt.cap::<FrameAllocator>("frames"),
+        rt.cap::<Endpoint>("endpoint"),
+    ) else {
+        say("shm-producer: FAIL missing caps");
+        return 2;
+    };
+    let object = match frames.allocate(2, false) {
+        Ok(o) => o,
+        Err(e) => {
+            say(&format!("shm-producer: FAIL allocate: {e}"));
+            return 3;
+        }
+    };
+    let shared = match object.map_shared() {
+        Ok(m) => m,
+        Err(e) => {
+            say(&format!("shm-producer: FAIL map: {e}"));
+            return 4;
+        }
+    };
+    shared.write(MESSAGE_AT, MESSAGE);
+    shared
+        .word(0)
+        .store(MESSAGE.len() as u64, core::sync::atomic::Ordering::Release);
+    say(&format!(
+        "shm-producer: wrote {} bytes at {:#x}",
+        MESSAGE.len(),
+        shared.addr()
+    ));
+    loop {
+        let call = match ep.recv(256) {
+            Ok(c) => c,
+            Err(e) => {
+                say(&format!("shm-producer: FAIL recv: {e}"));
+                return 5;
+            }
+        };
+        let answered = match call.method_id {
+            0 => ep.reply_with_caps(call.call_id, Vec::new(), &[(object.cap(), TRANSFER_COPY)]),
+            1 => {
+                let flag = shared.word(1).load(core::sync::atomic::Ordering::Acquire);
+                let mut answer = [0u8; 32];
+                shared.read(ANSWER_AT, &mut answer);
+                let end = answer.iter().position(|&b| b == 0).unwrap_or(answer.len());
+                let text = core::str::from_utf8(&answer[..end]).unwrap_or("?");
+                if flag == MAGIC {
+                    say(&format!(
+                        "shm-producer: sees the consumer's write \"{text}\" in its own mapping"
+                    ));
+                    ep.reply(call.call_id, text.as_bytes().to_vec())
+                } else {
+                    ep.reply_exception(
+                        call.call_id,
+                        &CapException::failed(format!("flag is {flag:#x}, not {MAGIC:#x}")),
+                    )
+                }
+            }
+            2 => {
+                // A cap id this process never held: the RETURN must fail
+                // with BAD_CAP and leave the call open for a real answer.
+                let bogus = Cap::new(0x7f_0000, object.cap().interface_id(), rt.ring().clone());
+                match ep.reply_with_caps(call.call_id, Vec::new(), &[(&bogus, TRANSFER_COPY)]) {
+                    Err(CallError::Transport(TransportError::BadCap)) => {
+                        say("shm-producer: RETURN with a cap it does not hold refused (BAD_CAP)")
+                    }
+                    other => say(&format!("shm-producer: FAIL bad RETURN: {other:?}")),
+                }
+                ep.reply(call.call_id, b"answered after the refusal".to_vec())
+            }
+            3 => {
+                let r = ep.reply(call.call_id, Vec::new());
+                let unmapped = object.unmap(shared.addr(), shared.len() as u64);
+                say(&format!("shm-producer: done (unmap: {unmapped:?})"));
+                return if r.is_ok() && unmapped.is_ok() { 0 } else { 6 };
+            }
+            m => ep.reply_exception(
+                call.call_id,
+                &CapException::failed(format!("no method {m}")),
+            ),
+        };
+        if let Err(e) = answered {
+            say(&format!("shm-producer: FAIL reply: {e}"));
+        }
+    }
+}
