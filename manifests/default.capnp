@@ -47,6 +47,7 @@ const manifest :M.SystemManifest = (
           source = (service = (service = "echo-server", export = "echo")),
         ),
         (name = "timer", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer)),
+        (name = "own", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint)),
       ],
     ),
     (

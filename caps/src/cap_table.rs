@@ -209,6 +209,12 @@ pub trait CapObject: Send + Sync {
     fn as_any(&self) -> Option<&dyn core::any::Any> {
         None
     }
+
+    /// Called with the kernel's process type when the object is installed
+    /// in a new process's CapSet, before that process can run: objects tied
+    /// to their holder (its address space, its ledger) remember it. A later
+    /// call (the object handed on) must not change the binding.
+    fn bind_holder(&self, _holder: &dyn core::any::Any) {}
 }
 
 /// A live table entry.

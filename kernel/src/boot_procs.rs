@@ -79,8 +79,7 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
             .map(|p| ("boot process", p)),
     );
     for (role, p) in procs {
-        let mut vms = Vec::new();
-        let grants = grants_for(p, &boot_package, &mut vms)
+        let grants = grants_for(p, &boot_package)
             .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
         let bytes = boot_package
             .binaries
@@ -93,7 +92,7 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
                     p.binary
                 )
             })?;
-        let thread = proc::spawn(&p.binary, bytes, grants, &vms)
+        let thread = proc::spawn(&p.binary, bytes, grants)
             .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
         crate::info!(
             "proc: pid {} ({}) loaded: {} caps, {} frames",
@@ -110,11 +109,7 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
     Ok(true)
 }
 
-fn grants_for(
-    p: &InitProcess,
-    boot: &Arc<BootPackage>,
-    vms: &mut Vec<Arc<crate::vmcap::VirtualMemory>>,
-) -> Result<Vec<Grant>, String> {
+fn grants_for(p: &InitProcess, boot: &Arc<BootPackage>) -> Result<Vec<Grant>, String> {
     let mut grants = Vec::new();
     for cap in &p.caps {
         let kind = match &cap.source {
@@ -133,11 +128,7 @@ fn grants_for(
             KernelKind::ProcessSpawner => {
                 Arc::new(crate::spawner::ProcessSpawner { boot: boot.clone() })
             }
-            KernelKind::VirtualMemory => {
-                let vm = Arc::new(crate::vmcap::VirtualMemory::new());
-                vms.push(vm.clone());
-                vm
-            }
+            KernelKind::VirtualMemory => Arc::new(crate::vmcap::VirtualMemory::new()),
             other => {
                 return Err(format!(
                 "cap \"{}\": kernel capability kind {other:?} is not available in this kernel yet",

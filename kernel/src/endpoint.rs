@@ -21,21 +21,16 @@ use alloc::vec::Vec;
 use capos_caps::cap_table::{CapObject, Invocation, ResultCap};
 use capos_caps::exception::CapException;
 use capos_caps::interfaces;
+use capos_caps::ledger::{Ledger, Reservation, Resource};
 use capos_caps::schema::capos_capnp::endpoint;
 use capos_caps::transfer::TransferredCap;
 use capos_ring::process::{CallHeader, CALL_HEADER_SIZE};
 use capos_ring::{CqCredit, Cqe, TransportError, CQE_FLAG_EXCEPTION};
 
-/// Calls waiting for a RECV.
-pub const MAX_PENDING_CALLS: usize = 16;
 /// RECVs waiting for a call.
 pub const MAX_PENDING_RECVS: usize = 16;
-/// Calls delivered and not yet returned.
-pub const MAX_IN_FLIGHT: usize = 16;
 /// Largest parameter block one call may queue.
 pub const MAX_CALL_PARAMS: usize = 16 * 1024;
-/// Parameter bytes queued at once.
-pub const MAX_QUEUED_BYTES: usize = 64 * 1024;
 
 /// A call from a client, parameters already in kernel memory.
 pub struct QueuedCall {
@@ -74,27 +69,40 @@ pub struct PendingRecv {
     pub buf_len: u32,
 }
 
+/// A call in the queue and its charge on the owner's ledger (one queued
+/// call, its parameter bytes).
+struct Waiting {
+    call: QueuedCall,
+    charge: (Reservation, Reservation),
+}
+
 struct InFlight {
     caller: Weak<Thread>,
     user_data: u64,
     credit: CqCredit,
     result_addr: u64,
     result_len: u32,
+    /// One in-flight call on the owner's ledger.
+    _charge: Reservation,
 }
 
 #[derive(Default)]
 struct State {
-    calls: VecDeque<QueuedCall>,
+    calls: VecDeque<Waiting>,
     recvs: VecDeque<PendingRecv>,
     in_flight: BTreeMap<u64, InFlight>,
     next_id: u64,
-    queued_bytes: usize,
     closed: bool,
 }
 
-/// The kernel object behind both sides.
+/// The kernel object behind both sides. Its queues are bounded by the
+/// ledger of the process it was created for (the owner): each queued call
+/// charges `QueuedCalls` and its parameter bytes `ScratchBytes`, each
+/// delivered call `InFlightCalls`, until it is delivered, answered or
+/// cancelled.
 pub struct Endpoint {
     state: IrqLock<State>,
+    ledger: spin::Once<Arc<Ledger>>,
 }
 
 /// Posts `cqe` into `thread`'s ring with its reserved `credit` and wakes it
@@ -108,15 +116,38 @@ fn complete(thread: &Arc<Thread>, credit: CqCredit, cqe: &Cqe, handoff: bool) {
     }
 }
 
+/// Completes a call that will not be delivered with `error`.
+fn refuse(c: QueuedCall, error: TransportError) {
+    if let Some(t) = c.caller.upgrade() {
+        complete(&t, c.credit, &Cqe::error(c.user_data, error), false);
+    }
+}
+
 impl Endpoint {
-    /// An open endpoint with empty queues.
+    /// An open endpoint with empty queues, not yet charged to anyone; see
+    /// [`Endpoint::charge_to`].
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             state: IrqLock::new(State {
                 next_id: 1,
                 ..State::default()
             }),
+            ledger: spin::Once::new(),
         })
+    }
+
+    /// Charges the queues to `ledger` (the owner's; set once, before the
+    /// owner runs).
+    pub fn charge_to(&self, ledger: &Arc<Ledger>) {
+        self.ledger.call_once(|| ledger.clone());
+    }
+
+    fn reserve(&self, resource: Resource, amount: u64) -> Result<Reservation, TransportError> {
+        self.ledger
+            .get()
+            .ok_or(TransportError::Cancelled)?
+            .reserve(resource, amount)
+            .map_err(|_| TransportError::Quota)
     }
 
     /// A client's CALL.
@@ -124,39 +155,32 @@ impl Endpoint {
         let mut st = self.state.lock();
         if st.closed {
             drop(st);
-            if let Some(t) = c.caller.upgrade() {
-                complete(
-                    &t,
-                    c.credit,
-                    &Cqe::error(c.user_data, TransportError::Cancelled),
-                    false,
-                );
-            }
+            refuse(c, TransportError::Cancelled);
             return;
         }
+        let mut c = c;
         while let Some(r) = st.recvs.pop_front() {
             if let Some(server) = r.server.upgrade() {
-                Self::deliver(&mut st, &server, r, c);
-                return;
+                match self.deliver(&mut st, &server, r, c) {
+                    Ok(()) => return,
+                    // That RECV could not take it: try the next one.
+                    Err(back) => c = back,
+                }
             }
         }
-        if st.calls.len() >= MAX_PENDING_CALLS
-            || st.in_flight.len() >= MAX_IN_FLIGHT
-            || st.queued_bytes + c.params.len() > MAX_QUEUED_BYTES
-        {
-            drop(st);
-            if let Some(t) = c.caller.upgrade() {
-                complete(
-                    &t,
-                    c.credit,
-                    &Cqe::error(c.user_data, TransportError::QueueFull),
-                    false,
-                );
+        let charge = self.reserve(Resource::QueuedCalls, 1).and_then(|slot| {
+            Ok((
+                slot,
+                self.reserve(Resource::ScratchBytes, c.params.len() as u64)?,
+            ))
+        });
+        match charge {
+            Ok(charge) => st.calls.push_back(Waiting { call: c, charge }),
+            Err(e) => {
+                drop(st);
+                refuse(c, e);
             }
-            return;
         }
-        st.queued_bytes += c.params.len();
-        st.calls.push_back(c);
     }
 
     /// A server's RECV.
@@ -165,10 +189,11 @@ impl Endpoint {
             return;
         };
         let mut st = self.state.lock();
-        while let Some(c) = st.calls.pop_front() {
-            st.queued_bytes -= c.params.len();
-            if c.caller.upgrade().is_some() {
-                Self::deliver(&mut st, &server, r, c);
+        while let Some(Waiting { call, charge }) = st.calls.pop_front() {
+            if call.caller.upgrade().is_some() {
+                if let Err(back) = self.deliver(&mut st, &server, r, call) {
+                    st.calls.push_front(Waiting { call: back, charge });
+                }
                 return;
             }
         }
@@ -186,34 +211,49 @@ impl Endpoint {
     }
 
     /// Writes call `c` into RECV `r`'s buffer and completes the RECV; the
-    /// call moves to the in-flight table.
-    fn deliver(st: &mut State, server: &Arc<Thread>, r: PendingRecv, c: QueuedCall) {
+    /// call moves to the in-flight table. If the RECV's buffer cannot take
+    /// the call, the RECV fails and the call comes back (`Err`); if the call
+    /// itself cannot be delivered (in-flight quota, a failed transfer), it
+    /// fails and the RECV stays open for the next one.
+    fn deliver(
+        &self,
+        st: &mut State,
+        server: &Arc<Thread>,
+        r: PendingRecv,
+        c: QueuedCall,
+    ) -> Result<(), QueuedCall> {
         let need = CALL_HEADER_SIZE
             + c.params.len()
             + c.transfers.len() * capos_ring::TRANSFER_RESULT_SIZE as usize;
-        if need > r.buf_len as usize {
-            // The server's buffer cannot take it: fail the RECV, keep the call.
-            st.queued_bytes += c.params.len();
-            st.calls.push_front(c);
-            complete(
-                server,
-                r.credit,
-                &Cqe::error(r.user_data, TransportError::BufferTooSmall),
-                false,
-            );
-            return;
+        let buffer_error = if need > r.buf_len as usize {
+            Some(TransportError::BufferTooSmall)
+        } else if server
+            .process
+            .aspace
+            .check(r.buf_addr, need as u64, true)
+            .is_err()
+        {
+            Some(TransportError::BadAddress)
+        } else {
+            None
+        };
+        if let Some(e) = buffer_error {
+            complete(server, r.credit, &Cqe::error(r.user_data, e), false);
+            return Err(c);
         }
-        // Move or copy the sent capabilities now, all or nothing; a failed
-        // transfer fails the call and leaves both tables as they were.
-        let moved = match Self::commit_transfers(server, &c) {
-            Ok(m) => m,
+        // Charge the owner and move or copy the sent capabilities now, all
+        // or nothing; either failing fails the call and leaves both tables
+        // as they were.
+        let ready = self
+            .reserve(Resource::InFlightCalls, 1)
+            .and_then(|charge| Ok((charge, Self::commit_transfers(server, &c)?)));
+        let (charge, moved) = match ready {
+            Ok(x) => x,
             Err(e) => {
-                if let Some(t) = c.caller.upgrade() {
-                    complete(&t, c.credit, &Cqe::error(c.user_data, e), false);
-                }
+                refuse(c, e);
                 // The RECV is still open; serve it with the next call.
                 st.recvs.push_front(r);
-                return;
+                return Ok(());
             }
         };
         let call_id = st.next_id;
@@ -228,18 +268,22 @@ impl Endpoint {
         bytes.extend_from_slice(&header.to_bytes());
         bytes.extend_from_slice(&c.params);
         append_records(&mut bytes, &moved);
+        st.in_flight.insert(
+            call_id,
+            InFlight {
+                caller: c.caller,
+                user_data: c.user_data,
+                credit: c.credit,
+                result_addr: c.result_addr,
+                result_len: c.result_len,
+                _charge: charge,
+            },
+        );
+        // The buffer was checked above; it can only have gone if the server
+        // unmapped it meanwhile. The call then stays in flight (its caps
+        // with the server) until the server answers or exits.
         let cqe = match server.process.aspace.copy_to_user(r.buf_addr, &bytes) {
             Ok(()) => {
-                st.in_flight.insert(
-                    call_id,
-                    InFlight {
-                        caller: c.caller,
-                        user_data: c.user_data,
-                        credit: c.credit,
-                        result_addr: c.result_addr,
-                        result_len: c.result_len,
-                    },
-                );
                 let mut cqe = Cqe::success(r.user_data, (CALL_HEADER_SIZE + c.params.len()) as u32);
                 cqe.call_id = call_id;
                 if !moved.is_empty() {
@@ -248,13 +292,10 @@ impl Endpoint {
                 }
                 cqe
             }
-            Err(_) => {
-                st.queued_bytes += c.params.len();
-                st.calls.push_front(c);
-                Cqe::error(r.user_data, TransportError::BadAddress)
-            }
+            Err(_) => Cqe::error(r.user_data, TransportError::BadAddress),
         };
         complete(server, r.credit, &cqe, true);
+        Ok(())
     }
 
     /// Commits the call's transfers from the caller's table into the
@@ -364,13 +405,12 @@ impl Endpoint {
             let mut st = self.state.lock();
             st.closed = true;
             st.recvs.clear();
-            st.queued_bytes = 0;
             (
                 core::mem::take(&mut st.calls),
                 core::mem::take(&mut st.in_flight),
             )
         };
-        for c in calls {
+        for Waiting { call: c, .. } in calls {
             if let Some(t) = c.caller.upgrade() {
                 complete(
                     &t,
@@ -468,6 +508,12 @@ impl CapObject for EndpointOwner {
     }
     fn as_any(&self) -> Option<&dyn core::any::Any> {
         Some(self)
+    }
+    /// The endpoint's queues are charged to the process it is granted to.
+    fn bind_holder(&self, holder: &dyn core::any::Any) {
+        if let Some(process) = holder.downcast_ref::<Arc<Process>>() {
+            self.ep.charge_to(&process.ledger);
+        }
     }
     fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
         match inv.method_id {

@@ -249,7 +249,6 @@ impl ProcessSpawner {
             .ok_or_else(|| CapException::failed(format!("no boot binary named \"{binary}\"")))?;
 
         let mut grants = Vec::new();
-        let mut vms = Vec::new();
         let mut endpoints: Vec<(String, Arc<crate::endpoint::Endpoint>)> = Vec::new();
         for g in p.get_grants().map_err(bad)? {
             let gname = text(g.get_name())?;
@@ -294,11 +293,7 @@ impl ProcessSpawner {
                 KernelKind::Timer => Arc::new(Timer),
                 KernelKind::Null => Arc::new(Null),
                 KernelKind::FrameAllocator => Arc::new(crate::memobj::FrameAllocator),
-                KernelKind::VirtualMemory => {
-                    let vm = Arc::new(VirtualMemory::new());
-                    vms.push(vm.clone());
-                    vm
-                }
+                KernelKind::VirtualMemory => Arc::new(VirtualMemory::new()),
                 KernelKind::Endpoint => {
                     let ep = crate::endpoint::Endpoint::new();
                     endpoints.push((gname.clone(), ep.clone()));
@@ -348,7 +343,7 @@ impl ProcessSpawner {
                 "no free slots for the result capabilities",
             ));
         }
-        let thread = proc::spawn(&name, bytes, grants, &vms)
+        let thread = proc::spawn(&name, bytes, grants)
             .map_err(|e| CapException::failed(format!("cannot start \"{binary}\": {e}")))?;
         let handle = Arc::new(ProcessHandle {
             pid: thread.process.pid,

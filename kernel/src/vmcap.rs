@@ -47,7 +47,7 @@ pub struct VirtualMemory {
 }
 
 impl VirtualMemory {
-    /// An unbound object; [`VirtualMemory::bind`] ties it to its holder.
+    /// An unbound object; `bind_holder` ties it to the process it is granted to.
     pub fn new() -> Self {
         Self {
             process: spin::Once::new(),
@@ -57,11 +57,6 @@ impl VirtualMemory {
                 charge: None,
             }),
         }
-    }
-
-    /// Binds the object to the process it was granted to (once).
-    pub fn bind(&self, process: &Arc<Process>) {
-        self.process.call_once(|| Arc::downgrade(process));
     }
 }
 
@@ -224,6 +219,13 @@ impl CapObject for VirtualMemory {
 
     fn label(&self) -> &str {
         "virtual-memory"
+    }
+
+    /// Binds the object to the process it was granted to (once).
+    fn bind_holder(&self, holder: &dyn core::any::Any) {
+        if let Some(process) = holder.downcast_ref::<Arc<Process>>() {
+            self.process.call_once(|| Arc::downgrade(process));
+        }
     }
 
     fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {

@@ -803,6 +803,25 @@ pub struct IncomingCall {
 }
 
 impl Endpoint {
+    /// A new client facet of this endpoint (CALL only), owned.
+    pub fn client_facet(&self) -> Result<crate::Owned<ClientEndpoint>, CallError> {
+        use capos_caps::schema::capos_capnp::endpoint as ep;
+        let mut m = Builder::new_default();
+        m.init_root::<ep::client_facet_params::Builder>();
+        let ring = self.cap.ring();
+        let t = ring.submit(self.cap.id(), 0, wire::to_bytes(&m), 256)?;
+        let (bytes, mut caps) = split_result_caps(ring.wait(t)?, ring)?;
+        let index = usize::from(
+            wire::read(&bytes)?
+                .get_root::<ep::client_facet_results::Reader>()?
+                .get_client(),
+        );
+        if index >= caps.len() {
+            return Err(CallError::Protocol("bad client facet index"));
+        }
+        crate::Owned::adopt_checked(caps.swap_remove(index).into_cap())
+    }
+
     /// Blocks until a call arrives (parameters up to `capacity` bytes).
     pub fn recv(&self, capacity: usize) -> Result<IncomingCall, CallError> {
         let ring = self.cap.ring();

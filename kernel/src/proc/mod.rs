@@ -94,10 +94,17 @@ impl From<VmError> for SpawnError {
 /// Pending `Timer.sleep` calls one process may have at once.
 pub const MAX_PENDING_SLEEPS: u64 = 16;
 
+/// Calls a process's endpoints may hold queued for it at once.
+pub const MAX_QUEUED_CALLS: u64 = 16;
+/// Calls delivered to a process's endpoints and not yet answered.
+pub const MAX_IN_FLIGHT_CALLS: u64 = 16;
+
 fn process_limits() -> Limits {
-    let mut limits = Limits::DEFAULT;
-    limits.0[capos_caps::ledger::Resource::TimerWaiters.index()] = MAX_PENDING_SLEEPS;
-    limits
+    use capos_caps::ledger::Resource;
+    Limits::DEFAULT
+        .with(Resource::TimerWaiters, MAX_PENDING_SLEEPS)
+        .with(Resource::QueuedCalls, MAX_QUEUED_CALLS)
+        .with(Resource::InFlightCalls, MAX_IN_FLIGHT_CALLS)
 }
 
 /// How a granted capability may leave its holder: init-only authority and
@@ -130,7 +137,6 @@ pub fn spawn(
     name: &str,
     bytes: &[u8],
     grants: alloc::vec::Vec<Grant>,
-    bind: &[Arc<crate::vmcap::VirtualMemory>],
 ) -> Result<Arc<Thread>, SpawnError> {
     let image = elf::parse(bytes, &elf::Limits::default()).map_err(SpawnError::Elf)?;
     let aspace = AddressSpace::new()?;
@@ -183,8 +189,9 @@ pub fn spawn(
         exit_code: AtomicI64::new(0),
         exit: Arc::new(crate::spawner::ExitStatus::new()),
     });
-    for vm in bind {
-        vm.bind(&process);
+    // Objects tied to their holder learn who it is before it can run.
+    for (_, entry) in process.caps.lock().iter() {
+        entry.object.bind_holder(&process);
     }
     let kstack = stack::alloc(KERNEL_STACK_PAGES).map_err(|_| SpawnError::Stack)?;
     Ok(Thread::new_user(

@@ -1,8 +1,10 @@
 //! Echo client: calls the echo server through its client facet and checks
 //! the reply, a typed application error, that its facet cannot RECV, and
 //! copy and move transfers with its own table checked afterwards, a failed
-//! transfer leaving its table as it was, and that a call to a server that
-//! has exited completes with CANCELLED.
+//! transfer leaving its table as it was, that a call to a server that has
+//! exited completes with CANCELLED, and that an endpoint's queue is bounded
+//! by its owner's ledger (on an endpoint of its own that nobody serves
+//! until it does so itself).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -13,7 +15,7 @@ use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::ring::TransportError;
 use capos_rt::ring::{TRANSFER_COPY, TRANSFER_MOVE};
-use capos_rt::{CallError, Cap, ClientEndpoint, Console, Interface, Runtime, Timer};
+use capos_rt::{CallError, Cap, ClientEndpoint, Console, Endpoint, Interface, Runtime, Timer};
 
 capos_rt::entry!(main);
 
@@ -97,5 +99,61 @@ fn main(rt: &mut Runtime) -> i32 {
             "echo-client: FAIL call to exited server: {other:?}"
         )),
     }
+    match rt.cap::<Endpoint>("own") {
+        Ok(own) => {
+            flood(rt, &own, 20, &say);
+            // The charges of answered calls came back: a full queue again.
+            flood(rt, &own, 16, &say);
+        }
+        Err(e) => say(&format!("echo-client: FAIL no own endpoint: {e}")),
+    }
     0
+}
+
+/// Makes `count` calls at once on a client facet of `own`, which nobody is
+/// receiving on, then serves them itself; reports how many were queued and
+/// refused, and checks that the queued ones are answered in order.
+fn flood(rt: &Runtime, own: &Endpoint, count: u64, say: &dyn Fn(&str)) {
+    let facet = match own.client_facet() {
+        Ok(f) => f,
+        Err(e) => return say(&format!("echo-client: FAIL client facet: {e}")),
+    };
+    let ring = rt.ring();
+    let mut tickets = Vec::new();
+    for i in 0..count {
+        match ring.submit(facet.cap().id(), 0, i.to_le_bytes().to_vec(), 64) {
+            Ok(t) => tickets.push((i, t)),
+            Err(e) => return say(&format!("echo-client: FAIL submit: {e}")),
+        }
+    }
+    if let Err(e) = ring.poll() {
+        return say(&format!("echo-client: FAIL poll: {e}"));
+    }
+    // Refused calls complete at once; queued ones wait for a RETURN.
+    let mut queued = Vec::new();
+    let mut refused = 0;
+    for (i, t) in tickets {
+        match ring.take(t).map(|c| c.into_result()) {
+            None => queued.push((i, t)),
+            Some(Err(CallError::Transport(TransportError::Quota))) => refused += 1,
+            Some(other) => return say(&format!("echo-client: FAIL call {i}: {other:?}")),
+        }
+    }
+    for _ in 0..queued.len() {
+        let answered = own
+            .recv(64)
+            .and_then(|call| own.reply(call.call_id, call.params));
+        if let Err(e) = answered {
+            return say(&format!("echo-client: FAIL serving its own endpoint: {e}"));
+        }
+    }
+    let in_order = queued.iter().all(|(i, t)| {
+        ring.wait(*t)
+            .and_then(|c| c.into_result())
+            .is_ok_and(|r| r == i.to_le_bytes())
+    });
+    say(&format!(
+        "echo-client: {count} calls on its own unserved endpoint: {} queued, {refused} refused (QUOTA); answered in order: {in_order}",
+        queued.len()
+    ));
 }
