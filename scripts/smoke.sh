@@ -334,6 +334,8 @@ if selected spawn-test; then
         "spawn-test: ok terminal-grant refused: grant \"term\": kernel kind Terminal is not available" \
         "spawn-test: ok unknown-binary refused: no boot binary named \"no-such-binary\"" \
         "spawn-test: ok not-an-elf refused: cannot start \"not-elf\": invalid ELF" \
+        "spawn-test: ok too-many-grants refused: cannot start \"template\": " \
+        "COUNT6:spawner: refused a spawn by pid 1: .*: nothing leaked" "NOT:LEAKED" \
         "spawn-test: done" "NOT:spawn-test: FAIL" \
         "proc: all processes exited; frames held by processes 0;" "test: all processes exited"
 fi

@@ -478,7 +478,12 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
                     interface_id: *interface_id,
                 })
                 .collect();
-            spawner.spawn(process, &params, result_len, &sent).map(|s| {
+            let before = Footprint::of(process);
+            let spawned = spawner.spawn(process, &params, result_len, &sent);
+            if let Err(e) = &spawned {
+                Footprint::of(process).report_refusal(process, &before, &e.message);
+            }
+            spawned.map(|s| {
                 results[..s.results.len()].copy_from_slice(&s.results);
                 result_caps = s.caps;
                 // A moved capability leaves the sender once the child has it.
@@ -528,6 +533,41 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
         flags,
         caps: result_caps.len() as u32,
     })
+}
+
+/// What a process (and all processes together) hold, compared around a
+/// refused spawn to show it left nothing behind.
+#[derive(PartialEq, Eq)]
+struct Footprint {
+    frames_held: u64,
+    cap_slots: u64,
+    frames_charged: u64,
+}
+
+impl Footprint {
+    fn of(process: &Process) -> Self {
+        Footprint {
+            frames_held: crate::proc::aspace::frames_held(),
+            cap_slots: process.ledger.used(Resource::CapSlots),
+            frames_charged: process.ledger.used(Resource::Frames),
+        }
+    }
+
+    /// Logs a refused spawn with the counts before and after it. The frame
+    /// count is system-wide, so it is exact only while nothing else runs.
+    fn report_refusal(&self, process: &Process, before: &Footprint, why: &str) {
+        crate::info!(
+            "spawner: refused a spawn by pid {}: {why}; frames held {} -> {}, caller cap slots {} -> {}, caller frames charged {} -> {}: {}",
+            process.pid,
+            before.frames_held,
+            self.frames_held,
+            before.cap_slots,
+            self.cap_slots,
+            before.frames_charged,
+            self.frames_charged,
+            if self == before { "nothing leaked" } else { "LEAKED" }
+        );
+    }
 }
 
 /// Puts a method's result capabilities into the caller's table, all or

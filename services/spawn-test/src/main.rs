@@ -10,6 +10,7 @@
 extern crate alloc;
 
 use alloc::format;
+use alloc::vec::Vec;
 use capos_rt::caps::manifest::KernelKind;
 use capos_rt::{CallError, Console, KernelGrant, ProcessSpawner, Runtime};
 
@@ -86,6 +87,21 @@ fn main(rt: &mut Runtime) -> i32 {
         "not-an-elf",
         spawner.spawn("bad", "not-elf", &console_only),
         "invalid ELF",
+    );
+    // More grants than a cap table holds: refused only after the child's
+    // address space and image exist, so this one proves the rollback.
+    let names: Vec<alloc::string::String> = (0..80).map(|i| format!("c{i}")).collect();
+    let many: Vec<KernelGrant<'_>> = names
+        .iter()
+        .map(|n| KernelGrant {
+            name: n,
+            kind: KernelKind::Console,
+        })
+        .collect();
+    refused(
+        "too-many-grants",
+        spawner.spawn("bad", "template", &many),
+        "cannot start",
     );
     say("spawn-test: done");
     0
