@@ -1,4 +1,4 @@
-//! quickcheck properties for capos-kcore: frame bitmap, boot module checks, memory map, clock, command line and parsers.
+//! quickcheck properties for capos-kcore: frame bitmap, address windows, boot module checks, memory map, clock, command line and parsers.
 
 use capos_kcore::acpi::{self, AcpiError, PhysMemory};
 use capos_kcore::bootcheck::{check_modules, ModuleInfo, ModuleVerdict};
@@ -7,6 +7,7 @@ use capos_kcore::cmdline::{self, BootOptions, FaultKind, Injections, LogLevel, T
 use capos_kcore::frame::{FrameBitmap, FreeError, FRAME_SIZE, LOW_MEMORY_LIMIT};
 use capos_kcore::memmap;
 use capos_kcore::range::PhysRange;
+use capos_kcore::window::{Window, PAGE};
 use quickcheck::{quickcheck, Arbitrary, Gen, QuickCheck, TestResult};
 use std::collections::BTreeSet;
 
@@ -211,6 +212,85 @@ fn frame_bitmap_ops_match_oracle() {
 #[test]
 fn frame_bitmap_exhaust_and_restore() {
     quickcheck(prop_frame_exhaust_and_restore as fn(Layout) -> bool);
+}
+
+// ---------------------------------------------------------------------------
+// Address windows
+
+/// Place (hint page, pages) or remove (the n-th range).
+#[derive(Clone, Copy, Debug)]
+enum WinOp {
+    Place(u64, u64),
+    Remove(usize),
+}
+
+impl Arbitrary for WinOp {
+    fn arbitrary(g: &mut Gen) -> Self {
+        if below(g, 3) == 0 {
+            WinOp::Remove(usize::arbitrary(g))
+        } else {
+            // Hints: none, or any page of a slightly larger span, sometimes
+            // misaligned.
+            let hint = match below(g, 3) {
+                0 => 0,
+                1 => WIN_BASE + below(g, WIN_PAGES + 4) * PAGE,
+                _ => WIN_BASE + below(g, WIN_PAGES * PAGE),
+            };
+            WinOp::Place(hint, 1 + below(g, 6))
+        }
+    }
+}
+
+const WIN_BASE: u64 = 0x4000_0000;
+const WIN_PAGES: u64 = 24;
+
+/// Placements never overlap or leave the window, a free hint is honoured,
+/// and a placement fails only when no free run of that size exists.
+fn prop_window_ops(ops: Vec<WinOp>) -> bool {
+    let end = WIN_BASE + WIN_PAGES * PAGE;
+    let mut w: Window<u64> = Window::new(WIN_BASE, end);
+    let mut used = [false; WIN_PAGES as usize];
+    let free_run = |used: &[bool], at: u64, pages: u64| {
+        at.is_multiple_of(PAGE)
+            && at >= WIN_BASE
+            && at + pages * PAGE <= end
+            && (0..pages).all(|i| !used[((at - WIN_BASE) / PAGE + i) as usize])
+    };
+    for op in ops {
+        match op {
+            WinOp::Place(hint, pages) => {
+                let any = (0..WIN_PAGES).any(|p| free_run(&used, WIN_BASE + p * PAGE, pages));
+                match w.place(hint, pages) {
+                    Some(at) => {
+                        assert!(free_run(&used, at, pages), "{at:#x} is not free");
+                        if hint != 0 && free_run(&used, hint, pages) {
+                            assert_eq!(at, hint);
+                        }
+                        for i in 0..pages {
+                            used[((at - WIN_BASE) / PAGE + i) as usize] = true;
+                        }
+                        w.insert(at, pages, pages);
+                    }
+                    None => assert!(!any, "room for {pages} pages was missed"),
+                }
+            }
+            WinOp::Remove(n) => {
+                let ranges: Vec<(u64, u64)> = w.iter().collect();
+                if let Some(&(start, pages)) = ranges.get(n % ranges.len().max(1)) {
+                    assert_eq!(w.remove(start), Some(pages));
+                    for i in 0..pages {
+                        used[((start - WIN_BASE) / PAGE + i) as usize] = false;
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+#[test]
+fn window_placement_matches_oracle() {
+    quickcheck(prop_window_ops as fn(Vec<WinOp>) -> bool);
 }
 
 // ---------------------------------------------------------------------------

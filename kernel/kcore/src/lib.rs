@@ -22,3 +22,4 @@ pub mod elf;
 pub mod frame;
 pub mod memmap;
 pub mod range;
+pub mod window;

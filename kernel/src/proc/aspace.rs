@@ -7,7 +7,7 @@
 use crate::mem::{frame, paging, phys_to_virt, PAGE_SIZE};
 use crate::sync::IrqLock;
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use capos_kcore::window::Window;
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::structures::paging::{PageTable, PageTableFlags as F};
 
@@ -73,61 +73,18 @@ struct Tables {
     pml4: u64,
 }
 
-/// One object-backed mapping: its size, the object it came from (by
-/// identity) and what keeps the object's frames alive while mapped.
+/// One object-backed mapping: the object it came from (by identity) and
+/// what keeps the object's frames alive while mapped.
 struct Borrowed {
-    pages: u64,
     owner: usize,
     _keep: Box<dyn Send + Sync>,
-}
-
-/// The space's object-backed mappings, by start address.
-struct BorrowedMaps {
-    maps: BTreeMap<u64, Borrowed>,
-    next: u64,
-}
-
-impl BorrowedMaps {
-    fn overlaps(&self, start: u64, end: u64) -> bool {
-        self.maps
-            .range(..end)
-            .next_back()
-            .is_some_and(|(&s, b)| s + b.pages * PAGE_SIZE > start)
-    }
-
-    /// A free `pages`-page range: at `hint` if it is usable, else the next
-    /// free range from the cursor.
-    fn place(&self, hint: u64, pages: u64) -> Option<u64> {
-        let len = pages.checked_mul(PAGE_SIZE)?;
-        let fits = |a: u64| {
-            a.is_multiple_of(PAGE_SIZE)
-                && a >= SHARED_BASE
-                && a.checked_add(len).is_some_and(|e| e <= SHARED_END)
-                && !self.overlaps(a, a + len)
-        };
-        if hint != 0 && fits(hint) {
-            return Some(hint);
-        }
-        let mut at = self.next;
-        loop {
-            if fits(at) {
-                return Some(at);
-            }
-            // Skip past the mapping in the way.
-            let (&s, b) = self.maps.range(..at + len).next_back()?;
-            at = s + b.pages * PAGE_SIZE;
-            if at.checked_add(len)? > SHARED_END {
-                return None;
-            }
-        }
-    }
 }
 
 /// One process's page tables.
 pub struct AddressSpace {
     tables: IrqLock<Tables>,
     frames: AtomicU64,
-    borrowed: spin::Mutex<BorrowedMaps>,
+    borrowed: spin::Mutex<Window<Borrowed>>,
 }
 
 /// A zeroed frame counted in [`frames_held`] (page tables, user pages and
@@ -179,10 +136,7 @@ impl AddressSpace {
         Ok(Self {
             tables: IrqLock::new(Tables { pml4 }),
             frames: AtomicU64::new(1),
-            borrowed: spin::Mutex::new(BorrowedMaps {
-                maps: BTreeMap::new(),
-                next: SHARED_BASE,
-            }),
+            borrowed: spin::Mutex::new(Window::new(SHARED_BASE, SHARED_END)),
         })
     }
 
@@ -277,15 +231,7 @@ impl AddressSpace {
             }
         }
         drop(t);
-        maps.maps.insert(
-            start,
-            Borrowed {
-                pages,
-                owner,
-                _keep: keep,
-            },
-        );
-        maps.next = maps.next.max(start + pages * PAGE_SIZE);
+        maps.insert(start, pages, Borrowed { owner, _keep: keep });
         Ok(start)
     }
 
@@ -294,11 +240,11 @@ impl AddressSpace {
     /// flushes its TLB entries, then lets the object's frames go.
     pub fn unmap_borrowed(&self, addr: u64, pages: u64, owner: usize) -> Result<(), VmError> {
         let mut maps = self.borrowed.lock();
-        match maps.maps.get(&addr) {
-            Some(b) if b.pages == pages && b.owner == owner => {}
+        match maps.get(addr) {
+            Some((p, b)) if p == pages && b.owner == owner => {}
             _ => return Err(VmError::NotBorrowed),
         }
-        let gone = maps.maps.remove(&addr);
+        let gone = maps.remove(addr);
         drop(maps);
         let t = self.tables.lock();
         for i in 0..pages {
@@ -503,6 +449,6 @@ impl Drop for AddressSpace {
         free_frame(t.pml4);
         drop(t);
         // The entries are gone: the borrowed objects' frames may go now.
-        self.borrowed.lock().maps.clear();
+        self.borrowed.lock().clear();
     }
 }
