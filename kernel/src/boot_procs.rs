@@ -92,7 +92,7 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
                     p.binary
                 )
             })?;
-        let thread = proc::spawn(&p.binary, bytes, grants)
+        let thread = proc::spawn(&p.binary, bytes, grants, None)
             .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
         crate::info!(
             "proc: pid {} ({}) loaded: {} caps, {} frames",

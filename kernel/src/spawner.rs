@@ -343,7 +343,7 @@ impl ProcessSpawner {
                 "no free slots for the result capabilities",
             ));
         }
-        let thread = proc::spawn(&name, bytes, grants)
+        let thread = proc::spawn(&name, bytes, grants, None)
             .map_err(|e| CapException::failed(format!("cannot start \"{binary}\": {e}")))?;
         let handle = Arc::new(ProcessHandle {
             pid: thread.process.pid,

@@ -54,6 +54,8 @@ pub struct Process {
     pub exit_code: AtomicI64,
     /// Exit code for `ProcessHandle.wait`, and its waiters.
     pub exit: Arc<crate::spawner::ExitStatus>,
+    /// The charge for the frames the process started with.
+    _bootstrap: capos_caps::ledger::Reservation,
 }
 
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
@@ -71,6 +73,8 @@ pub enum SpawnError {
     CapSet,
     /// No kernel stack.
     Stack,
+    /// The process's own quota cannot hold what it needs to start.
+    Quota(capos_caps::ledger::QuotaError),
 }
 
 impl core::fmt::Display for SpawnError {
@@ -78,6 +82,7 @@ impl core::fmt::Display for SpawnError {
         match self {
             SpawnError::Elf(e) => write!(f, "invalid ELF: {e}"),
             SpawnError::Vm(e) => write!(f, "address space: {e:?}"),
+            SpawnError::Quota(e) => write!(f, "its own quota: {e}"),
             SpawnError::Cap(e) => write!(f, "capability table: {e}"),
             SpawnError::CapSet => f.write_str("the CapSet does not fit in one page"),
             SpawnError::Stack => f.write_str("no kernel stack"),
@@ -131,14 +136,27 @@ pub struct Grant {
 }
 
 /// Creates a process from ELF `bytes` with `grants`, and its thread (not
-/// yet runnable). Each object in `bind` (the process's own VirtualMemory
-/// caps) is tied to the new process's address space.
+/// yet runnable). The new process's ledger allows `frame_limit` frames
+/// (default [`Limits::DEFAULT`]'s); its bootstrap frames (image, stack,
+/// ring, CapSet) are charged before any is allocated and the page tables
+/// once built, so a child that cannot fit its own quota is refused before
+/// it exists. Objects tied to their holder are bound to the new process.
 pub fn spawn(
     name: &str,
     bytes: &[u8],
     grants: alloc::vec::Vec<Grant>,
+    frame_limit: Option<u64>,
 ) -> Result<Arc<Thread>, SpawnError> {
     let image = elf::parse(bytes, &elf::Limits::default()).map_err(SpawnError::Elf)?;
+    let mut limits = process_limits();
+    if let Some(frames) = frame_limit {
+        limits = limits.with(capos_caps::ledger::Resource::Frames, frames);
+    }
+    let ledger = Ledger::new(limits);
+    let bootstrap = image.total_pages() + STACK_PAGES + 2;
+    let mut charge = ledger
+        .reserve(capos_caps::ledger::Resource::Frames, bootstrap)
+        .map_err(SpawnError::Quota)?;
     let aspace = AddressSpace::new()?;
     load_image(&aspace, bytes, &image)?;
     for i in 0..STACK_PAGES {
@@ -160,7 +178,12 @@ pub fn spawn(
     let drain = SubmissionDrain::new(raw).map_err(|_| SpawnError::CapSet)?;
     let poster = CompletionPoster::new(raw).map_err(|_| SpawnError::CapSet)?;
 
-    let ledger = Ledger::new(process_limits());
+    // The page tables the image needed, on top of the pages charged above.
+    let tables = aspace.frames().saturating_sub(bootstrap);
+    let more = ledger
+        .reserve(capos_caps::ledger::Resource::Frames, tables)
+        .map_err(SpawnError::Quota)?;
+    let _ = charge.merge(more);
     let mut table = CapTable::new(CAP_TABLE_CAPACITY, ledger.clone());
     let mut entries = alloc::vec::Vec::new();
     for g in grants {
@@ -188,6 +211,7 @@ pub fn spawn(
         aspace,
         exit_code: AtomicI64::new(0),
         exit: Arc::new(crate::spawner::ExitStatus::new()),
+        _bootstrap: charge,
     });
     // Objects tied to their holder learn who it is before it can run.
     for (_, entry) in process.caps.lock().iter() {
