@@ -303,6 +303,9 @@ default_case() {
         "shm-consumer: partial unmap refused: .* is not a whole mapping of this memory object" \
         "shm-consumer: unmap of a foreign address refused: .* is not a whole mapping of this memory object" \
         "shm-producer: RETURN with a cap it does not hold refused \(BAD_CAP\)" \
+        "shm-producer: RETURN of an exception with a cap refused \(INVALID_TRANSFER\)" \
+        "shm-producer: moved its frame allocator to the consumer; its own id is now BAD_CAP" \
+        "shm-consumer: the moved frame allocator works here \(4 contiguous pages\)" \
         'shm-consumer: after the refused RETURN: "answered after the refusal", no caps' \
         "shm-consumer: memory still readable after releasing the cap" \
         "shm-producer: done \(unmap: Ok\(\(\)\)\)" \

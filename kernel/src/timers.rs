@@ -27,6 +27,13 @@ pub struct PendingSleep {
 
 static PENDING: IrqLock<Vec<PendingSleep>> = IrqLock::new(Vec::new());
 
+/// Held by the CPU completing due sleeps, from taking them off the list to
+/// posting the last one: every CPU's tick expires sleeps, and without it a
+/// later deadline taken by one CPU could be posted before an earlier one
+/// another CPU took first. Lock order: `EXPIRING` → `PENDING`, and
+/// `EXPIRING` → ring; `add` runs under a ring lock and takes only `PENDING`.
+static EXPIRING: IrqLock<()> = IrqLock::new(());
+
 /// Queues a sleep.
 pub fn add(sleep: PendingSleep) {
     PENDING.lock().push(sleep);
@@ -34,6 +41,7 @@ pub fn add(sleep: PendingSleep) {
 
 /// Completes every sleep due at `now` (called from the timer tick).
 pub fn expire(now: u64) {
+    let _order = EXPIRING.lock();
     let due: Vec<PendingSleep> = {
         let mut pending = PENDING.lock();
         let live = |s: &PendingSleep| s.thread.strong_count() > 0;

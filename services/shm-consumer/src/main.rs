@@ -12,7 +12,8 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::{
-    prot, CallError, ClientEndpoint, Console, MemoryObject, Owned, Runtime, SharedMemory, Timer,
+    prot, CallError, ClientEndpoint, Console, FrameAllocator, MemoryObject, Owned, Runtime,
+    SharedMemory, Timer,
 };
 use core::sync::atomic::Ordering;
 
@@ -99,12 +100,33 @@ fn main(rt: &mut Runtime) -> i32 {
     } else {
         say(&format!("shm-consumer: FAIL after release: \"{again}\""));
     }
+    take_frame_allocator(&shm, &say);
     match shm.call(3, Vec::new()) {
         Ok(_) => 0,
         Err(e) => {
             say(&format!("shm-consumer: FAIL done: {e}"));
             5
         }
+    }
+}
+
+/// Takes the producer's FrameAllocator (moved on RETURN) and uses it for a
+/// physically contiguous page of its own.
+fn take_frame_allocator(shm: &ClientEndpoint, say: &dyn Fn(&str)) {
+    let frames = match shm.call_with_caps(4, Vec::new(), &[]) {
+        Ok((_, mut caps)) if caps.len() == 1 => {
+            Owned::<FrameAllocator>::adopt_checked(caps.remove(0).into_cap())
+        }
+        other => return say(&format!("shm-consumer: FAIL move: {other:?}")),
+    };
+    let page = frames.and_then(|f| f.allocate(4, true)).and_then(|o| {
+        let m = o.map_shared()?;
+        m.word(0).store(7, Ordering::Relaxed);
+        Ok(m.word(0).load(Ordering::Relaxed))
+    });
+    match page {
+        Ok(7) => say("shm-consumer: the moved frame allocator works here (4 contiguous pages)"),
+        other => say(&format!("shm-consumer: FAIL moved allocator: {other:?}")),
     }
 }
 

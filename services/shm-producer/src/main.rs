@@ -3,7 +3,9 @@
 //! object to the caller as a copied result capability; method 1 checks,
 //! through its own mapping, what the consumer wrote; method 2 first tries
 //! to RETURN a capability it does not hold (the kernel must refuse it and
-//! leave the call unanswered), then answers without one; method 3 ends.
+//! leave the call unanswered) and to send one with an exception (refused
+//! too), then answers without one; method 4 moves its FrameAllocator to the
+//! caller; method 3 ends.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -13,6 +15,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::caps::exception::CapException;
+use capos_rt::ring::TRANSFER_MOVE;
 use capos_rt::ring::{TransportError, TRANSFER_COPY};
 use capos_rt::{CallError, Cap, Console, Endpoint, FrameAllocator, Interface, Runtime};
 
@@ -102,7 +105,45 @@ fn main(rt: &mut Runtime) -> i32 {
                     }
                     other => say(&format!("shm-producer: FAIL bad RETURN: {other:?}")),
                 }
+                // Capabilities travel only with results, not exceptions.
+                let with_exception = rt
+                    .ring()
+                    .submit_return(
+                        ep.cap().id(),
+                        call.call_id,
+                        CapException::failed("x").encode(),
+                        true,
+                        &[capos_rt::ring::TransferDescriptor {
+                            cap_id: object.cap().id(),
+                            mode: TRANSFER_COPY,
+                            reserved0: 0,
+                        }],
+                    )
+                    .and_then(|t| rt.ring().wait(t))
+                    .and_then(|c| c.into_result());
+                match with_exception {
+                    Err(CallError::Transport(TransportError::InvalidTransfer)) => {
+                        say("shm-producer: RETURN of an exception with a cap refused (INVALID_TRANSFER)")
+                    }
+                    other => say(&format!("shm-producer: FAIL exception RETURN: {other:?}")),
+                }
                 ep.reply(call.call_id, b"answered after the refusal".to_vec())
+            }
+            4 => {
+                let r =
+                    ep.reply_with_caps(call.call_id, Vec::new(), &[(frames.cap(), TRANSFER_MOVE)]);
+                if r.is_ok() {
+                    match frames.allocate(1, false) {
+                        Err(CallError::Transport(TransportError::BadCap)) => say(
+                            "shm-producer: moved its frame allocator to the consumer; its own id is now BAD_CAP",
+                        ),
+                        other => say(&format!(
+                            "shm-producer: FAIL frame allocator still usable after a move: {}",
+                            other.is_ok()
+                        )),
+                    }
+                }
+                r
             }
             3 => {
                 let r = ep.reply(call.call_id, Vec::new());
