@@ -168,6 +168,9 @@ impl Endpoint {
                 }
             }
         }
+        // Calls of callers that have exited leave the queue (and give their
+        // charge back) before the quota is looked at.
+        st.calls.retain(|w| w.call.caller.strong_count() > 0);
         let charge = self.reserve(Resource::QueuedCalls, 1).and_then(|slot| {
             Ok((
                 slot,
