@@ -35,7 +35,7 @@ use capos_ring::{
     Call, CompletionConsumer, Cqe, Op, RawRing, SubmissionProducer, SubmitError, TransferList,
     UserBuf, CQ_ENTRIES, MAX_PARAMS_LEN, MAX_RESULT_LEN, SQ_ENTRIES,
 };
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::ring_client::Enter;
 
@@ -136,6 +136,9 @@ pub(crate) static PROCESS: RingShared = RingShared::new();
 pub struct RingShared {
     /// Bumped whenever a direct call may have moved `sq_tail` or `cq_head`.
     epoch: AtomicU64,
+    /// Copy of the stash's length, so the client's every reap need not take
+    /// the lock to find it empty. Written under the lock.
+    stashed: AtomicUsize,
     state: spin::Mutex<State>,
 }
 
@@ -150,6 +153,7 @@ impl RingShared {
     pub const fn new() -> Self {
         RingShared {
             epoch: AtomicU64::new(0),
+            stashed: AtomicUsize::new(0),
             state: spin::Mutex::new(State {
                 stash: [EMPTY_CQE; STASH_CAPACITY],
                 first: 0,
@@ -170,12 +174,19 @@ impl RingShared {
     /// The oldest stashed completion, if any. Never allocates, so it can be
     /// called at any point of a ring operation.
     pub fn take_stashed(&self) -> Option<Cqe> {
-        self.state.lock().pop()
+        // Relaxed: the stash is only used by the process's one thread.
+        if self.stashed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut st = self.state.lock();
+        let cqe = st.pop();
+        self.stashed.store(st.len, Ordering::Relaxed);
+        cqe
     }
 
     /// Completions waiting in the stash.
     pub fn stashed(&self) -> usize {
-        self.state.lock().len
+        self.stashed.load(Ordering::Relaxed)
     }
 
     /// Direct calls completed so far.
@@ -200,7 +211,22 @@ impl RingShared {
         decode: impl FnOnce(&Cqe, &[u8]) -> R,
     ) -> Result<R, DirectError> {
         let mut guard = self.state.try_lock().ok_or(DirectError::Busy)?;
-        let st = &mut *guard;
+        let result = self.call_locked(&mut guard, ring, kernel, cap_id, method, encode, decode);
+        self.stashed.store(guard.len, Ordering::Relaxed);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn call_locked<R>(
+        &self,
+        st: &mut State,
+        ring: RawRing<'static>,
+        kernel: &mut dyn Enter,
+        cap_id: u64,
+        method: u16,
+        encode: impl FnOnce(&mut [u8]) -> usize,
+        decode: impl FnOnce(&Cqe, &[u8]) -> R,
+    ) -> Result<R, DirectError> {
         if st.disabled {
             return Err(DirectError::Busy);
         }
