@@ -328,6 +328,26 @@ if selected services; then
         "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \
         "NOT:could not start|FAIL|EXCEPTION|PANIC"
 fi
+# Heap growth through VirtualMemory, and the readable allocation failures
+# without it or past the frame quota (manifests/heap.capnp).
+heap_case() {
+    local name=$1 smp=$2
+    selected "$name" || return 0
+    run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest heap -- \
+        "init: started service heap \(pid [0-9]+\)" "init: started service heap-novm \(pid [0-9]+\)" \
+        "heap-demo: ok 5120 KiB in 17 vectors over a 512 KiB arena, patterns intact; heap grew [1-9][0-9]* times, [0-9]+ bytes mapped, 1 span\(s\)" \
+        "heap-demo: ok freed and allocated 5120 KiB again without growing" \
+        "heap-demo: ok unmapping heap memory refused: the range holds heap memory" \
+        "heap-demo: mapped the rest of the frame quota \([1-9][0-9]* KiB\); allocating [0-9]+ KiB" \
+        "panic: memory allocation of [0-9]+ bytes failed \(heap: 512 KiB arena, [1-9][0-9]* growths, [0-9]+ bytes mapped; cannot grow: VirtualMemory.map overloaded: frame quota" \
+        "heap-demo: no VirtualMemory capability; allocating 1024 KiB over a 512 KiB arena" \
+        "panic: memory allocation of 1048576 bytes failed \(heap: 512 KiB arena, 0 growths, 0 bytes mapped; cannot grow: no VirtualMemory capability\)" \
+        "init: service heap exited with code 101" "init: service heap-novm exited with code 101" \
+        "init: done" "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \
+        "NOT:FAIL|could not start|EXCEPTION|PANIC|killed"
+}
+heap_case tcg-heap-smp1 1
+heap_case tcg-heap-smp4 4
 if selected spawn-test; then
     run_case spawn-test tcg bios 2 "test=boot" $ST_SUCCESS --manifest spawn-test -- \
         "template: hello from a capOS service" \

@@ -307,8 +307,11 @@ impl VirtualMemory {
     }
 
     /// Unmaps `[addr, addr + size)`, which must be mapped anonymous memory.
+    /// Memory the heap grew into is refused with
+    /// [`CallError::InvalidArgument`].
     pub fn unmap(&self, addr: u64, size: u64) -> Result<(), CallError> {
         use capos_caps::schema::capos_capnp::virtual_memory as vm;
+        refuse_heap(addr, size)?;
         let mut m = Builder::new_default();
         let mut p = m.init_root::<vm::unmap_params::Builder>();
         p.set_addr(addr);
@@ -316,9 +319,11 @@ impl VirtualMemory {
         self.cap.call(1, wire::to_bytes(&m)).map(|_| ())
     }
 
-    /// Changes the rights of `[addr, addr + size)`.
+    /// Changes the rights of `[addr, addr + size)`. Memory the heap grew
+    /// into is refused with [`CallError::InvalidArgument`].
     pub fn protect(&self, addr: u64, size: u64, prot: u32) -> Result<(), CallError> {
         use capos_caps::schema::capos_capnp::virtual_memory as vm;
+        refuse_heap(addr, size)?;
         let mut m = Builder::new_default();
         let mut p = m.init_root::<vm::protect_params::Builder>();
         p.set_addr(addr);
@@ -338,6 +343,17 @@ impl VirtualMemory {
             len: size as usize,
         })
     }
+}
+
+/// The heap's grown memory must stay mapped read-write while the heap
+/// lives; the client will not unmap or re-protect it.
+fn refuse_heap(addr: u64, size: u64) -> Result<(), CallError> {
+    #[cfg(target_os = "none")]
+    if crate::heap::overlaps(addr, size) {
+        return Err(CallError::InvalidArgument("the range holds heap memory"));
+    }
+    let _ = (addr, size);
+    Ok(())
 }
 
 /// Read-write anonymous memory from [`VirtualMemory::map_buffer`].

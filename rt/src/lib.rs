@@ -7,6 +7,9 @@
 //! * the process entry point `_start` (`arch`), which checks the addresses
 //!   the kernel passed against the process ABI, attaches the ring, parses the
 //!   CapSet, sets up the heap, runs `main` and exits with its code;
+//! * the heap ([`heap`]): `talc` over a static arena, grown through the
+//!   process's `VirtualMemory` capability by an allocation-free direct ring
+//!   call ([`direct`]) that keeps other calls' completions for the client;
 //! * the two raw system calls (`syscall`), and the only `syscall`
 //!   instructions in userspace;
 //! * the ring client ([`RingClient`], shared as [`Ring`]): unique
@@ -20,10 +23,11 @@
 //! * the panic path (`panic: <message>` on the console, exit code 101) and
 //!   deliberate CPU faults for fault tests (`fault`).
 //!
-//! The logic (CapSet lookup, completion matching, wire encoding) builds and
-//! is unit-tested on the host; the parts that only make sense inside a capOS
-//! process (entry, syscalls, heap, panic handler, faults) are compiled only
-//! for `target_os = "none"`. `docs/runtime.md` describes the whole runtime.
+//! The logic (CapSet lookup, completion matching, wire encoding, heap
+//! growth, direct calls) builds and is unit-tested on the host; the parts
+//! that only make sense inside a capOS process (entry, syscalls, the global
+//! allocator, panic handler, faults) are compiled only for
+//! `target_os = "none"`. `docs/runtime.md` describes the whole runtime.
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
@@ -31,8 +35,10 @@ extern crate alloc;
 
 pub mod capset;
 pub mod client;
+pub mod direct;
 pub mod error;
 pub mod handle;
+pub mod heap;
 pub mod ring_client;
 pub mod runtime;
 pub mod wire;
@@ -44,8 +50,6 @@ mod sim;
 mod arch;
 #[cfg(target_os = "none")]
 pub mod fault;
-#[cfg(target_os = "none")]
-mod heap;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(target_os = "none")]

@@ -1,5 +1,7 @@
 //! The panic handler: report `panic: <message> at <file>:<line>` on the
-//! console if the process has one, then exit with code 101.
+//! console if the process has one, then exit with code 101. The report of
+//! an allocation failure also states the heap's size and why it could not
+//! grow.
 //!
 //! The report must work in the worst state a panic can leave: the heap
 //! exhausted or mid-operation, the ring client borrowed. So it allocates
@@ -76,6 +78,11 @@ fn report(info: &PanicInfo<'_>) {
         len: 0,
     };
     let _ = write!(line, "panic: {}", info.message());
+    // An allocation failure says what the heap had and why it could not
+    // grow (no VirtualMemory capability, the frame quota, ...).
+    if line.buf[..line.len].starts_with(b"panic: memory allocation of ") {
+        let _ = crate::heap::write_failure(&mut line);
+    }
     if let Some(loc) = info.location() {
         let _ = write!(line, " at {}:{}", loc.file(), loc.line());
     }

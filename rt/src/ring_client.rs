@@ -12,6 +12,12 @@
 //! The client talks to the kernel only through the [`Enter`] trait, so the
 //! whole matching logic runs on the host against an [`capos_ring::OwnedRing`]
 //! and a simulated kernel (see the tests below).
+//!
+//! The heap may make a [direct call](crate::direct) on the same ring in the
+//! middle of any operation that allocates. The client therefore takes
+//! completions from the direct call's stash before it reads the CQ, empties
+//! the stash before each submission, and rebuilds its queue views from the
+//! indices in shared memory whenever the direct call's epoch has moved.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -25,6 +31,7 @@ use capos_ring::{
     MAX_RESULT_LEN, TRANSFER_RESULT_SIZE,
 };
 
+use crate::direct::RingShared;
 use crate::error::CallError;
 use core::sync::atomic::Ordering;
 
@@ -126,6 +133,10 @@ pub struct RingClient {
     sq: SubmissionProducer<RawRing<'static>>,
     cq: CompletionConsumer<RawRing<'static>>,
     kernel: Box<dyn Enter>,
+    /// Stash and epoch shared with direct calls on this ring.
+    shared: &'static RingShared,
+    /// The direct-call epoch the views were last built at.
+    epoch: u64,
     next_user_data: u64,
     pending: BTreeMap<u64, Pending>,
     done: BTreeMap<u64, Completion>,
@@ -146,11 +157,19 @@ impl RingClient {
         kernel: Box<dyn Enter>,
         protected: Protected,
     ) -> Result<Self, capos_ring::LayoutError> {
+        // A process has one ring and one client; direct calls (the heap)
+        // find the same shared state through the static.
+        #[cfg(target_os = "none")]
+        let shared: &'static RingShared = &crate::direct::PROCESS;
+        #[cfg(not(target_os = "none"))]
+        let shared: &'static RingShared = Box::leak(Box::new(RingShared::new()));
         Ok(RingClient {
             raw,
             sq: SubmissionProducer::new(raw)?,
             cq: CompletionConsumer::new(raw)?,
             kernel,
+            shared,
+            epoch: shared.epoch(),
             next_user_data: 1,
             pending: BTreeMap::new(),
             done: BTreeMap::new(),
@@ -168,6 +187,45 @@ impl RingClient {
     /// Counters.
     pub fn stats(&self) -> RingStats {
         self.stats
+    }
+
+    /// The stash and epoch this client shares with direct calls.
+    pub fn shared(&self) -> &'static RingShared {
+        self.shared
+    }
+
+    /// The kernel entry, for tests that make direct calls on this ring.
+    #[cfg(test)]
+    pub(crate) fn kernel_for_test(&mut self) -> &mut (dyn Enter + 'static) {
+        &mut *self.kernel
+    }
+
+    /// Rebuilds the queue views from the indices in shared memory if a
+    /// direct call may have moved them. Called before every use of `sq` or
+    /// `cq`; allocates nothing.
+    fn sync(&mut self) -> Result<(), CallError> {
+        let epoch = self.shared.epoch();
+        if epoch != self.epoch {
+            // Everything this client pushed is published, so the shared
+            // `sq_tail` is its real tail; `cq_head` is only written by
+            // consumers, which always store it as they reap.
+            self.sq = SubmissionProducer::new(self.raw)
+                .map_err(|_| CallError::InvalidArgument("ring geometry changed"))?;
+            self.cq = CompletionConsumer::new(self.raw)
+                .map_err(|_| CallError::InvalidArgument("ring geometry changed"))?;
+            self.epoch = epoch;
+        }
+        Ok(())
+    }
+
+    /// The next completion: a stashed one first (they were reaped from the
+    /// CQ earlier), then the CQ's.
+    fn next_cqe(&mut self) -> Result<Option<Cqe>, CallError> {
+        if let Some(cqe) = self.shared.take_stashed() {
+            return Ok(Some(cqe));
+        }
+        self.sync()?;
+        self.cq.try_reap().map_err(CallError::Corrupted)
     }
 
     /// Submissions whose completion has not been reaped yet.
@@ -192,6 +250,14 @@ impl RingClient {
         self.next_user_data += 1;
         sqe.user_data = user_data;
         loop {
+            // Hand stashed completions to their owners first, so that the
+            // stash only ever holds completions of requests already in the
+            // ring (which bounds it). Delivering may allocate, and so make
+            // a direct call that stashes more: repeat until it is empty.
+            while let Some(cqe) = self.shared.take_stashed() {
+                self.deliver(cqe);
+            }
+            self.sync()?;
             match self.sq.try_submit(&sqe) {
                 Ok(()) => break,
                 Err(SubmitError::Corrupted(c)) => return Err(CallError::Corrupted(c)),
@@ -212,6 +278,7 @@ impl RingClient {
         self.reap()?;
         self.enter(0, 0)?;
         self.reap()?;
+        self.sync()?;
         if self.sq.space().map_err(CallError::Corrupted)? > 0 {
             return Ok(());
         }
@@ -223,41 +290,47 @@ impl RingClient {
         Ok(())
     }
 
-    /// Moves every posted completion from the CQ into the completed table.
-    /// Returns how many were reaped.
+    /// Moves every posted completion (stashed by a direct call, then from
+    /// the CQ) into the completed table. Returns how many were reaped.
     pub fn reap(&mut self) -> Result<u32, CallError> {
         let mut n = 0;
-        while let Some(cqe) = self.cq.try_reap().map_err(CallError::Corrupted)? {
+        while let Some(cqe) = self.next_cqe()? {
             n += 1;
-            self.stats.reaped += 1;
-            match self.pending.remove(&cqe.user_data) {
-                Some(Pending::Call { result, .. })
-                | Some(Pending::CallWithTransfers { result, .. }) => {
-                    let result = cut_result(&cqe, result);
-                    let seq = self.stats.reaped;
-                    self.done
-                        .insert(cqe.user_data, Completion { cqe, result, seq });
-                }
-                Some(Pending::Bare) => {
-                    self.done.insert(
-                        cqe.user_data,
-                        Completion {
-                            cqe,
-                            result: Vec::new(),
-                            seq: self.stats.reaped,
-                        },
-                    );
-                }
-                Some(Pending::Release) => {
-                    self.releases_in_flight -= 1;
-                    if cqe.result < 0 {
-                        self.stats.releases_rejected += 1;
-                    }
-                }
-                None => self.stats.strays += 1,
-            }
+            self.deliver(cqe);
         }
         Ok(n)
+    }
+
+    /// Files one reaped completion under its submission. May allocate (the
+    /// completed table grows), so a direct call may run inside it.
+    fn deliver(&mut self, cqe: Cqe) {
+        self.stats.reaped += 1;
+        match self.pending.remove(&cqe.user_data) {
+            Some(Pending::Call { result, .. })
+            | Some(Pending::CallWithTransfers { result, .. }) => {
+                let result = cut_result(&cqe, result);
+                let seq = self.stats.reaped;
+                self.done
+                    .insert(cqe.user_data, Completion { cqe, result, seq });
+            }
+            Some(Pending::Bare) => {
+                self.done.insert(
+                    cqe.user_data,
+                    Completion {
+                        cqe,
+                        result: Vec::new(),
+                        seq: self.stats.reaped,
+                    },
+                );
+            }
+            Some(Pending::Release) => {
+                self.releases_in_flight -= 1;
+                if cqe.result < 0 {
+                    self.stats.releases_rejected += 1;
+                }
+            }
+            None => self.stats.strays += 1,
+        }
     }
 
     /// Submits a CALL of `method` on `cap_id` with serialized `params` and a
@@ -404,6 +477,7 @@ impl RingClient {
         }
         // Publish nothing of ours by accident: everything pushed is already
         // published, so the real tail is `self.sq.tail()`.
+        self.sync()?;
         let header = self.raw.header();
         let head = header.sq_head.value.load(Ordering::Acquire);
         header
@@ -596,6 +670,7 @@ impl RingClient {
             ));
         }
         let sqe = op.encode(BENCH_USER_DATA);
+        self.sync()?;
         for _ in 0..n {
             self.sq.try_push(&sqe).map_err(|_| {
                 CallError::InvalidArgument("benchmark batch larger than the free SQ")
@@ -610,7 +685,7 @@ impl RingClient {
     pub fn bench_reap(&mut self, n: u32) -> Result<u32, CallError> {
         let mut got = 0;
         while got < n {
-            match self.cq.try_reap().map_err(CallError::Corrupted)? {
+            match self.next_cqe()? {
                 Some(cqe) if cqe.user_data == BENCH_USER_DATA && cqe.result >= 0 => got += 1,
                 Some(_) => {
                     return Err(CallError::InvalidArgument(

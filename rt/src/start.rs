@@ -26,7 +26,7 @@ extern "Rust" {
 }
 
 /// Enters the kernel with the real system call.
-struct Syscalls;
+pub(crate) struct Syscalls;
 
 impl Enter for Syscalls {
     fn enter(&mut self, min_complete: u64, timeout_ns: u64) -> i64 {
@@ -106,6 +106,13 @@ fn boot(ring_addr: u64, pid: u64, capset_addr: u64) -> Result<Runtime, i32> {
         .find(|e| e.name() == Some("console") && e.interface_id == interfaces::CONSOLE)
         .map(|e| e.cap_id);
     panic::install(raw, console);
+    // The heap grows through the first VirtualMemory capability, whatever
+    // its name.
+    let vm = caps
+        .iter()
+        .find(|e| e.interface_id == interfaces::VIRTUAL_MEMORY)
+        .map(|e| e.cap_id);
+    crate::heap::enable_growth(raw, vm);
 
     let client =
         RingClient::new(raw, Box::new(Syscalls), protected_ranges()).map_err(|_| BAD_RING)?;
