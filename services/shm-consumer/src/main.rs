@@ -17,12 +17,13 @@ use capos_rt::{
 };
 use core::sync::atomic::Ordering;
 
+#[path = "../../shm-producer/src/protocol.rs"]
+mod protocol;
+use protocol::*;
+
 capos_rt::entry!(main);
 
-const MESSAGE_AT: usize = 64;
-const ANSWER_AT: usize = 4096 + 64;
 const ANSWER: &[u8] = b"consumer was here";
-const MAGIC: u64 = 0xC0DE_CAFE;
 
 fn main(rt: &mut Runtime) -> i32 {
     let Ok(console) = rt.cap::<Console>("console") else {
@@ -37,7 +38,7 @@ fn main(rt: &mut Runtime) -> i32 {
     };
     // The protocol promises a MemoryObject: adopting it as anything else
     // is refused (and releases it).
-    match shm.call_with_caps(0, Vec::new(), &[]) {
+    match shm.call_with_caps(SHARE, Vec::new(), &[]) {
         Ok((_, mut caps)) if caps.len() == 1 => {
             match Owned::<Timer>::adopt_checked(caps.remove(0).into_cap()) {
                 Err(CallError::Protocol(m)) => {
@@ -49,7 +50,7 @@ fn main(rt: &mut Runtime) -> i32 {
         }
         other => say(&format!("shm-consumer: FAIL share: {other:?}")),
     }
-    let object = match shm.call_with_caps(0, Vec::new(), &[]) {
+    let object = match shm.call_with_caps(SHARE, Vec::new(), &[]) {
         Ok((_, mut caps)) if caps.len() == 1 => {
             match Owned::<MemoryObject>::adopt_checked(caps.remove(0).into_cap()) {
                 Ok(o) => o,
@@ -71,6 +72,9 @@ fn main(rt: &mut Runtime) -> i32 {
             return 4;
         }
     };
+    if shared.len() != PAGES as usize * 4096 {
+        say(&format!("shm-consumer: FAIL mapped {} bytes", shared.len()));
+    }
     let message = read_message(&shared);
     say(&format!(
         "shm-consumer: read \"{message}\" from the producer's memory ({} bytes mapped at {:#x})",
@@ -79,12 +83,12 @@ fn main(rt: &mut Runtime) -> i32 {
     ));
     shared.write(ANSWER_AT, ANSWER);
     shared.word(1).store(MAGIC, Ordering::Release);
-    match shm.call(1, Vec::new()) {
+    match shm.call(CHECK, Vec::new()) {
         Ok(r) if r == ANSWER => say("shm-consumer: the producer saw the answer"),
         other => say(&format!("shm-consumer: FAIL check: {other:?}")),
     }
     hostile_requests(&object, &shared, &say);
-    match shm.call_with_caps(2, Vec::new(), &[]) {
+    match shm.call_with_caps(REFUSED_RETURNS, Vec::new(), &[]) {
         Ok((r, caps)) if caps.is_empty() => say(&format!(
             "shm-consumer: after the refused RETURN: \"{}\", no caps",
             core::str::from_utf8(&r).unwrap_or("?")
@@ -101,7 +105,7 @@ fn main(rt: &mut Runtime) -> i32 {
         say(&format!("shm-consumer: FAIL after release: \"{again}\""));
     }
     take_frame_allocator(&shm, &say);
-    match shm.call(3, Vec::new()) {
+    match shm.call(DONE, Vec::new()) {
         Ok(_) => 0,
         Err(e) => {
             say(&format!("shm-consumer: FAIL done: {e}"));
@@ -113,7 +117,7 @@ fn main(rt: &mut Runtime) -> i32 {
 /// Takes the producer's FrameAllocator (moved on RETURN) and uses it for a
 /// physically contiguous page of its own.
 fn take_frame_allocator(shm: &ClientEndpoint, say: &dyn Fn(&str)) {
-    let frames = match shm.call_with_caps(4, Vec::new(), &[]) {
+    let frames = match shm.call_with_caps(GIVE_FRAMES, Vec::new(), &[]) {
         Ok((_, mut caps)) if caps.len() == 1 => {
             Owned::<FrameAllocator>::adopt_checked(caps.remove(0).into_cap())
         }

@@ -1,11 +1,8 @@
 //! Shared-memory producer: allocates a two-page `MemoryObject`, maps it,
-//! writes a message into it and serves its endpoint. Method 0 returns the
-//! object to the caller as a copied result capability; method 1 checks,
-//! through its own mapping, what the consumer wrote; method 2 first tries
-//! to RETURN a capability it does not hold (the kernel must refuse it and
-//! leave the call unanswered) and to send one with an exception (refused
-//! too), then answers without one; method 4 moves its FrameAllocator to the
-//! caller; method 3 ends.
+//! writes a message into it and serves the protocol in `protocol.rs` on its
+//! endpoint: it hands the object out as a result capability, checks through
+//! its own mapping what the consumer wrote, shows two RETURNs the kernel
+//! refuses, and moves its FrameAllocator to the consumer.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -19,16 +16,13 @@ use capos_rt::ring::TRANSFER_MOVE;
 use capos_rt::ring::{TransportError, TRANSFER_COPY};
 use capos_rt::{CallError, Cap, Console, Endpoint, FrameAllocator, Interface, Runtime};
 
+mod protocol;
+use protocol::*;
+
 capos_rt::entry!(main);
 
-/// Where the producer's message lives in the shared pages.
-const MESSAGE_AT: usize = 64;
-/// Where the consumer writes its answer.
-const ANSWER_AT: usize = 4096 + 64;
 /// The producer's message.
 const MESSAGE: &[u8] = b"written by the producer";
-/// Word 0: length of the producer's message; word 1: set by the consumer.
-const MAGIC: u64 = 0xC0DE_CAFE;
 
 fn main(rt: &mut Runtime) -> i32 {
     let Ok(console) = rt.cap::<Console>("console") else {
@@ -44,7 +38,7 @@ fn main(rt: &mut Runtime) -> i32 {
         say("shm-producer: FAIL missing caps");
         return 2;
     };
-    let object = match frames.allocate(2, false) {
+    let object = match frames.allocate(PAGES, false) {
         Ok(o) => o,
         Err(e) => {
             say(&format!("shm-producer: FAIL allocate: {e}"));
@@ -76,8 +70,8 @@ fn main(rt: &mut Runtime) -> i32 {
             }
         };
         let answered = match call.method_id {
-            0 => ep.reply_with_caps(call.call_id, Vec::new(), &[(object.cap(), TRANSFER_COPY)]),
-            1 => {
+            SHARE => ep.reply_with_caps(call.call_id, Vec::new(), &[(object.cap(), TRANSFER_COPY)]),
+            CHECK => {
                 let flag = shared.word(1).load(core::sync::atomic::Ordering::Acquire);
                 let mut answer = [0u8; 32];
                 shared.read(ANSWER_AT, &mut answer);
@@ -95,7 +89,7 @@ fn main(rt: &mut Runtime) -> i32 {
                     )
                 }
             }
-            2 => {
+            REFUSED_RETURNS => {
                 // A cap id this process never held: the RETURN must fail
                 // with BAD_CAP and leave the call open for a real answer.
                 let bogus = Cap::new(0x7f_0000, object.cap().interface_id(), rt.ring().clone());
@@ -129,7 +123,7 @@ fn main(rt: &mut Runtime) -> i32 {
                 }
                 ep.reply(call.call_id, b"answered after the refusal".to_vec())
             }
-            4 => {
+            GIVE_FRAMES => {
                 let r =
                     ep.reply_with_caps(call.call_id, Vec::new(), &[(frames.cap(), TRANSFER_MOVE)]);
                 if r.is_ok() {
@@ -145,7 +139,7 @@ fn main(rt: &mut Runtime) -> i32 {
                 }
                 r
             }
-            3 => {
+            DONE => {
                 let r = ep.reply(call.call_id, Vec::new());
                 let unmapped = object.unmap(shared.addr(), shared.len() as u64);
                 say(&format!("shm-producer: done (unmap: {unmapped:?})"));
