@@ -64,11 +64,11 @@ pub use capset::{CapLookupError, Interface};
 pub use client::AnonBuffer;
 pub use client::{
     prot, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, GrantSpec, IncomingCall,
-    KernelGrant, NullCap, ProcessHandle, ProcessSpawner, Spawned, Timer, VirtualMemory,
+    KernelGrant, NullCap, Placement, ProcessHandle, ProcessSpawner, Spawned, Timer, VirtualMemory,
 };
 pub use error::CallError;
 pub use handle::{Cap, CapHandle, Owned, Ring};
-pub use ring_client::{Completion, Enter, RingClient, RingStats, Ticket};
+pub use ring_client::{BenchBuf, Completion, Enter, RingClient, RingStats, Ticket, BENCH_BUF_LEN};
 pub use runtime::Runtime;
 
 /// Exit code of a process whose `main` panicked.
