@@ -162,7 +162,11 @@ impl RingClient {
             releases_in_flight: 0,
             protected,
             stats: RingStats::default(),
-            bench_bufs: [const { Vec::new() }; 3],
+            bench_bufs: [
+                vec![0; BENCH_BUF_LEN],
+                vec![0; BENCH_BUF_LEN],
+                vec![0; BENCH_BUF_LEN],
+            ],
             bench_outstanding: 0,
         })
     }
@@ -578,7 +582,8 @@ impl RingClient {
 /// tickets count up from 1).
 pub const BENCH_USER_DATA: u64 = u64::MAX;
 
-/// Size of each benchmark buffer ([`BenchBuf`]).
+/// Size of each benchmark buffer ([`BenchBuf`]); the client allocates the
+/// three when it is created.
 pub const BENCH_BUF_LEN: usize = 64;
 
 /// The buffers benchmark CALLs, RECVs and RETURNs name. The client owns
@@ -652,32 +657,30 @@ impl RingClient {
     }
 
     /// The benchmark buffer `which` ([`BENCH_BUF_LEN`] bytes, zeroed at
-    /// first use), to fill before a push or read after the reap. Refused
-    /// while a benchmark submission is outstanding.
+    /// first), to fill before a push or read after the reap. Refused while a
+    /// benchmark submission is outstanding.
     pub fn bench_buf(&mut self, which: BenchBuf) -> Result<&mut [u8], CallError> {
         if self.bench_outstanding != 0 {
             return Err(CallError::InvalidArgument(
                 "benchmark buffer in use by the kernel",
             ));
         }
-        Ok(self.bench_slot(which))
+        Ok(&mut self.bench_bufs[which as usize])
     }
 
-    fn bench_slot(&mut self, which: BenchBuf) -> &mut [u8] {
-        let buf = &mut self.bench_bufs[which as usize];
-        if buf.is_empty() {
-            buf.resize(BENCH_BUF_LEN, 0);
-        }
-        buf
-    }
-
+    /// A ring buffer descriptor for the first `len` bytes of `which`. Takes
+    /// the address without making a reference to the bytes, which the
+    /// kernel may be writing for an earlier submission.
     fn bench_user_buf(&mut self, which: BenchBuf, len: u32) -> Result<UserBuf, CallError> {
         if len as usize > BENCH_BUF_LEN {
             return Err(CallError::InvalidArgument("longer than a benchmark buffer"));
         }
-        let addr = buf_addr_mut(self.bench_slot(which));
-        UserBuf::new(if len == 0 { 0 } else { addr }, len, MAX_RESULT_LEN)
-            .map_err(CallError::Transport)
+        let addr = if len == 0 {
+            0
+        } else {
+            self.bench_bufs[which as usize].as_mut_ptr() as u64
+        };
+        UserBuf::new(addr, len, MAX_RESULT_LEN).map_err(CallError::Transport)
     }
 
     /// Pushes one benchmark CALL of `method` on `cap_id` sending the first
