@@ -1,7 +1,8 @@
 # Init starting a service graph: init holds the boot package and a process
 # spawner, validates the graph, starts each service with exactly the caps it
 # declares, and reports each exit. vm-demo ends by faulting on purpose, so
-# its exit code shows supervision of a killed service.
+# its exit code shows supervision of a killed service. The worker is pinned
+# to CPU 1 (the smoke boots this manifest with two CPUs).
 @0xc7fc1ac67e3c6bb3;
 
 using M = import "/manifest.capnp";
@@ -31,7 +32,7 @@ const manifest :M.SystemManifest = (
   ),
   services = [
     (name = "clock", binary = "timer-demo", caps = [.console, .timer]),
-    (name = "cruncher", binary = "worker", caps = [.console]),
+    (name = "cruncher", binary = "worker", caps = [.console], placement = (cpu = 1)),
     (name = "memory", binary = "vm-demo", caps = [.console, .vm]),
   ],
 );

@@ -319,7 +319,9 @@ default_case tcg-default-smp1 1
 default_case tcg-default-smp4 4
 if selected services; then
     run_case services tcg bios 2 "test=boot" $ST_SUCCESS --manifest services -- \
-        "init: started service clock \(pid [0-9]+\)" "init: started service cruncher \(pid [0-9]+\)" \
+        "init: started service clock \(pid [0-9]+\)" "init: started service cruncher \(pid [0-9]+\) pinned to CPU 1" \
+        'proc: pid [0-9]+ \(cruncher\) spawned by pid 1, pinned to CPU 1' \
+        'cpu1 info: proc: pid [0-9]+ \(cruncher\) exited with code 0' \
         "init: started service memory \(pid [0-9]+\)" 'proc: pid [0-9]+ \(clock\) spawned by pid 1' \
         "timer-demo: done" "worker [0-9]+: done" "vm-demo: ok protected a page read-only" \
         'proc: pid [0-9]+ \(memory\) killed: page fault' \
@@ -357,8 +359,12 @@ if selected spawn-test; then
         "spawn-test: ok terminal-grant refused: grant \"term\": kernel kind Terminal is not available" \
         "spawn-test: ok unknown-binary refused: no boot binary named \"no-such-binary\"" \
         "spawn-test: ok not-an-elf refused: cannot start \"not-elf\": invalid ELF" \
+        'proc: pid [0-9]+ \(pinned\) spawned by pid 1, pinned to CPU 1' \
+        'cpu1 info: proc: pid [0-9]+ \(pinned\) exited with code 0' \
+        "spawn-test: ok child pinned to CPU 1 exited with Ok\(0\)" \
+        "spawn-test: ok pin-to-missing-cpu refused: cannot pin \"bad\": CPU 2 is not online \(2 CPUs run threads" \
         "spawn-test: ok too-many-grants refused: cannot start \"template\": " \
-        "COUNT6:spawner: refused a spawn by pid 1: .*: nothing leaked" "NOT:LEAKED" \
+        "COUNT7:spawner: refused a spawn by pid 1: .*: nothing leaked" "NOT:LEAKED" \
         "spawn-test: done" "NOT:spawn-test: FAIL" \
         "proc: all processes exited; frames held by processes 0;" "test: all processes exited"
 fi

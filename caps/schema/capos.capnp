@@ -104,10 +104,19 @@ struct SpawnedFacet {
   client @1 :UInt16;   # result-cap index of the ClientEndpoint facet
 }
 
+struct Placement {
+  # Where the scheduler may run a process's threads.
+  union {
+    anyCpu @0 :Void;     # the default: placed and balanced by the scheduler
+    cpu @1 :UInt32;      # pinned: always queued on this CPU (0 = the boot CPU), never stolen
+  }
+}
+
 interface ProcessSpawner @0xceb500d0b476a0d0 {
-  spawn @0 (name :Text, binaryName :Text, grants :List(CapGrant))
+  spawn @0 (name :Text, binaryName :Text, grants :List(CapGrant), placement :Placement)
       -> (handle :UInt16, facets :List(SpawnedFacet));
   # `handle` is the result-cap index of the child's ProcessHandle.
+  # A `placement` pinning the child to a CPU that is not online is refused.
 }
 
 interface ProcessHandle @0xbe7424d191f1a8df {

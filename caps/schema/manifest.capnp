@@ -44,6 +44,7 @@ struct Service {
   binary @1 :Text;
   caps @2 :List(CapRef);           # the service's CapSet, in this order
   exports @3 :List(Export);        # caps later services may import
+  placement @4 :Caps.Placement;    # where it runs; left out: any CPU
 }
 
 struct CapRef {

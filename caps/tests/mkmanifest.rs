@@ -116,6 +116,10 @@ const CASES: &[(&str, &str)] = &[
         "kernel: has 17 boot processes; at most 16 are allowed",
     ),
     (
+        "pinned-beyond-max-cpus",
+        r#"service "timer-demo": is pinned to CPU 2, but kernel.maxCpus = 2 brings up only CPUs 0 to 1"#,
+    ),
+    (
         "init-cap-mismatch",
         r#"init: cap "timer": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xa06e7a0d0d2e312e (Timer)"#,
     ),

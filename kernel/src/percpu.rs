@@ -11,8 +11,8 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use x86_64::instructions::interrupts;
 
-/// Most CPUs the kernel will bring up.
-pub const MAX_CPUS: usize = 64;
+/// Most CPUs the kernel will bring up (the manifest's limit for CPU pins).
+pub const MAX_CPUS: usize = capos_caps::manifest::MAX_CPUS as usize;
 
 /// One CPU's kernel state.
 #[repr(C)]

@@ -2,6 +2,10 @@
 //! preemption by the APIC timer (from ring 3 only), blocking with deadlines,
 //! cross-CPU wake-ups by IPI, and a kernel-mode idle loop per CPU.
 //!
+//! A thread may be pinned to one CPU when it is started ([`start_pinned`]):
+//! it is queued only on that CPU (at start, on every wake-up, including the
+//! IPC direct hand-off from another CPU) and is never stolen.
+//!
 //! Switch protocol: a CPU picks the next thread, loads its CR3, RSP0 and
 //! SYSCALL stack, and `context_switch`es. The thread it left is handled by
 //! `sched_finish_switch` *on the new stack*, after its registers are saved:
@@ -50,7 +54,13 @@ pub struct Thread {
     saved_rsp: UnsafeCell<u64>,
     state: IrqLock<State>,
     last_cpu: AtomicU32,
+    /// The CPU this thread is pinned to, or [`NOT_PINNED`]. Set once, by
+    /// [`start_pinned`], before the thread is first queued.
+    pin: AtomicU32,
 }
+
+/// `Thread::pin` of a thread the scheduler may place anywhere.
+const NOT_PINNED: u32 = u32::MAX;
 
 // SAFETY: `saved_rsp` is written only by `context_switch` on the CPU that is
 // switching the thread out, and read only by the CPU switching it in, which
@@ -105,7 +115,16 @@ impl Thread {
                 deadline: None,
             }),
             last_cpu: AtomicU32::new(0),
+            pin: AtomicU32::new(NOT_PINNED),
         })
+    }
+
+    /// The CPU this thread is pinned to, if any.
+    pub fn pinned_cpu(&self) -> Option<u32> {
+        match self.pin.load(Ordering::Relaxed) {
+            NOT_PINNED => None,
+            cpu => Some(cpu),
+        }
     }
 }
 
@@ -124,6 +143,20 @@ struct CpuSched {
     tss: UnsafeCell<Option<TssHandle>>,
     idle: AtomicBool,
     user_ticks: AtomicU64,
+    /// TSC when another CPU last sent this CPU a wake-up IPI (0: none
+    /// outstanding), and when this CPU took it (0: no switch measured yet).
+    wake_sent_tsc: AtomicU64,
+    wake_taken_tsc: AtomicU64,
+    /// TSC when this CPU switched to a thread because of a timed wake-up
+    /// IPI (0: none), until that thread's `cap_enter` returns.
+    wake_switch_tsc: AtomicU64,
+    /// Timed wake-ups of this CPU: IPI send to handler, handler to switch,
+    /// switch to the woken thread's `cap_enter` returning.
+    wake_delivery: LatencySum,
+    wake_to_switch: LatencySum,
+    switch_to_user: LatencySum,
+    /// Wake-up IPIs this CPU sent: the cost of the `send_ipi` itself.
+    ipi_send: LatencySum,
 }
 
 // SAFETY: `current`, `prev`, `idle_rsp` and `tss` are touched only by their
@@ -139,6 +172,13 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
         tss: UnsafeCell::new(None),
         idle: AtomicBool::new(false),
         user_ticks: AtomicU64::new(0),
+        wake_sent_tsc: AtomicU64::new(0),
+        wake_taken_tsc: AtomicU64::new(0),
+        wake_switch_tsc: AtomicU64::new(0),
+        wake_delivery: LatencySum::new(),
+        wake_to_switch: LatencySum::new(),
+        switch_to_user: LatencySum::new(),
+        ipi_send: LatencySum::new(),
     }
 }; MAX_CPUS];
 
@@ -162,9 +202,87 @@ pub fn balance_counters() -> (u64, u64, u64) {
     )
 }
 
-/// Counts a wake-up IPI arriving on this CPU.
+/// Latency samples in TSC cycles, summed (cheap enough to keep on).
+struct LatencySum {
+    count: AtomicU64,
+    total: AtomicU64,
+    min: AtomicU64,
+}
+
+impl LatencySum {
+    const fn new() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            min: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn add(&self, cycles: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(cycles, Ordering::Relaxed);
+        self.min.fetch_min(cycles, Ordering::Relaxed);
+    }
+
+    /// `(samples, mean, min)`.
+    fn get(&self) -> (u64, u64, u64) {
+        let n = self.count.load(Ordering::Relaxed);
+        let mean = self
+            .total
+            .load(Ordering::Relaxed)
+            .checked_div(n)
+            .unwrap_or(0);
+        let min = if n == 0 {
+            0
+        } else {
+            self.min.load(Ordering::Relaxed)
+        };
+        (n, mean, min)
+    }
+}
+
+/// `(samples, mean, min)` of a latency, in TSC cycles.
+pub type Latency = (u64, u64, u64);
+
+/// Timed wake-ups of CPU `cpu`: from sending the IPI to its handler, from
+/// the handler to switching to a thread, and from that switch to the
+/// thread's `cap_enter` returning. A wake-up that led to no switch before
+/// the CPU halted again counts only in the first.
+pub fn wake_latency(cpu: usize) -> [Latency; 3] {
+    CPUS.get(cpu).map_or([(0, 0, 0); 3], |c| {
+        [
+            c.wake_delivery.get(),
+            c.wake_to_switch.get(),
+            c.switch_to_user.get(),
+        ]
+    })
+}
+
+/// The wake-up IPIs CPU `cpu` sent: how long its `send_ipi` took.
+pub fn ipi_send_cost(cpu: usize) -> Latency {
+    CPUS.get(cpu).map_or((0, 0, 0), |c| c.ipi_send.get())
+}
+
+/// Called when `cap_enter` returns to user mode: closes a timed wake-up
+/// (one relaxed load when there is none).
+pub fn note_return_to_user() {
+    let cpu = me();
+    if cpu.wake_switch_tsc.load(Ordering::Relaxed) != 0 {
+        let switched = cpu.wake_switch_tsc.swap(0, Ordering::Relaxed);
+        cpu.switch_to_user
+            .add(capos_arch::cpu::rdtsc().saturating_sub(switched));
+    }
+}
+
+/// Counts a wake-up IPI arriving on this CPU (and how long it took).
 pub fn on_wake_ipi() {
     WAKE_IPIS_TAKEN.fetch_add(1, Ordering::Relaxed);
+    let now = capos_arch::cpu::rdtsc();
+    let sent = me().wake_sent_tsc.swap(0, Ordering::Relaxed);
+    if sent != 0 && now >= sent {
+        me().wake_delivery.add(now - sent);
+        me().wake_taken_tsc.store(now, Ordering::Relaxed);
+    }
 }
 
 /// CPUs running a user thread right now, and the most seen at once.
@@ -229,11 +347,18 @@ fn online_cpus() -> u32 {
     percpu::registered()
 }
 
+/// Whether CPU `cpu` is up and running threads (a CPU a thread may be
+/// pinned to).
+pub fn cpu_usable(cpu: u32) -> bool {
+    cpu < online_cpus()
+        && percpu::get(cpu).is_some_and(|c| cpu == 0 || c.online.load(Ordering::Acquire))
+}
+
 /// Makes a new thread runnable, placing it on the least-loaded online CPU.
 pub fn start(thread: Arc<Thread>) {
     LIVE.fetch_add(1, Ordering::AcqRel);
     let target = (0..online_cpus())
-        .filter(|&i| percpu::get(i).is_some_and(|c| i == 0 || c.online.load(Ordering::Acquire)))
+        .filter(|&i| cpu_usable(i))
         .min_by_key(|&i| {
             CPUS[i as usize].runq.lock().len()
                 + usize::from(!CPUS[i as usize].idle.load(Ordering::Relaxed))
@@ -242,29 +367,121 @@ pub fn start(thread: Arc<Thread>) {
     enqueue(target as usize, thread);
 }
 
-fn enqueue(cpu: usize, thread: Arc<Thread>) {
+/// Why a thread cannot be pinned.
+#[derive(Debug)]
+pub struct NoSuchCpu {
+    /// The CPU asked for.
+    pub cpu: u32,
+    /// CPUs running threads.
+    pub usable: u32,
+}
+
+impl core::fmt::Display for NoSuchCpu {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "CPU {} is not online ({} CPUs run threads, numbered from 0)",
+            self.cpu, self.usable
+        )
+    }
+}
+
+/// CPUs that are up and running threads.
+pub fn usable_cpus() -> u32 {
+    (0..online_cpus()).filter(|&i| cpu_usable(i)).count() as u32
+}
+
+/// Checks that a thread could be pinned to `cpu` (for callers that must
+/// refuse before creating anything).
+pub fn check_pin(cpu: u32) -> Result<(), NoSuchCpu> {
+    if cpu_usable(cpu) {
+        Ok(())
+    } else {
+        Err(NoSuchCpu {
+            cpu,
+            usable: usable_cpus(),
+        })
+    }
+}
+
+/// Makes a new thread runnable pinned to CPU `cpu` (see the module
+/// comment), or, with `None`, like [`start`]. A CPU that is not online is
+/// refused and the thread is not started.
+pub fn start_pinned(thread: Arc<Thread>, cpu: Option<u32>) -> Result<(), NoSuchCpu> {
+    let Some(cpu) = cpu else {
+        start(thread);
+        return Ok(());
+    };
+    check_pin(cpu)?;
+    thread.pin.store(cpu, Ordering::Relaxed);
+    LIVE.fetch_add(1, Ordering::AcqRel);
+    enqueue(cpu as usize, thread);
+    Ok(())
+}
+
+/// Queues `thread` on `cpu` (or on the CPU it is pinned to), at the back or,
+/// for a direct hand-off, at the front; wakes that CPU by IPI if it idles.
+fn enqueue_at(cpu: usize, thread: Arc<Thread>, front: bool) {
+    let cpu = thread.pinned_cpu().map_or(cpu, |p| p as usize);
     thread.last_cpu.store(cpu as u32, Ordering::Relaxed);
-    CPUS[cpu].runq.lock().push_back(thread);
+    {
+        let mut q = CPUS[cpu].runq.lock();
+        if front {
+            q.push_front(thread);
+        } else {
+            q.push_back(thread);
+        }
+    }
     if cpu != this_cpu() && CPUS[cpu].idle.load(Ordering::Acquire) {
         if let Some(apic) = percpu::get(cpu as u32).map(|c| c.arch.apic_id.load(Ordering::Relaxed))
         {
+            // Only the first outstanding send is timed.
+            let sent = capos_arch::cpu::rdtsc();
+            let _ = CPUS[cpu].wake_sent_tsc.compare_exchange(
+                0,
+                sent,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
             percpu::with_lapic(|l| l.send_ipi(vector::IPI_WAKE, apic));
+            me().ipi_send
+                .add(capos_arch::cpu::rdtsc().saturating_sub(sent));
             WAKE_IPIS_SENT.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-/// Takes the next thread: this CPU's queue first, then the fullest other
-/// queue (work stealing).
+fn enqueue(cpu: usize, thread: Arc<Thread>) {
+    enqueue_at(cpu, thread, false);
+}
+
+/// Takes the next thread: this CPU's queue first, then an unpinned thread
+/// from the other queue with the most of them (work stealing; pinned
+/// threads stay where they are).
 fn pick_next() -> Option<Arc<Thread>> {
     let mine = this_cpu();
     if let Some(t) = CPUS[mine].runq.lock().pop_front() {
         return Some(t);
     }
+    let movable = |i: usize| {
+        CPUS[i]
+            .runq
+            .lock()
+            .iter()
+            .filter(|t| t.pinned_cpu().is_none())
+            .count()
+    };
     let victim = (0..online_cpus() as usize)
         .filter(|&i| i != mine)
-        .max_by_key(|&i| CPUS[i].runq.lock().len())?;
-    let stolen = CPUS[victim].runq.lock().pop_back();
+        .map(|i| (i, movable(i)))
+        .filter(|&(_, n)| n > 0)
+        .max_by_key(|&(_, n)| n)?
+        .0;
+    let stolen = {
+        let mut q = CPUS[victim].runq.lock();
+        let at = q.iter().rposition(|t| t.pinned_cpu().is_none());
+        at.and_then(|i| q.remove(i))
+    };
     if stolen.is_some() {
         STOLEN.fetch_add(1, Ordering::Relaxed);
     }
@@ -355,6 +572,15 @@ fn prepare(next: &Arc<Thread>) {
         s.on_cpu = true;
     }
     next.last_cpu.store(this_cpu() as u32, Ordering::Relaxed);
+    // Time a switch that a wake-up IPI caused; any other switch ends the
+    // previous sample unfinished.
+    let woken = me().wake_taken_tsc.swap(0, Ordering::Relaxed);
+    let mut switched = 0;
+    if woken != 0 {
+        switched = capos_arch::cpu::rdtsc();
+        me().wake_to_switch.add(switched.saturating_sub(woken));
+    }
+    me().wake_switch_tsc.store(switched, Ordering::Relaxed);
     load_cr3(next.process.aspace.root());
     // SAFETY: own CPU, interrupts off.
     if let Some(tss) = unsafe { *me().tss.get() } {
@@ -443,6 +669,7 @@ pub fn wake(t: &Arc<Thread>) {
 /// Like [`wake`], but queues the thread at the front of *this* CPU's run
 /// queue: the direct hand-off of IPC, so the peer runs next here as soon as
 /// the waker blocks (on the same CPU, without a trip through other queues).
+/// A thread pinned to another CPU goes to the front of that CPU's queue.
 pub fn wake_here_first(t: &Arc<Thread>) {
     let mut s = t.state.lock();
     if s.run != Run::Blocked {
@@ -454,9 +681,7 @@ pub fn wake_here_first(t: &Arc<Thread>) {
     drop(s);
     SLEEPERS.lock().retain(|x| !Arc::ptr_eq(x, t));
     if !on_cpu {
-        let cpu = this_cpu();
-        t.last_cpu.store(cpu as u32, Ordering::Relaxed);
-        CPUS[cpu].runq.lock().push_front(t.clone());
+        enqueue_at(this_cpu(), t.clone(), true);
     }
 }
 
@@ -510,6 +735,8 @@ pub fn idle_loop() -> ! {
         }
         me().idle.store(true, Ordering::Release);
         if !STARTED.load(Ordering::Acquire) || me().runq.lock().is_empty() {
+            // A wake-up that led to no switch is not a sample.
+            me().wake_taken_tsc.store(0, Ordering::Relaxed);
             interrupts::enable_and_hlt();
         }
     }

@@ -23,7 +23,7 @@ use capnp::serialize;
 use capos_caps::cap_table::{CapObject, Invocation, ResultCap};
 use capos_caps::exception::CapException;
 use capos_caps::interfaces;
-use capos_caps::manifest::{kind_from_schema, KernelKind};
+use capos_caps::manifest::{kind_from_schema, placement_from_schema, KernelKind, Placement};
 use capos_caps::schema::capos_capnp::{cap_grant, process_handle, process_spawner};
 use capos_ring::{CqCredit, Cqe, TransportError};
 
@@ -239,6 +239,21 @@ impl ProcessSpawner {
         };
         let name = text(p.get_name())?;
         let binary = text(p.get_binary_name())?;
+        // A pin must name a CPU that runs threads now; refused before
+        // anything is created.
+        let pin = match placement_from_schema(p.get_placement().map_err(bad)?) {
+            Placement::AnyCpu => None,
+            Placement::Cpu(cpu) => {
+                crate::sched::check_pin(cpu)
+                    .map_err(|e| CapException::failed(format!("cannot pin \"{name}\": {e}")))?;
+                Some(cpu)
+            }
+            Placement::Unknown(n) => {
+                return Err(CapException::failed(format!(
+                    "unknown placement variant {n}"
+                )))
+            }
+        };
 
         let bytes = self
             .boot
@@ -349,12 +364,16 @@ impl ProcessSpawner {
             pid: thread.process.pid,
             exit: thread.process.exit.clone(),
         });
-        crate::info!(
-            "proc: pid {} ({name}) spawned by pid {}",
-            thread.process.pid,
-            caller.pid
-        );
-        crate::sched::start(thread);
+        let pid = thread.process.pid;
+        crate::sched::start_pinned(thread, pin)
+            .map_err(|e| CapException::failed(format!("cannot pin \"{name}\": {e}")))?;
+        match pin {
+            Some(cpu) => crate::info!(
+                "proc: pid {pid} ({name}) spawned by pid {}, pinned to CPU {cpu}",
+                caller.pid
+            ),
+            None => crate::info!("proc: pid {pid} ({name}) spawned by pid {}", caller.pid),
+        }
         let mut caps = alloc::vec![ResultCap::new(handle)];
         for (_, ep) in endpoints {
             caps.push(ResultCap::new(Arc::new(crate::endpoint::ClientEndpoint {

@@ -10,7 +10,11 @@ use capos_ring::TransportError;
 #[unsafe(no_mangle)]
 extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
     frame.rax = match frame.rax {
-        SYS_CAP_ENTER => cap_enter(frame.rdi, frame.rsi) as u64,
+        SYS_CAP_ENTER => {
+            let n = cap_enter(frame.rdi, frame.rsi);
+            sched::note_return_to_user();
+            n as u64
+        }
         SYS_EXIT => crate::proc::exit_current(frame.rdi as i64),
         _ => SyscallError::BadSyscall.code() as u64,
     };

@@ -9,6 +9,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use capnp::message::Builder;
 use capos_caps::interfaces;
+pub use capos_caps::manifest::Placement;
 use capos_caps::schema::capos_capnp::{boot_package, console};
 use capos_ring::MAX_RESULT_LEN;
 
@@ -589,13 +590,32 @@ impl ProcessSpawner {
         binary: &str,
         grants: &[GrantSpec<'_>],
     ) -> Result<Spawned, CallError> {
+        self.spawn_placed(name, binary, grants, Placement::AnyCpu)
+    }
+
+    /// Like [`Self::spawn_with`], with the child placed as `placement` says:
+    /// [`Placement::Cpu`] pins it to one CPU (the kernel refuses a CPU that
+    /// is not online, as an exception).
+    pub fn spawn_placed(
+        &self,
+        name: &str,
+        binary: &str,
+        grants: &[GrantSpec<'_>],
+        placement: Placement,
+    ) -> Result<Spawned, CallError> {
         use capos_caps::schema::capos_capnp::process_spawner as ps;
+        if let Placement::Unknown(_) = placement {
+            return Err(CallError::InvalidArgument("unknown placement"));
+        }
         let mut transfers = Vec::new();
         let mut m = Builder::new_default();
         {
             let mut p = m.init_root::<ps::spawn_params::Builder>();
             p.set_name(name);
             p.set_binary_name(binary);
+            if placement != Placement::AnyCpu {
+                capos_caps::manifest::write_placement(placement, p.reborrow().init_placement());
+            }
             let mut list = p.init_grants(grants.len() as u32);
             for (i, g) in grants.iter().enumerate() {
                 let mut e = list.reborrow().get(i as u32);

@@ -66,14 +66,14 @@ pub use capos_ring as ring;
 pub use capset::{CapLookupError, Interface};
 pub use client::{
     prot, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator, GrantSpec,
-    IncomingCall, KernelGrant, MemoryObject, NullCap, ProcessHandle, ProcessSpawner, Spawned,
-    Timer, VirtualMemory,
+    IncomingCall, KernelGrant, MemoryObject, NullCap, Placement, ProcessHandle, ProcessSpawner,
+    Spawned, Timer, VirtualMemory,
 };
 #[cfg(target_os = "none")]
 pub use client::{AnonBuffer, SharedMemory};
 pub use error::CallError;
 pub use handle::{Cap, CapHandle, Owned, Ring};
-pub use ring_client::{Completion, Enter, RingClient, RingStats, Ticket};
+pub use ring_client::{BenchBuf, Completion, Enter, RingClient, RingStats, Ticket, BENCH_BUF_LEN};
 pub use runtime::Runtime;
 
 /// Exit code of a process whose `main` panicked.

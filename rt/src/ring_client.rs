@@ -143,6 +143,11 @@ pub struct RingClient {
     releases_in_flight: usize,
     protected: Protected,
     stats: RingStats,
+    /// The benchmark buffers ([`BenchBuf`]), and benchmark submissions
+    /// pushed and not reaped yet (while any is, the kernel may still read or
+    /// write the buffers, so Rust code may not touch them).
+    bench_bufs: [Vec<u8>; 3],
+    bench_outstanding: u32,
 }
 
 /// Default capacity of a CALL's result buffer: room for any small result
@@ -176,6 +181,12 @@ impl RingClient {
             releases_in_flight: 0,
             protected,
             stats: RingStats::default(),
+            bench_bufs: [
+                vec![0; BENCH_BUF_LEN],
+                vec![0; BENCH_BUF_LEN],
+                vec![0; BENCH_BUF_LEN],
+            ],
+            bench_outstanding: 0,
         })
     }
 
@@ -658,6 +669,25 @@ fn transfer_list(
 /// tickets count up from 1).
 pub const BENCH_USER_DATA: u64 = u64::MAX;
 
+/// Size of each benchmark buffer ([`BenchBuf`]); the client allocates the
+/// three when it is created.
+pub const BENCH_BUF_LEN: usize = 64;
+
+/// The buffers benchmark CALLs, RECVs and RETURNs name. The client owns
+/// them (so the kernel never writes memory that Rust code holds a reference
+/// to); [`RingClient::bench_buf`] hands them out only while no benchmark
+/// submission is outstanding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchBuf {
+    /// What a benchmark CALL sends and a benchmark RETURN answers with.
+    Out = 0,
+    /// Where a benchmark CALL's result lands.
+    Result = 1,
+    /// Where a benchmark RECV's call lands (a `CallHeader`, then the
+    /// parameters).
+    Recv = 2,
+}
+
 impl RingClient {
     /// Pushes `n` copies of `op` (NOP or an argument-free CALL) tagged
     /// [`BENCH_USER_DATA`] and publishes them with one tail store. Only
@@ -675,6 +705,7 @@ impl RingClient {
             self.sq.try_push(&sqe).map_err(|_| {
                 CallError::InvalidArgument("benchmark batch larger than the free SQ")
             })?;
+            self.bench_outstanding += 1;
         }
         self.sq.publish();
         Ok(())
@@ -685,17 +716,113 @@ impl RingClient {
     pub fn bench_reap(&mut self, n: u32) -> Result<u32, CallError> {
         let mut got = 0;
         while got < n {
-            match self.next_cqe()? {
-                Some(cqe) if cqe.user_data == BENCH_USER_DATA && cqe.result >= 0 => got += 1,
-                Some(_) => {
-                    return Err(CallError::InvalidArgument(
-                        "unexpected completion during a benchmark",
-                    ))
-                }
+            match self.bench_reap_cqe()? {
+                Some(_) => got += 1,
                 None => break,
             }
         }
         Ok(got)
+    }
+
+    /// Reaps one benchmark completion, if one is posted, and returns it
+    /// (a RECV's carries the call id). Fails on any other completion and on
+    /// a negative result.
+    pub fn bench_reap_cqe(&mut self) -> Result<Option<Cqe>, CallError> {
+        match self.next_cqe()? {
+            Some(cqe) if cqe.user_data == BENCH_USER_DATA => {
+                self.bench_outstanding = self.bench_outstanding.saturating_sub(1);
+                match cqe.status() {
+                    CqeStatus::Ok(_) => Ok(Some(cqe)),
+                    CqeStatus::Err(e) => Err(CallError::Transport(e)),
+                    CqeStatus::Unknown(code) => Err(CallError::UnknownTransport(code)),
+                }
+            }
+            Some(_) => Err(CallError::InvalidArgument(
+                "unexpected completion during a benchmark",
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The benchmark buffer `which` ([`BENCH_BUF_LEN`] bytes, zeroed at
+    /// first), to fill before a push or read after the reap. Refused while a
+    /// benchmark submission is outstanding.
+    pub fn bench_buf(&mut self, which: BenchBuf) -> Result<&mut [u8], CallError> {
+        if self.bench_outstanding != 0 {
+            return Err(CallError::InvalidArgument(
+                "benchmark buffer in use by the kernel",
+            ));
+        }
+        Ok(&mut self.bench_bufs[which as usize])
+    }
+
+    /// A ring buffer descriptor for the first `len` bytes of `which`. Takes
+    /// the address without making a reference to the bytes, which the
+    /// kernel may be writing for an earlier submission.
+    fn bench_user_buf(&mut self, which: BenchBuf, len: u32) -> Result<UserBuf, CallError> {
+        if len as usize > BENCH_BUF_LEN {
+            return Err(CallError::InvalidArgument("longer than a benchmark buffer"));
+        }
+        let addr = if len == 0 {
+            0
+        } else {
+            self.bench_bufs[which as usize].as_mut_ptr() as u64
+        };
+        UserBuf::new(addr, len, MAX_RESULT_LEN).map_err(CallError::Transport)
+    }
+
+    /// Pushes one benchmark CALL of `method` on `cap_id` sending the first
+    /// `params_len` bytes of [`BenchBuf::Out`], its result going to
+    /// [`BenchBuf::Result`] (`result_len` bytes of room).
+    pub fn bench_push_call(
+        &mut self,
+        cap_id: u64,
+        method: u16,
+        params_len: u32,
+        result_len: u32,
+    ) -> Result<(), CallError> {
+        let params = self.bench_user_buf(BenchBuf::Out, params_len)?;
+        let result = self.bench_user_buf(BenchBuf::Result, result_len)?;
+        self.bench_push(
+            Op::Call(Call {
+                cap_id,
+                method_id: method,
+                params,
+                result,
+                transfers: TransferList::NONE,
+            }),
+            1,
+        )
+    }
+
+    /// Pushes one benchmark RECV on endpoint `cap_id` into
+    /// [`BenchBuf::Recv`].
+    pub fn bench_push_recv(&mut self, cap_id: u64) -> Result<(), CallError> {
+        let buffer = self.bench_user_buf(BenchBuf::Recv, BENCH_BUF_LEN as u32)?;
+        self.bench_push(Op::Recv(capos_ring::Recv { cap_id, buffer }), 1)
+    }
+
+    /// Pushes one benchmark RETURN of `call_id` on endpoint `cap_id` with
+    /// the first `len` bytes of [`BenchBuf::Out`] as the result.
+    pub fn bench_push_return(
+        &mut self,
+        cap_id: u64,
+        call_id: u64,
+        len: u32,
+    ) -> Result<(), CallError> {
+        let call_id =
+            core::num::NonZeroU64::new(call_id).ok_or(CallError::InvalidArgument("call id 0"))?;
+        let payload = self.bench_user_buf(BenchBuf::Out, len)?;
+        self.bench_push(
+            Op::Return(capos_ring::Return {
+                cap_id,
+                call_id,
+                payload,
+                transfers: TransferList::NONE,
+                exception: false,
+            }),
+            1,
+        )
     }
 }
 
@@ -905,6 +1032,38 @@ mod tests {
         // Nothing was consumed; the NOP still completes.
         assert_eq!(c.wait(t).unwrap().cqe.result, 0);
         c.nop().unwrap();
+    }
+
+    #[test]
+    fn bench_calls_use_client_owned_buffers() {
+        let (mut c, _, _) = setup();
+        c.bench_buf(BenchBuf::Out).unwrap()[..16].copy_from_slice(&[7u8; 16]);
+        c.bench_push_call(7, 0, 16, 16).unwrap();
+        // Pushed, not reaped: the kernel may still write the buffers.
+        assert!(matches!(
+            c.bench_buf(BenchBuf::Result),
+            Err(CallError::InvalidArgument(_))
+        ));
+        assert_eq!(c.kernel.enter(1, 0), 1);
+        let cqe = c.bench_reap_cqe().unwrap().unwrap();
+        assert_eq!(cqe.user_data, BENCH_USER_DATA);
+        assert_eq!(cqe.status(), CqeStatus::Ok(16));
+        // The simulated kernel echoes the parameters into the result.
+        assert_eq!(&c.bench_buf(BenchBuf::Result).unwrap()[..16], &[7u8; 16]);
+        assert_eq!(c.bench_reap_cqe().unwrap(), None);
+        // Errors come back as errors; buffers longer than the bench buffers
+        // are refused before anything is pushed.
+        c.bench_push_call(99, 0, 0, 0).unwrap();
+        c.kernel.enter(1, 0);
+        assert_eq!(
+            c.bench_reap_cqe().unwrap_err().transport(),
+            Some(TransportError::BadCap)
+        );
+        assert!(c
+            .bench_push_call(7, 0, BENCH_BUF_LEN as u32 + 1, 0)
+            .is_err());
+        assert!(c.bench_push_return(7, 0, 8).is_err());
+        assert_eq!(c.stats().submitted, 0, "bench pushes bypass the tickets");
     }
 
     #[test]

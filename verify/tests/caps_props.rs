@@ -8,7 +8,7 @@ use capos_caps::interfaces;
 use capos_caps::ledger::{Ledger, Limits, Reservation, Resource};
 use capos_caps::manifest::{
     self, Binary, CapRef, CapSource, Export, Facet, InitProcess, KernelKind, KernelParams,
-    Manifest, Service,
+    Manifest, Placement, Service,
 };
 use capos_caps::transfer::{
     transfer, TransferDescriptor, TransferError, TransferKind, TransferTxn,
@@ -771,11 +771,19 @@ fn well_formed(g: &mut Gen) -> Manifest {
             };
             caps.push(cap);
         }
+        // Any CPU, or a pin below the schema limit (maxCpus is 0 here: all
+        // CPUs), so the pin itself never makes the manifest invalid.
+        let placement = if bool::arbitrary(g) {
+            Placement::AnyCpu
+        } else {
+            Placement::Cpu(below(g, u64::from(manifest::MAX_CPUS)) as u32)
+        };
         services.push(Service {
             name: (*name).into(),
             binary: pick(g, &binaries).name,
             caps,
             exports,
+            placement,
         });
     }
     // Kernel-started boot processes: kernel-minted caps of any kind but the two

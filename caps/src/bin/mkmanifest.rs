@@ -168,6 +168,9 @@ fn summarize(input: &Path, m: &Manifest) -> String {
                 .collect();
             s.push_str(&format!("; exports: {}", exports.join(" ")));
         }
+        if svc.placement != manifest::Placement::AnyCpu {
+            s.push_str(&format!("; pinned to {}", svc.placement));
+        }
         s.push('\n');
     }
     s

@@ -10,9 +10,9 @@ use core::fmt;
 
 use super::{
     Binary, CapRef, CapSource, Export, Facet, InitProcess, KernelKind, KernelParams, LogLevel,
-    Manifest, Service,
+    Manifest, Placement, Service,
 };
-use crate::schema::capos_capnp::KernelCapKind;
+use crate::schema::capos_capnp::{placement, KernelCapKind};
 use crate::schema::manifest_capnp::{cap_ref, export, kernel_params, system_manifest};
 
 /// Decoding limits.
@@ -211,6 +211,7 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
             binary: d.text("binary name", s.get_binary())?,
             caps: d.caps(s.get_caps()?)?,
             exports: decoded,
+            placement: placement_from_schema(s.get_placement()?),
         });
     }
     Ok(manifest)
@@ -276,6 +277,25 @@ impl Decoder<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+/// The model placement of a schema `Placement` (an absent one reads as
+/// [`Placement::AnyCpu`]).
+pub fn placement_from_schema(p: placement::Reader<'_>) -> Placement {
+    match p.which() {
+        Ok(placement::AnyCpu(())) => Placement::AnyCpu,
+        Ok(placement::Cpu(n)) => Placement::Cpu(n),
+        Err(capnp::NotInSchema(n)) => Placement::Unknown(n),
+    }
+}
+
+/// Writes `p` into a schema `Placement`; an unknown variant (which the
+/// schema cannot express) is written as [`Placement::AnyCpu`].
+pub fn write_placement(p: Placement, mut b: placement::Builder<'_>) {
+    match p {
+        Placement::Cpu(n) => b.set_cpu(n),
+        Placement::AnyCpu | Placement::Unknown(_) => b.set_any_cpu(()),
     }
 }
 
@@ -376,6 +396,9 @@ impl Manifest {
             b.set_name(s.name.as_str());
             b.set_binary(s.binary.as_str());
             encode_caps(&s.caps, b.reborrow().init_caps(len32(s.caps.len())));
+            if s.placement != Placement::AnyCpu {
+                write_placement(s.placement, b.reborrow().init_placement());
+            }
             let mut exports = b.init_exports(len32(s.exports.len()));
             for (j, e) in s.exports.iter().enumerate() {
                 let mut x = exports.reborrow().get(j as u32);

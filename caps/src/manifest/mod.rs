@@ -18,7 +18,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-pub use codec::{decode, kind_from_schema, kind_to_schema, DecodeError, Limits as DecodeLimits};
+pub use codec::{
+    decode, kind_from_schema, kind_to_schema, placement_from_schema, write_placement, DecodeError,
+    Limits as DecodeLimits,
+};
 pub use validate::{
     check, validate_kernel_layer, validate_service_graph, ManifestError, Rule, Subject,
 };
@@ -33,6 +36,10 @@ pub const MAX_NAME_LEN: usize = 32;
 
 /// Most processes the kernel starts beside init (`KernelParams::boot_processes`).
 pub const MAX_BOOT_PROCESSES: usize = 16;
+
+/// Most CPUs the kernel brings up; CPUs are numbered `0..MAX_CPUS` (0 is
+/// the boot CPU). The kernel sizes its per-CPU tables with this.
+pub const MAX_CPUS: u32 = 64;
 
 /// A decoded boot manifest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -107,6 +114,31 @@ pub struct Service {
     pub caps: Vec<CapRef>,
     /// Caps later services may import.
     pub exports: Vec<Export>,
+    /// Where its thread runs.
+    pub placement: Placement,
+}
+
+/// Where the scheduler may run a process (`Placement` in the schema).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// Any CPU: placed and balanced by the scheduler (the default).
+    #[default]
+    AnyCpu,
+    /// Pinned to this CPU (0 is the boot CPU): always queued there, never
+    /// moved to another CPU.
+    Cpu(u32),
+    /// A placement variant this build does not know (rejected).
+    Unknown(u16),
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Placement::AnyCpu => f.write_str("any CPU"),
+            Placement::Cpu(n) => write!(f, "CPU {n}"),
+            Placement::Unknown(n) => write!(f, "unknown placement {n}"),
+        }
+    }
 }
 
 /// One cap of a process's CapSet.

@@ -37,6 +37,7 @@ fn sample() -> Manifest {
                     CapRef::kernel("endpoint", KernelKind::Endpoint),
                 ],
                 exports: vec![Export::client("echo", "endpoint")],
+                placement: Placement::AnyCpu,
             },
             Service {
                 name: "echo-client".into(),
@@ -46,6 +47,7 @@ fn sample() -> Manifest {
                     CapRef::import("echo", "echo-server", "echo"),
                 ],
                 exports: vec![],
+                placement: Placement::Cpu(1),
             },
             Service {
                 name: "timer-demo".into(),
@@ -55,6 +57,7 @@ fn sample() -> Manifest {
                     CapRef::kernel("timer", KernelKind::Timer),
                 ],
                 exports: vec![],
+                placement: Placement::AnyCpu,
             },
         ],
     }
@@ -376,6 +379,21 @@ fn service_graph_rules() {
             |m| m.services[0].exports.push(Export::client("echo", "endpoint")),
             "service \"echo-server\": export \"echo\": is declared more than once",
         ),
+        (
+            |m| m.services[2].placement = Placement::Cpu(64),
+            "service \"timer-demo\": is pinned to CPU 64; CPUs are numbered 0 to 63",
+        ),
+        (
+            |m| {
+                m.kernel.max_cpus = 2;
+                m.services[2].placement = Placement::Cpu(2);
+            },
+            "service \"timer-demo\": is pinned to CPU 2, but kernel.maxCpus = 2 brings up only CPUs 0 to 1",
+        ),
+        (
+            |m| m.services[2].placement = Placement::Unknown(7),
+            "service \"timer-demo\": has unknown placement variant 7",
+        ),
     ];
     for (mutate, expected) in cases {
         let mut m = sample();
@@ -386,6 +404,34 @@ fn service_graph_rules() {
             expected
         );
     }
+}
+
+#[test]
+fn placements_round_trip_and_pins_within_the_cpus_are_valid() {
+    let mut m = sample();
+    m.services[0].placement = Placement::Cpu(0);
+    m.services[2].placement = Placement::Cpu(MAX_CPUS - 1);
+    assert_eq!(check(&m), Ok(()));
+    let decoded = decode(&m.encode()).unwrap();
+    let placements: Vec<Placement> = decoded.services.iter().map(|s| s.placement).collect();
+    assert_eq!(
+        placements,
+        [
+            Placement::Cpu(0),
+            Placement::Cpu(1),
+            Placement::Cpu(MAX_CPUS - 1)
+        ]
+    );
+    // With maxCpus set, the last CPU it brings up is still a valid pin.
+    m.kernel.max_cpus = 2;
+    m.services[2].placement = Placement::Cpu(1);
+    assert_eq!(check(&m), Ok(()));
+    // A service that says nothing runs anywhere.
+    m.services[2].placement = Placement::AnyCpu;
+    assert_eq!(
+        decode(&m.encode()).unwrap().services[2].placement,
+        Placement::AnyCpu
+    );
 }
 
 #[test]

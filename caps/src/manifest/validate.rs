@@ -10,8 +10,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{
-    CapRef, CapSource, Facet, KernelKind, Manifest, Service, MAX_BOOT_PROCESSES, MAX_NAME_LEN,
-    SCHEMA_VERSION,
+    CapRef, CapSource, Facet, KernelKind, Manifest, Placement, Service, MAX_BOOT_PROCESSES,
+    MAX_CPUS, MAX_NAME_LEN, SCHEMA_VERSION,
 };
 use crate::interfaces;
 
@@ -165,6 +165,17 @@ pub enum Rule {
     ExportNotAttenuated(String),
     /// An export has a facet value this build does not know.
     UnknownFacet(u16),
+    /// A service is pinned to a CPU at or above [`MAX_CPUS`].
+    CpuOutOfRange(u32),
+    /// A service is pinned to a CPU `kernel.maxCpus` leaves off.
+    CpuBeyondMaxCpus {
+        /// The CPU named.
+        cpu: u32,
+        /// `kernel.maxCpus`.
+        max_cpus: u32,
+    },
+    /// A service has a placement variant this build does not know.
+    UnknownPlacement(u16),
 }
 
 fn interface_name(id: u64) -> &'static str {
@@ -220,6 +231,17 @@ impl fmt::Display for Rule {
                 write!(f, "exports endpoint {cap:?} raw; endpoint exports must be attenuated to client facets")
             }
             Rule::UnknownFacet(n) => write!(f, "names unknown facet {n}"),
+            Rule::CpuOutOfRange(cpu) => write!(
+                f,
+                "is pinned to CPU {cpu}; CPUs are numbered 0 to {}",
+                MAX_CPUS - 1
+            ),
+            Rule::CpuBeyondMaxCpus { cpu, max_cpus } => write!(
+                f,
+                "is pinned to CPU {cpu}, but kernel.maxCpus = {max_cpus} brings up only CPUs 0 to {}",
+                max_cpus - 1
+            ),
+            Rule::UnknownPlacement(n) => write!(f, "has unknown placement variant {n}"),
         }
     }
 }
@@ -421,6 +443,9 @@ fn service_graph(m: &Manifest, report: &mut Report) {
         if m.binary(&service.binary).is_none() {
             report.push(subject(), Rule::UnknownBinary(service.binary.clone()));
         }
+        if let Some(rule) = placement_rule(service.placement, m.kernel.max_cpus) {
+            report.push(subject(), rule);
+        }
         for (i, cap) in service.caps.iter().enumerate() {
             let subject = || Subject::Cap {
                 service: service.name.clone(),
@@ -472,6 +497,21 @@ fn service_graph(m: &Manifest, report: &mut Report) {
                 report.push(subject(), rule);
             }
         }
+    }
+}
+
+/// Why a service cannot be placed as asked, if it cannot. Whether the CPU
+/// is actually online is known only at run time: the spawner refuses a pin
+/// to a CPU that is not.
+fn placement_rule(placement: Placement, max_cpus: u32) -> Option<Rule> {
+    match placement {
+        Placement::AnyCpu => None,
+        Placement::Cpu(cpu) if cpu >= MAX_CPUS => Some(Rule::CpuOutOfRange(cpu)),
+        Placement::Cpu(cpu) if max_cpus != 0 && cpu >= max_cpus => {
+            Some(Rule::CpuBeyondMaxCpus { cpu, max_cpus })
+        }
+        Placement::Cpu(_) => None,
+        Placement::Unknown(n) => Some(Rule::UnknownPlacement(n)),
     }
 }
 

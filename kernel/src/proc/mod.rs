@@ -302,6 +302,21 @@ pub fn report_all_exited() {
     crate::info!(
         "sched: wake-up IPIs sent {sent}, received {taken}; threads stolen by idle CPUs {stolen}"
     );
+    for cpu in 0..crate::percpu::registered() as usize {
+        let [(n, deliver, deliver_min), (m, switch, switch_min), (k, back, back_min)] =
+            crate::sched::wake_latency(cpu);
+        if n > 0 {
+            crate::info!(
+                "sched: cpu{cpu} woken by IPI {n} times, TSC cycles: send to handler mean {deliver} min {deliver_min}; handler to thread switch mean {switch} min {switch_min} ({m}); switch to cap_enter return mean {back} min {back_min} ({k})"
+            );
+        }
+        let (sent, cost, cost_min) = crate::sched::ipi_send_cost(cpu);
+        if sent > 0 {
+            crate::info!(
+                "sched: cpu{cpu} sent {sent} wake-up IPIs, send_ipi TSC cycles: mean {cost} min {cost_min}"
+            );
+        }
+    }
     crate::testmode::all_processes_exited();
 }
 

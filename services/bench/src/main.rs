@@ -1,20 +1,39 @@
-//! The capOS micro-benchmarks behind `make bench`: the cost, in TSC cycles
-//! per operation, of a NOP submitted one per `cap_enter`, NOPs batched to a
-//! full submission queue per `cap_enter`, an empty `cap_enter`, and a CALL on
-//! the measurement-only null capability. Each figure is the median of many
-//! timed runs; one line per benchmark:
-//! `bench: NAME median CYCLES cycles/op (min M, R runs of I ops)`.
+//! The capOS micro-benchmarks behind `make bench`, in TSC cycles: the cost
+//! per operation of a NOP submitted one per `cap_enter`, NOPs batched to a
+//! full submission queue per `cap_enter`, an empty `cap_enter` and a CALL on
+//! the measurement-only null capability; then the round trip of a CALL
+//! through a kernel endpoint to a server process and its RETURN, with the
+//! two processes pinned to one CPU and to two. Each figure is the median of
+//! many timed runs; one line per benchmark:
+//! `bench: NAME median CYCLES cycles/UNIT (min M, R runs of I UNITs)`.
+//!
+//! One binary plays three roles, chosen by what its CapSet holds:
+//!
+//! * the driver (init, holding `spawner`): runs the single-process
+//!   benchmarks, then for each IPC placement spawns a server and a client
+//!   (this same binary) pinned to their CPUs and waits for both;
+//! * the server (holding `endpoint`): RECV, then RETURN and the next RECV
+//!   in one `cap_enter`, until told to quit;
+//! * the client (holding a `ClientEndpoint`, whose CapSet name is the
+//!   benchmark's name): times the round trips and prints the results.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+use alloc::format;
 use alloc::vec::Vec;
+use capos_rt::caps::interfaces;
+use capos_rt::caps::manifest::KernelKind;
+use capos_rt::ring::process::{CallHeader, TIMEOUT_FOREVER};
 use capos_rt::ring::{Call, Op, TransferList, UserBuf, SQ_ENTRIES};
 use capos_rt::syscall::cap_enter;
 use capos_rt::time::rdtsc;
-use capos_rt::{CallError, Console, Interface, NullCap, RingClient, Runtime};
+use capos_rt::{
+    BenchBuf, CallError, Console, Endpoint, GrantSpec, Interface, NullCap, Placement,
+    ProcessSpawner, RingClient, Runtime,
+};
 
 capos_rt::entry!(main);
 
@@ -25,14 +44,84 @@ type Body<'a> = &'a dyn Fn(&mut RingClient) -> Result<u32, CallError>;
 const RUNS: usize = 101;
 /// Operations per timed run.
 const OPS: u32 = 1024;
+/// Round trips per timed IPC run.
+const IPC_OPS: u32 = 256;
+/// Bytes of parameters each IPC call sends and of result it gets back.
+const IPC_BYTES: u32 = 16;
+
+/// The IPC benchmark protocol (method ids of the server).
+mod method {
+    /// Answer with `IPC_BYTES` bytes.
+    pub const ECHO: u16 = 0;
+    /// Answer with two TSC stamps: when the call arrived in the server and
+    /// when the server answered.
+    pub const STAMP: u16 = 1;
+    /// Answer, then exit.
+    pub const QUIT: u16 = 2;
+}
+
+/// The IPC placements measured: (benchmark name, client CPU, server CPU).
+const PLACEMENTS: [(&str, u32, u32); 2] = [("ipc-same-cpu", 0, 0), ("ipc-cross-cpu", 0, 1)];
 
 fn main(rt: &mut Runtime) -> i32 {
     let Ok(console) = rt.cap::<Console>("console") else {
         return 1;
     };
+    let say = |line: &str| {
+        let _ = console.write_line(line);
+    };
+    if let Ok(ep) = rt.cap::<Endpoint>("endpoint") {
+        return match serve(rt, ep.cap().id()) {
+            Ok(()) => 0,
+            Err(e) => {
+                say(&format!("bench: ipc server failed: {e}"));
+                4
+            }
+        };
+    }
+    let client = rt
+        .capset()
+        .iter()
+        .find(|e| e.interface_id == interfaces::CLIENT_ENDPOINT)
+        .map(|e| {
+            (
+                alloc::string::String::from(e.name().unwrap_or("ipc")),
+                e.cap_id,
+            )
+        });
+    if let Some((name, cap_id)) = client {
+        return match call_loop(rt, &name, cap_id) {
+            Ok(lines) => {
+                for l in lines {
+                    say(&l);
+                }
+                0
+            }
+            Err(e) => {
+                say(&format!("bench: {name} failed: {e}"));
+                5
+            }
+        };
+    }
+    if let Err(code) = single_process(rt, &say) {
+        return code;
+    }
+    match rt.cap::<ProcessSpawner>("spawner") {
+        Ok(spawner) => {
+            for (name, client_cpu, server_cpu) in PLACEMENTS {
+                ipc(&spawner, name, client_cpu, server_cpu, &say);
+            }
+        }
+        Err(_) => say("bench: no spawner cap; IPC benchmarks skipped"),
+    }
+    0
+}
+
+/// The benchmarks of this process's own ring.
+fn single_process(rt: &mut Runtime, say: &dyn Fn(&str)) -> Result<(), i32> {
     let Ok(null) = rt.cap::<NullCap>("null") else {
-        let _ = console.write_line("bench: no null cap");
-        return 2;
+        say("bench: no null cap");
+        return Err(2);
     };
     let null_call = Op::Call(Call {
         cap_id: null.cap().id(),
@@ -59,22 +148,25 @@ fn main(rt: &mut Runtime) -> i32 {
             Ok(samples)
         });
         match result {
-            Ok(mut s) => {
-                s.sort_unstable();
-                let line = alloc::format!(
-                    "bench: {name} median {} cycles/op (min {}, {RUNS} runs of {OPS} ops)",
-                    s[RUNS / 2],
-                    s[0]
-                );
-                let _ = console.write_line(&line);
-            }
+            Ok(s) => say(&median_line(name, s, "op", OPS)),
             Err(e) => {
-                let _ = console.write_line(&alloc::format!("bench: {name} failed: {e}"));
-                return 3;
+                say(&format!("bench: {name} failed: {e}"));
+                return Err(3);
             }
         }
     }
-    0
+    Ok(())
+}
+
+/// `bench: NAME median ... (min ...)` for per-run figures `s`.
+fn median_line(name: &str, mut s: Vec<u64>, unit: &str, per_run: u32) -> alloc::string::String {
+    s.sort_unstable();
+    format!(
+        "bench: {name} median {} cycles/{unit} (min {}, {} runs of {per_run} {unit}s)",
+        s[s.len() / 2],
+        s[0],
+        s.len()
+    )
 }
 
 /// `OPS` times: push one `op`, enter the kernel, reap its completion.
@@ -111,4 +203,188 @@ fn empty_enters() -> Result<u32, CallError> {
         }
     }
     Ok(OPS)
+}
+
+/// Spawns an IPC server pinned to `server_cpu` and a client pinned to
+/// `client_cpu` that measures the round trip as benchmark `name`, and waits
+/// for both. A placement the machine cannot give (no such CPU) is reported
+/// and skipped.
+fn ipc(spawner: &ProcessSpawner, name: &str, client_cpu: u32, server_cpu: u32, say: &dyn Fn(&str)) {
+    let console = GrantSpec::Kernel {
+        name: "console",
+        kind: KernelKind::Console,
+    };
+    let server_grants = [
+        console,
+        GrantSpec::Kernel {
+            name: "endpoint",
+            kind: KernelKind::Endpoint,
+        },
+    ];
+    let server = match spawner.spawn_placed(
+        "bench-ipc-server",
+        "bench",
+        &server_grants,
+        Placement::Cpu(server_cpu),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("bench: {name} skipped: {e}"));
+            return;
+        }
+    };
+    let Some((_, facet)) = server.facets.first() else {
+        say(&format!(
+            "bench: {name} skipped: the server has no endpoint"
+        ));
+        return;
+    };
+    let client_grants = [
+        console,
+        GrantSpec::Copy {
+            name,
+            cap: facet.cap(),
+        },
+    ];
+    let client = spawner.spawn_placed(
+        "bench-ipc-client",
+        "bench",
+        &client_grants,
+        Placement::Cpu(client_cpu),
+    );
+    match client {
+        Ok(c) => {
+            if let Ok(code @ 1..) = c.handle.wait() {
+                say(&format!("bench: {name} client exited with code {code}"));
+            }
+        }
+        Err(e) => {
+            say(&format!("bench: {name} skipped: {e}"));
+            // The server still waits for a call: tell it to go.
+            let _ = facet.call(method::QUIT, Vec::new());
+        }
+    }
+    if let Ok(code @ 1..) = server.handle.wait() {
+        say(&format!("bench: {name} server exited with code {code}"));
+    }
+}
+
+/// The server: RECV; then for each call, RETURN it and RECV the next in one
+/// `cap_enter` (which comes back once both have completed).
+fn serve(rt: &Runtime, ep: u64) -> Result<(), CallError> {
+    rt.ring().with_bench(|c| {
+        c.bench_push_recv(ep)?;
+        let mut pending = 1;
+        loop {
+            let n = cap_enter(pending, TIMEOUT_FOREVER);
+            if n < pending as i64 {
+                return Err(CallError::Syscall(n));
+            }
+            let arrived = rdtsc();
+            let mut call_id = 0;
+            for _ in 0..pending {
+                let cqe = c
+                    .bench_reap_cqe()?
+                    .ok_or(CallError::Protocol("a completion went missing"))?;
+                if cqe.call_id != 0 {
+                    call_id = cqe.call_id;
+                }
+            }
+            let header = CallHeader::from_bytes(c.bench_buf(BenchBuf::Recv)?)
+                .ok_or(CallError::Protocol("short call header"))?;
+            match header.method_id {
+                method::ECHO => {}
+                method::STAMP => {
+                    let out = c.bench_buf(BenchBuf::Out)?;
+                    out[..8].copy_from_slice(&arrived.to_le_bytes());
+                    out[8..16].copy_from_slice(&rdtsc().to_le_bytes());
+                }
+                _ => {
+                    c.bench_push_return(ep, call_id, 0)?;
+                    let n = cap_enter(1, TIMEOUT_FOREVER);
+                    if n < 1 || c.bench_reap(1)? != 1 {
+                        return Err(CallError::Syscall(n));
+                    }
+                    return Ok(());
+                }
+            }
+            c.bench_push_return(ep, call_id, IPC_BYTES)?;
+            c.bench_push_recv(ep)?;
+            pending = 2;
+        }
+    })
+}
+
+/// One CALL of `method` on `cap_id` with `IPC_BYTES` each way, waited for.
+fn round_trip(c: &mut RingClient, cap_id: u64, method: u16) -> Result<(), CallError> {
+    c.bench_push_call(cap_id, method, IPC_BYTES, IPC_BYTES)?;
+    let n = cap_enter(1, TIMEOUT_FOREVER);
+    if n < 1 || c.bench_reap(1)? != 1 {
+        return Err(CallError::Syscall(n));
+    }
+    Ok(())
+}
+
+/// The client: times `RUNS` runs of `IPC_OPS` round trips; then a second
+/// pass in which the server stamps each call, splitting the round trip into
+/// its two crossings and the server's own time. Returns the lines to print.
+fn call_loop(
+    rt: &Runtime,
+    name: &str,
+    cap_id: u64,
+) -> Result<Vec<alloc::string::String>, CallError> {
+    rt.ring().with_bench(|c| {
+        c.bench_buf(BenchBuf::Out)?[..IPC_BYTES as usize].fill(0x5a);
+        for _ in 0..IPC_OPS {
+            round_trip(c, cap_id, method::ECHO)?; // warm up
+        }
+        let mut samples = Vec::with_capacity(RUNS);
+        for _ in 0..RUNS {
+            let start = rdtsc();
+            for _ in 0..IPC_OPS {
+                round_trip(c, cap_id, method::ECHO)?;
+            }
+            samples.push((rdtsc() - start) / u64::from(IPC_OPS));
+        }
+        // Per-run means of each part, then the median run of each.
+        let mut parts: [Vec<u64>; 3] = [const { Vec::new() }; 3];
+        for _ in 0..RUNS {
+            let mut sums = [0u64; 3];
+            for _ in 0..IPC_OPS {
+                let sent = rdtsc();
+                round_trip(c, cap_id, method::STAMP)?;
+                let back = rdtsc();
+                let r = c.bench_buf(BenchBuf::Result)?;
+                let arrived = u64::from_le_bytes(r[..8].try_into().unwrap_or_default());
+                let answered = u64::from_le_bytes(r[8..16].try_into().unwrap_or_default());
+                // Both CPUs' TSCs are one clock (invariant TSC); a stamp
+                // that still looks early counts as no time.
+                sums[0] += arrived.saturating_sub(sent);
+                sums[1] += answered.saturating_sub(arrived);
+                sums[2] += back.saturating_sub(answered);
+            }
+            for (p, s) in parts.iter_mut().zip(sums) {
+                p.push(s / u64::from(IPC_OPS));
+            }
+        }
+        c.bench_push_call(cap_id, method::QUIT, 0, 0)?;
+        let n = cap_enter(1, TIMEOUT_FOREVER);
+        if n < 1 || c.bench_reap(1)? != 1 {
+            return Err(CallError::Syscall(n));
+        }
+        let median = |v: &mut Vec<u64>| {
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        let [mut to_server, mut in_server, mut to_client] = parts;
+        Ok(alloc::vec![
+            median_line(name, samples, "round trip", IPC_OPS),
+            format!(
+                "bench: {name} parts: call to server {}, in server {}, return to client {} cycles (median per-run means of a stamped pass)",
+                median(&mut to_server),
+                median(&mut in_server),
+                median(&mut to_client)
+            ),
+        ])
+    })
 }

@@ -2,7 +2,8 @@
 //! the boot package holds (the manifest's service graph and the binaries),
 //! validates the graph, and, when it holds a `ProcessSpawner`, starts each
 //! service in declaration order with exactly the kernel-minted caps it
-//! declares, then supervises them (reports each exit with its code).
+//! declares (on the CPU it is pinned to, if it names one), then supervises
+//! them (reports each exit with its code).
 //! An imported endpoint reaches its importer as a copy of the client facet
 //! the spawner returned for the exporting service's endpoint grant.
 #![no_std]
@@ -156,10 +157,16 @@ fn start_services(m: &manifest::Manifest, spawner: &ProcessSpawner, say: &dyn Fn
             ));
             continue;
         }
-        match spawner.spawn_with(&s.name, &s.binary, &grants) {
+        match spawner.spawn_placed(&s.name, &s.binary, &grants, s.placement) {
             Ok(spawned) => {
                 let pid = spawned.handle.pid().unwrap_or(0);
-                say(&format!("init: started service {} (pid {pid})", s.name));
+                match s.placement {
+                    manifest::Placement::Cpu(cpu) => say(&format!(
+                        "init: started service {} (pid {pid}) pinned to CPU {cpu}",
+                        s.name
+                    )),
+                    _ => say(&format!("init: started service {} (pid {pid})", s.name)),
+                }
                 for (grant, facet) in spawned.facets {
                     facets.push((s.name.as_str(), grant, facet));
                 }

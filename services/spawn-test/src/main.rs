@@ -1,7 +1,8 @@
 //! ProcessSpawner test, run as init by `manifests/spawn-test.capnp`: starts a
 //! child with exactly one kernel-minted cap and waits for its exit code,
-//! waits again (an exited child answers at once), and checks that spawns
-//! with forbidden grants or an unknown binary are refused. The kernel's
+//! waits again (an exited child answers at once), starts one pinned to CPU
+//! 1, and checks that spawns with forbidden grants, an unknown binary or a
+//! pin to a CPU that is not online are refused. The kernel's
 //! frame accounting at the end shows that refused spawns leaked nothing.
 #![no_std]
 #![no_main]
@@ -12,7 +13,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::caps::manifest::KernelKind;
-use capos_rt::{CallError, Console, KernelGrant, ProcessSpawner, Runtime};
+use capos_rt::{CallError, Console, GrantSpec, KernelGrant, Placement, ProcessSpawner, Runtime};
 
 capos_rt::entry!(main);
 
@@ -102,6 +103,25 @@ fn main(rt: &mut Runtime) -> i32 {
         "too-many-grants",
         spawner.spawn("bad", "template", &many),
         "cannot start",
+    );
+    // Pins: CPU 1 exists in the smoke's two-CPU machine; CPU 2 does not.
+    let console_spec = [GrantSpec::Kernel {
+        name: "console",
+        kind: KernelKind::Console,
+    }];
+    match spawner.spawn_placed("pinned", "template", &console_spec, Placement::Cpu(1)) {
+        Ok(child) => say(&format!(
+            "spawn-test: ok child pinned to CPU 1 exited with {:?}",
+            child.handle.wait()
+        )),
+        Err(e) => say(&format!("spawn-test: FAIL pinning a child to CPU 1: {e}")),
+    }
+    refused(
+        "pin-to-missing-cpu",
+        spawner
+            .spawn_placed("bad", "template", &console_spec, Placement::Cpu(2))
+            .map(|s| s.handle),
+        "CPU 2 is not online",
     );
     say("spawn-test: done");
     0
