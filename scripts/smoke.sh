@@ -364,7 +364,11 @@ if selected spawn-test; then
         "spawn-test: ok child pinned to CPU 1 exited with Ok\(0\)" \
         "spawn-test: ok pin-to-missing-cpu refused: cannot pin \"bad\": CPU 2 is not online \(2 CPUs run threads" \
         "spawn-test: ok too-many-grants refused: cannot start \"template\": " \
-        "COUNT7:spawner: refused a spawn by pid 1: .*: nothing leaked" "NOT:LEAKED" \
+        "spawn-test: ok child with a 512-frame quota exited with Ok\(0\)" \
+        "spawn-test: ok tiny-frame-quota refused: cannot start \"template\": its own quota: frames quota exceeded: [0-9]+ requested, 0 of 8 in use" \
+        "spawn-test: ok frame-limit-too-high refused: frame limit 1048576 is above the most a process may have \(4096\)" \
+        "spawn-test: ok quota-without-room-for-page-tables refused: cannot start \"template\": its own quota: frames quota exceeded: [0-9]+ requested, [0-9]+ of [0-9]+ in use" \
+        "COUNT10:spawner: refused a spawn by pid 1: .*: nothing leaked" "NOT:LEAKED" \
         "spawn-test: done" "NOT:spawn-test: FAIL" \
         "proc: all processes exited; frames held by processes 0;" "test: all processes exited"
 fi

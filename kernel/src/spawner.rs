@@ -255,6 +255,17 @@ impl ProcessSpawner {
             }
         };
 
+        let frame_limit = match u64::from(p.get_frame_limit()) {
+            0 => None,
+            n if n > crate::proc::MAX_FRAME_LIMIT => {
+                return Err(CapException::failed(format!(
+                    "frame limit {n} is above the most a process may have ({})",
+                    crate::proc::MAX_FRAME_LIMIT
+                )))
+            }
+            n => Some(n),
+        };
+
         let bytes = self
             .boot
             .binaries
@@ -358,7 +369,7 @@ impl ProcessSpawner {
                 "no free slots for the result capabilities",
             ));
         }
-        let thread = proc::spawn(&name, bytes, grants, None)
+        let thread = proc::spawn(&name, bytes, grants, frame_limit)
             .map_err(|e| CapException::failed(format!("cannot start \"{binary}\": {e}")))?;
         let handle = Arc::new(ProcessHandle {
             pid: thread.process.pid,

@@ -541,6 +541,24 @@ impl SharedMemory {
     }
 }
 
+/// How [`ProcessSpawner::spawn_with_options`] places and limits a child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpawnOptions {
+    /// Where the child's thread runs.
+    pub placement: Placement,
+    /// The child's frame quota in pages (0: the kernel's default).
+    pub frame_limit: u32,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        SpawnOptions {
+            placement: Placement::AnyCpu,
+            frame_limit: 0,
+        }
+    }
+}
+
 /// A kernel-minted capability for a child started by [`ProcessSpawner`].
 #[derive(Clone, Copy, Debug)]
 pub struct KernelGrant<'a> {
@@ -603,7 +621,28 @@ impl ProcessSpawner {
         grants: &[GrantSpec<'_>],
         placement: Placement,
     ) -> Result<Spawned, CallError> {
+        self.spawn_with_options(
+            name,
+            binary,
+            grants,
+            SpawnOptions {
+                placement,
+                frame_limit: 0,
+            },
+        )
+    }
+
+    /// Like [`Self::spawn_with`], with the child placed and limited as
+    /// `options` say.
+    pub fn spawn_with_options(
+        &self,
+        name: &str,
+        binary: &str,
+        grants: &[GrantSpec<'_>],
+        options: SpawnOptions,
+    ) -> Result<Spawned, CallError> {
         use capos_caps::schema::capos_capnp::process_spawner as ps;
+        let placement = options.placement;
         if let Placement::Unknown(_) = placement {
             return Err(CallError::InvalidArgument("unknown placement"));
         }
@@ -613,6 +652,7 @@ impl ProcessSpawner {
             let mut p = m.init_root::<ps::spawn_params::Builder>();
             p.set_name(name);
             p.set_binary_name(binary);
+            p.set_frame_limit(options.frame_limit);
             if placement != Placement::AnyCpu {
                 capos_caps::manifest::write_placement(placement, p.reborrow().init_placement());
             }

@@ -67,7 +67,7 @@ pub use capset::{CapLookupError, Interface};
 pub use client::{
     prot, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator, GrantSpec,
     IncomingCall, KernelGrant, MemoryObject, NullCap, Placement, ProcessHandle, ProcessSpawner,
-    Spawned, Timer, VirtualMemory,
+    SpawnOptions, Spawned, Timer, VirtualMemory,
 };
 #[cfg(target_os = "none")]
 pub use client::{AnonBuffer, SharedMemory};

@@ -99,6 +99,9 @@ impl From<VmError> for SpawnError {
 /// Pending `Timer.sleep` calls one process may have at once.
 pub const MAX_PENDING_SLEEPS: u64 = 16;
 
+/// The largest frame quota a process may be given (and the default).
+pub const MAX_FRAME_LIMIT: u64 = Limits::DEFAULT.get(capos_caps::ledger::Resource::Frames);
+
 /// Calls a process's endpoints may hold queued for it at once.
 pub const MAX_QUEUED_CALLS: u64 = 16;
 /// Calls delivered to a process's endpoints and not yet answered.

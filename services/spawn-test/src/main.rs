@@ -13,7 +13,9 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::caps::manifest::KernelKind;
-use capos_rt::{CallError, Console, GrantSpec, KernelGrant, Placement, ProcessSpawner, Runtime};
+use capos_rt::{
+    CallError, Console, GrantSpec, KernelGrant, Placement, ProcessSpawner, Runtime, SpawnOptions,
+};
 
 capos_rt::entry!(main);
 
@@ -122,6 +124,57 @@ fn main(rt: &mut Runtime) -> i32 {
             .spawn_placed("bad", "template", &console_spec, Placement::Cpu(2))
             .map(|s| s.handle),
         "CPU 2 is not online",
+    );
+    // Frame quotas: a child fits in 512 frames; in 8 it cannot even start,
+    // and it is refused before it runs, leaving nothing behind; a limit
+    // above the most a process may have is refused outright.
+    let limited = |frames| SpawnOptions {
+        placement: Placement::AnyCpu,
+        frame_limit: frames,
+    };
+    match spawner.spawn_with_options("small", "template", &console_spec, limited(512)) {
+        Ok(child) => say(&format!(
+            "spawn-test: ok child with a 512-frame quota exited with {:?}",
+            child.handle.wait()
+        )),
+        Err(e) => say(&format!(
+            "spawn-test: FAIL child with a 512-frame quota: {e}"
+        )),
+    }
+    let tiny = spawner.spawn_with_options("bad", "template", &console_spec, limited(8));
+    // The refusal names the pages the child starts with; a quota of exactly
+    // that many passes the check made before anything exists, and fails
+    // only once the page tables are built, which must all be undone.
+    let needed = match &tiny {
+        Err(CallError::Exception(e)) => e
+            .message
+            .split("exceeded: ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<u32>().ok()),
+        _ => None,
+    };
+    refused(
+        "tiny-frame-quota",
+        tiny.map(|s| s.handle),
+        "its own quota: frames quota exceeded",
+    );
+    match needed {
+        Some(pages) => refused(
+            "quota-without-room-for-page-tables",
+            spawner
+                .spawn_with_options("bad", "template", &console_spec, limited(pages))
+                .map(|s| s.handle),
+            "its own quota: frames quota exceeded",
+        ),
+        None => say("spawn-test: FAIL the quota refusal did not say what the child needs"),
+    }
+    refused(
+        "frame-limit-too-high",
+        spawner
+            .spawn_with_options("bad", "template", &console_spec, limited(1 << 20))
+            .map(|s| s.handle),
+        "frame limit 1048576 is above the most a process may have (4096)",
     );
     say("spawn-test: done");
     0
