@@ -2,7 +2,9 @@
 # spawner, validates the graph, starts each service with exactly the caps it
 # declares, and reports each exit. vm-demo ends by faulting on purpose, so
 # its exit code shows supervision of a killed service. The worker is pinned
-# to CPU 1 (the smoke boots this manifest with two CPUs).
+# to CPU 1, and the echo server and client to CPUs 1 and 0, so every call
+# and answer between them crosses CPUs (the smoke boots this manifest with
+# two CPUs).
 @0xc7fc1ac67e3c6bb3;
 
 using M = import "/manifest.capnp";
@@ -19,6 +21,8 @@ const manifest :M.SystemManifest = (
     (name = "timer-demo", module = "timer-demo"),
     (name = "worker", module = "worker"),
     (name = "vm-demo", module = "vm-demo"),
+    (name = "echo-server", module = "echo-server"),
+    (name = "echo-client", module = "echo-client"),
   ],
   kernel = (logLevel = info, maxCpus = 0),
   init = (
@@ -34,5 +38,23 @@ const manifest :M.SystemManifest = (
     (name = "clock", binary = "timer-demo", caps = [.console, .timer]),
     (name = "cruncher", binary = "worker", caps = [.console], placement = (cpu = 1)),
     (name = "memory", binary = "vm-demo", caps = [.console, .vm]),
+    (
+      name = "echo-server",
+      binary = "echo-server",
+      caps = [.console, (name = "endpoint", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint))],
+      exports = [(name = "echo", cap = "endpoint", facet = client)],
+      placement = (cpu = 1),
+    ),
+    (
+      name = "echo-client",
+      binary = "echo-client",
+      caps = [
+        .console,
+        (name = "echo", expectedInterfaceId = C.clientEndpointInterfaceId, source = (service = (service = "echo-server", export = "echo"))),
+        .timer,
+        (name = "own", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint)),
+      ],
+      placement = (cpu = 0),
+    ),
   ],
 );

@@ -327,6 +327,14 @@ if selected services; then
         'proc: pid [0-9]+ \(memory\) killed: page fault' \
         "init: service clock exited with code 0" "init: service cruncher exited with code 0" \
         "init: service memory exited with code 142" "init: done" \
+        'proc: pid [0-9]+ \(echo-server\) spawned by pid 1, pinned to CPU 1' \
+        'proc: pid [0-9]+ \(echo-client\) spawned by pid 1, pinned to CPU 0' \
+        'echo-client: reply "hello capOS"' "echo-client: typed error: echo method 1 always fails" \
+        "echo-server: the moved timer works here" "echo-client: call after the server exited: CANCELLED" \
+        'cpu1 info: proc: pid [0-9]+ \(echo-server\) exited with code 0' \
+        'cpu0 info: proc: pid [0-9]+ \(echo-client\) exited with code 0' \
+        "init: service echo-server exited with code 0" "init: service echo-client exited with code 0" \
+        "sched: wake-up IPIs sent [1-9][0-9]*, received [1-9][0-9]*" \
         "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \
         "NOT:could not start|FAIL|EXCEPTION|PANIC"
 fi
