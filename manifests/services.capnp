@@ -32,6 +32,6 @@ const manifest :M.SystemManifest = (
   services = [
     (name = "clock", binary = "timer-demo", caps = [.console, .timer]),
     (name = "cruncher", binary = "worker", caps = [.console]),
-    (name = "memory", binary = "vm-demo", caps = [.console, .vm]),
+    (name = "memory", binary = "vm-demo", caps = [.console, .vm, .timer]),
   ],
 );
