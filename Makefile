@@ -73,10 +73,10 @@ test-host: setup
 	CARGO_TARGET_DIR=$(HOST_DIR) cargo test $(HOST_CRATES) --all-features
 	CARGO_TARGET_DIR=$(HOST_DIR) cargo build $(NOSTD_CRATES) --target $(TARGET)
 
-## test-loom: loom models of the lock-free ring
+## test-loom: loom models of the lock-free ring and the TLB shoot-down protocol
 test-loom: setup
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=$(LOOM_DIR) \
-	    cargo test -p capos-verify --release --test ring_loom
+	    cargo test -p capos-verify --release --test ring_loom --test tlb_loom
 
 ## check-manifests: validate every manifest in manifests/ with mkmanifest
 check-manifests: setup

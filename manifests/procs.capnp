@@ -46,7 +46,7 @@ const manifest :M.SystemManifest = (
       (binary = "fault-nm", caps = [.console]),
       (binary = "hostile", caps = [.console, .null]),
       (binary = "timer-demo", caps = [.console, .timer]),
-      (binary = "vm-demo", caps = [.console, .vm]),
+      (binary = "vm-demo", caps = [.console, .vm, .timer]),
     ],
   ),
   init = (

@@ -37,7 +37,7 @@ const manifest :M.SystemManifest = (
   services = [
     (name = "clock", binary = "timer-demo", caps = [.console, .timer]),
     (name = "cruncher", binary = "worker", caps = [.console], placement = (cpu = 1)),
-    (name = "memory", binary = "vm-demo", caps = [.console, .vm]),
+    (name = "memory", binary = "vm-demo", caps = [.console, .vm, .timer]),
     (
       name = "echo-server",
       binary = "echo-server",

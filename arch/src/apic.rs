@@ -147,8 +147,16 @@ impl Lapic {
         unsafe { self.inner.send_sipi(page, self.dest(dest)) };
     }
 
-    /// Sends a fixed interrupt on `vector` to APIC id `dest`.
+    /// Sends a fixed interrupt on `vector` to APIC id `dest`. Every store
+    /// this CPU made before the call is visible to the target before the
+    /// interrupt arrives (its handler reads what the sender posted).
     pub fn send_ipi(&mut self, vector: u8, dest: u32) {
+        // A WRMSR to the x2APIC ICR is not serializing and may pass earlier
+        // stores; MFENCE drains them and LFENCE keeps the WRMSR behind it.
+        // (xAPIC ICR writes are uncached stores, already ordered; the fence
+        // costs little there.)
+        // SAFETY: fences touch no memory and no register.
+        unsafe { core::arch::asm!("mfence", "lfence", options(nostack, preserves_flags)) };
         // SAFETY: a fixed IPI on a vector the kernel handles has no effect
         // beyond running that handler on the target.
         unsafe { self.inner.send_ipi(vector, self.dest(dest)) };

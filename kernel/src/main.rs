@@ -26,6 +26,7 @@ mod syscall;
 mod testmode;
 mod time;
 mod timers;
+mod tlb;
 mod trap;
 mod vmcap;
 

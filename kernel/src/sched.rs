@@ -25,9 +25,6 @@ use capos_arch::trap::vector;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use x86_64::instructions::interrupts;
-use x86_64::registers::control::{Cr3, Cr3Flags};
-use x86_64::structures::paging::PhysFrame;
-use x86_64::PhysAddr;
 
 /// What a thread is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -524,7 +521,9 @@ fn schedule() {
                     unsafe { *n.saved_rsp.get() }
                 }
                 None => {
-                    load_cr3(crate::mem::paging::kernel_pml4());
+                    // The idle loop keeps the last user root loaded (lazy
+                    // switch; the space's CPU set keeps this CPU, so
+                    // shoot-downs still reach it).
                     // SAFETY: own CPU.
                     unsafe { *cpu.idle_rsp.get() }
                 }
@@ -550,20 +549,6 @@ fn schedule() {
     }
 }
 
-fn load_cr3(pml4: u64) {
-    let (cur, _) = Cr3::read();
-    if cur.start_address().as_u64() != pml4 {
-        // SAFETY: every root shares the kernel half, so the code and stack
-        // in use stay mapped across the switch.
-        unsafe {
-            Cr3::write(
-                PhysFrame::containing_address(PhysAddr::new(pml4)),
-                Cr3Flags::empty(),
-            )
-        };
-    }
-}
-
 /// Prepares this CPU to run `next`: its page tables and kernel stacks.
 fn prepare(next: &Arc<Thread>) {
     {
@@ -581,7 +566,7 @@ fn prepare(next: &Arc<Thread>) {
         me().wake_to_switch.add(switched.saturating_sub(woken));
     }
     me().wake_switch_tsc.store(switched, Ordering::Relaxed);
-    load_cr3(next.process.aspace.root());
+    next.process.aspace.activate();
     // SAFETY: own CPU, interrupts off.
     if let Some(tss) = unsafe { *me().tss.get() } {
         tss.set_rsp0(next.kstack.top);

@@ -3,6 +3,11 @@
 //! [`IrqLock`] disables interrupts on the local CPU for as long as the guard
 //! lives, so an interrupt handler on the same CPU can never spin on a lock
 //! its own CPU already holds.
+//!
+//! Every lock here services TLB shoot-down requests while it spins
+//! ([`crate::tlb::poll`]): a CPU waiting for a lock with interrupts masked
+//! still acknowledges a shoot-down, so a CPU that shoots while holding a
+//! lock can never wait for a CPU that waits for that lock.
 
 use core::ops::{Deref, DerefMut};
 use x86_64::instructions::interrupts;
@@ -26,12 +31,13 @@ impl<T> IrqLock<T> {
         }
     }
 
-    /// Masks interrupts, then spins until the lock is free.
+    /// Masks interrupts, then spins until the lock is free (servicing
+    /// shoot-down requests meanwhile).
     pub fn lock(&self) -> IrqLockGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
         IrqLockGuard {
-            guard: Some(self.inner.lock()),
+            guard: Some(spin_lock(&self.inner)),
             were_enabled,
         }
     }
@@ -47,12 +53,48 @@ impl<T> IrqLock<T> {
                     were_enabled,
                 });
             }
+            crate::tlb::poll();
             core::hint::spin_loop();
         }
         if were_enabled {
             interrupts::enable();
         }
         None
+    }
+}
+
+/// Takes `m`, servicing shoot-down requests while it is held elsewhere.
+fn spin_lock<T>(m: &spin::Mutex<T>) -> spin::MutexGuard<'_, T> {
+    loop {
+        if let Some(g) = m.try_lock() {
+            return g;
+        }
+        while m.is_locked() {
+            crate::tlb::poll();
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// A spin lock that leaves the interrupt flag alone (for state only thread
+/// context touches, such as capability tables) but, like every lock here,
+/// services shoot-down requests while it spins: it is often taken with
+/// interrupts already masked.
+pub struct SpinLock<T> {
+    inner: spin::Mutex<T>,
+}
+
+impl<T> SpinLock<T> {
+    /// A lock around `value`.
+    pub const fn new(value: T) -> Self {
+        Self {
+            inner: spin::Mutex::new(value),
+        }
+    }
+
+    /// Spins until the lock is free.
+    pub fn lock(&self) -> spin::MutexGuard<'_, T> {
+        spin_lock(&self.inner)
     }
 }
 
@@ -117,6 +159,7 @@ unsafe impl talc::lock_api::RawMutex for IrqRawSpin {
                 interrupts::enable();
             }
             while self.locked.load(Relaxed) {
+                crate::tlb::poll();
                 core::hint::spin_loop();
             }
         }

@@ -25,7 +25,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::sched::on_wake_ipi();
             eoi();
         }
-        v if v == u64::from(vector::IPI_TLB) => eoi(),
+        v if v == u64::from(vector::IPI_TLB) => {
+            crate::tlb::on_ipi();
+            eoi();
+        }
         v if v == u64::from(vector::IPI_STOP) => cpu::halt_forever(),
         // Spurious interrupts are not in service: no EOI.
         v if v == u64::from(vector::SPURIOUS) => {}

@@ -3,7 +3,9 @@
 //! `unmap` frees them, `protect` changes their rights. W^X holds on every
 //! page; the image, ring, CapSet and stack pages are not anonymous pages,
 //! so no method can touch them. Every mapped page is charged to the holder's
-//! ledger (`Frames`) until it is unmapped or the process exits.
+//! ledger (`Frames`) until it is unmapped or the process exits. `unmap` and
+//! `protect` change the whole range in one address-space call, so a range
+//! costs one TLB shoot-down, not one per page.
 
 use crate::kcaps::{bad_params, read_params, write_results};
 use crate::proc::aspace::UserPerm;
@@ -43,7 +45,7 @@ struct State {
 /// `VirtualMemory`, bound to one process at its creation.
 pub struct VirtualMemory {
     process: spin::Once<Weak<Process>>,
-    state: spin::Mutex<State>,
+    state: crate::sync::SpinLock<State>,
 }
 
 impl VirtualMemory {
@@ -51,7 +53,7 @@ impl VirtualMemory {
     pub fn new() -> Self {
         Self {
             process: spin::Once::new(),
-            state: spin::Mutex::new(State {
+            state: crate::sync::SpinLock::new(State {
                 pages: BTreeMap::new(),
                 next: ANON_BASE,
                 charge: None,
@@ -144,10 +146,9 @@ impl VirtualMemory {
         while va < end {
             if let Err(e) = process.aspace.map_new(va, perm) {
                 // Roll back what this call mapped; the charge is dropped.
-                let mut back = start;
-                while back < va {
-                    let _ = process.aspace.unmap_page(back);
-                    back += PAGE;
+                if va > start {
+                    let _ = process.aspace.unmap_range(start, va);
+                    st.pages.retain(|&p, _| !(start..va).contains(&p));
                 }
                 return Err(failed(format!("out of memory mapping {va:#x}: {e:?}")));
             }
@@ -174,12 +175,13 @@ impl VirtualMemory {
                 "{start:#x}..{end:#x} is not all mapped anonymous memory"
             )));
         }
+        // One call for the whole range: one shoot-down, frames freed after.
+        process
+            .aspace
+            .unmap_range(start, end)
+            .map_err(|e| failed(format!("unmap {start:#x}..{end:#x}: {e:?}")))?;
         let mut va = start;
         while va < end {
-            process
-                .aspace
-                .unmap_page(va)
-                .map_err(|e| failed(format!("unmap {va:#x}: {e:?}")))?;
             st.pages.remove(&va);
             va += PAGE;
         }
@@ -199,12 +201,12 @@ impl VirtualMemory {
                 "{start:#x}..{end:#x} is not all mapped anonymous memory"
             )));
         }
+        process
+            .aspace
+            .protect_range(start, end, perm)
+            .map_err(|e| failed(format!("protect {start:#x}..{end:#x}: {e:?}")))?;
         let mut va = start;
         while va < end {
-            process
-                .aspace
-                .protect_page(va, perm)
-                .map_err(|e| failed(format!("protect {va:#x}: {e:?}")))?;
             st.pages.insert(va, perm);
             va += PAGE;
         }

@@ -1,11 +1,12 @@
-//! Host-testable kernel core logic: frame allocator, ACPI/MADT parsing, boot checks.
+//! Host-testable kernel core logic: frame allocator, ACPI/MADT parsing, boot
+//! checks, TLB shoot-down bookkeeping.
 //!
 //! Everything here is pure logic over plain data: it builds for the host (so
 //! `cargo test` exercises it directly) and for `x86_64-unknown-none` (where the
 //! kernel links it). The kernel supplies the machine-facing pieces, such as
 //! physical memory access for the ACPI parser through [`acpi::PhysMemory`].
 //!
-//! Allocation: [`frame`] never allocates; [`acpi`], [`bootcheck`],
+//! Allocation: [`frame`] and [`shootdown`] never allocate; [`acpi`], [`bootcheck`],
 //! [`cmdline`] and [`memmap`] use `alloc` and are meant to run once the kernel
 //! heap exists.
 #![cfg_attr(not(test), no_std)]
@@ -22,4 +23,5 @@ pub mod elf;
 pub mod frame;
 pub mod memmap;
 pub mod range;
+pub mod shootdown;
 pub mod window;

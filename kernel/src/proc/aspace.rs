@@ -3,10 +3,15 @@
 //! tables (shared, never user-accessible). User memory is reached by the
 //! kernel only through the direct map, after a permission check against
 //! these tables: the kernel never dereferences a user pointer.
+//!
+//! TLBs: each space keeps the set of CPUs that may hold its entries (see
+//! `crate::tlb`); every change that removes or alters a mapping is flushed
+//! on all of them before it returns, and frames are freed only after that.
 
 use crate::mem::{frame, paging, phys_to_virt, PAGE_SIZE};
 use crate::sync::IrqLock;
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use capos_kcore::window::Window;
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86_64::structures::paging::{PageTable, PageTableFlags as F};
@@ -85,6 +90,9 @@ pub struct AddressSpace {
     tables: IrqLock<Tables>,
     frames: AtomicU64,
     borrowed: spin::Mutex<Window<Borrowed>>,
+    /// CPUs that may hold TLB entries of this space (bit per CPU index);
+    /// boxed so its address stays fixed while CPUs point at it.
+    cpus: Box<AtomicU64>,
 }
 
 /// A zeroed frame counted in [`frames_held`] (page tables, user pages and
@@ -137,12 +145,31 @@ impl AddressSpace {
             tables: IrqLock::new(Tables { pml4 }),
             frames: AtomicU64::new(1),
             borrowed: spin::Mutex::new(Window::new(SHARED_BASE, SHARED_END)),
+            cpus: Box::new(AtomicU64::new(0)),
         })
     }
 
     /// Physical address of the PML4 (for CR3).
     pub fn root(&self) -> u64 {
         self.tables.lock().pml4
+    }
+
+    /// Loads this space on the calling CPU (interrupts off; scheduler only).
+    pub fn activate(&self) {
+        crate::tlb::switch_to(self.root(), &self.cpus);
+    }
+
+    /// Makes every CPU that still has this space loaded (idle CPUs keep the
+    /// last one) switch away, and waits for them. Call once its threads are
+    /// gone; dropping the space does it too.
+    pub fn release_cpus(&self) {
+        crate::tlb::release(self.root(), &self.cpus);
+    }
+
+    /// Flushes `[start, end)` on every CPU that may cache it, and waits.
+    fn flush_range(&self, start: u64, end: u64) {
+        let flush = capos_kcore::shootdown::plan(start, end);
+        crate::tlb::shoot(self.root(), &self.cpus, flush);
     }
 
     /// Frames this space holds (pages and tables).
@@ -246,16 +273,17 @@ impl AddressSpace {
         }
         let gone = maps.remove(addr);
         drop(maps);
-        let t = self.tables.lock();
-        for i in 0..pages {
-            let va = addr + i * PAGE_SIZE;
-            if let Some(pte) = Self::pte(&t, va) {
-                pte.set_unused();
+        {
+            let t = self.tables.lock();
+            for i in 0..pages {
+                if let Some(pte) = Self::pte(&t, addr + i * PAGE_SIZE) {
+                    pte.set_unused();
+                }
             }
-            x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
         }
-        drop(t);
-        // Only now, with no entry left to reach them, may the frames go.
+        self.flush_range(addr, addr + pages * PAGE_SIZE);
+        // Only now, with no entry or TLB line left to reach them on any CPU,
+        // may the frames go.
         drop(gone);
         Ok(())
     }
@@ -288,34 +316,73 @@ impl AddressSpace {
         (!pte.is_unused()).then_some(pte)
     }
 
-    /// Unmaps user page `va` and frees its frame. The caller must ensure no
-    /// other CPU can hold a TLB entry for it (true while processes are
-    /// single-threaded: only the CPU running the process can); this CPU's
-    /// entry is flushed here.
-    pub fn unmap_page(&self, va: u64) -> Result<(), VmError> {
-        let t = self.tables.lock();
-        let pte = Self::pte(&t, va).ok_or(VmError::Fault)?;
-        if pte.flags().contains(BORROWED) {
-            return Err(VmError::Fault);
+    /// Page-aligned, non-empty `[start, end)` in the user half.
+    fn user_range(start: u64, end: u64) -> Result<(), VmError> {
+        if !start.is_multiple_of(PAGE_SIZE)
+            || !end.is_multiple_of(PAGE_SIZE)
+            || start >= end
+            || end > USER_END
+        {
+            return Err(VmError::BadAddress);
         }
-        let frame = pte.addr().as_u64();
-        pte.set_unused();
-        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
-        drop(t);
-        free_frame(frame);
-        self.frames.fetch_sub(1, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Changes the rights of mapped user page `va` (same TLB rule as
-    /// [`AddressSpace::unmap_page`]).
-    pub fn protect_page(&self, va: u64, perm: UserPerm) -> Result<(), VmError> {
-        let t = self.tables.lock();
-        let pte = Self::pte(&t, va).ok_or(VmError::Fault)?;
-        let frame = pte.addr();
-        let borrowed = pte.flags() & BORROWED;
-        pte.set_addr(frame, leaf_flags(perm) | borrowed);
-        x86_64::instructions::tlb::flush(x86_64::VirtAddr::new(va));
+    /// Unmaps every page of `[start, end)`, all or nothing (each must be
+    /// mapped), shoots the range down on every CPU that may cache it (one
+    /// request for the whole range), and only then frees the frames.
+    pub fn unmap_range(&self, start: u64, end: u64) -> Result<(), VmError> {
+        Self::user_range(start, end)?;
+        let mut freed = Vec::with_capacity(((end - start) / PAGE_SIZE) as usize);
+        {
+            let t = self.tables.lock();
+            let mut va = start;
+            while va < end {
+                // Borrowed pages belong to memory objects: not unmapped here.
+                match Self::pte(&t, va) {
+                    Some(pte) if !pte.flags().contains(BORROWED) => {}
+                    _ => return Err(VmError::Fault),
+                }
+                va += PAGE_SIZE;
+            }
+            let mut va = start;
+            while va < end {
+                let pte = Self::pte(&t, va).ok_or(VmError::Fault)?;
+                freed.push(pte.addr().as_u64());
+                pte.set_unused();
+                va += PAGE_SIZE;
+            }
+        }
+        self.flush_range(start, end);
+        for frame in freed {
+            free_frame(frame);
+            self.frames.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Gives every page of `[start, end)` the rights `perm`, all or nothing
+    /// (each must be mapped), and shoots the range down on every CPU that
+    /// may cache it before returning.
+    pub fn protect_range(&self, start: u64, end: u64, perm: UserPerm) -> Result<(), VmError> {
+        Self::user_range(start, end)?;
+        {
+            let t = self.tables.lock();
+            let mut va = start;
+            while va < end {
+                Self::pte(&t, va).ok_or(VmError::Fault)?;
+                va += PAGE_SIZE;
+            }
+            let mut va = start;
+            while va < end {
+                let pte = Self::pte(&t, va).ok_or(VmError::Fault)?;
+                let frame = pte.addr();
+                let borrowed = pte.flags() & BORROWED;
+                pte.set_addr(frame, leaf_flags(perm) | borrowed);
+                va += PAGE_SIZE;
+            }
+        }
+        self.flush_range(start, end);
         Ok(())
     }
 
@@ -415,8 +482,10 @@ impl AddressSpace {
 }
 
 impl Drop for AddressSpace {
-    /// Frees every user page and every user page table, then the PML4.
+    /// Frees every user page and every user page table, then the PML4,
+    /// once no CPU has the space loaded any more.
     fn drop(&mut self) {
+        self.release_cpus();
         let t = self.tables.lock();
         fn free_level(phys: u64, depth: u32) {
             // SAFETY: `phys` is a table frame of the space being dropped;

@@ -44,8 +44,9 @@ pub struct Process {
     /// frame is freed. Interrupt-safe: timer completions are posted from the
     /// timer interrupt.
     pub ring: crate::sync::IrqLock<RingState>,
-    /// Capability table.
-    pub caps: spin::Mutex<CapTable>,
+    /// Capability table (a lock that answers TLB shoot-downs while it spins:
+    /// it is taken with interrupts masked under ring and endpoint locks).
+    pub caps: crate::sync::SpinLock<CapTable>,
     /// Resource ledger.
     pub ledger: Arc<Ledger>,
     /// Page tables and user memory.
@@ -209,7 +210,7 @@ pub fn spawn(
         pid,
         name: name.into(),
         ring: crate::sync::IrqLock::new(RingState { drain, poster, raw }),
-        caps: spin::Mutex::new(table),
+        caps: crate::sync::SpinLock::new(table),
         ledger,
         aspace,
         exit_code: AtomicI64::new(0),
@@ -269,6 +270,9 @@ fn load_image(aspace: &AddressSpace, bytes: &[u8], image: &ElfImage) -> Result<(
 /// Reports a process whose last thread was reaped, then drops it (freeing
 /// its address space, capability table and ledger).
 pub fn report_exit(process: Arc<Process>) {
+    // Idle CPUs may still have its page tables loaded: switch them away
+    // here, with no lock held, before the tables can be freed.
+    process.aspace.release_cpus();
     let frames = process.aspace.frames();
     let code = process.exit_code.load(Ordering::Acquire);
     process.exit.complete(code);
@@ -320,6 +324,18 @@ pub fn report_all_exited() {
             );
         }
     }
+    let t = crate::tlb::stats();
+    crate::info!(
+        "tlb: shoot-downs {} ({} pages, {} full flushes), releases {}; IPIs sent {}, acknowledged {} ({} in the handler, {} while spinning)",
+        t.shootdowns,
+        t.page_flushes,
+        t.full_flushes,
+        t.releases,
+        t.ipis_sent,
+        t.acked_in_handler + t.acked_polling,
+        t.acked_in_handler,
+        t.acked_polling
+    );
     crate::testmode::all_processes_exited();
 }
 

@@ -1,0 +1,251 @@
+//! TLB shoot-downs for user address spaces (protocol and proofs in
+//! `capos_kcore::shootdown`; the rules in docs/processes.md).
+//!
+//! Every CPU remembers which user root its CR3 holds (the idle loop keeps
+//! the last one loaded: lazy switching). Each address space keeps the set
+//! of CPUs that may hold its entries; a CPU enters that set before it loads
+//! the root and leaves it after it has loaded another one. After changing a
+//! space's page tables, [`shoot`] flushes this CPU and sends the
+//! `IPI_TLB` vector to every other CPU in the set, then waits for each to
+//! acknowledge. [`release`] does the same with a "switch to the kernel
+//! root" request before a space's tables are freed.
+//!
+//! No deadlock: a CPU never busy-waits with interrupts masked without
+//! servicing its own requests ([`poll`] is called from every spin loop in
+//! `sync.rs`, and [`shoot`] services while it waits), so a target answers
+//! whatever it is doing, and the requester may hold any locks.
+
+use crate::percpu::MAX_CPUS;
+use capos_arch::trap::vector;
+use capos_kcore::shootdown::{self as sd, Flush, Request, Station};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use x86_64::instructions::{interrupts, tlb};
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::PhysFrame;
+use x86_64::{PhysAddr, VirtAddr};
+
+const _: () = assert!(MAX_CPUS <= sd::MAX_CPUS);
+
+static STATIONS: [Station<AtomicU64>; MAX_CPUS] = [Station::EMPTY; MAX_CPUS];
+
+/// What one CPU has loaded. Touched only by that CPU, with interrupts off.
+struct Loaded {
+    /// The user root in CR3, or 0 for the kernel's own root.
+    root: AtomicU64,
+    /// That space's active-CPU word (null with the kernel root). Valid while
+    /// this CPU is in its set: the space is not freed before every member
+    /// has left (see [`release`]).
+    cpus: AtomicPtr<AtomicU64>,
+}
+
+static LOADED: [Loaded; MAX_CPUS] = [const {
+    Loaded {
+        root: AtomicU64::new(0),
+        cpus: AtomicPtr::new(core::ptr::null_mut()),
+    }
+}; MAX_CPUS];
+
+/// Set once any CPU has loaded a user root; until then nobody can have a
+/// request, and [`poll`] (called from early-boot spin loops, before the
+/// per-CPU block exists) returns at once.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+static SHOOTDOWNS: AtomicU64 = AtomicU64::new(0);
+static RELEASES: AtomicU64 = AtomicU64::new(0);
+static PAGE_FLUSHES: AtomicU64 = AtomicU64::new(0);
+static FULL_FLUSHES: AtomicU64 = AtomicU64::new(0);
+static IPIS_SENT: AtomicU64 = AtomicU64::new(0);
+static ACKED_IN_HANDLER: AtomicU64 = AtomicU64::new(0);
+static ACKED_POLLING: AtomicU64 = AtomicU64::new(0);
+
+fn this_cpu() -> usize {
+    capos_arch::percpu::this_cpu_index() as usize
+}
+
+fn write_cr3(root: u64) {
+    // SAFETY: every root (user or kernel) shares the kernel half, so the
+    // code, stack and data in use stay mapped across the switch.
+    unsafe {
+        Cr3::write(
+            PhysFrame::containing_address(PhysAddr::new(root)),
+            Cr3Flags::empty(),
+        )
+    };
+}
+
+/// Loads user root `root`, whose space's active-CPU word is `cpus`, on this
+/// CPU, unless it is loaded already. Interrupts must be off, and `cpus`
+/// must stay valid until this CPU leaves it (true for a space that
+/// [`release`]s before it is freed).
+pub fn switch_to(root: u64, cpus: &AtomicU64) {
+    debug_assert!(!interrupts::are_enabled());
+    let me = this_cpu();
+    let here = &LOADED[me];
+    if here.root.load(Ordering::Relaxed) == root {
+        return;
+    }
+    STARTED.store(true, Ordering::Relaxed);
+    // Join before the CR3 write: from here on, page walks see every change
+    // made before a snapshot that missed this bit (kcore::shootdown).
+    sd::join(cpus, me);
+    write_cr3(root);
+    here.root.store(root, Ordering::Relaxed);
+    let old = here.cpus.swap(
+        cpus as *const AtomicU64 as *mut AtomicU64,
+        Ordering::Relaxed,
+    );
+    leave(old, me);
+}
+
+/// Loads the kernel's own root on this CPU (interrupts off).
+fn switch_to_kernel_root(me: usize) {
+    let here = &LOADED[me];
+    if here.root.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    write_cr3(crate::mem::paging::kernel_pml4());
+    here.root.store(0, Ordering::Relaxed);
+    let old = here.cpus.swap(core::ptr::null_mut(), Ordering::Relaxed);
+    leave(old, me);
+}
+
+/// Leaves the active set at `cpus` (after the CR3 write that flushed it).
+fn leave(cpus: *mut AtomicU64, me: usize) {
+    if !cpus.is_null() {
+        // SAFETY: this CPU was in the set until this very write, so the
+        // space has not been freed (its release waits for every member).
+        sd::leave(unsafe { &*cpus }, me);
+    }
+}
+
+/// Carries out `req` on this CPU if it concerns the root loaded here; a CPU
+/// that has loaded another root since has nothing to flush.
+fn apply(me: usize, req: Request) {
+    if LOADED[me].root.load(Ordering::Relaxed) != req.root {
+        return;
+    }
+    match req.flush {
+        Flush::Pages { start, count } => {
+            for i in 0..count {
+                tlb::flush(VirtAddr::new(start + i * sd::PAGE_SIZE));
+            }
+        }
+        Flush::All => tlb::flush_all(),
+        Flush::Release => switch_to_kernel_root(me),
+    }
+}
+
+/// Handles this CPU's pending requests; `in_handler` says where from (for
+/// the counters). Interrupts must be off.
+fn service(me: usize, in_handler: bool) {
+    let n = sd::service(&STATIONS, me, |r| apply(me, r));
+    let counter = if in_handler {
+        &ACKED_IN_HANDLER
+    } else {
+        &ACKED_POLLING
+    };
+    counter.fetch_add(u64::from(n), Ordering::Relaxed);
+}
+
+/// The `IPI_TLB` handler.
+pub fn on_ipi() {
+    if STARTED.load(Ordering::Relaxed) {
+        service(this_cpu(), true);
+    }
+}
+
+/// Services this CPU's pending requests, if any. Every busy-wait in the
+/// kernel calls this (the lock spin loops in `sync.rs`), so a CPU spinning
+/// with interrupts off still answers shoot-downs.
+pub fn poll() {
+    if !STARTED.load(Ordering::Relaxed) {
+        return;
+    }
+    // The MSR-based lookup is safe even before a CPU's block is installed.
+    let Some(me) = capos_arch::percpu::cpu_index() else {
+        return;
+    };
+    let me = me as usize;
+    if me < MAX_CPUS && STATIONS[me].has_pending() {
+        interrupts::without_interrupts(|| service(me, false));
+    }
+}
+
+/// Flushes `flush` for the space with root `root` and active-CPU word
+/// `cpus` everywhere: here, and on every other CPU in the set by IPI.
+/// Returns once all of them have acknowledged. Call after the page-table
+/// change and before freeing any frame it unmapped. May be called with
+/// interrupts on or off and with locks held.
+pub fn shoot(root: u64, cpus: &AtomicU64, flush: Flush) {
+    interrupts::without_interrupts(|| {
+        let me = this_cpu();
+        let targets = sd::snapshot(cpus);
+        if targets.contains(me) {
+            apply(me, Request { root, flush });
+        }
+        let others = targets.without(me);
+        if others.is_empty() {
+            return;
+        }
+        match flush {
+            Flush::Pages { count, .. } => PAGE_FLUSHES.fetch_add(count, Ordering::Relaxed),
+            Flush::All => FULL_FLUSHES.fetch_add(1, Ordering::Relaxed),
+            Flush::Release => RELEASES.fetch_add(1, Ordering::Relaxed),
+        };
+        if flush != Flush::Release {
+            SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
+        }
+        sd::post(&STATIONS, me, Request { root, flush }, others);
+        for cpu in others.iter() {
+            if let Some(c) = crate::percpu::get(cpu as u32) {
+                let apic = c.arch.apic_id.load(Ordering::Relaxed);
+                crate::percpu::with_lapic(|l| l.send_ipi(vector::IPI_TLB, apic));
+                IPIS_SENT.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let served = sd::wait(&STATIONS, me, |r| apply(me, r), core::hint::spin_loop);
+        ACKED_POLLING.fetch_add(u64::from(served), Ordering::Relaxed);
+    });
+}
+
+/// Makes every CPU that still has root `root` loaded (the idle loop keeps
+/// it) switch to the kernel root, this one included, and waits until they
+/// have. After it, no CPU is in `cpus`, so the space's tables can be freed.
+/// Its threads must all be gone (nothing loads the root again).
+pub fn release(root: u64, cpus: &AtomicU64) {
+    shoot(root, cpus, Flush::Release);
+    debug_assert!(sd::snapshot(cpus).is_empty());
+}
+
+/// Counters for the end-of-run report.
+pub struct Stats {
+    /// Page-table changes that interrupted at least one other CPU.
+    pub shootdowns: u64,
+    /// Spaces freed while another CPU still had them loaded.
+    pub releases: u64,
+    /// Pages invalidated one by one on other CPUs' behalf (per request).
+    pub page_flushes: u64,
+    /// Requests that flushed everything.
+    pub full_flushes: u64,
+    /// `IPI_TLB` interrupts sent.
+    pub ipis_sent: u64,
+    /// Requests acknowledged by their targets: in the interrupt handler,
+    /// and while spinning (on a lock or for their own shoot-down).
+    pub acked_in_handler: u64,
+    /// See `acked_in_handler`.
+    pub acked_polling: u64,
+}
+
+/// The counters so far.
+pub fn stats() -> Stats {
+    let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    Stats {
+        shootdowns: l(&SHOOTDOWNS),
+        releases: l(&RELEASES),
+        page_flushes: l(&PAGE_FLUSHES),
+        full_flushes: l(&FULL_FLUSHES),
+        ipis_sent: l(&IPIS_SENT),
+        acked_in_handler: l(&ACKED_IN_HANDLER),
+        acked_polling: l(&ACKED_POLLING),
+    }
+}
