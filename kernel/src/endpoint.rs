@@ -116,6 +116,18 @@ fn complete(thread: &Arc<Thread>, credit: CqCredit, cqe: &Cqe, handoff: bool) {
     }
 }
 
+/// What became of one delivery attempt.
+enum Delivery {
+    /// The call is in flight and the RECV completed.
+    Done,
+    /// The RECV's buffer cannot take the call: the RECV failed, the call
+    /// comes back untouched.
+    RecvFailed(QueuedCall),
+    /// The call itself could not be delivered (in-flight quota, a failed
+    /// transfer) and was failed; the RECV is still open and comes back.
+    CallRefused(PendingRecv),
+}
+
 /// Completes a call that will not be delivered with `error`.
 fn refuse(c: QueuedCall, error: TransportError) {
     if let Some(t) = c.caller.upgrade() {
@@ -161,10 +173,15 @@ impl Endpoint {
         let mut c = c;
         while let Some(r) = st.recvs.pop_front() {
             if let Some(server) = r.server.upgrade() {
-                match self.deliver(&mut st, &server, r, c) {
-                    Ok(()) => return,
+                match self.deliver(&server, r, c, &mut st) {
+                    Delivery::Done => return,
                     // That RECV could not take it: try the next one.
-                    Err(back) => c = back,
+                    Delivery::RecvFailed(back) => c = back,
+                    // The call failed; the RECV waits for the next one.
+                    Delivery::CallRefused(r) => {
+                        st.recvs.push_front(r);
+                        return;
+                    }
                 }
             }
         }
@@ -192,12 +209,19 @@ impl Endpoint {
             return;
         };
         let mut st = self.state.lock();
+        let mut r = r;
         while let Some(Waiting { call, charge }) = st.calls.pop_front() {
-            if call.caller.upgrade().is_some() {
-                if let Err(back) = self.deliver(&mut st, &server, r, call) {
+            if call.caller.upgrade().is_none() {
+                continue;
+            }
+            match self.deliver(&server, r, call, &mut st) {
+                Delivery::Done => return,
+                Delivery::RecvFailed(back) => {
                     st.calls.push_front(Waiting { call: back, charge });
+                    return;
                 }
-                return;
+                // That call failed: serve the next queued one.
+                Delivery::CallRefused(open) => r = open,
             }
         }
         if st.recvs.len() >= MAX_PENDING_RECVS {
@@ -214,17 +238,15 @@ impl Endpoint {
     }
 
     /// Writes call `c` into RECV `r`'s buffer and completes the RECV; the
-    /// call moves to the in-flight table. If the RECV's buffer cannot take
-    /// the call, the RECV fails and the call comes back (`Err`); if the call
-    /// itself cannot be delivered (in-flight quota, a failed transfer), it
-    /// fails and the RECV stays open for the next one.
+    /// call moves to the in-flight table (see [`Delivery`] for the other
+    /// outcomes).
     fn deliver(
         &self,
-        st: &mut State,
         server: &Arc<Thread>,
         r: PendingRecv,
         c: QueuedCall,
-    ) -> Result<(), QueuedCall> {
+        st: &mut State,
+    ) -> Delivery {
         let need = CALL_HEADER_SIZE
             + c.params.len()
             + c.transfers.len() * capos_ring::TRANSFER_RESULT_SIZE as usize;
@@ -242,7 +264,7 @@ impl Endpoint {
         };
         if let Some(e) = buffer_error {
             complete(server, r.credit, &Cqe::error(r.user_data, e), false);
-            return Err(c);
+            return Delivery::RecvFailed(c);
         }
         // Charge the owner and move or copy the sent capabilities now, all
         // or nothing; either failing fails the call and leaves both tables
@@ -254,9 +276,7 @@ impl Endpoint {
             Ok(x) => x,
             Err(e) => {
                 refuse(c, e);
-                // The RECV is still open; serve it with the next call.
-                st.recvs.push_front(r);
-                return Ok(());
+                return Delivery::CallRefused(r);
             }
         };
         let call_id = st.next_id;
@@ -298,7 +318,7 @@ impl Endpoint {
             Err(_) => Cqe::error(r.user_data, TransportError::BadAddress),
         };
         complete(server, r.credit, &cqe, true);
-        Ok(())
+        Delivery::Done
     }
 
     /// Commits the call's transfers from the caller's table into the
@@ -390,10 +410,12 @@ impl Endpoint {
             Err(_) => {
                 // The caller unmapped its buffer since the check: it cannot
                 // learn the new ids, so it does not keep the capabilities.
-                let mut table = caller.process.caps.lock();
-                for m in &moved {
-                    let _ = table.remove(m.cap);
-                }
+                let removed: Vec<_> = {
+                    let mut table = caller.process.caps.lock();
+                    moved.iter().map(|m| table.remove(m.cap)).collect()
+                };
+                // Dropped with the table unlocked (see `ringops::execute`).
+                drop(removed);
                 Cqe::error(f.user_data, TransportError::BadAddress)
             }
         };

@@ -216,10 +216,23 @@ fn execute(process: &Process, user_data: u64, op: Op) -> Outcome {
     let now = |cqe| Outcome::Now(cqe);
     match op {
         Op::Nop => now(Cqe::success(user_data, 0)),
-        Op::Release { cap_id } => match process.caps.lock().remove(CapId::from_raw(cap_id)) {
-            Ok(_) => now(Cqe::success(user_data, 0)),
-            Err(_) => now(Cqe::error(user_data, TransportError::BadCap)),
-        },
+        Op::Release { cap_id } => {
+            let removed = {
+                let mut table = process.caps.lock();
+                table.remove(CapId::from_raw(cap_id))
+            };
+            // Dropped only now, with the table unlocked: dropping the last
+            // hold of an object may take its own locks (an endpoint's owner
+            // side closes the endpoint), which are taken before table locks
+            // elsewhere.
+            match removed {
+                Ok(entry) => {
+                    drop(entry);
+                    now(Cqe::success(user_data, 0))
+                }
+                Err(_) => now(Cqe::error(user_data, TransportError::BadCap)),
+            }
+        }
         Op::Call(call) => match do_call(process, &call) {
             Ok(Called::Done { len, flags, caps }) => {
                 let mut c = Cqe::success(user_data, len);
@@ -489,7 +502,8 @@ fn do_call(process: &Process, call: &capos_ring::Call) -> Result<Called, Transpo
                 // A moved capability leaves the sender once the child has it.
                 for (id, _, _, mode) in &transferred {
                     if *mode == capos_ring::TransferMode::Move {
-                        let _ = process.caps.lock().remove(*id);
+                        let moved = process.caps.lock().remove(*id);
+                        drop(moved);
                     }
                 }
                 s.results.len()

@@ -97,6 +97,18 @@ pub fn switch_to(root: u64, cpus: &AtomicU64) {
     leave(old, me);
 }
 
+/// Takes this CPU out of every shoot-down before it halts for good (after a
+/// fault or a stop request): it answers what is pending, then loads the
+/// kernel's root, leaving the set of the space it had loaded, so no later
+/// shoot-down waits for a CPU that will never answer. Interrupts off.
+pub fn go_offline() {
+    if !STARTED.load(Ordering::Relaxed) {
+        return;
+    }
+    poll();
+    switch_to_kernel_root(this_cpu());
+}
+
 /// Loads the kernel's own root on this CPU (interrupts off).
 fn switch_to_kernel_root(me: usize) {
     let here = &LOADED[me];

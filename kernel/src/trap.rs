@@ -29,7 +29,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::tlb::on_ipi();
             eoi();
         }
-        v if v == u64::from(vector::IPI_STOP) => cpu::halt_forever(),
+        v if v == u64::from(vector::IPI_STOP) => {
+            crate::tlb::go_offline();
+            cpu::halt_forever()
+        }
         // Spurious interrupts are not in service: no EOI.
         v if v == u64::from(vector::SPURIOUS) => {}
         // The 8259s are masked; only their spurious IRQ 7/15 lands here, and
@@ -156,6 +159,7 @@ fn exception(f: &TrapFrame) -> ! {
         qemu::exit(ExitCode::Failure);
     }
     crate::console::emergency_write(format_args!("!!! cpu {cpu} halted\n"));
+    crate::tlb::go_offline();
     cpu::halt_forever()
 }
 

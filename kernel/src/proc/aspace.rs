@@ -89,7 +89,7 @@ struct Borrowed {
 pub struct AddressSpace {
     tables: IrqLock<Tables>,
     frames: AtomicU64,
-    borrowed: spin::Mutex<Window<Borrowed>>,
+    borrowed: crate::sync::SpinLock<Window<Borrowed>>,
     /// CPUs that may hold TLB entries of this space (bit per CPU index);
     /// boxed so its address stays fixed while CPUs point at it.
     cpus: Box<AtomicU64>,
@@ -144,7 +144,7 @@ impl AddressSpace {
         Ok(Self {
             tables: IrqLock::new(Tables { pml4 }),
             frames: AtomicU64::new(1),
-            borrowed: spin::Mutex::new(Window::new(SHARED_BASE, SHARED_END)),
+            borrowed: crate::sync::SpinLock::new(Window::new(SHARED_BASE, SHARED_END)),
             cpus: Box::new(AtomicU64::new(0)),
         })
     }
@@ -247,11 +247,18 @@ impl AddressSpace {
             match self.leaf_for_new(&t, va) {
                 Ok(pte) => pte.set_addr(x86_64::PhysAddr::new(f), leaf_flags(perm) | BORROWED),
                 Err(e) => {
-                    // Undo this call's entries; tables made stay (counted).
+                    // Undo this call's entries (tables made stay, counted)
+                    // and flush them everywhere before `keep` can let the
+                    // frames go.
                     for j in 0..i as u64 {
                         if let Some(pte) = Self::pte(&t, start + j * PAGE_SIZE) {
                             pte.set_unused();
                         }
+                    }
+                    drop(t);
+                    drop(maps);
+                    if i > 0 {
+                        self.flush_range(start, start + i as u64 * PAGE_SIZE);
                     }
                     return Err(e);
                 }
@@ -271,8 +278,7 @@ impl AddressSpace {
             Some((p, b)) if p == pages && b.owner == owner => {}
             _ => return Err(VmError::NotBorrowed),
         }
-        let gone = maps.remove(addr);
-        drop(maps);
+        // The entries go before the range is free for another mapping.
         {
             let t = self.tables.lock();
             for i in 0..pages {
@@ -281,6 +287,8 @@ impl AddressSpace {
                 }
             }
         }
+        let gone = maps.remove(addr);
+        drop(maps);
         self.flush_range(addr, addr + pages * PAGE_SIZE);
         // Only now, with no entry or TLB line left to reach them on any CPU,
         // may the frames go.
