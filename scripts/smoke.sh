@@ -288,6 +288,7 @@ default_case() {
         "echo-client: call after the server exited: CANCELLED" \
         "echo-client: 20 calls on its own unserved endpoint: 16 queued, 4 refused \(QUOTA\); answered in order: true" \
         "echo-client: 16 calls on its own unserved endpoint: 16 queued, 0 refused \(QUOTA\); answered in order: true" \
+        "echo-client: a queued call whose cap was released failed at delivery \(BAD_CAP\); the same RECV took the next call" \
         "echo-server: received 1 cap\(s\) with interfaces \[0x9e8a4b887bf7d685\]" \
         "echo-client: copied its echo cap to the server; its own copy still works" \
         "echo-client: failed transfer refused \(BAD_CAP\); its table is unchanged" \

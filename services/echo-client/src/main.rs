@@ -104,6 +104,7 @@ fn main(rt: &mut Runtime) -> i32 {
             flood(rt, &own, 20, &say);
             // The charges of answered calls came back: a full queue again.
             flood(rt, &own, 16, &say);
+            failed_delivery(rt, &own, &say);
         }
         Err(e) => say(&format!("echo-client: FAIL no own endpoint: {e}")),
     }
@@ -156,4 +157,44 @@ fn flood(rt: &Runtime, own: &Endpoint, count: u64, say: &dyn Fn(&str)) {
         "echo-client: {count} calls on its own unserved endpoint: {} queued, {refused} refused (QUOTA); answered in order: {in_order}",
         queued.len()
     ));
+}
+
+/// Queues a call carrying a cap, releases that cap, and queues a second
+/// call: the first fails at delivery (`BAD_CAP`) and the same RECV must
+/// take the second one.
+fn failed_delivery(rt: &Runtime, own: &Endpoint, say: &dyn Fn(&str)) {
+    let (facet, spare) = match (own.client_facet(), own.client_facet()) {
+        (Ok(f), Ok(s)) => (f, s),
+        _ => return say("echo-client: FAIL client facets"),
+    };
+    let ring = rt.ring();
+    let desc = capos_rt::ring::TransferDescriptor {
+        cap_id: spare.cap().id(),
+        mode: TRANSFER_COPY,
+        reserved0: 0,
+    };
+    let first = ring.submit_with_transfers(facet.cap().id(), 0, b"first".to_vec(), 64, &[desc]);
+    let second = ring.submit(facet.cap().id(), 0, b"second".to_vec(), 64);
+    let (Ok(first), Ok(second)) = (first, second) else {
+        return say("echo-client: FAIL submitting the two calls");
+    };
+    drop(spare);
+    // Enter the kernel: both calls queue, then the release goes through.
+    if ring.poll().and_then(|_| ring.poll()).is_err() {
+        return say("echo-client: FAIL poll");
+    }
+    let served = own.recv(64).and_then(|call| {
+        own.reply(call.call_id, call.params.clone())
+            .map(|_| call.params)
+    });
+    let first = ring.wait(first).and_then(|c| c.into_result());
+    let second = ring.wait(second).and_then(|c| c.into_result());
+    match (served, first, second) {
+        (Ok(p), Err(CallError::Transport(TransportError::BadCap)), Ok(r))
+            if p == b"second" && r == b"second" =>
+        {
+            say("echo-client: a queued call whose cap was released failed at delivery (BAD_CAP); the same RECV took the next call")
+        }
+        other => say(&format!("echo-client: FAIL failed delivery: {other:?}")),
+    }
 }
