@@ -22,9 +22,13 @@ pub trait Context {
     fn no_such_method(&mut self, interface: u64, method: u16) -> Self::Reply;
 }
 
+/// Word-aligned bytes (the reader wants segments on 8-byte boundaries).
+#[repr(align(8))]
+struct Aligned([u8; 16]);
+
 /// The empty message: a segment table for one segment of one word, and a
 /// null root pointer (a struct with every field at its default).
-static EMPTY_MESSAGE: [u8; 16] = [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+static EMPTY_MESSAGE: Aligned = Aligned([0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
 
 /// Decoding limits for parameters: small messages, shallow nesting.
 pub fn reader_options() -> ReaderOptions {
@@ -36,7 +40,7 @@ pub fn reader_options() -> ReaderOptions {
 /// Reads a parameter message (zero bytes: the empty message).
 pub fn read_params(params: &[u8]) -> capnp::Result<Reader<BufferSegments<&[u8]>>> {
     let mut bytes = if params.is_empty() {
-        &EMPTY_MESSAGE[..]
+        &EMPTY_MESSAGE.0[..]
     } else {
         params
     };
