@@ -50,7 +50,7 @@ pub mod api {
 }
 
 pub use cap_table::{
-    CapEntry, CapError, CapId, CapObject, CapTable, Hold, Invocation, Origin, TransferMode,
+    CapEntry, CapError, CapId, CapObject, CapTable, Hold, Origin, TransferMode,
 };
 pub use exception::{CapException, ExceptionKind};
 pub use ledger::{Ledger, Limits, QuotaError, Reservation, Resource};
