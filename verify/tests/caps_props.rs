@@ -961,6 +961,12 @@ fn distinct<'a>(names: impl Iterator<Item = &'a str> + Clone) -> bool {
     names.clone().collect::<BTreeSet<_>>().len() == names.count()
 }
 
+/// Kinds this kernel mints (docs/manifest.md: terminal and threadSpawner
+/// are refused as not available yet).
+fn minted(k: KernelKind) -> bool {
+    !matches!(k, KernelKind::Terminal | KernelKind::ThreadSpawner)
+}
+
 /// The kernel layer, restated directly from docs/manifest.md.
 fn oracle_kernel(m: &Manifest) -> bool {
     let binary_names: BTreeSet<&str> = m.binaries.iter().map(|b| b.name.as_str()).collect();
@@ -973,7 +979,7 @@ fn oracle_kernel(m: &Manifest) -> bool {
         && m.init.caps.iter().all(|c| good_name(&c.name))
         && distinct(m.init.caps.iter().map(|c| c.name.as_str()))
         && m.init.caps.iter().all(|c| match c.source {
-            CapSource::Kernel(k) => c.expected_interface_id == k.interface_id(),
+            CapSource::Kernel(k) => minted(k) && c.expected_interface_id == k.interface_id(),
             _ => false,
         })
         && m.kernel.boot_processes.len() <= 16
@@ -985,7 +991,9 @@ fn oracle_kernel(m: &Manifest) -> bool {
                     CapSource::Kernel(KernelKind::BootPackage | KernelKind::ProcessSpawner) => {
                         false
                     }
-                    CapSource::Kernel(k) => c.expected_interface_id == k.interface_id(),
+                    CapSource::Kernel(k) => {
+                        minted(k) && c.expected_interface_id == k.interface_id()
+                    }
                     _ => false,
                 })
         })
@@ -1028,6 +1036,7 @@ fn oracle_graph(m: &Manifest) -> bool {
                 CapSource::Kernel(KernelKind::BootPackage) => false,
                 CapSource::Kernel(k) => {
                     (k.is_child_local() || init_kinds.contains(k))
+                        && minted(*k)
                         && c.expected_interface_id == k.interface_id()
                 }
                 CapSource::Import { service, export } => {
