@@ -114,6 +114,8 @@ pub struct SqState {
     pub params: alloc::vec::Vec<capnp::Word>,
     /// Results built by kernel objects before they are copied out.
     pub results: alloc::vec::Vec<u8>,
+    /// The `ScratchBytes` charge for both buffers' capacity.
+    pub scratch_charge: Option<capos_caps::ledger::Reservation>,
 }
 
 /// The completion side.
@@ -142,6 +144,7 @@ impl Ring {
                 drain: SubmissionDrain::new(raw).ok()?,
                 params: alloc::vec::Vec::new(),
                 results: alloc::vec::Vec::new(),
+                scratch_charge: None,
             }),
             cq: IrqLock::new(CqState {
                 poster: CompletionPoster::new(raw).ok()?,
@@ -169,15 +172,6 @@ impl Ring {
     pub fn post(&self, credit: CqCredit, cqe: &Cqe) {
         let mut cq = self.cq.lock();
         cq.poster.post(credit, cqe);
-        self.cq_tail.store(cq.poster.tail(), Ordering::Release);
-    }
-
-    /// Posts several completions under one lock hold.
-    pub fn post_all(&self, done: &mut impl Iterator<Item = (CqCredit, Cqe)>) {
-        let mut cq = self.cq.lock();
-        for (credit, cqe) in done {
-            cq.poster.post(credit, &cqe);
-        }
         self.cq_tail.store(cq.poster.tail(), Ordering::Release);
     }
 

@@ -76,6 +76,9 @@ fn spin_lock<T>(m: &spin::Mutex<T>) -> spin::MutexGuard<'_, T> {
     }
 }
 
+/// Guard of a [`SpinLock`].
+pub type SpinGuard<'a, T> = spin::MutexGuard<'a, T>;
+
 /// A spin lock that leaves the interrupt flag alone (for state only thread
 /// context touches, such as capability tables) but, like every lock here,
 /// services shoot-down requests while it spins: it is often taken with

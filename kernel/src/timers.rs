@@ -51,11 +51,6 @@ pub fn remove(key: TimerKey) -> Option<Event> {
     HEAP.lock().remove(key)
 }
 
-/// Entries waiting.
-pub fn pending() -> usize {
-    HEAP.lock().len()
-}
-
 /// Fires every event due at `now` (from the timer tick).
 pub fn expire(now: u64) {
     if HEAP.lock().next_deadline().is_none_or(|d| d > now) {

@@ -59,11 +59,4 @@ impl<const WRITE: bool> UserSlice<WRITE> {
         self.len == 0
     }
 
-    /// The first `n` bytes (all of it if `n` is larger).
-    pub fn prefix(self, n: usize) -> Self {
-        UserSlice {
-            addr: self.addr,
-            len: self.len.min(u32::try_from(n).unwrap_or(u32::MAX)),
-        }
-    }
 }

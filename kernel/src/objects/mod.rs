@@ -252,8 +252,6 @@ impl Drop for Completion {
 pub struct Call<'a> {
     /// The submission (caller, completion).
     pub sub: Submitted<'a>,
-    /// The interface the entry was granted as (from the table).
-    pub interface_id: u64,
     /// The method ordinal.
     pub method_id: u16,
     /// The parameters, copied into kernel memory (empty for objects that

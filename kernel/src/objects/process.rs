@@ -42,11 +42,6 @@ impl ExitStatus {
         })
     }
 
-    /// The exit code, if the process has exited.
-    pub fn code(&self) -> Option<i64> {
-        self.state.lock().0
-    }
-
     /// Records the exit code and completes every waiter.
     pub fn complete(&self, code: i64) {
         let waiters = {

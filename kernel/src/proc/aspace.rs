@@ -442,16 +442,22 @@ impl AddressSpace {
         })
     }
 
-    /// Writes `parts` one after another at the start of `dst`. The whole
-    /// length is checked writable first, under the same lock hold as the
-    /// copy, so either every byte lands or none does.
-    pub fn write(&self, dst: UserWrite, parts: &[&[u8]]) -> Result<(), VmError> {
+    /// Writes `parts` one after another at byte `offset` of `dst`. The
+    /// whole length is checked writable first, under the same lock hold as
+    /// the copy, so either every byte lands or none does.
+    pub fn write(&self, dst: UserWrite, offset: usize, parts: &[&[u8]]) -> Result<(), VmError> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        if total > dst.len() as usize {
+        if offset
+            .checked_add(total)
+            .is_none_or(|end| end > dst.len() as usize)
+        {
             return Err(VmError::BadAddress);
         }
+        if total == 0 {
+            return Ok(());
+        }
         let t = self.tables.lock();
-        let mut at = dst.addr();
+        let mut at = dst.addr() + offset as u64;
         Self::check_locked(&t, at, total as u64, true)?;
         for part in parts {
             Self::walk(&t, at, part.len() as u64, true, |phys, off, n| {
