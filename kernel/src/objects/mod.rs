@@ -66,6 +66,11 @@ pub trait KernelObject: CapObject {
         false
     }
 
+    /// Called after the object's capability was moved out of `holder`'s
+    /// table (the holder gave it away). An endpoint's owner side cancels
+    /// what the old holder was still receiving through it.
+    fn moved_from(&self, _holder: &Process) {}
+
     /// Called when the object is installed in a new process's CapSet,
     /// before that process runs: objects tied to their holder (its address
     /// space, its ledger) remember it. Later holders do not rebind.

@@ -165,12 +165,7 @@ impl<'a> capos_caps::api::process_spawner::Server<Call<'a>> for ProcessSpawner {
         }
         let out = tri!(spawned);
         // A moved capability leaves the sender once the child has it.
-        let moved: Vec<_> = sent
-            .iter()
-            .filter(|t| t.mode == capos_ring::TransferMode::Move)
-            .map(|t| t.id)
-            .collect();
-        transfer::uninstall(cx.caller(), &moved);
+        transfer::remove_moved(cx.caller(), &sent);
         cx.reply(&out)
     }
 }
