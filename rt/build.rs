@@ -26,6 +26,11 @@ fn main() {
         .expect("capnp schema compilation failed (is the `capnp` compiler installed?)");
     let bytes = std::fs::read(&request).expect("the raw CodeGeneratorRequest was written");
     let schema = capos_codegen::read_request(&bytes).expect("the schema's interfaces are readable");
-    let code = capos_codegen::client::generate(&schema, "crate::api", "capos_caps::schema", "capos_caps::api");
+    let code = capos_codegen::client::generate(
+        &schema,
+        "crate::api",
+        "capos_caps::schema",
+        "capos_caps::api",
+    );
     std::fs::write(out.join("api.rs"), code).expect("api.rs is writable");
 }

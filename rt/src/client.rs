@@ -761,7 +761,8 @@ impl capos_caps::server::Context for ServerCall {
 impl IncomingCall {
     /// The parameters, word-aligned for the decoder.
     pub fn aligned_params(&self) -> Vec<capnp::Word> {
-        let mut words = alloc::vec![capnp::word(0, 0, 0, 0, 0, 0, 0, 0); self.params.len().div_ceil(8)];
+        let mut words =
+            alloc::vec![capnp::word(0, 0, 0, 0, 0, 0, 0, 0); self.params.len().div_ceil(8)];
         capnp::Word::words_to_bytes_mut(&mut words)[..self.params.len()]
             .copy_from_slice(&self.params);
         words

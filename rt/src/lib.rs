@@ -66,8 +66,8 @@ pub use capnp;
 pub use capos_caps as caps;
 pub use capos_ring as ring;
 
-pub use capset::{CapLookupError, Interface};
 pub use api::Reply;
+pub use capset::{CapLookupError, Interface};
 pub use client::{
     prot, Answer, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator,
     GrantSpec, IncomingCall, KernelGrant, MemoryObject, NullCap, Placement, ProcessHandle,

@@ -28,9 +28,7 @@
 //! side → thread state.
 
 use super::transfer::{self, RECORD};
-use super::{
-    names, serve, Call, Completion, KernelObject, Outcome, Recv, ResultCap, Return,
-};
+use super::{names, serve, Call, Completion, KernelObject, Outcome, Recv, ResultCap, Return};
 use crate::proc::aspace::{AddressSpace, CopySide};
 use crate::proc::Process;
 use crate::ring::{ParkKey, Queue, WaitQueue};
@@ -385,7 +383,9 @@ impl Endpoint {
             let Some(slot) = st.slot_of(cx.call_id) else {
                 return Outcome::Error(TransportError::BadCallId);
             };
-            let f = st.in_flight[slot].as_mut().expect("slot_of names an occupied slot");
+            let f = st.in_flight[slot]
+                .as_mut()
+                .expect("slot_of names an occupied slot");
             if f.answering {
                 return Outcome::Error(TransportError::BadCallId);
             }

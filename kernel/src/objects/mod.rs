@@ -215,11 +215,7 @@ impl Completion {
     /// SQE's `user_data` and the caller's result buffer (it may write the
     /// result into the caller's memory first), and wakes the caller; with
     /// `handoff`, to run next on this CPU.
-    pub fn finish(
-        mut self,
-        handoff: bool,
-        make: impl FnOnce(&Arc<Thread>, u64, UserWrite) -> Cqe,
-    ) {
+    pub fn finish(mut self, handoff: bool, make: impl FnOnce(&Arc<Thread>, u64, UserWrite) -> Cqe) {
         let Some(credit) = self.credit.take() else {
             return;
         };
@@ -284,7 +280,10 @@ impl Call<'_> {
 
     /// Serialises `message` as the result; an exception if it does not fit
     /// the caller's buffer.
-    pub fn reply(&mut self, message: &capnp::message::Builder<impl capnp::message::Allocator>) -> Outcome {
+    pub fn reply(
+        &mut self,
+        message: &capnp::message::Builder<impl capnp::message::Allocator>,
+    ) -> Outcome {
         self.results.clear();
         let need = capnp::serialize::compute_serialized_size_in_words(message) * 8;
         if need > self.result_buf.len() as usize {

@@ -502,7 +502,10 @@ impl AddressSpace {
         if len > src.len() as usize {
             return Err(CopySide::Source);
         }
-        if offset.checked_add(len).is_none_or(|end| end > dst.len() as usize) {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > dst.len() as usize)
+        {
             return Err(CopySide::Destination);
         }
         if len == 0 {
@@ -515,7 +518,11 @@ impl AddressSpace {
             (to, from)
         };
         let g1 = first.tables.lock();
-        let g2 = if same { None } else { Some(second.tables.lock()) };
+        let g2 = if same {
+            None
+        } else {
+            Some(second.tables.lock())
+        };
         let (ft, tt): (&Tables, &Tables) = match &g2 {
             None => (&g1, &g1),
             Some(g2) if core::ptr::eq(first, from) => (&g1, g2),
