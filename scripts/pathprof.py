@@ -372,9 +372,9 @@ def profile(a, qemu, port, log, func, per_call, entry, ksyms, usyms):
         print("  (--call leaves out the timed loop's own instructions: the call, the result "
               "check and the counter)")
     elif diff:
-        print("  (the bench's figure is a whole run's instructions divided by its operations: "
-              "the run's rdtsc and loop set-up, and iterations that differ from this one, "
-              "move it from one iteration's count)")
+        print("  (the bench's figure is a whole run's instructions divided by its operations, "
+              "rounded down: the run's rdtsc and loop set-up, and iterations that differ from "
+              "this one, move it from one iteration's count)")
     return 0
 
 
