@@ -38,10 +38,10 @@ if [ ! -s "$out/vmlinuz" ]; then
     # apt-get download writes to the current directory; as root it warns
     # that the _apt user cannot write there, which is harmless.
     (cd "$dl" && apt-get download -q "$pkg" 2>&1 | grep -v -e unsandboxed -e '^Get:' -e '^Fetched' >&2 || true)
-    deb=$(ls "$dl"/*.deb 2>/dev/null | head -n1)
+    deb=$(ls "$dl"/*.deb 2>/dev/null | head -n1 || true)
     [ -n "$deb" ] || { echo "linux-guest: apt-get download $pkg produced no package" >&2; exit 1; }
     dpkg-deb -x "$deb" "$dl/x"
-    image=$(ls "$dl"/x/boot/vmlinuz-* 2>/dev/null | head -n1)
+    image=$(ls "$dl"/x/boot/vmlinuz-* 2>/dev/null | head -n1 || true)
     [ -n "$image" ] || { echo "linux-guest: $pkg holds no boot/vmlinuz-*" >&2; exit 1; }
     cp "$image" "$out/vmlinuz.tmp"
     echo "$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)" > "$out/version"
