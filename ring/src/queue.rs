@@ -176,6 +176,28 @@ impl<M: RingMemory> SubmissionProducer<M> {
         Ok(())
     }
 
+    /// Writes `n` copies of the entry whose slot words are `words` without
+    /// publishing them (all or none: `Full` if fewer than `n` slots are
+    /// free).
+    pub fn push_copies(
+        &mut self,
+        words: &[u64; crate::entry::SQE_WORDS],
+        n: u32,
+    ) -> Result<(), SubmitError> {
+        if self.entries - self.tail.wrapping_sub(self.head) < n {
+            self.refresh_head().map_err(SubmitError::Corrupted)?;
+            if self.entries - self.tail.wrapping_sub(self.head) < n {
+                return Err(SubmitError::Full);
+            }
+        }
+        for _ in 0..n {
+            // Relaxed word stores: published by the Release in `publish`.
+            self.mem.store_sqe(self.tail & (self.entries - 1), words);
+            self.tail = self.tail.wrapping_add(1);
+        }
+        Ok(())
+    }
+
     /// Publishes every pushed entry to the kernel.
     pub fn publish(&self) {
         // Release: the slot writes above happen before the kernel's Acquire
@@ -254,6 +276,26 @@ impl<M: RingMemory> CompletionConsumer<M> {
         // load of cq_head that lets it reuse the slot.
         self.mem.store_index(RingIndex::CqHead, self.head, Release);
         Ok(Some(cqe))
+    }
+
+    /// Takes up to `max` completions, oldest first, handing each to `f`, and
+    /// releases their slots with one `cq_head` store; returns how many.
+    pub fn reap_batch(&mut self, max: u32, mut f: impl FnMut(Cqe)) -> Result<u32, Corruption> {
+        if self.tail.wrapping_sub(self.head) < max {
+            self.refresh_tail()?;
+        }
+        let n = max.min(self.tail.wrapping_sub(self.head));
+        for i in 0..n {
+            let slot = self.head.wrapping_add(i) & (self.entries - 1);
+            f(Cqe::from_words(&self.mem.load_cqe(slot)));
+        }
+        if n > 0 {
+            self.head = self.head.wrapping_add(n);
+            // Release: our reads of the slots happen before the kernel's
+            // Acquire load of cq_head that lets it reuse them.
+            self.mem.store_index(RingIndex::CqHead, self.head, Release);
+        }
+        Ok(n)
     }
 
     /// This consumer's head.
@@ -670,6 +712,34 @@ mod tests {
         assert_eq!(batch.pop(&mut post).err(), Some(DrainStop::CqFull));
         drop(batch);
         post.post(c.credit, &Cqe::success(c.user_data, 0));
+    }
+
+    #[test]
+    fn push_copies_and_reap_batch() {
+        let ring = OwnedRing::<4, 4>::new();
+        let mut sq = SubmissionProducer::new(&ring).unwrap();
+        let mut cq = CompletionConsumer::new(&ring).unwrap();
+        let mut drain = SubmissionDrain::new(&ring).unwrap();
+        let mut post = CompletionPoster::new(&ring).unwrap();
+        assert_eq!(
+            sq.push_copies(&nop(7).to_words(), 5),
+            Err(SubmitError::Full)
+        );
+        sq.push_copies(&nop(7).to_words(), 3).unwrap();
+        sq.publish();
+        let mut batch = drain.begin().unwrap();
+        assert_eq!(batch.remaining(), 3);
+        while let Ok(s) = batch.pop(&mut post) {
+            assert_eq!(s.op, Ok(Op::Nop));
+            post.post(s.credit, &Cqe::success(s.user_data, 0));
+        }
+        drop(batch);
+        let mut seen = Vec::new();
+        assert_eq!(cq.reap_batch(2, |c| seen.push(c.user_data)).unwrap(), 2);
+        assert_eq!(ring.header().cq_head.value.load(Relaxed), 2);
+        assert_eq!(cq.reap_batch(8, |c| seen.push(c.user_data)).unwrap(), 1);
+        assert_eq!(cq.reap_batch(8, |_| unreachable!()).unwrap(), 0);
+        assert_eq!(seen, [7, 7, 7]);
     }
 
     #[test]
