@@ -426,7 +426,8 @@ impl CapTable {
     /// How many more entries fit: the table's [`Self::room`] or what the ledger's
     /// cap-slot limit still allows, whichever is smaller.
     pub fn available(&self) -> usize {
-        let quota = usize::try_from(self.ledger.available(Resource::CapSlots)).unwrap_or(usize::MAX);
+        let quota =
+            usize::try_from(self.ledger.available(Resource::CapSlots)).unwrap_or(usize::MAX);
         self.room().min(quota)
     }
 
@@ -786,8 +787,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_last_generation_an_id_can_carry_is_the_retirement_point() {
-        let mut t = CapTable::new(1, Ledger::new(Limits::DEFAULT))
-            .with_last_generation(u64::MAX);
+        let mut t = CapTable::new(1, Ledger::new(Limits::DEFAULT)).with_last_generation(u64::MAX);
         assert_eq!(t.last_generation, CapId::LAST_GENERATION);
         t.slots.push(Slot::Free {
             next_generation: CapId::LAST_GENERATION,
