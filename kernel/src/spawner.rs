@@ -265,6 +265,16 @@ impl ProcessSpawner {
             }
             n => Some(n),
         };
+        let cap_slot_limit = match u64::from(p.get_cap_slot_limit()) {
+            0 => None,
+            n if n > crate::proc::MAX_CAP_SLOT_LIMIT => {
+                return Err(CapException::failed(format!(
+                    "cap-slot limit {n} is above the most a process may have ({})",
+                    crate::proc::MAX_CAP_SLOT_LIMIT
+                )))
+            }
+            n => Some(n),
+        };
 
         let bytes = self
             .boot
@@ -364,12 +374,12 @@ impl ProcessSpawner {
                 results.len() + records * RECORD
             )));
         }
-        if caller.caps.lock().room() < records {
+        if caller.caps.lock().available() < records {
             return Err(CapException::overloaded(
                 "no free slots for the result capabilities",
             ));
         }
-        let thread = proc::spawn(&name, bytes, grants, frame_limit)
+        let thread = proc::spawn(&name, bytes, grants, frame_limit, cap_slot_limit)
             .map_err(|e| CapException::failed(format!("cannot start \"{binary}\": {e}")))?;
         let handle = Arc::new(ProcessHandle {
             pid: thread.process.pid,
