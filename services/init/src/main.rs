@@ -16,9 +16,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::caps::manifest;
-use capos_rt::{
-    BootPackage, Console, GrantSpec, Interface, ProcessSpawner, Runtime, SpawnOptions,
-};
+use capos_rt::{BootPackage, Console, GrantSpec, Interface, ProcessSpawner, Runtime, SpawnOptions};
 
 capos_rt::entry!(main);
 
