@@ -113,6 +113,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     calibrate_timers();
     cpuinit::start_local_timer();
     x86_64::instructions::interrupts::enable();
+    tlb::join_kernel();
 
     let report = match boot
         .rsdp
