@@ -21,6 +21,7 @@ pub mod clock;
 pub mod cmdline;
 pub mod elf;
 pub mod frame;
+pub mod lockdep;
 pub mod memmap;
 pub mod range;
 pub mod shootdown;
