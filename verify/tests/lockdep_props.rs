@@ -2,6 +2,9 @@
 //! against an independent model: a plain set of observed orders whose
 //! cycles are found by a fresh search each time.
 
+// The validator's reports are returned by value (see capos_kcore::lockdep).
+#![allow(clippy::result_large_err)]
+
 use capos_kcore::lockdep::{
     acquire, Capacity, Graph, HeldLock, HeldStack, Seen, Site, Stop, Violation, MAX_CLASSES,
     MAX_EDGES,

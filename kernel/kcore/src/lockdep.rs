@@ -5,7 +5,7 @@
 //! Linux lockdep's keys by init site): every process's ring lock is one
 //! class, the frame allocator's lock another. Each CPU keeps a
 //! [`HeldStack`] of the locks it holds (class, instance, acquisition site);
-//! before a CPU spins for a lock, the kernel asks:
+//! before a CPU spins for a lock, the kernel asks ([`check`]):
 //!
 //! 1. [`HeldStack::check`]: is this very lock already held by this CPU
 //!    (re-entry: the CPU would spin for ever), or another lock of the same
@@ -25,6 +25,11 @@
 //! [`Seen`] is lock-free, so the common case (every order already known)
 //! needs no shared lock; [`Graph`] is meant to sit behind one raw spin lock
 //! that is not itself validated.
+
+// A report carries every site it names (up to `MAX_PATH` edges), by value:
+// nothing here may allocate, and reports are rare, so the large error
+// variant is the price of a self-contained report.
+#![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 mod graph;
 mod held;
@@ -220,6 +225,22 @@ impl Violation {
     }
 }
 
+/// CPU number a caller passes when it cannot tell which CPU it runs on (a
+/// CPU early in its bring-up); printed as `cpu?`.
+pub const UNKNOWN_CPU: u32 = u32::MAX;
+
+/// Formats a CPU number as `cpuN`, or `cpu?` for [`UNKNOWN_CPU`].
+pub struct Cpu(pub u32);
+
+impl fmt::Display for Cpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            UNKNOWN_CPU => f.write_str("cpu?"),
+            n => write!(f, "cpu{n}"),
+        }
+    }
+}
+
 /// Formats a class as `lock made at FILE:LINE:COL`.
 struct Class(Site);
 
@@ -249,7 +270,8 @@ impl fmt::Display for Violation {
         match self {
             Violation::Reentry { cpu, new, held } => write!(
                 f,
-                " on cpu{cpu}\n  taking   {} at {}\n  already held since {} (same lock {:#x}): the CPU would spin for ever",
+                " on {}\n  taking   {} at {}\n  already held since {} (same lock {:#x}): the CPU would spin for ever",
+                Cpu(*cpu),
                 Class(new.class_site),
                 new.site,
                 held.site,
@@ -257,7 +279,8 @@ impl fmt::Display for Violation {
             ),
             Violation::SameClass { cpu, new, held } => write!(
                 f,
-                " on cpu{cpu}\n  taking   {} at {}{}\n  while holding another lock of that class, taken at {}{}\n  nest locks of one class only in increasing key order (lock_ordered)",
+                " on {}\n  taking   {} at {}{}\n  while holding another lock of that class, taken at {}{}\n  nest locks of one class only in increasing key order (lock_ordered)",
+                Cpu(*cpu),
                 Class(new.class_site),
                 new.site,
                 Key(new.key),
@@ -272,7 +295,8 @@ impl fmt::Display for Violation {
             } => {
                 write!(
                     f,
-                    " on cpu{cpu}\n  taking   {} at {}\n  while holding {} taken at {}\n  but the opposite order was seen before:",
+                    " on {}\n  taking   {} at {}\n  while holding {} taken at {}\n  but the opposite order was seen before:",
+                    Cpu(*cpu),
                     Class(new.class_site),
                     new.site,
                     Class(held.class_site),
@@ -281,8 +305,8 @@ impl fmt::Display for Violation {
                 for e in path.edges() {
                     write!(
                         f,
-                        "\n    cpu{}: held {} taken at {}\n          then took {} at {}",
-                        e.cpu,
+                        "\n    {}: held {} taken at {}\n          then took {} at {}",
+                        Cpu(e.cpu),
                         Class(e.from_class),
                         e.from_site,
                         Class(e.to_class),
@@ -302,8 +326,10 @@ impl fmt::Display for Violation {
                 on_cpu,
             } => write!(
                 f,
-                "\n  {} is taken in interrupt context at {in_irq} (cpu{irq_cpu})\n  and with interrupts enabled at {irqs_on} (cpu{on_cpu})",
-                Class(class_site)
+                "\n  {} is taken in interrupt context at {in_irq} ({})\n  and with interrupts enabled at {irqs_on} ({})",
+                Class(class_site),
+                Cpu(*irq_cpu),
+                Cpu(*on_cpu)
             ),
             Violation::NotHeld {
                 cpu,
@@ -311,12 +337,14 @@ impl fmt::Display for Violation {
                 instance,
             } => write!(
                 f,
-                " on cpu{cpu}\n  releasing {} ({instance:#x}), which was taken on another CPU",
+                " on {}\n  releasing {} ({instance:#x}), which was taken on another CPU",
+                Cpu(*cpu),
                 Class(class_site)
             ),
             Violation::HeldAtSwitch { cpu, held } => write!(
                 f,
-                " on cpu{cpu}\n  still holding {} taken at {}",
+                " on {}\n  still holding {} taken at {}",
+                Cpu(*cpu),
                 Class(held.class_site),
                 held.site
             ),
@@ -368,24 +396,37 @@ impl From<Capacity> for Stop {
 
 /// The whole check of one acquisition on CPU `cpu`, in the order the
 /// kernel runs it: `new` against `held` (re-entry, same class), then every
-/// new order against the graph; on success `new` is pushed onto `held`.
+/// new order against the graph. Nothing is pushed: the kernel checks before
+/// it spins and pushes once it holds the lock ([`HeldStack::push`]).
 ///
 /// `graph(held, new)` (normally [`Graph::add_edge`]) is called only for
 /// orders `seen` does not know yet, so a caller that keeps the graph behind
 /// a lock takes that lock only then.
+pub fn check(
+    held: &HeldStack,
+    seen: &Seen,
+    mut graph: impl FnMut(&HeldLock, &HeldLock) -> Result<(), Stop>,
+    new: &HeldLock,
+    cpu: u32,
+) -> Result<(), Stop> {
+    held.check(new, cpu)?;
+    for h in held.iter() {
+        if h.class != new.class && !seen.contains(h.class, new.class) {
+            graph(h, new)?;
+        }
+    }
+    Ok(())
+}
+
+/// [`check`], then [`HeldStack::push`].
 pub fn acquire(
     held: &mut HeldStack,
     seen: &Seen,
-    mut graph: impl FnMut(&HeldLock, &HeldLock) -> Result<(), Stop>,
+    graph: impl FnMut(&HeldLock, &HeldLock) -> Result<(), Stop>,
     new: HeldLock,
     cpu: u32,
 ) -> Result<(), Stop> {
-    held.check(&new, cpu)?;
-    for h in held.iter() {
-        if h.class != new.class && !seen.contains(h.class, new.class) {
-            graph(h, &new)?;
-        }
-    }
+    check(held, seen, graph, &new, cpu)?;
     held.push(new)?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use super::{
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 const WORDS: usize = MAX_CLASSES / 64;
-const _: () = assert!(MAX_CLASSES % 64 == 0 && MAX_CLASSES < u16::MAX as usize);
+const _: () = assert!(MAX_CLASSES.is_multiple_of(64) && MAX_CLASSES < u16::MAX as usize);
 
 /// How a class was taken, with respect to interrupts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,6 +266,11 @@ impl Graph {
             }
         }
         Some(path)
+    }
+
+    /// The `i`th recorded order, oldest first.
+    pub fn edge_at(&self, i: usize) -> Option<&Edge> {
+        self.edges[..self.n_edges].get(i)?.as_ref()
     }
 
     /// The recorded order `from -> to`, if any.
