@@ -113,7 +113,7 @@ run_case() {
     if [ "$status" = "$ST_SUCCESS" ]; then
         local orders="[0-9]+"
         [ -n "$manifest" ] && orders="[1-9][0-9]*"
-        grep -aEq "lockdep: [1-9][0-9]* acquisitions checked, [1-9][0-9]* lock classes, $orders lock orders, no violations" "$log" ||
+        grep -aEq "lockdep: [1-9][0-9]* acquisitions checked \([1-9][0-9]* in interrupt handlers\), [1-9][0-9]* lock classes, $orders lock orders, no violations" "$log" ||
             problems+=("no lock validator summary")
     fi
     if [[ $name != inject-lock-* ]] && grep -aq '!!! lockdep:' "$log"; then
@@ -314,6 +314,14 @@ if selected inject-lock-inversion; then
         "!!!   while holding lock made at $(ld_site 'inversion class B') taken at $(ld_site 'inversion B first')" \
         "!!!     cpu0: held lock made at $(ld_site 'inversion class A') taken at $(ld_site 'inversion A first')" \
         "!!!           then took lock made at $(ld_site 'inversion class B') at $(ld_site 'inversion B second')" \
+        "lockdep: cpu0 halted" "NOT:test: boot checks passed"
+fi
+if selected inject-lock-irq-unsafe; then
+    run_case inject-lock-irq-unsafe tcg bios 1 "test=boot inject=lock-irq-unsafe" $ST_FAILURE -- \
+        "inject: taking a lock with interrupts enabled, then in interrupt context" \
+        "!!! lockdep: interrupt-unsafe lock" \
+        "!!!   lock made at $(ld_site 'irq class') is taken in interrupt context at $(ld_site 'irq handler') \(cpu0\)" \
+        "!!!   and with interrupts enabled at $(ld_site 'irq enabled') \(cpu0\)" \
         "lockdep: cpu0 halted" "NOT:test: boot checks passed"
 fi
 head -c 700 /dev/urandom > "$out/not-manifest.bin"

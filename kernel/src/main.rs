@@ -170,7 +170,11 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
         ((ready_ns - entry_ns) / 1_000) % 1_000
     );
 
-    sync::lockdep::inject(inject.lock_reentry, inject.lock_inversion);
+    sync::lockdep::inject(
+        inject.lock_reentry,
+        inject.lock_inversion,
+        inject.lock_irq_unsafe,
+    );
     match testmode::mode() {
         Some(TestMode::Boot) => info!("test: boot checks passed"),
         Some(TestMode::Fault(kind)) => {

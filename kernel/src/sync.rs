@@ -52,11 +52,11 @@ pub mod lockdep {
     /// Prints the end-of-test summary (nothing without the validator).
     pub fn summary() {}
 
-    /// `inject=lock-reentry` / `inject=lock-inversion`: only a kernel built
-    /// with the validator can survive these (it halts with a report); this
-    /// one would spin for ever, so it refuses.
-    pub fn inject(reentry: bool, inversion: bool) {
-        if reentry || inversion {
+    /// `inject=lock-*`: only a kernel built with the validator can survive
+    /// these (it halts with a report); this one would spin for ever, so it
+    /// refuses.
+    pub fn inject(reentry: bool, inversion: bool, irq_unsafe: bool) {
+        if reentry || inversion || irq_unsafe {
             crate::warn!(
                 "inject: lock errors need a kernel built with the lockdep feature; not injected"
             );

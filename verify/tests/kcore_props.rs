@@ -648,6 +648,7 @@ impl Arbitrary for Opts {
                 ap_no_start: bool::arbitrary(g),
                 lock_reentry: bool::arbitrary(g),
                 lock_inversion: bool::arbitrary(g),
+                lock_irq_unsafe: bool::arbitrary(g),
             },
             ap_timeout_ms: 1 + below(g, 10_000) as u32,
         })
@@ -674,6 +675,7 @@ fn render(o: &BootOptions) -> String {
             i.ap_no_start,
             i.lock_reentry,
             i.lock_inversion,
+            i.lock_irq_unsafe,
         ])
         .filter_map(|(n, on)| on.then_some(*n))
         .collect();

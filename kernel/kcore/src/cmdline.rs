@@ -8,7 +8,7 @@
 //! | `test=boot` | boot, report, exit QEMU with success |
 //! | `test=fault:pf\|gp\|ud\|de\|bp\|df` | raise that exception after boot |
 //! | `maxcpus=N` | bring up at most `N` CPUs (`N >= 1`) |
-//! | `inject=a,b` | feed named hostile inputs into the boot path (test boots): `no-memory-map`, `module-overlap`, `bad-acpi-checksum`, `ap-no-start`, `lock-reentry`, `lock-inversion` |
+//! | `inject=a,b` | feed named hostile inputs into the boot path (test boots): `no-memory-map`, `module-overlap`, `bad-acpi-checksum`, `ap-no-start`, `lock-reentry`, `lock-inversion`, `lock-irq-unsafe` |
 //! | `aptimeout=MS` | how long to wait for each AP to start (default 200 ms) |
 //!
 //! A later word overrides an earlier one. Anything else becomes a
@@ -119,6 +119,9 @@ pub struct Injections {
     /// Take two locks in one order, then in the other: the lock validator
     /// must halt with a report naming all four acquisitions.
     pub lock_inversion: bool,
+    /// Take a lock that does not mask interrupts with them enabled, then in
+    /// interrupt context: the lock validator must halt with a report.
+    pub lock_irq_unsafe: bool,
 }
 
 impl Injections {
@@ -130,16 +133,18 @@ impl Injections {
         ap_no_start: false,
         lock_reentry: false,
         lock_inversion: false,
+        lock_irq_unsafe: false,
     };
 
     /// Injection names as written on the command line.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "no-memory-map",
         "module-overlap",
         "bad-acpi-checksum",
         "ap-no-start",
         "lock-reentry",
         "lock-inversion",
+        "lock-irq-unsafe",
     ];
 
     fn set(&mut self, name: &str) -> bool {
@@ -150,6 +155,7 @@ impl Injections {
             "ap-no-start" => &mut self.ap_no_start,
             "lock-reentry" => &mut self.lock_reentry,
             "lock-inversion" => &mut self.lock_inversion,
+            "lock-irq-unsafe" => &mut self.lock_irq_unsafe,
             _ => return false,
         };
         *flag = true;
@@ -275,7 +281,7 @@ fn apply<'a>(opts: &mut BootOptions, word: &'a str) -> Result<(), CmdlineWarning
             let mut inject = opts.inject;
             if v.is_empty() || !v.split(',').all(|name| inject.set(name)) {
                 return Err(bad(
-                    "a comma-separated list of no-memory-map, module-overlap, bad-acpi-checksum, ap-no-start, lock-reentry, lock-inversion",
+                    "a comma-separated list of no-memory-map, module-overlap, bad-acpi-checksum, ap-no-start, lock-reentry, lock-inversion, lock-irq-unsafe",
                 ));
             }
             opts.inject = inject;

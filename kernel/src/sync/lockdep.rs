@@ -47,8 +47,10 @@ const FULL: u8 = 1;
 const REPORTED: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(ON);
 
-/// Acquisitions checked (for the summary).
+/// Acquisitions checked, and how many of them in interrupt handlers (for
+/// the summary).
 static CHECKED: AtomicU64 = AtomicU64::new(0);
+static CHECKED_IN_IRQ: AtomicU64 = AtomicU64::new(0);
 
 /// A lock's class: where it was constructed, and its id once registered.
 pub struct LockClass {
@@ -196,6 +198,7 @@ pub fn check(
 fn note_uses(new: &HeldLock, slot: usize, cpu: u32, irqs_on: bool) -> Result<(), Violation> {
     let mut uses = [None, None];
     if IRQ_DEPTH[slot].load(Relaxed) > 0 {
+        CHECKED_IN_IRQ.fetch_add(1, Relaxed);
         uses[0] = Some(Usage::InIrq);
     }
     if irqs_on {
@@ -408,6 +411,7 @@ pub fn summary() {
         (g.classes(), g.edges())
     });
     let checked = CHECKED.load(Relaxed);
+    let in_irq = CHECKED_IN_IRQ.load(Relaxed);
     if crate::console::enabled(capos_kcore::cmdline::LogLevel::Debug) {
         // One at a time: printing takes checked locks, which may need the
         // graph.
@@ -428,7 +432,7 @@ pub fn summary() {
     }
     match STATE.load(Relaxed) {
         ON => crate::info!(
-            "lockdep: {checked} acquisitions checked, {classes} lock classes, {edges} lock orders, no violations"
+            "lockdep: {checked} acquisitions checked ({in_irq} in interrupt handlers), {classes} lock classes, {edges} lock orders, no violations"
         ),
         _ => crate::info!(
             "lockdep: validation stopped after {checked} acquisitions ({classes} lock classes, {edges} lock orders)"
@@ -436,11 +440,13 @@ pub fn summary() {
     }
 }
 
-/// `inject=lock-reentry` and `inject=lock-inversion`: take a lock twice on
-/// this CPU, or two locks in one order and then the other, so the report
-/// and the failed test boot can be checked. The smoke finds the expected
+/// `inject=lock-reentry`, `inject=lock-inversion` and
+/// `inject=lock-irq-unsafe`: take a lock twice on this CPU; or two locks in
+/// one order and then the other; or a non-masking lock with interrupts
+/// enabled and then as an interrupt handler would. The report and the
+/// failed test boot are checked by the smoke, which finds the expected
 /// sites by the `inject:` markers on these lines.
-pub fn inject(reentry: bool, inversion: bool) {
+pub fn inject(reentry: bool, inversion: bool, irq_unsafe: bool) {
     if reentry {
         crate::warn!("inject: taking a lock this CPU already holds");
         static LOCK: IrqLock<()> = IrqLock::new(()); // inject: reentry class
@@ -457,5 +463,14 @@ pub fn inject(reentry: bool, inversion: bool) {
         }
         let _b = B.lock(); // inject: inversion B first
         let _a = A.lock(); // inject: inversion A second
+    }
+    if irq_unsafe {
+        crate::warn!("inject: taking a lock with interrupts enabled, then in interrupt context");
+        static S: SpinLock<()> = SpinLock::new(()); // inject: irq class
+        interrupts::enable();
+        drop(S.lock()); // inject: irq enabled
+                        // Stands in for an interrupt handler on this CPU.
+        let _irq = irq_enter();
+        let _s = S.lock(); // inject: irq handler
     }
 }
