@@ -18,6 +18,15 @@
 #   interface's id.
 # ---------------------------------------------------------------------------
 
+annotation resultCap(field, param) :Text;
+# On a `UInt16` result field: the field is a result-cap index, and the
+# capability there exposes the named interface. Client stubs adopt it as
+# that interface.
+
+annotation resultBytes(method) :UInt32;
+# The result buffer a client should offer for this method, where the default
+# (4096 bytes) may be too small.
+
 struct CapException {
   # An application-level failure of a capability call.
   type @0 :Type;
@@ -79,7 +88,8 @@ interface Timer @0xa06e7a0d0d2e312e {
 interface Endpoint @0xcbfd3ce01f06ba53 {
   # The owner side of an IPC endpoint. RECV and RETURN are ring opcodes that
   # only a holder of this interface may submit; clients hold a ClientEndpoint.
-  clientFacet @0 () -> (client :UInt16);  # result-cap index of a new client facet
+  clientFacet @0 () -> (client :UInt16 $resultCap("ClientEndpoint"));
+  # `client` is the result-cap index of a new client facet.
 }
 
 interface ClientEndpoint @0x9e8a4b887bf7d685 {
@@ -138,13 +148,13 @@ interface BootPackage @0xf2b53ebe0df4188d {
   # Read-only access to the boot manifest and the boot binaries. Reads are
   # chunked: each call returns at most maxBytes, fewer at the end.
   manifestSize @0 () -> (size :UInt64);
-  readManifest @1 (offset :UInt64, maxBytes :UInt32) -> (data :Data);
-  listBinaries @2 () -> (binaries :List(BinaryInfo));
-  readBinary @3 (name :Text, offset :UInt64, maxBytes :UInt32) -> (data :Data);
+  readManifest @1 (offset :UInt64, maxBytes :UInt32) -> (data :Data) $resultBytes(17408);
+  listBinaries @2 () -> (binaries :List(BinaryInfo)) $resultBytes(65536);
+  readBinary @3 (name :Text, offset :UInt64, maxBytes :UInt32) -> (data :Data) $resultBytes(17408);
 }
 
 interface FrameAllocator @0xb3c47a7af6cae81c {
-  allocate @0 (pages :UInt32, contiguous :Bool) -> (memory :UInt16);
+  allocate @0 (pages :UInt32, contiguous :Bool) -> (memory :UInt16 $resultCap("MemoryObject"));
   # `memory` is the result-cap index of a MemoryObject owning the frames.
 }
 
@@ -163,7 +173,7 @@ interface VirtualMemory @0xd00fafd8be53b4b8 {
 }
 
 interface ThreadSpawner @0xbc49c1f9e26ad428 {
-  spawn @0 (entry :UInt64, stackTop :UInt64, arg :UInt64) -> (thread :UInt16);
+  spawn @0 (entry :UInt64, stackTop :UInt64, arg :UInt64) -> (thread :UInt16 $resultCap("ThreadHandle"));
   # `thread` is the result-cap index of the new thread's ThreadHandle.
 }
 

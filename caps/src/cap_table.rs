@@ -25,7 +25,6 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::exception::CapException;
 use crate::ledger::{Ledger, QuotaError, Reservation, Resource};
 
 /// A process-local capability handle: `[reserved:32 | generation:8 | index:24]`.
@@ -150,46 +149,10 @@ impl Hold {
     }
 }
 
-/// One capability invocation as an object sees it.
-pub struct Invocation<'a> {
-    /// The interface the entry was granted as (supplied by the table, not the caller).
-    pub interface_id: u64,
-    /// The method within that interface.
-    pub method_id: u16,
-    /// Serialized Cap'n Proto parameters (already copied out of user memory).
-    pub params: &'a [u8],
-    /// Where the serialized results go.
-    pub results: &'a mut [u8],
-    /// The calling process, as the kernel's own type: objects that act on
-    /// their caller (map into its address space, charge its ledger) downcast
-    /// it; everything else ignores it.
-    pub caller: &'a dyn core::any::Any,
-    /// Capabilities the method returns, in result-cap index order. The
-    /// dispatcher inserts them into the caller's table only if the whole
-    /// call succeeds, and describes each after the result bytes.
-    pub result_caps: &'a mut Vec<ResultCap>,
-}
-
-/// A capability returned by a method.
-pub struct ResultCap {
-    /// The object.
-    pub object: Arc<dyn CapObject>,
-    /// The interface the caller receives it as.
-    pub interface_id: u64,
-}
-
-impl ResultCap {
-    /// `object` returned as its own interface.
-    pub fn new(object: Arc<dyn CapObject>) -> ResultCap {
-        let interface_id = object.interface_id();
-        ResultCap {
-            object,
-            interface_id,
-        }
-    }
-}
-
-/// A kernel or service object reachable through capability entries.
+/// An object reachable through capability entries. The table needs only
+/// its interface id and a name for diagnostics; how an object is invoked
+/// belongs to whoever owns the table (the kernel's object trait extends this
+/// one), so the table stores any `O: ?Sized + CapObject`.
 pub trait CapObject: Send + Sync {
     /// The interface this object implements.
     fn interface_id(&self) -> u64;
@@ -198,37 +161,29 @@ pub trait CapObject: Send + Sync {
     fn label(&self) -> &str {
         "object"
     }
-
-    /// Runs one method; returns the number of result bytes written to
-    /// `invocation.results`, or an application exception.
-    fn call(&self, invocation: Invocation<'_>) -> Result<usize, CapException>;
-
-    /// The object as `Any`, for a kernel that must recognise its own object
-    /// types (ones whose calls complete later or return capabilities).
-    /// Objects that need no such treatment keep the default.
-    fn as_any(&self) -> Option<&dyn core::any::Any> {
-        None
-    }
-
-    /// Called with the kernel's process type when the object is installed
-    /// in a new process's CapSet, before that process can run: objects tied
-    /// to their holder (its address space, its ledger) remember it. A later
-    /// call (the object handed on) must not change the binding.
-    fn bind_holder(&self, _holder: &dyn core::any::Any) {}
 }
 
 /// A live table entry.
-#[derive(Clone)]
-pub struct CapEntry {
+pub struct CapEntry<O: ?Sized = dyn CapObject> {
     /// The object.
-    pub object: Arc<dyn CapObject>,
+    pub object: Arc<O>,
     /// The one interface this entry exposes.
     pub interface_id: u64,
     /// Transfer mode and origin.
     pub hold: Hold,
 }
 
-impl fmt::Debug for CapEntry {
+impl<O: ?Sized> Clone for CapEntry<O> {
+    fn clone(&self) -> Self {
+        CapEntry {
+            object: Arc::clone(&self.object),
+            interface_id: self.interface_id,
+            hold: self.hold,
+        }
+    }
+}
+
+impl<O: ?Sized + CapObject> fmt::Debug for CapEntry<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CapEntry")
             .field("object", &self.object.label())
@@ -280,22 +235,13 @@ impl From<QuotaError> for CapError {
     }
 }
 
-/// Why [`CapTable::call`] failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallError {
-    /// The cap id was refused (a transport error).
-    Cap(CapError),
-    /// The object answered with an application exception.
-    Exception(CapException),
-}
-
-enum Slot {
+enum Slot<O: ?Sized> {
     Free {
         next_generation: u8,
     },
     Live {
         generation: u8,
-        entry: CapEntry,
+        entry: CapEntry<O>,
         _charge: Reservation,
     },
     Retired,
@@ -336,30 +282,30 @@ pub struct TableSnapshot {
 }
 
 /// The identity of an object, for comparing holds.
-pub fn object_identity(object: &Arc<dyn CapObject>) -> usize {
+pub fn object_identity<O: ?Sized>(object: &Arc<O>) -> usize {
     Arc::as_ptr(object).cast::<()>() as usize
 }
 
 static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
 
-/// One process's capability table.
-pub struct CapTable {
+/// One process's capability table, of objects `O`.
+pub struct CapTable<O: ?Sized = dyn CapObject> {
     id: u64,
     ledger: Arc<Ledger>,
     capacity: usize,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<O>>,
     free: VecDeque<u32>,
     live: usize,
     retired: usize,
 }
 
-impl CapTable {
+impl<O: ?Sized + CapObject> CapTable<O> {
     /// Most slots a table can have (every 24-bit index).
     pub const MAX_CAPACITY: usize = CapId::MAX_INDEX as usize + 1;
 
     /// An empty table of at most `capacity` slots (clamped to [`Self::MAX_CAPACITY`]),
     /// charging its entries to `ledger`.
-    pub fn new(capacity: usize, ledger: Arc<Ledger>) -> CapTable {
+    pub fn new(capacity: usize, ledger: Arc<Ledger>) -> Self {
         CapTable {
             id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
             ledger,
@@ -409,7 +355,7 @@ impl CapTable {
     /// Inserts `object` under a new id, charging one cap slot to the ledger.
     ///
     /// The entry's interface is `object.interface_id()`. Nothing is charged on failure.
-    pub fn insert(&mut self, object: Arc<dyn CapObject>, hold: Hold) -> Result<CapId, CapError> {
+    pub fn insert(&mut self, object: Arc<O>, hold: Hold) -> Result<CapId, CapError> {
         if self.room() == 0 {
             return Err(CapError::TableFull);
         }
@@ -423,7 +369,7 @@ impl CapTable {
     pub fn insert_reserved(
         &mut self,
         charge: Reservation,
-        object: Arc<dyn CapObject>,
+        object: Arc<O>,
         hold: Hold,
     ) -> Result<CapId, CapError> {
         self.insert_undoable(charge, object, hold).map(|(id, _)| id)
@@ -434,7 +380,7 @@ impl CapTable {
     pub(crate) fn insert_undoable(
         &mut self,
         charge: Reservation,
-        object: Arc<dyn CapObject>,
+        object: Arc<O>,
         hold: Hold,
     ) -> Result<(CapId, bool), CapError> {
         if !charge.is_from(&self.ledger)
@@ -498,7 +444,7 @@ impl CapTable {
     }
 
     /// The live entry `id` names, or why it names none.
-    pub fn get(&self, id: CapId) -> Result<&CapEntry, CapError> {
+    pub fn get(&self, id: CapId) -> Result<&CapEntry<O>, CapError> {
         if !id.is_canonical() {
             return Err(CapError::Malformed(id));
         }
@@ -521,38 +467,15 @@ impl CapTable {
 
     /// The object and interface id behind `id`, cloned so the caller can drop any lock
     /// on the table before running the call.
-    pub fn lookup(&self, id: CapId) -> Result<(Arc<dyn CapObject>, u64), CapError> {
+    pub fn lookup(&self, id: CapId) -> Result<(Arc<O>, u64), CapError> {
         self.get(id)
             .map(|e| (Arc::clone(&e.object), e.interface_id))
-    }
-
-    /// Invokes `method_id` on the entry `id` names, with that entry's
-    /// interface, with no caller context; result capabilities are dropped.
-    pub fn call(
-        &self,
-        id: CapId,
-        method_id: u16,
-        params: &[u8],
-        results: &mut [u8],
-    ) -> Result<usize, CallError> {
-        let (object, interface_id) = self.lookup(id).map_err(CallError::Cap)?;
-        let mut result_caps = Vec::new();
-        object
-            .call(Invocation {
-                interface_id,
-                method_id,
-                params,
-                results,
-                caller: &(),
-                result_caps: &mut result_caps,
-            })
-            .map_err(CallError::Exception)
     }
 
     /// Removes the entry `id` names and gives its cap slot back to the ledger.
     ///
     /// The slot's generation is bumped, or the slot is retired if its generation is 255.
-    pub fn remove(&mut self, id: CapId) -> Result<CapEntry, CapError> {
+    pub fn remove(&mut self, id: CapId) -> Result<CapEntry<O>, CapError> {
         self.get(id)?;
         let index = id.index();
         let slot = &mut self.slots[index as usize];
@@ -585,7 +508,7 @@ impl CapTable {
     }
 
     /// Live entries in index order.
-    pub fn iter(&self) -> impl Iterator<Item = (CapId, &CapEntry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (CapId, &CapEntry<O>)> {
         self.slots
             .iter()
             .enumerate()
@@ -625,7 +548,7 @@ impl CapTable {
     }
 }
 
-impl fmt::Debug for CapTable {
+impl<O: ?Sized> fmt::Debug for CapTable<O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CapTable")
             .field("id", &self.id)
@@ -641,20 +564,12 @@ pub(crate) mod tests {
     use super::*;
     use crate::ledger::Limits;
 
-    /// A test object that echoes its params and records nothing.
+    /// A test object with an interface id and nothing else.
     pub(crate) struct Echo(pub u64);
 
     impl CapObject for Echo {
         fn interface_id(&self) -> u64 {
             self.0
-        }
-        fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
-            if inv.method_id != 0 {
-                return Err(CapException::unimplemented(inv.interface_id, inv.method_id));
-            }
-            let n = inv.params.len().min(inv.results.len());
-            inv.results[..n].copy_from_slice(&inv.params[..n]);
-            Ok(n)
         }
     }
 
@@ -678,27 +593,16 @@ pub(crate) mod tests {
 
     #[test]
     fn insert_get_call_remove() {
-        let mut t = CapTable::new(4, Ledger::new(Limits::DEFAULT));
+        let mut t: CapTable = CapTable::new(4, Ledger::new(Limits::DEFAULT));
         let id = t.insert(echo(7), COPY).unwrap();
         assert_eq!((id.index(), id.generation()), (0, 1));
         assert_eq!(t.get(id).unwrap().interface_id, 7);
-        let mut out = [0u8; 8];
-        assert_eq!(t.call(id, 0, b"hi", &mut out), Ok(2));
-        assert_eq!(&out[..2], b"hi");
-        match t.call(id, 5, b"", &mut out) {
-            Err(CallError::Exception(e)) => assert!(e
-                .message
-                .contains("method 5 of interface 0x0000000000000007")),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(t.lookup(id).unwrap().1, 7);
         assert_eq!(t.ledger().used(Resource::CapSlots), 1);
         t.remove(id).unwrap();
         assert_eq!(t.ledger().used(Resource::CapSlots), 0);
         assert_eq!(t.get(id).unwrap_err(), CapError::Stale(id));
-        assert_eq!(
-            t.call(id, 0, b"", &mut out),
-            Err(CallError::Cap(CapError::Stale(id)))
-        );
+        assert_eq!(t.lookup(id).err(), Some(CapError::Stale(id)));
         assert_eq!(t.remove(id).unwrap_err(), CapError::Stale(id));
         let again = t.insert(echo(8), COPY).unwrap();
         assert_eq!((again.index(), again.generation()), (0, 2));
@@ -707,7 +611,7 @@ pub(crate) mod tests {
 
     #[test]
     fn null_and_out_of_range_ids_are_rejected() {
-        let mut t = CapTable::new(4, Ledger::new(Limits::DEFAULT));
+        let mut t: CapTable = CapTable::new(4, Ledger::new(Limits::DEFAULT));
         t.insert(echo(1), COPY).unwrap();
         assert_eq!(t.get(CapId::NULL).unwrap_err(), CapError::Null(CapId::NULL));
         let gen0 = CapId::new(0, 0).unwrap();
@@ -723,7 +627,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_slot_retires_instead_of_wrapping() {
-        let mut t = CapTable::new(1, Ledger::new(Limits::DEFAULT));
+        let mut t: CapTable = CapTable::new(1, Ledger::new(Limits::DEFAULT));
         let mut seen = Vec::new();
         for expected_gen in 1..=255u8 {
             let id = t.insert(echo(1), COPY).unwrap();
@@ -741,12 +645,12 @@ pub(crate) mod tests {
     #[test]
     fn capacity_and_quota_limit_insertion_without_charging() {
         let ledger = Ledger::new(Limits::NONE.with(Resource::CapSlots, 2));
-        let mut t = CapTable::new(3, Arc::clone(&ledger));
+        let mut t: CapTable = CapTable::new(3, Arc::clone(&ledger));
         t.insert(echo(1), COPY).unwrap();
         t.insert(echo(1), COPY).unwrap();
         assert!(matches!(t.insert(echo(1), COPY), Err(CapError::Quota(_))));
         assert_eq!(ledger.used(Resource::CapSlots), 2);
-        let mut small = CapTable::new(1, Ledger::new(Limits::DEFAULT));
+        let mut small: CapTable = CapTable::new(1, Ledger::new(Limits::DEFAULT));
         small.insert(echo(1), COPY).unwrap();
         assert_eq!(
             small.insert(echo(1), COPY).unwrap_err(),
@@ -759,7 +663,7 @@ pub(crate) mod tests {
     fn insert_reserved_checks_the_token() {
         let ledger = Ledger::new(Limits::DEFAULT);
         let other = Ledger::new(Limits::DEFAULT);
-        let mut t = CapTable::new(4, Arc::clone(&ledger));
+        let mut t: CapTable = CapTable::new(4, Arc::clone(&ledger));
         let foreign = other.reserve(Resource::CapSlots, 1).unwrap();
         assert_eq!(
             t.insert_reserved(foreign, echo(1), COPY).unwrap_err(),
@@ -784,7 +688,7 @@ pub(crate) mod tests {
 
     #[test]
     fn free_slots_are_reused_oldest_first_and_clear_releases_everything() {
-        let mut t = CapTable::new(8, Ledger::new(Limits::DEFAULT));
+        let mut t: CapTable = CapTable::new(8, Ledger::new(Limits::DEFAULT));
         let ids: Vec<_> = (0..4).map(|i| t.insert(echo(i), COPY).unwrap()).collect();
         t.remove(ids[2]).unwrap();
         t.remove(ids[0]).unwrap();
@@ -802,7 +706,7 @@ pub(crate) mod tests {
     #[test]
     fn dropping_a_table_releases_its_slots() {
         let ledger = Ledger::new(Limits::DEFAULT);
-        let mut t = CapTable::new(8, Arc::clone(&ledger));
+        let mut t: CapTable = CapTable::new(8, Arc::clone(&ledger));
         t.insert(echo(1), COPY).unwrap();
         t.insert(echo(1), COPY).unwrap();
         drop(t);

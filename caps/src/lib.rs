@@ -4,6 +4,8 @@
 //! userspace, and is tested on the host. Nothing in it touches hardware.
 //!
 //! * [`schema`]: bindings generated from `caps/schema/*.capnp`.
+//! * [`api`]: method ordinals and server dispatch generated from the same schema.
+//! * [`server`]: what the generated dispatch needs ([`server::Context`]).
 //! * [`interfaces`]: the interface id of every kernel interface.
 //! * [`exception`]: the application exception carried in result buffers.
 //! * [`cap_table`]: per-process capability tables with generation-tagged ids.
@@ -18,6 +20,7 @@ pub mod exception;
 pub mod interfaces;
 pub mod ledger;
 pub mod manifest;
+pub mod server;
 pub mod transfer;
 
 pub mod schema {
@@ -31,10 +34,23 @@ pub mod schema {
         //! The `SystemManifest` boot manifest.
         include!(concat!(env!("OUT_DIR"), "/manifest_capnp.rs"));
     }
+    pub mod services_capnp {
+        //! Protocols userspace services serve over endpoints.
+        include!(concat!(env!("OUT_DIR"), "/services_capnp.rs"));
+    }
+}
+
+pub mod api {
+    //! Generated from `caps/schema/*.capnp` by `capos-codegen`: per
+    //! interface its id (`ID`), one constant per method ordinal, a
+    //! `Server<C>` trait with one handler per method, and `dispatch`.
+    //! Nothing else in the system numbers a method by hand.
+    #![allow(clippy::all, unused_variables)]
+    include!(concat!(env!("OUT_DIR"), "/api.rs"));
 }
 
 pub use cap_table::{
-    CapEntry, CapError, CapId, CapObject, CapTable, Hold, Invocation, Origin, TransferMode,
+    CapEntry, CapError, CapId, CapObject, CapTable, Hold, Origin, TransferMode,
 };
 pub use exception::{CapException, ExceptionKind};
 pub use ledger::{Ledger, Limits, QuotaError, Reservation, Resource};

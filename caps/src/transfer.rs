@@ -189,10 +189,13 @@ pub fn decode_descriptors(raw: &[(u64, u32)]) -> Result<Vec<TransferDescriptor>,
 }
 
 /// What a receiver entry is made from: the object and the receiver's hold.
-type Source = (Arc<dyn CapObject>, Hold);
+type Source<O> = (Arc<O>, Hold);
 
 /// Checks every descriptor against the sender's table; returns the receiver slots needed.
-fn check(sender: &CapTable, descriptors: &[TransferDescriptor]) -> Result<usize, TransferError> {
+fn check<O: ?Sized + CapObject>(
+    sender: &CapTable<O>,
+    descriptors: &[TransferDescriptor],
+) -> Result<usize, TransferError> {
     let mut uses: BTreeMap<CapId, usize> = BTreeMap::new();
     for d in descriptors {
         *uses.entry(d.cap).or_default() += 1;
@@ -232,9 +235,9 @@ pub struct TransferTxn {
 impl TransferTxn {
     /// Validates `descriptors` against `sender` and reserves their slots on the
     /// receiver's ledger. Changes nothing on failure (and no table on success).
-    pub fn prepare(
-        sender: &CapTable,
-        receiver: &CapTable,
+    pub fn prepare<O: ?Sized + CapObject>(
+        sender: &CapTable<O>,
+        receiver: &CapTable<O>,
         descriptors: &[TransferDescriptor],
     ) -> Result<TransferTxn, TransferError> {
         let needed = check(sender, descriptors)?;
@@ -268,10 +271,10 @@ impl TransferTxn {
     ///
     /// Returns the receiver-side caps in descriptor order. On failure both tables and
     /// both ledgers are as they were before [`Self::prepare`].
-    pub fn commit(
+    pub fn commit<O: ?Sized + CapObject>(
         self,
-        sender: &mut CapTable,
-        receiver: &mut CapTable,
+        sender: &mut CapTable<O>,
+        receiver: &mut CapTable<O>,
     ) -> Result<Vec<TransferredCap>, TransferError> {
         if sender.table_id() != self.sender
             || receiver.table_id() != self.receiver
@@ -294,7 +297,10 @@ impl TransferTxn {
     /// Applies the transfer when sender and receiver are the same table (a process
     /// sending caps through an endpoint it serves itself). A copy makes a second hold; a
     /// move re-homes the hold under a new id and makes the old id stale.
-    pub fn commit_local(self, table: &mut CapTable) -> Result<Vec<TransferredCap>, TransferError> {
+    pub fn commit_local<O: ?Sized + CapObject>(
+        self,
+        table: &mut CapTable<O>,
+    ) -> Result<Vec<TransferredCap>, TransferError> {
         if table.table_id() != self.sender || self.sender != self.receiver {
             return Err(TransferError::WrongTables);
         }
@@ -310,7 +316,10 @@ impl TransferTxn {
     }
 
     /// Re-validates against the sender and clones out what each receiver entry needs.
-    fn sources(&self, sender: &CapTable) -> Result<Vec<Source>, TransferError> {
+    fn sources<O: ?Sized + CapObject>(
+        &self,
+        sender: &CapTable<O>,
+    ) -> Result<Vec<Source<O>>, TransferError> {
         check(sender, &self.descriptors)?;
         let mut sources = Vec::with_capacity(self.descriptors.len());
         for (index, d) in self.descriptors.iter().enumerate() {
@@ -331,10 +340,10 @@ impl TransferTxn {
 
 /// Inserts every source into `receiver` using one slot of `charge` each; on failure
 /// undoes the insertions made so far, leaving `receiver` exactly as it was.
-fn insert_all(
-    receiver: &mut CapTable,
+fn insert_all<O: ?Sized + CapObject>(
+    receiver: &mut CapTable<O>,
     mut charge: Reservation,
-    sources: Vec<Source>,
+    sources: Vec<Source<O>>,
 ) -> Result<Vec<TransferredCap>, TransferError> {
     let needed = sources.len();
     let mut inserted: Vec<(CapId, bool)> = Vec::with_capacity(needed);
@@ -367,9 +376,9 @@ fn insert_all(
 }
 
 /// Prepares and commits in one step (both tables are already locked by the caller).
-pub fn transfer(
-    sender: &mut CapTable,
-    receiver: &mut CapTable,
+pub fn transfer<O: ?Sized + CapObject>(
+    sender: &mut CapTable<O>,
+    receiver: &mut CapTable<O>,
     descriptors: &[TransferDescriptor],
 ) -> Result<Vec<TransferredCap>, TransferError> {
     TransferTxn::prepare(sender, receiver, descriptors)?.commit(sender, receiver)

@@ -61,7 +61,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "not-held-by-init",
-        r#"service "timer-demo": cap "tty": needs a kernel terminal cap, which init does not hold to pass on"#,
+        r#"service "timer-demo": cap "clock": needs a kernel timer cap, which init does not hold to pass on"#,
     ),
     (
         "init-unknown-binary",
@@ -86,6 +86,10 @@ const CASES: &[(&str, &str)] = &[
     (
         "boot-process-boot-package",
         r#"boot process 0 ("timer-demo"): cap "boot": bootPackage is only granted to init"#,
+    ),
+    (
+        "not-implemented-kind",
+        r#"service "timer-demo": cap "threads": kernel capability kind threadSpawner is not available in this kernel yet"#,
     ),
     (
         "boot-process-spawner",

@@ -6,14 +6,15 @@
 //! why.
 
 use crate::bootinfo::Module;
-use crate::kcaps::{BootBinary, BootPackage, Console, Null, Timer};
 use crate::mem::phys_to_virt;
+use crate::objects::boot_package::{BootBinary, BootPackage};
+use crate::objects::kinds;
 use crate::proc::{self, Grant};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use capos_caps::manifest::{self, CapSource, InitProcess, KernelKind};
+use capos_caps::manifest::{self, CapSource, InitProcess};
 
 /// GRUB module string of the boot manifest.
 pub const MANIFEST_MODULE: &str = "manifest";
@@ -116,26 +117,9 @@ fn grants_for(p: &InitProcess, boot: &Arc<BootPackage>) -> Result<Vec<Grant>, St
             CapSource::Kernel(k) => *k,
             _ => return Err(format!("cap \"{}\": not a kernel-minted cap", cap.name)),
         };
-        let object: Arc<dyn capos_caps::cap_table::CapObject> = match kind {
-            KernelKind::Console => Arc::new(Console),
-            KernelKind::BootPackage => boot.clone(),
-            KernelKind::Null => Arc::new(Null),
-            KernelKind::Timer => Arc::new(Timer),
-            KernelKind::FrameAllocator => Arc::new(crate::memobj::FrameAllocator),
-            KernelKind::Endpoint => Arc::new(crate::endpoint::EndpointOwner {
-                ep: crate::endpoint::Endpoint::new(),
-            }),
-            KernelKind::ProcessSpawner => {
-                Arc::new(crate::spawner::ProcessSpawner { boot: boot.clone() })
-            }
-            KernelKind::VirtualMemory => Arc::new(crate::vmcap::VirtualMemory::new()),
-            other => {
-                return Err(format!(
-                "cap \"{}\": kernel capability kind {other:?} is not available in this kernel yet",
-                cap.name
-            ))
-            }
-        };
+        let object = kinds::mint_for_boot(kind, boot)
+            .map_err(|e| format!("cap \"{}\": {e}", cap.name))?
+            .object;
         grants.push(Grant {
             name: cap.name.clone(),
             interface_id: kind.interface_id(),

@@ -2,6 +2,13 @@
 //! preemption by the APIC timer (from ring 3 only), blocking with deadlines,
 //! cross-CPU wake-ups by IPI, and a kernel-mode idle loop per CPU.
 //!
+//! A blocked thread is kept alive by its process (`Process::threads`), not
+//! by a global list: blocking and waking are O(1) in the number of blocked
+//! threads, and only a deadline puts a thread in the timer heap
+//! (`crate::timers`), from which a wake-up removes it again. IPC hands the
+//! woken peer this CPU directly: it goes into the CPU's hand-off slot and
+//! runs at the next switch, ahead of the run queue and without touching it.
+//!
 //! A thread may be pinned to one CPU when it is started ([`start_pinned`]):
 //! it is queued only on that CPU (at start, on every wake-up, including the
 //! IPC direct hand-off from another CPU) and is never stolen.
@@ -18,7 +25,6 @@ use crate::proc::Process;
 use crate::sync::IrqLock;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use capos_arch::gdt::TssHandle;
 use capos_arch::syscall::{context_switch, thread_first_entry};
 use capos_arch::trap::vector;
@@ -39,8 +45,8 @@ struct State {
     run: Run,
     /// Still executing on a CPU (its context is not saved yet).
     on_cpu: bool,
-    /// Wake-up deadline while blocked (ns on the TSC clock).
-    deadline: Option<u64>,
+    /// The timer-heap entry that wakes it at its deadline, while blocked.
+    timer: Option<capos_kcore::timerheap::TimerKey>,
 }
 
 /// A thread of a process, with its kernel stack.
@@ -109,7 +115,7 @@ impl Thread {
             state: IrqLock::new(State {
                 run: Run::Ready,
                 on_cpu: false,
-                deadline: None,
+                timer: None,
             }),
             last_cpu: AtomicU32::new(0),
             pin: AtomicU32::new(NOT_PINNED),
@@ -135,6 +141,9 @@ impl Drop for Thread {
 struct CpuSched {
     current: UnsafeCell<Option<Arc<Thread>>>,
     prev: UnsafeCell<Option<Arc<Thread>>>,
+    /// The thread IPC handed this CPU: it runs at the next switch here,
+    /// ahead of the run queue.
+    handoff: IrqLock<Option<Arc<Thread>>>,
     idle_rsp: UnsafeCell<u64>,
     runq: IrqLock<VecDeque<Arc<Thread>>>,
     tss: UnsafeCell<Option<TssHandle>>,
@@ -164,6 +173,7 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
     CpuSched {
         current: UnsafeCell::new(None),
         prev: UnsafeCell::new(None),
+        handoff: IrqLock::new(None),
         idle_rsp: UnsafeCell::new(0),
         runq: IrqLock::new(VecDeque::new()),
         tss: UnsafeCell::new(None),
@@ -179,10 +189,8 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 
-/// Every blocked thread (this list keeps it alive while no CPU runs it);
-/// those with a deadline are woken by the timer tick.
-static SLEEPERS: IrqLock<Vec<Arc<Thread>>> = IrqLock::new(Vec::new());
-/// Live threads (for the "all exited" report).
+/// Live threads (for the "all exited" report, and the run queues'
+/// reserved capacity).
 static LIVE: AtomicU64 = AtomicU64::new(0);
 /// Wake-up IPIs sent and received, and threads taken from another CPU's
 /// queue (balancing), for the end-of-run report.
@@ -322,14 +330,9 @@ pub fn user_ticks(cpu: usize) -> u64 {
 /// own trap): a running thread is not freed (reaping happens only after it
 /// has been switched out), and kernel code is never preempted, so the
 /// borrow stays valid until that code calls into the scheduler.
-pub fn current_thread<'a>() -> Option<&'a Thread> {
+pub fn current_arc<'a>() -> Option<&'a Arc<Thread>> {
     // SAFETY: own CPU's slot; see the contract above for the lifetime.
-    unsafe { (*me().current.get()).as_deref() }
-}
-
-/// A weak reference to the thread running on this CPU (empty if none).
-pub fn current_weak() -> alloc::sync::Weak<Thread> {
-    current().map_or_else(alloc::sync::Weak::new, |t| Arc::downgrade(&t))
+    unsafe { (*me().current.get()).as_ref() }
 }
 
 /// The thread running on this CPU, if any.
@@ -351,9 +354,21 @@ pub fn cpu_usable(cpu: u32) -> bool {
         && percpu::get(cpu).is_some_and(|c| cpu == 0 || c.online.load(Ordering::Acquire))
 }
 
+/// Counts a new thread and makes sure no run queue has to grow to take it
+/// (so a wake-up from an interrupt never allocates).
+fn admit(thread: &Arc<Thread>) {
+    let live = LIVE.fetch_add(1, Ordering::AcqRel) as usize + 1;
+    for cpu in CPUS.iter().take(online_cpus() as usize) {
+        let mut q = cpu.runq.lock();
+        let len = q.len();
+        q.reserve(live.saturating_sub(len));
+    }
+    thread.process.add_thread(thread.clone());
+}
+
 /// Makes a new thread runnable, placing it on the least-loaded online CPU.
 pub fn start(thread: Arc<Thread>) {
-    LIVE.fetch_add(1, Ordering::AcqRel);
+    admit(&thread);
     let target = (0..online_cpus())
         .filter(|&i| cpu_usable(i))
         .min_by_key(|&i| {
@@ -411,7 +426,7 @@ pub fn start_pinned(thread: Arc<Thread>, cpu: Option<u32>) -> Result<(), NoSuchC
     };
     check_pin(cpu)?;
     thread.pin.store(cpu, Ordering::Relaxed);
-    LIVE.fetch_add(1, Ordering::AcqRel);
+    admit(&thread);
     enqueue(cpu as usize, thread);
     Ok(())
 }
@@ -457,6 +472,9 @@ fn enqueue(cpu: usize, thread: Arc<Thread>) {
 /// threads stay where they are).
 fn pick_next() -> Option<Arc<Thread>> {
     let mine = this_cpu();
+    if let Some(t) = CPUS[mine].handoff.lock().take() {
+        return Some(t);
+    }
     if let Some(t) = CPUS[mine].runq.lock().pop_front() {
         return Some(t);
     }
@@ -605,6 +623,7 @@ extern "C" fn sched_finish_switch() {
 /// and with the last thread its process: address space, caps, ledger).
 fn reap(t: Arc<Thread>) {
     let process = t.process.clone();
+    process.remove_thread(&t);
     drop(t);
     crate::proc::report_exit(process);
     if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -616,7 +635,7 @@ fn reap(t: Arc<Thread>) {
 /// first. `still_needed` is re-checked under the thread's state lock so a
 /// wake that races with blocking is never lost.
 pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
-    let Some(t) = current() else { return };
+    let Some(t) = current_arc() else { return };
     interrupts::without_interrupts(|| {
         {
             let mut s = t.state.lock();
@@ -624,53 +643,58 @@ pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
                 return;
             }
             s.run = Run::Blocked;
-            s.deadline = deadline;
-        }
-        {
-            let mut sl = SLEEPERS.lock();
-            if !sl.iter().any(|x| Arc::ptr_eq(x, &t)) {
-                sl.push(t.clone());
+            if let Some(d) = deadline {
+                s.timer = Some(crate::timers::add(
+                    d,
+                    crate::timers::Event::Wake(Arc::downgrade(t)),
+                ));
             }
         }
-        drop(t);
         schedule();
     });
 }
 
-/// Makes a blocked thread runnable again.
-pub fn wake(t: &Arc<Thread>) {
+/// Marks a blocked thread ready; whether it must be queued (it is not still
+/// on its CPU saving its context, in which case the switch queues it).
+fn ready(t: &Arc<Thread>) -> Option<bool> {
     let mut s = t.state.lock();
     if s.run != Run::Blocked {
-        return;
+        return None;
     }
     s.run = Run::Ready;
-    s.deadline = None;
+    let timer = s.timer.take();
     let on_cpu = s.on_cpu;
     drop(s);
-    // No longer blocked: drop the waiter list's reference now, so an exit
-    // soon after is torn down by the reaper, not later by a timer tick.
-    SLEEPERS.lock().retain(|x| !Arc::ptr_eq(x, t));
-    if !on_cpu {
+    if let Some(key) = timer {
+        drop(crate::timers::remove(key));
+    }
+    Some(!on_cpu)
+}
+
+/// Makes a blocked thread runnable again.
+pub fn wake(t: &Arc<Thread>) {
+    if ready(t) == Some(true) {
         enqueue(t.last_cpu.load(Ordering::Relaxed) as usize, t.clone());
     }
 }
 
-/// Like [`wake`], but queues the thread at the front of *this* CPU's run
-/// queue: the direct hand-off of IPC, so the peer runs next here as soon as
-/// the waker blocks (on the same CPU, without a trip through other queues).
-/// A thread pinned to another CPU goes to the front of that CPU's queue.
-pub fn wake_here_first(t: &Arc<Thread>) {
-    let mut s = t.state.lock();
-    if s.run != Run::Blocked {
+/// Like [`wake`], but hands the thread *this* CPU: it runs at this CPU's
+/// next switch (the IPC direct hand-off: the waker is about to block), ahead
+/// of the run queue. A thread pinned elsewhere goes to the front of its own
+/// CPU's queue instead.
+pub fn wake_handoff(t: &Arc<Thread>) {
+    if ready(t) != Some(true) {
         return;
     }
-    s.run = Run::Ready;
-    s.deadline = None;
-    let on_cpu = s.on_cpu;
-    drop(s);
-    SLEEPERS.lock().retain(|x| !Arc::ptr_eq(x, t));
-    if !on_cpu {
-        enqueue_at(this_cpu(), t.clone(), true);
+    let here = this_cpu();
+    if t.pinned_cpu().is_some_and(|p| p as usize != here) {
+        enqueue_at(here, t.clone(), true);
+        return;
+    }
+    t.last_cpu.store(here as u32, Ordering::Relaxed);
+    let displaced = CPUS[here].handoff.lock().replace(t.clone());
+    if let Some(d) = displaced {
+        enqueue_at(here, d, true);
     }
 }
 
@@ -692,22 +716,6 @@ pub fn on_timer_tick(from_user: bool) {
     }
     if let Some(now) = crate::time::now_ns() {
         crate::timers::expire(now);
-        let due: Vec<Arc<Thread>> = {
-            let mut sl = SLEEPERS.lock();
-            let mut due = Vec::new();
-            sl.retain(|t| {
-                let s = t.state.lock();
-                let keep = s.run == Run::Blocked && s.deadline.is_none_or(|d| d > now);
-                if !keep && s.run == Run::Blocked {
-                    due.push(t.clone());
-                }
-                keep
-            });
-            due
-        };
-        for t in &due {
-            wake(t);
-        }
     }
     if from_user && STARTED.load(Ordering::Acquire) {
         schedule();
@@ -723,7 +731,9 @@ pub fn idle_loop() -> ! {
             schedule();
         }
         me().idle.store(true, Ordering::Release);
-        if !STARTED.load(Ordering::Acquire) || me().runq.lock().is_empty() {
+        if !STARTED.load(Ordering::Acquire)
+            || (me().runq.lock().is_empty() && me().handoff.lock().is_none())
+        {
             // A wake-up that led to no switch is not a sample.
             me().wake_taken_tsc.store(0, Ordering::Relaxed);
             interrupts::enable_and_hlt();

@@ -98,8 +98,8 @@ impl<T> IrqLock<T> {
     }
 
     /// Like [`lock`](Self::lock), for code that holds several locks of
-    /// this class at once: it must take them in increasing `key` order
-    /// (the validator checks that it does).
+    /// this class at once (two address spaces' tables): it must take them
+    /// in increasing `key` order (the validator checks that it does).
     #[cfg_attr(feature = "lockdep", track_caller)]
     #[allow(
         dead_code,
@@ -187,7 +187,7 @@ pub struct SpinLock<T> {
 }
 
 /// Guard of a [`SpinLock`].
-pub struct SpinLockGuard<'a, T> {
+pub struct SpinGuard<'a, T> {
     guard: spin::MutexGuard<'a, T>,
     #[cfg(feature = "lockdep")]
     held: lockdep::Held<'a>,
@@ -206,7 +206,7 @@ impl<T> SpinLock<T> {
 
     /// Spins until the lock is free.
     #[cfg_attr(feature = "lockdep", track_caller)]
-    pub fn lock(&self) -> SpinLockGuard<'_, T> {
+    pub fn lock(&self) -> SpinGuard<'_, T> {
         self.lock_keyed(None)
     }
 
@@ -214,12 +214,12 @@ impl<T> SpinLock<T> {
     /// this class at once (two processes' capability tables): it must take
     /// them in increasing `key` order (the validator checks that it does).
     #[cfg_attr(feature = "lockdep", track_caller)]
-    pub fn lock_ordered(&self, key: u64) -> SpinLockGuard<'_, T> {
+    pub fn lock_ordered(&self, key: u64) -> SpinGuard<'_, T> {
         self.lock_keyed(Some(key))
     }
 
     #[cfg_attr(feature = "lockdep", track_caller)]
-    fn lock_keyed(&self, _key: Option<u64>) -> SpinLockGuard<'_, T> {
+    fn lock_keyed(&self, _key: Option<u64>) -> SpinGuard<'_, T> {
         #[cfg(feature = "lockdep")]
         let pending = lockdep::check(
             &self.class,
@@ -230,7 +230,7 @@ impl<T> SpinLock<T> {
             false,
         );
         let guard = spin_lock(&self.inner);
-        SpinLockGuard {
+        SpinGuard {
             guard,
             #[cfg(feature = "lockdep")]
             held: lockdep::Held::push(&self.class, self.instance(), pending),
@@ -244,21 +244,21 @@ impl<T> SpinLock<T> {
     }
 }
 
-impl<T> Deref for SpinLockGuard<'_, T> {
+impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.guard
     }
 }
 
-impl<T> DerefMut for SpinLockGuard<'_, T> {
+impl<T> DerefMut for SpinGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.guard
     }
 }
 
 #[cfg(feature = "lockdep")]
-impl<T> Drop for SpinLockGuard<'_, T> {
+impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         // Forget it before it is unlocked (the guard field drops after
         // this): an interrupt between the two must not see it free yet

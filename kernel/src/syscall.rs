@@ -1,7 +1,7 @@
 //! The two system calls: `cap_enter(min_complete, timeout_ns)` and
 //! `exit(code)`. Every other number returns `SyscallError::BadSyscall`.
 
-use crate::{ringops, sched};
+use crate::{dispatch, sched};
 use capos_arch::syscall::SyscallFrame;
 use capos_ring::process::{SyscallError, SYS_CAP_ENTER, SYS_EXIT, TIMEOUT_FOREVER};
 use capos_ring::TransportError;
@@ -21,15 +21,15 @@ extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
 }
 
 fn cap_enter(min_complete: u64, timeout_ns: u64) -> i64 {
-    let Some(thread) = sched::current_thread() else {
+    let Some(thread) = sched::current_arc() else {
         return SyscallError::BadSyscall.code();
     };
-    let process = &thread.process;
+    let ring = &thread.process.ring;
     if min_complete > u64::from(capos_ring::DEFAULT_LAYOUT.cq_entries()) {
         return SyscallError::MinCompleteTooLarge.code();
     }
-    let available = || ringops::available(process);
-    match ringops::enter(process) {
+    let available = || ring.available();
+    match dispatch::enter(thread) {
         Err(_) => return i64::from(TransportError::RingCorrupted.code()),
         Ok(n) if u64::from(n) >= min_complete || timeout_ns == 0 => return i64::from(n),
         Ok(_) => {}

@@ -1,72 +1,78 @@
-//! Pending `Timer.sleep` calls: each holds the caller's reserved completion
-//! slot (so its completion can never be dropped) and a timer-waiter
-//! reservation on the caller's ledger. The timer tick posts the completion
-//! of every sleep whose deadline has passed, straight into the caller's
-//! ring, and wakes the caller if it is blocked in `cap_enter`.
+//! Deadlines: `Timer` sleeps and `cap_enter` timeouts, in one indexed heap
+//! (`capos_kcore::timerheap`): O(log n) insert and removal by key, an O(1)
+//! look at the earliest deadline from every tick, and no heap allocation
+//! inside the timer interrupt (capacity is reserved at insert, in thread
+//! context). Threads blocked without a deadline are not here at all, so the
+//! tick never scans them.
+//!
+//! Expiry runs on whichever CPU's tick gets there first, one CPU at a time
+//! (a flag, not a lock: a tick that finds another CPU expiring skips), so
+//! sleeps complete in deadline order (ties in the order they were made).
+//! Lock order: a thread's state lock → `HEAP`; nothing is posted or woken
+//! with `HEAP` held.
 
+use crate::objects::Completion;
 use crate::sched::{self, Thread};
 use crate::sync::IrqLock;
 use alloc::sync::Weak;
-use alloc::vec::Vec;
 use capos_caps::ledger::Reservation;
-use capos_ring::{CqCredit, Cqe};
+use capos_kcore::timerheap::{TimerHeap, TimerKey};
+use capos_ring::Cqe;
+use core::sync::atomic::{AtomicBool, Ordering};
 
-/// One sleep waiting for its deadline.
-pub struct PendingSleep {
-    /// The calling thread (weak: a sleep does not keep a dead process alive).
-    pub thread: Weak<Thread>,
-    /// The CALL's `user_data`.
-    pub user_data: u64,
-    /// The completion slot reserved when the SQE was consumed.
-    pub credit: CqCredit,
-    /// Deadline, ns on the kernel's monotonic clock.
-    pub deadline: u64,
-    /// The caller's timer-waiter charge, released when this is dropped.
-    pub _charge: Reservation,
+/// What happens at a deadline.
+pub enum Event {
+    /// A `Timer.sleep`: its completion, and the caller's timer-waiter charge
+    /// (released when the event is dropped).
+    Sleep {
+        /// Fired with an empty result.
+        completion: Completion,
+        /// The caller's charge.
+        charge: Reservation,
+    },
+    /// A `cap_enter` timeout: wake the thread.
+    Wake(Weak<Thread>),
 }
 
-static PENDING: IrqLock<Vec<PendingSleep>> = IrqLock::new(Vec::new());
+static HEAP: IrqLock<TimerHeap<Event>> = IrqLock::new(TimerHeap::new());
+static EXPIRING: AtomicBool = AtomicBool::new(false);
 
-/// Held by the CPU completing due sleeps, from taking them off the list to
-/// posting the last one: every CPU's tick expires sleeps, and without it a
-/// later deadline taken by one CPU could be posted before an earlier one
-/// another CPU took first. Lock order: `EXPIRING` → `PENDING`, and
-/// `EXPIRING` → ring; `add` runs under a ring lock and takes only `PENDING`.
-static EXPIRING: IrqLock<()> = IrqLock::new(());
-
-/// Queues a sleep.
-pub fn add(sleep: PendingSleep) {
-    PENDING.lock().push(sleep);
+/// Adds `event` at `deadline` (ns on the monotonic clock).
+pub fn add(deadline: u64, event: Event) -> TimerKey {
+    let mut heap = HEAP.lock();
+    heap.reserve(1);
+    heap.insert(deadline, event)
 }
 
-/// Completes every sleep due at `now` (called from the timer tick).
+/// Removes the event `key` names, if it has not fired. The event is
+/// dropped after the lock is released (dropping a sleep completes it as
+/// `CANCELLED`).
+pub fn remove(key: TimerKey) -> Option<Event> {
+    HEAP.lock().remove(key)
+}
+
+/// Fires every event due at `now` (from the timer tick).
 pub fn expire(now: u64) {
-    let _order = EXPIRING.lock();
-    let due: Vec<PendingSleep> = {
-        let mut pending = PENDING.lock();
-        let live = |s: &PendingSleep| s.thread.strong_count() > 0;
-        if pending.iter().all(|s| s.deadline > now && live(s)) {
-            return;
-        }
-        // Due sleeps, and sleeps of exited threads (dropped here so a far
-        // deadline cannot keep them queued), leave the list.
-        let (due, keep) = core::mem::take(&mut *pending)
-            .into_iter()
-            .partition(|s| s.deadline <= now || !live(s));
-        *pending = keep;
-        due
-    };
-    // Earliest deadline first, so completions arrive in deadline order.
-    let mut due = due;
-    due.sort_by_key(|s| s.deadline);
-    for s in due {
-        let Some(thread) = s.thread.upgrade() else {
-            continue;
-        };
-        {
-            let mut ring = thread.process.ring.lock();
-            ring.poster.post(s.credit, &Cqe::success(s.user_data, 0));
-        }
-        sched::wake(&thread);
+    if HEAP.lock().next_deadline().is_none_or(|d| d > now) {
+        return;
     }
+    if EXPIRING.swap(true, Ordering::Acquire) {
+        return;
+    }
+    loop {
+        let due = HEAP.lock().pop_due(now);
+        match due {
+            None => break,
+            Some((_, Event::Sleep { completion, charge })) => {
+                completion.finish(false, |_, user_data, _| Cqe::success(user_data, 0));
+                drop(charge);
+            }
+            Some((_, Event::Wake(thread))) => {
+                if let Some(t) = thread.upgrade() {
+                    sched::wake(&t);
+                }
+            }
+        }
+    }
+    EXPIRING.store(false, Ordering::Release);
 }

@@ -263,6 +263,13 @@ impl KernelKind {
         )
     }
 
+    /// Whether this kernel can mint a cap of this kind. The manifest check
+    /// refuses the others, with [`not_implemented_message`], the text the
+    /// kernel itself gives.
+    pub const fn is_implemented(self) -> bool {
+        !matches!(self, KernelKind::Terminal | KernelKind::ThreadSpawner)
+    }
+
     /// The schema enumerant name, e.g. `processSpawner`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -278,6 +285,12 @@ impl KernelKind {
             KernelKind::Null => "null",
         }
     }
+}
+
+/// Why a cap of `kind` cannot be minted by this kernel (see
+/// [`KernelKind::is_implemented`]).
+pub fn not_implemented_message(kind: KernelKind) -> alloc::string::String {
+    alloc::format!("kernel capability kind {kind} is not available in this kernel yet")
 }
 
 impl fmt::Display for KernelKind {

@@ -440,10 +440,24 @@ fn child_local_kinds_need_nothing_from_init() {
     m.services[2].caps.extend([
         CapRef::kernel("frames", KernelKind::FrameAllocator),
         CapRef::kernel("vm", KernelKind::VirtualMemory),
-        CapRef::kernel("threads", KernelKind::ThreadSpawner),
         CapRef::kernel("ep", KernelKind::Endpoint),
     ]);
     assert_eq!(check(&m), Ok(()));
+    // A kind the kernel cannot mint yet is refused with the kernel's words.
+    m.services[2]
+        .caps
+        .push(CapRef::kernel("threads", KernelKind::ThreadSpawner));
+    let err: Vec<String> = check(&m)
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let err = err.join("; ");
+    assert!(
+        err.contains("cap \"threads\": kernel capability kind threadSpawner is not available in this kernel yet"),
+        "{err}"
+    );
+    m.services[2].caps.pop();
     m.services.clear();
     m.init.caps.clear();
     assert_eq!(check(&m), Ok(()), "init alone needs no caps");

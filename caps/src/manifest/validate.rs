@@ -106,6 +106,8 @@ pub enum Rule {
     UnknownKernelKind(u16),
     /// A cap has a source variant this build does not know.
     UnknownSourceVariant(u16),
+    /// A cap names a kernel kind this kernel cannot mint yet.
+    NotImplemented(KernelKind),
     /// A cap's expected interface is not what its source provides.
     InterfaceMismatch {
         /// What the manifest expects.
@@ -196,6 +198,7 @@ impl fmt::Display for Rule {
             Rule::MissingSource => f.write_str("has no source"),
             Rule::UnknownKernelKind(n) => write!(f, "names unknown kernel cap kind {n}"),
             Rule::UnknownSourceVariant(n) => write!(f, "has unknown source variant {n}"),
+            Rule::NotImplemented(kind) => f.write_str(&super::not_implemented_message(*kind)),
             Rule::InterfaceMismatch { expected, provided } => write!(
                 f,
                 "expects interface {expected:#018x} ({}) but its source provides {provided:#018x} ({})",
@@ -347,9 +350,7 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
             report.push(subject(), Rule::Duplicate);
         }
         match &cap.source {
-            CapSource::Kernel(kind) => {
-                expect_interface(cap, kind.interface_id(), subject(), report)
-            }
+            CapSource::Kernel(kind) => kernel_source(cap, *kind, subject(), report),
             CapSource::Import { .. } => report.push(subject(), Rule::InitImport),
             other => source_rule(other, subject(), report),
         }
@@ -383,9 +384,7 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
                 CapSource::Kernel(
                     kind @ (KernelKind::BootPackage | KernelKind::ProcessSpawner),
                 ) => report.push(subject(), Rule::InitOnly(*kind)),
-                CapSource::Kernel(kind) => {
-                    expect_interface(cap, kind.interface_id(), subject(), report)
-                }
+                CapSource::Kernel(kind) => kernel_source(cap, *kind, subject(), report),
                 CapSource::Import { .. } => report.push(subject(), Rule::BootProcessImport),
                 other => source_rule(other, subject(), report),
             }
@@ -400,6 +399,16 @@ fn source_rule(source: &CapSource, subject: Subject, report: &mut Report) {
         CapSource::UnknownKernelKind(n) => report.push(subject, Rule::UnknownKernelKind(*n)),
         CapSource::UnknownVariant(n) => report.push(subject, Rule::UnknownSourceVariant(*n)),
         CapSource::Kernel(_) | CapSource::Import { .. } => {}
+    }
+}
+
+/// A kernel-minted cap: the kernel must implement the kind, and the cap
+/// must expect the kind's interface.
+fn kernel_source(cap: &CapRef, kind: KernelKind, subject: Subject, report: &mut Report) {
+    if kind.is_implemented() {
+        expect_interface(cap, kind.interface_id(), subject, report);
+    } else {
+        report.push(subject, Rule::NotImplemented(kind));
     }
 }
 
@@ -467,7 +476,7 @@ fn service_graph(m: &Manifest, report: &mut Report) {
                     if !kind.is_child_local() && !init_holds(m, *kind) {
                         report.push(subject(), Rule::NotHeldByInit(*kind));
                     }
-                    expect_interface(cap, kind.interface_id(), subject(), report);
+                    kernel_source(cap, *kind, subject(), report);
                 }
                 CapSource::Import {
                     service: from,

@@ -1,4 +1,4 @@
-# Malformed test manifest: a service asks for a terminal init does not hold
+# Malformed test manifest: a service asks for a timer init does not hold
 @0xb9fb64b318424c3b;
 
 using M = import "/manifest.capnp";
@@ -8,12 +8,19 @@ using T = import "common.capnp";
 const manifest :M.SystemManifest = (
   schemaVersion = 1,
   binaries = T.binaries,
-  init = T.init,
+  init = (
+    binary = "init",
+    caps = [
+      (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console)),
+      (name = "boot", expectedInterfaceId = C.bootPackageInterfaceId, source = (kernel = bootPackage)),
+      (name = "spawner", expectedInterfaceId = C.processSpawnerInterfaceId, source = (kernel = processSpawner)),
+    ],
+  ),
   services = [
     (
       name = "timer-demo",
       binary = "timer-demo",
-      caps = [(name = "tty", expectedInterfaceId = C.terminalSessionInterfaceId, source = (kernel = terminal))],
+      caps = [(name = "clock", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer))],
     ),
   ],
 );

@@ -1,5 +1,5 @@
 //! Host-testable kernel core logic: frame allocator, ACPI/MADT parsing, boot
-//! checks, TLB shoot-down bookkeeping.
+//! checks, TLB shoot-down bookkeeping, the timer heap.
 //!
 //! Everything here is pure logic over plain data: it builds for the host (so
 //! `cargo test` exercises it directly) and for `x86_64-unknown-none` (where the
@@ -25,4 +25,5 @@ pub mod lockdep;
 pub mod memmap;
 pub mod range;
 pub mod shootdown;
+pub mod timerheap;
 pub mod window;

@@ -10,6 +10,7 @@
 
 use crate::mem::{frame, paging, phys_to_virt, PAGE_SIZE};
 use crate::sync::IrqLock;
+use crate::usermem::{UserRead, UserWrite};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use capos_kcore::window::Window;
@@ -88,6 +89,8 @@ struct Borrowed {
 /// One process's page tables.
 pub struct AddressSpace {
     tables: IrqLock<Tables>,
+    /// The PML4's physical address (fixed for the life of the space).
+    root: u64,
     frames: AtomicU64,
     borrowed: crate::sync::SpinLock<Window<Borrowed>>,
     /// CPUs that may hold TLB entries of this space (bit per CPU index);
@@ -143,6 +146,7 @@ impl AddressSpace {
         }
         Ok(Self {
             tables: IrqLock::new(Tables { pml4 }),
+            root: pml4,
             frames: AtomicU64::new(1),
             borrowed: crate::sync::SpinLock::new(Window::new(SHARED_BASE, SHARED_END)),
             cpus: Box::new(AtomicU64::new(0)),
@@ -151,7 +155,7 @@ impl AddressSpace {
 
     /// Physical address of the PML4 (for CR3).
     pub fn root(&self) -> u64 {
-        self.tables.lock().pml4
+        self.root
     }
 
     /// Loads this space on the calling CPU (interrupts off; scheduler only).
@@ -416,12 +420,18 @@ impl AddressSpace {
         None
     }
 
-    /// Copies `len` bytes from user address `va` into `out`, checking that
-    /// every page is present and user-accessible.
-    pub fn copy_from_user(&self, va: u64, out: &mut [u8]) -> Result<(), VmError> {
-        self.walk(va, out.len() as u64, false, |phys, off, n| {
+    /// Copies the first `out.len()` bytes of `src` into `out`. Fails, having
+    /// copied nothing, if `out` is longer than `src` or a page is not mapped
+    /// user-readable.
+    pub fn read(&self, src: UserRead, out: &mut [u8]) -> Result<(), VmError> {
+        if out.len() > src.len() as usize {
+            return Err(VmError::BadAddress);
+        }
+        let t = self.tables.lock();
+        Self::walk(&t, src.addr(), out.len() as u64, false, |phys, off, n| {
             // SAFETY: `phys` is a user frame of this space, mapped in the
-            // direct map; [off, off + n) stays inside `out`.
+            // direct map and kept by the held lock; [off, off + n) stays
+            // inside `out`.
             unsafe {
                 core::ptr::copy_nonoverlapping(
                     phys_to_virt(phys) as *const u8,
@@ -432,54 +442,153 @@ impl AddressSpace {
         })
     }
 
-    /// Copies `data` to user address `va`, checking that every page is
-    /// present, user-accessible and writable.
-    pub fn copy_to_user(&self, va: u64, data: &[u8]) -> Result<(), VmError> {
-        self.walk(va, data.len() as u64, true, |phys, off, n| {
-            // SAFETY: as in `copy_from_user`, writing into the user frame.
+    /// Writes `parts` one after another at byte `offset` of `dst`. The
+    /// whole length is checked writable first, under the same lock hold as
+    /// the copy, so either every byte lands or none does.
+    pub fn write(&self, dst: UserWrite, offset: usize, parts: &[&[u8]]) -> Result<(), VmError> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if offset
+            .checked_add(total)
+            .is_none_or(|end| end > dst.len() as usize)
+        {
+            return Err(VmError::BadAddress);
+        }
+        if total == 0 {
+            return Ok(());
+        }
+        let t = self.tables.lock();
+        let mut at = dst.addr() + offset as u64;
+        Self::check_locked(&t, at, total as u64, true)?;
+        for part in parts {
+            Self::walk(&t, at, part.len() as u64, true, |phys, off, n| {
+                // SAFETY: as in `read`, writing into a user frame of this
+                // space checked writable under this lock hold.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        part.as_ptr().add(off),
+                        phys_to_virt(phys) as *mut u8,
+                        n,
+                    );
+                }
+            })?;
+            at += part.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Whether the first `len` bytes of `dst` are mapped user-writable now
+    /// (an early refusal only: [`AddressSpace::write`] checks again).
+    pub fn probe_write(&self, dst: UserWrite, len: usize) -> Result<(), VmError> {
+        if len > dst.len() as usize {
+            return Err(VmError::BadAddress);
+        }
+        Self::check_locked(&self.tables.lock(), dst.addr(), len as u64, true)
+    }
+
+    /// Copies the first `len` bytes of `src` in space `from` to byte
+    /// `offset` of `dst` in space `to`, user memory to user memory without
+    /// a kernel buffer. Both ranges are checked under both spaces' locks
+    /// (taken in address order; once if the spaces are the same), in the
+    /// same hold as the copy; on failure nothing is written and the error
+    /// says which side failed.
+    pub fn copy_between(
+        from: &AddressSpace,
+        src: UserRead,
+        to: &AddressSpace,
+        dst: UserWrite,
+        offset: usize,
+        len: usize,
+    ) -> Result<(), CopySide> {
+        if len > src.len() as usize {
+            return Err(CopySide::Source);
+        }
+        if offset.checked_add(len).is_none_or(|end| end > dst.len() as usize) {
+            return Err(CopySide::Destination);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let same = core::ptr::eq(from, to);
+        let (first, second) = if (from as *const Self) < (to as *const Self) {
+            (from, to)
+        } else {
+            (to, from)
+        };
+        // Two spaces' tables nest in address order (checked by the lock
+        // validator through the keys).
+        let key = |s: &Self| s as *const Self as u64;
+        let g1 = first.tables.lock_ordered(key(first));
+        let g2 = if same {
+            None
+        } else {
+            Some(second.tables.lock_ordered(key(second)))
+        };
+        let (ft, tt): (&Tables, &Tables) = match &g2 {
+            None => (&g1, &g1),
+            Some(g2) if core::ptr::eq(first, from) => (&g1, g2),
+            Some(g2) => (g2, &g1),
+        };
+        let dst_at = dst.addr() + offset as u64;
+        Self::check_locked(ft, src.addr(), len as u64, false).map_err(|_| CopySide::Source)?;
+        Self::check_locked(tt, dst_at, len as u64, true).map_err(|_| CopySide::Destination)?;
+        let mut done = 0u64;
+        while done < len as u64 {
+            let (s, d) = (src.addr() + done, dst_at + done);
+            let (sp, _) = Self::lookup(ft, s).ok_or(CopySide::Source)?;
+            let (dp, _) = Self::lookup(tt, d).ok_or(CopySide::Destination)?;
+            let n = (PAGE_SIZE - s % PAGE_SIZE)
+                .min(PAGE_SIZE - d % PAGE_SIZE)
+                .min(len as u64 - done);
+            // SAFETY: both frames are user frames of their spaces, checked
+            // under the locks held here; the pieces stay within one page of
+            // each. They may be the same frame (a process copying within
+            // itself), so the copy allows overlap.
             unsafe {
-                core::ptr::copy_nonoverlapping(
-                    data.as_ptr().add(off),
-                    phys_to_virt(phys) as *mut u8,
-                    n,
+                core::ptr::copy(
+                    phys_to_virt(sp + s % PAGE_SIZE) as *const u8,
+                    phys_to_virt(dp + d % PAGE_SIZE) as *mut u8,
+                    n as usize,
                 );
             }
-        })
+            done += n;
+        }
+        Ok(())
     }
 
-    /// Checks that every page of `[va, va + len)` is mapped, user-accessible
-    /// and (if `write`) writable, without touching it.
-    pub fn check(&self, va: u64, len: u64, write: bool) -> Result<(), VmError> {
-        self.walk(va, len, write, |_, _, _| {})
-    }
-
-    /// Checks the whole range first (so a failed copy writes nothing), then
-    /// calls `f(phys, offset_in_buffer, bytes)` per page piece, all under the
-    /// address-space lock.
-    fn walk(
-        &self,
-        va: u64,
-        len: u64,
-        write: bool,
-        mut f: impl FnMut(u64, usize, usize),
-    ) -> Result<(), VmError> {
+    /// Checks that `[va, va + len)` is mapped user-accessible (and writable
+    /// if `write`) in the tables `t` guards.
+    fn check_locked(t: &Tables, va: u64, len: u64, write: bool) -> Result<(), VmError> {
         let end = va.checked_add(len).ok_or(VmError::BadAddress)?;
         if end > USER_END {
             return Err(VmError::BadAddress);
         }
-        let t = self.tables.lock();
         let ok = |flags: F| !write || flags.contains(F::WRITABLE);
         let mut page = va & !(PAGE_SIZE - 1);
         while page < end {
-            match Self::lookup(&t, page) {
+            match Self::lookup(t, page) {
                 Some((_, flags)) if ok(flags) => {}
                 _ => return Err(VmError::Fault),
             }
             page += PAGE_SIZE;
         }
+        Ok(())
+    }
+
+    /// Checks the whole range first (so a failed copy writes nothing), then
+    /// calls `f(phys, offset_in_buffer, bytes)` per page piece, all under the
+    /// lock hold `t` comes from.
+    fn walk(
+        t: &Tables,
+        va: u64,
+        len: u64,
+        write: bool,
+        mut f: impl FnMut(u64, usize, usize),
+    ) -> Result<(), VmError> {
+        Self::check_locked(t, va, len, write)?;
+        let end = va + len;
         let mut at = va;
         while at < end {
-            let (phys, _) = Self::lookup(&t, at).ok_or(VmError::Fault)?;
+            let (phys, _) = Self::lookup(t, at).ok_or(VmError::Fault)?;
             let in_page = at % PAGE_SIZE;
             let n = (PAGE_SIZE - in_page).min(end - at);
             f(phys + in_page, (at - va) as usize, n as usize);
@@ -487,6 +596,15 @@ impl AddressSpace {
         }
         Ok(())
     }
+}
+
+/// Which side of [`AddressSpace::copy_between`] was not mapped as needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopySide {
+    /// The source range.
+    Source,
+    /// The destination range.
+    Destination,
 }
 
 impl Drop for AddressSpace {

@@ -9,13 +9,14 @@ use crate::sched::Thread;
 use alloc::string::String;
 use alloc::sync::Arc;
 use aspace::{AddressSpace, UserPerm, VmError};
+use crate::objects::{KernelObject, Object};
 use capos_caps::cap_table::CapTable;
 use capos_caps::ledger::{Ledger, Limits};
 use capos_kcore::elf::{self, ElfImage};
 use capos_ring::process::{
     encode_capset, CapSetEntry, CAPSET_ADDR, RING_ADDR, STACK_PAGES, STACK_TOP,
 };
-use capos_ring::{CompletionPoster, RawRing, SubmissionDrain, DEFAULT_LAYOUT};
+use capos_ring::{RawRing, DEFAULT_LAYOUT};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
@@ -24,29 +25,18 @@ pub const CAP_TABLE_CAPACITY: usize = 64;
 /// Kernel stack pages per thread.
 pub const KERNEL_STACK_PAGES: u64 = 8;
 
-/// The kernel's two views of a process ring.
-pub struct RingState {
-    /// Consumer of the submission queue.
-    pub drain: SubmissionDrain<RawRing<'static>>,
-    /// Producer of the completion queue.
-    pub poster: CompletionPoster<RawRing<'static>>,
-    /// Raw access to the header (for `cq_head`).
-    pub raw: RawRing<'static>,
-}
-
 /// A process.
 pub struct Process {
     /// Process id (1 is the first process).
     pub pid: u32,
     /// Binary name, for reports.
     pub name: String,
-    /// Ring views; declared before `aspace` so they drop before the ring
-    /// frame is freed. Interrupt-safe: timer completions are posted from the
-    /// timer interrupt.
-    pub ring: crate::sync::IrqLock<RingState>,
+    /// The ring; declared before `aspace` so it drops before the ring
+    /// frame is freed.
+    pub ring: crate::ring::Ring,
     /// Capability table (a lock that answers TLB shoot-downs while it spins:
-    /// it is taken with interrupts masked under ring and endpoint locks).
-    pub caps: crate::sync::SpinLock<CapTable>,
+    /// it may be taken with interrupts masked).
+    pub caps: crate::sync::SpinLock<CapTable<dyn KernelObject>>,
     /// Resource ledger.
     pub ledger: Arc<Ledger>,
     /// Page tables and user memory.
@@ -54,7 +44,10 @@ pub struct Process {
     /// Exit code once exited.
     pub exit_code: AtomicI64,
     /// Exit code for `ProcessHandle.wait`, and its waiters.
-    pub exit: Arc<crate::spawner::ExitStatus>,
+    pub exit: Arc<crate::objects::process::ExitStatus>,
+    /// Its threads: what keeps a blocked thread alive (the scheduler holds
+    /// only running and queued ones). A thread leaves when it is reaped.
+    threads: crate::sync::SpinLock<alloc::vec::Vec<Arc<Thread>>>,
     /// The charge for the frames the process started with.
     _bootstrap: capos_caps::ledger::Reservation,
 }
@@ -134,7 +127,7 @@ pub struct Grant {
     /// CapSet name.
     pub name: String,
     /// The object.
-    pub object: Arc<dyn capos_caps::cap_table::CapObject>,
+    pub object: Object,
     /// Interface it is granted as.
     pub interface_id: u64,
 }
@@ -171,7 +164,7 @@ pub fn spawn(
 
     // SAFETY: the ring frame was just allocated, zeroed and mapped for this
     // process; the kernel reaches it through the direct map for as long as
-    // the address space lives, and `RingState` is dropped before it.
+    // the address space lives, and the `Ring` is dropped before it.
     let raw = unsafe {
         RawRing::init(
             NonNull::new_unchecked(phys_to_virt(ring_phys) as *mut u8),
@@ -179,8 +172,6 @@ pub fn spawn(
         )
     }
     .map_err(|_| SpawnError::CapSet)?;
-    let drain = SubmissionDrain::new(raw).map_err(|_| SpawnError::CapSet)?;
-    let poster = CompletionPoster::new(raw).map_err(|_| SpawnError::CapSet)?;
 
     // The page tables the image needed, on top of the pages charged above.
     let tables = aspace.frames().saturating_sub(bootstrap);
@@ -188,7 +179,7 @@ pub fn spawn(
         .reserve(capos_caps::ledger::Resource::Frames, tables)
         .map_err(SpawnError::Quota)?;
     let _ = charge.merge(more);
-    let mut table = CapTable::new(CAP_TABLE_CAPACITY, ledger.clone());
+    let mut table: CapTable<dyn KernelObject> = CapTable::new(CAP_TABLE_CAPACITY, ledger.clone());
     let mut entries = alloc::vec::Vec::new();
     for g in grants {
         let hold = capos_caps::cap_table::Hold::new(
@@ -206,20 +197,28 @@ pub fn spawn(
     encode_capset(&entries, page).map_err(|_| SpawnError::CapSet)?;
 
     let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+    let ring = crate::ring::Ring::new(pid, raw).ok_or(SpawnError::CapSet)?;
     let process = Arc::new(Process {
         pid,
         name: name.into(),
-        ring: crate::sync::IrqLock::new(RingState { drain, poster, raw }),
+        ring,
         caps: crate::sync::SpinLock::new(table),
         ledger,
         aspace,
         exit_code: AtomicI64::new(0),
-        exit: Arc::new(crate::spawner::ExitStatus::new()),
+        exit: crate::objects::process::ExitStatus::new(),
+        threads: crate::sync::SpinLock::new(alloc::vec::Vec::new()),
         _bootstrap: charge,
     });
     // Objects tied to their holder learn who it is before it can run.
-    for (_, entry) in process.caps.lock().iter() {
-        entry.object.bind_holder(&process);
+    let objects: alloc::vec::Vec<Object> = process
+        .caps
+        .lock()
+        .iter()
+        .map(|(_, e)| e.object.clone())
+        .collect();
+    for object in objects {
+        object.bind_holder(&process);
     }
     let kstack = stack::alloc(KERNEL_STACK_PAGES).map_err(|_| SpawnError::Stack)?;
     Ok(Thread::new_user(
@@ -270,6 +269,9 @@ fn load_image(aspace: &AddressSpace, bytes: &[u8], image: &ElfImage) -> Result<(
 /// Reports a process whose last thread was reaped, then drops it (freeing
 /// its address space, capability table and ledger).
 pub fn report_exit(process: Arc<Process>) {
+    // Whatever it still waits for is cancelled on its queues: no waiter
+    // and no charge outlives it.
+    process.ring.cancel_parked();
     // Idle CPUs may still have its page tables loaded: switch them away
     // here, with no lock held, before the tables can be freed.
     process.aspace.release_cpus();
@@ -337,6 +339,25 @@ pub fn report_all_exited() {
         t.acked_polling
     );
     crate::testmode::all_processes_exited();
+}
+
+impl Process {
+    /// Adds a thread (it is kept alive here while blocked).
+    pub fn add_thread(&self, thread: Arc<Thread>) {
+        self.threads.lock().push(thread);
+    }
+
+    /// Removes a thread that is being reaped.
+    pub fn remove_thread(&self, thread: &Arc<Thread>) {
+        let gone = {
+            let mut threads = self.threads.lock();
+            threads
+                .iter()
+                .position(|t| Arc::ptr_eq(t, thread))
+                .map(|i| threads.swap_remove(i))
+        };
+        drop(gone);
+    }
 }
 
 /// Free frames just before the first process was created.

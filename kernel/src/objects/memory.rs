@@ -12,7 +12,7 @@
 //! frees them, it only drops its hold on the object after the entries are
 //! gone. Shared memory is never executable.
 
-use crate::kcaps::{bad_params, read_params, write_results};
+use super::{names, serve, tri, Call, KernelObject, Outcome, ResultCap};
 use crate::proc::aspace::{self, UserPerm, VmError};
 use crate::proc::Process;
 use alloc::boxed::Box;
@@ -20,9 +20,7 @@ use alloc::format;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use capnp::message::Builder;
-use capos_caps::cap_table::{CapObject, Invocation, ResultCap};
 use capos_caps::exception::CapException;
-use capos_caps::interfaces;
 use capos_caps::ledger::{Reservation, Resource};
 use capos_caps::schema::capos_capnp::{frame_allocator, memory_object};
 
@@ -48,13 +46,6 @@ impl Drop for Backing {
 struct MappingHold {
     _backing: Arc<Backing>,
     _charge: Reservation,
-}
-
-/// The calling process, for objects that act on their caller.
-fn caller<'a>(inv: &Invocation<'a>) -> Result<&'a Process, CapException> {
-    inv.caller
-        .downcast_ref::<Process>()
-        .ok_or_else(|| CapException::failed("no calling process"))
 }
 
 /// `FrameAllocator`: allocates zeroed physical memory as `MemoryObject`s.
@@ -102,32 +93,26 @@ impl FrameAllocator {
     }
 }
 
-impl CapObject for FrameAllocator {
-    fn interface_id(&self) -> u64 {
-        interfaces::FRAME_ALLOCATOR
-    }
+names!(FrameAllocator, frame_allocator, "frame-allocator");
 
-    fn label(&self) -> &str {
-        "frame-allocator"
+impl KernelObject for FrameAllocator {
+    fn call(&self, cx: &mut Call<'_>) -> Outcome {
+        serve!(frame_allocator, self, cx)
     }
+}
 
-    fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
-        match inv.method_id {
-            0 => {
-                let msg = read_params(inv.params)?;
-                let p = msg
-                    .get_root::<frame_allocator::allocate_params::Reader>()
-                    .map_err(bad_params)?;
-                let object = self.allocate(caller(&inv)?, p.get_pages(), p.get_contiguous())?;
-                let mut out = Builder::new_default();
-                out.init_root::<frame_allocator::allocate_results::Builder>()
-                    .set_memory(inv.result_caps.len() as u16);
-                let n = write_results(&out, inv.results)?;
-                inv.result_caps.push(ResultCap::new(Arc::new(object)));
-                Ok(n)
-            }
-            m => Err(CapException::unimplemented(interfaces::FRAME_ALLOCATOR, m)),
-        }
+impl<'a> capos_caps::api::frame_allocator::Server<Call<'a>> for FrameAllocator {
+    fn allocate(
+        &self,
+        cx: &mut Call<'a>,
+        p: frame_allocator::allocate_params::Reader<'_>,
+    ) -> Outcome {
+        let object = tri!(self.allocate(cx.caller(), p.get_pages(), p.get_contiguous()));
+        let index = cx.push_result_cap(ResultCap::new(Arc::new(object)));
+        let mut out = Builder::new_default();
+        out.init_root::<frame_allocator::allocate_results::Builder>()
+            .set_memory(index);
+        cx.reply(&out)
     }
 }
 
@@ -173,7 +158,7 @@ impl MemoryObject {
         size: u64,
         prot: u32,
     ) -> Result<u64, CapException> {
-        let perm = crate::vmcap::perm_of(prot)?;
+        let perm = super::vm::perm_of(prot)?;
         if perm == UserPerm::ReadExec {
             return Err(CapException::failed("shared memory is never executable"));
         }
@@ -218,50 +203,40 @@ impl MemoryObject {
     }
 }
 
-impl CapObject for MemoryObject {
-    fn interface_id(&self) -> u64 {
-        interfaces::MEMORY_OBJECT
+names!(MemoryObject, memory_object, "memory-object");
+
+impl KernelObject for MemoryObject {
+    fn call(&self, cx: &mut Call<'_>) -> Outcome {
+        serve!(memory_object, self, cx)
+    }
+}
+
+impl<'a> capos_caps::api::memory_object::Server<Call<'a>> for MemoryObject {
+    fn info(&self, cx: &mut Call<'a>) -> Outcome {
+        let mut out = Builder::new_default();
+        let mut r = out.init_root::<memory_object::info_results::Builder>();
+        r.set_page_count(self.pages() as u32);
+        r.set_size_bytes(self.pages() * PAGE);
+        cx.reply(&out)
     }
 
-    fn label(&self) -> &str {
-        "memory-object"
+    fn map(&self, cx: &mut Call<'a>, p: memory_object::map_params::Reader<'_>) -> Outcome {
+        let addr = tri!(MemoryObject::map(
+            self,
+            cx.caller(),
+            p.get_hint(),
+            p.get_offset(),
+            p.get_size(),
+            p.get_prot(),
+        ));
+        let mut out = Builder::new_default();
+        out.init_root::<memory_object::map_results::Builder>()
+            .set_addr(addr);
+        cx.reply(&out)
     }
 
-    fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
-        match inv.method_id {
-            0 => {
-                let mut out = Builder::new_default();
-                let mut r = out.init_root::<memory_object::info_results::Builder>();
-                r.set_page_count(self.pages() as u32);
-                r.set_size_bytes(self.pages() * PAGE);
-                write_results(&out, inv.results)
-            }
-            1 => {
-                let msg = read_params(inv.params)?;
-                let p = msg
-                    .get_root::<memory_object::map_params::Reader>()
-                    .map_err(bad_params)?;
-                let addr = self.map(
-                    caller(&inv)?,
-                    p.get_hint(),
-                    p.get_offset(),
-                    p.get_size(),
-                    p.get_prot(),
-                )?;
-                let mut out = Builder::new_default();
-                out.init_root::<memory_object::map_results::Builder>()
-                    .set_addr(addr);
-                write_results(&out, inv.results)
-            }
-            2 => {
-                let msg = read_params(inv.params)?;
-                let p = msg
-                    .get_root::<memory_object::unmap_params::Reader>()
-                    .map_err(bad_params)?;
-                self.unmap(caller(&inv)?, p.get_addr(), p.get_size())
-                    .map(|_| 0)
-            }
-            m => Err(CapException::unimplemented(interfaces::MEMORY_OBJECT, m)),
-        }
+    fn unmap(&self, cx: &mut Call<'a>, p: memory_object::unmap_params::Reader<'_>) -> Outcome {
+        tri!(MemoryObject::unmap(self, cx.caller(), p.get_addr(), p.get_size()));
+        cx.reply_empty()
     }
 }

@@ -7,16 +7,14 @@
 //! `protect` change the whole range in one address-space call, so a range
 //! costs one TLB shoot-down, not one per page.
 
-use crate::kcaps::{bad_params, read_params, write_results};
+use super::{names, serve, tri, Call, KernelObject, Outcome};
 use crate::proc::aspace::UserPerm;
 use crate::proc::Process;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::sync::{Arc, Weak};
 use capnp::message::Builder;
-use capos_caps::cap_table::{CapObject, Invocation};
 use capos_caps::exception::CapException;
-use capos_caps::interfaces;
 use capos_caps::ledger::{Reservation, Resource};
 use capos_caps::schema::capos_capnp::virtual_memory;
 
@@ -214,49 +212,35 @@ impl VirtualMemory {
     }
 }
 
-impl CapObject for VirtualMemory {
-    fn interface_id(&self) -> u64 {
-        interfaces::VIRTUAL_MEMORY
-    }
+names!(VirtualMemory, virtual_memory, "virtual-memory");
 
-    fn label(&self) -> &str {
-        "virtual-memory"
+impl KernelObject for VirtualMemory {
+    fn call(&self, cx: &mut Call<'_>) -> Outcome {
+        serve!(virtual_memory, self, cx)
     }
 
     /// Binds the object to the process it was granted to (once).
-    fn bind_holder(&self, holder: &dyn core::any::Any) {
-        if let Some(process) = holder.downcast_ref::<Arc<Process>>() {
-            self.process.call_once(|| Arc::downgrade(process));
-        }
+    fn bind_holder(&self, holder: &Arc<Process>) {
+        self.process.call_once(|| Arc::downgrade(holder));
+    }
+}
+
+impl<'a> capos_caps::api::virtual_memory::Server<Call<'a>> for VirtualMemory {
+    fn map(&self, cx: &mut Call<'a>, p: virtual_memory::map_params::Reader<'_>) -> Outcome {
+        let addr = tri!(VirtualMemory::map(self, p.get_hint(), p.get_size(), p.get_prot()));
+        let mut out = Builder::new_default();
+        out.init_root::<virtual_memory::map_results::Builder>()
+            .set_addr(addr);
+        cx.reply(&out)
     }
 
-    fn call(&self, inv: Invocation<'_>) -> Result<usize, CapException> {
-        let msg = read_params(inv.params)?;
-        match inv.method_id {
-            0 => {
-                let p = msg
-                    .get_root::<virtual_memory::map_params::Reader>()
-                    .map_err(bad_params)?;
-                let addr = self.map(p.get_hint(), p.get_size(), p.get_prot())?;
-                let mut out = Builder::new_default();
-                out.init_root::<virtual_memory::map_results::Builder>()
-                    .set_addr(addr);
-                write_results(&out, inv.results)
-            }
-            1 => {
-                let p = msg
-                    .get_root::<virtual_memory::unmap_params::Reader>()
-                    .map_err(bad_params)?;
-                self.unmap(p.get_addr(), p.get_size()).map(|_| 0)
-            }
-            2 => {
-                let p = msg
-                    .get_root::<virtual_memory::protect_params::Reader>()
-                    .map_err(bad_params)?;
-                self.protect(p.get_addr(), p.get_size(), p.get_prot())
-                    .map(|_| 0)
-            }
-            m => Err(CapException::unimplemented(interfaces::VIRTUAL_MEMORY, m)),
-        }
+    fn unmap(&self, cx: &mut Call<'a>, p: virtual_memory::unmap_params::Reader<'_>) -> Outcome {
+        tri!(VirtualMemory::unmap(self, p.get_addr(), p.get_size()));
+        cx.reply_empty()
+    }
+
+    fn protect(&self, cx: &mut Call<'a>, p: virtual_memory::protect_params::Reader<'_>) -> Outcome {
+        tri!(VirtualMemory::protect(self, p.get_addr(), p.get_size(), p.get_prot()));
+        cx.reply_empty()
     }
 }
