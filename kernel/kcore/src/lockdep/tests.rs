@@ -398,3 +398,23 @@ fn classes_are_keyed_by_site_value() {
     assert_eq!(ClassId::from_index(MAX_CLASSES), None);
     assert_eq!(ClassId::from_index(5).map(ClassId::index), Some(5));
 }
+
+#[test]
+fn unknown_cpu_prints_as_a_question_mark() {
+    assert_eq!(Cpu(UNKNOWN_CPU).to_string(), "cpu?");
+    assert_eq!(Cpu(3).to_string(), "cpu3");
+    let site = here();
+    let held = HeldLock {
+        class: ClassId(0),
+        class_site: site,
+        instance: 1,
+        site,
+        key: None,
+    };
+    let v = Violation::Reentry {
+        cpu: UNKNOWN_CPU,
+        new: held,
+        held,
+    };
+    assert!(v.to_string().starts_with("re-entry of a held lock on cpu?"));
+}
