@@ -49,8 +49,6 @@ pub mod api {
     include!(concat!(env!("OUT_DIR"), "/api.rs"));
 }
 
-pub use cap_table::{
-    CapEntry, CapError, CapId, CapObject, CapTable, Hold, Origin, TransferMode,
-};
+pub use cap_table::{CapEntry, CapError, CapId, CapObject, CapTable, Hold, Origin, TransferMode};
 pub use exception::{CapException, ExceptionKind};
 pub use ledger::{Ledger, Limits, QuotaError, Reservation, Resource};

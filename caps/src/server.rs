@@ -4,6 +4,46 @@
 //! Parameters travel as a standard Cap'n Proto message. Zero bytes stand for
 //! the empty message (every field at its default), so a caller need not
 //! encode a parameter struct whose fields it leaves at their defaults.
+//!
+//! Every schema method is a required handler, so a server that leaves one
+//! out does not build:
+//!
+//! ```compile_fail
+//! use capos_caps::api::null::Server;
+//! use capos_caps::server::Context;
+//!
+//! struct Cx;
+//! impl Context for Cx {
+//!     type Reply = &'static str;
+//!     fn bad_params(&mut self, _: u64, _: u16, _: capnp::Error) -> &'static str { "bad" }
+//!     fn no_such_method(&mut self, _: u64, _: u16) -> &'static str { "none" }
+//! }
+//! struct Forgetful;
+//! impl Server<Cx> for Forgetful {} // no `ping`
+//! ```
+//!
+//! With the handler it builds, and `dispatch` routes by ordinal:
+//!
+//! ```
+//! use capos_caps::api::null::{dispatch, Server, ID, PING};
+//! use capos_caps::server::Context;
+//!
+//! struct Cx;
+//! impl Context for Cx {
+//!     type Reply = &'static str;
+//!     fn bad_params(&mut self, _: u64, _: u16, _: capnp::Error) -> &'static str { "bad" }
+//!     fn no_such_method(&mut self, interface: u64, _: u16) -> &'static str {
+//!         assert_eq!(interface, ID);
+//!         "none"
+//!     }
+//! }
+//! struct Pinger;
+//! impl Server<Cx> for Pinger {
+//!     fn ping(&self, _: &mut Cx) -> &'static str { "pong" }
+//! }
+//! assert_eq!(dispatch(&Pinger, &mut Cx, PING, &[]), "pong");
+//! assert_eq!(dispatch(&Pinger, &mut Cx, PING + 1, &[]), "none");
+//! ```
 
 use capnp::message::{Reader, ReaderOptions};
 use capnp::serialize::BufferSegments;

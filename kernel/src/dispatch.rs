@@ -71,7 +71,12 @@ struct Scratch<'a> {
 
 impl Scratch<'_> {
     /// Makes room for `params` parameter bytes and `results` result bytes.
-    fn fit(&mut self, process: &Process, params: usize, results: usize) -> Result<(), TransportError> {
+    fn fit(
+        &mut self,
+        process: &Process,
+        params: usize,
+        results: usize,
+    ) -> Result<(), TransportError> {
         let words = params.div_ceil(8);
         let grow_params = words.saturating_sub(self.params.capacity());
         let grow_results = results.saturating_sub(self.results.capacity());
@@ -89,15 +94,21 @@ impl Scratch<'_> {
             }
             None => *self.charge = Some(more),
         }
-        self.params.reserve_exact(words.saturating_sub(self.params.len()));
-        self.results.reserve_exact(results.saturating_sub(self.results.len()));
+        self.params
+            .reserve_exact(words.saturating_sub(self.params.len()));
+        self.results
+            .reserve_exact(results.saturating_sub(self.results.len()));
         Ok(())
     }
 }
 
 /// Carries out one submission; the completion to post now, if it is not
 /// deferred.
-fn execute(thread: &Arc<Thread>, scratch: &mut Scratch<'_>, sub: Submission) -> Option<(CqCredit, Cqe)> {
+fn execute(
+    thread: &Arc<Thread>,
+    scratch: &mut Scratch<'_>,
+    sub: Submission,
+) -> Option<(CqCredit, Cqe)> {
     let Submission {
         user_data,
         op,
@@ -210,7 +221,9 @@ fn run_call(
         return fail(credit, e);
     }
     let params: &[u8] = if copy {
-        scratch.params.resize(params_len.div_ceil(8), capnp::word(0, 0, 0, 0, 0, 0, 0, 0));
+        scratch
+            .params
+            .resize(params_len.div_ceil(8), capnp::word(0, 0, 0, 0, 0, 0, 0, 0));
         let bytes = &mut capnp::Word::words_to_bytes_mut(scratch.params)[..params_len];
         if process.aspace.read(params_user, bytes).is_err() {
             return fail(credit, TransportError::BadAddress);
@@ -284,7 +297,12 @@ fn finish_done(process: &Process, cx: &mut Call<'_>, len: usize) -> Cqe {
         }
     };
     drop(caps);
-    if !cx.results.is_empty() && process.aspace.write(cx.result_buf, 0, &[cx.results]).is_err() {
+    if !cx.results.is_empty()
+        && process
+            .aspace
+            .write(cx.result_buf, 0, &[cx.results])
+            .is_err()
+    {
         // The caller cannot learn the new ids: it does not keep the caps.
         crate::objects::transfer::uninstall(process, &ids);
         return Cqe::error(user_data, TransportError::BadAddress);

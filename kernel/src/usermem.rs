@@ -58,5 +58,4 @@ impl<const WRITE: bool> UserSlice<WRITE> {
     pub const fn is_empty(self) -> bool {
         self.len == 0
     }
-
 }

@@ -1,71 +1,43 @@
-//! Typed clients for the kernel interfaces, built on the schema bindings in
-//! `capos_caps::schema::capos_capnp`.
-//!
-//! Each method encodes its `$Params` struct, makes one blocking CALL with
-//! the method's ordinal, and decodes its `$Results` struct. Transport
-//! errors, exceptions and malformed results come back as [`CallError`].
+//! What the generated clients ([`crate::api`]) cannot say by themselves:
+//! reads of a whole manifest or binary in chunks, spawning with a list of
+//! grants, the endpoint's RECV and RETURN (ring operations, not methods),
+//! calls that send capabilities, views of shared memory, the heap's guard
+//! on `VirtualMemory`, and serving a protocol from an endpoint.
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use capnp::message::Builder;
-use capos_caps::interfaces;
 pub use capos_caps::manifest::Placement;
-use capos_caps::schema::capos_capnp::{boot_package, console};
+use capos_caps::schema::capos_capnp::process_spawner;
+use capos_caps::CapException;
 use capos_ring::MAX_RESULT_LEN;
 
+use crate::api;
 use crate::capset::Interface;
 use crate::error::CallError;
-use crate::handle::Cap;
-use crate::wire;
+use crate::handle::{Cap, CapHandle, Owned};
 
-macro_rules! interface {
-    ($ty:ident, $id:expr, $name:literal) => {
-        impl Interface for $ty {
-            const INTERFACE_ID: u64 = $id;
-            const NAME: &'static str = $name;
-            fn from_cap(cap: Cap) -> Self {
-                $ty { cap }
-            }
-            fn cap(&self) -> &Cap {
-                &self.cap
-            }
-        }
-    };
-}
+pub use crate::api::{
+    BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator, MemoryObject, ProcessHandle,
+    ProcessSpawner, Timer,
+};
 
-/// Method ordinals of `Console`.
-mod console_method {
-    pub const WRITE: u16 = 0;
-    pub const WRITE_LINE: u16 = 1;
-}
+/// The measurement-only `Null` interface.
+pub type NullCap = api::Null;
 
-/// Write-only text output (`Console`).
-#[derive(Clone)]
-pub struct Console {
-    cap: Cap,
-}
-
-interface!(Console, interfaces::CONSOLE, "Console");
-
-impl Console {
-    /// Writes raw bytes.
-    pub fn write(&self, data: &[u8]) -> Result<(), CallError> {
-        let mut m = Builder::new_default();
-        m.init_root::<console::write_params::Builder>()
-            .set_data(data);
-        self.cap.call(console_method::WRITE, wire::to_bytes(&m))?;
-        Ok(())
-    }
-
-    /// Writes `text` followed by a newline.
-    pub fn write_line(&self, text: &str) -> Result<(), CallError> {
-        let mut m = Builder::new_default();
-        m.init_root::<console::write_line_params::Builder>()
-            .set_text(text);
-        self.cap
-            .call(console_method::WRITE_LINE, wire::to_bytes(&m))?;
-        Ok(())
-    }
+/// A blocking CALL of `method` on `cap` with serialized `params`, a result
+/// buffer of `capacity` bytes and `caps` sent with it; the result bytes and
+/// the capabilities returned after them, owned (released on drop unless
+/// adopted).
+pub fn call_raw(
+    cap: &Cap,
+    method: u16,
+    params: Vec<u8>,
+    capacity: usize,
+    caps: &[(&Cap, u32)],
+) -> Result<(Vec<u8>, Vec<CapHandle>), CallError> {
+    let ring = cap.ring();
+    let t = ring.submit_with_transfers(cap.id(), method, params, capacity, &descriptors(caps))?;
+    split_result_caps(ring.wait(t)?, ring)
 }
 
 impl core::fmt::Write for Console {
@@ -73,14 +45,6 @@ impl core::fmt::Write for Console {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         Console::write(self, s.as_bytes()).map_err(|_| core::fmt::Error)
     }
-}
-
-/// Method ordinals of `BootPackage`.
-mod boot_method {
-    pub const MANIFEST_SIZE: u16 = 0;
-    pub const READ_MANIFEST: u16 = 1;
-    pub const LIST_BINARIES: u16 = 2;
-    pub const READ_BINARY: u16 = 3;
 }
 
 /// One boot binary as `BootPackage.listBinaries` describes it.
@@ -92,14 +56,6 @@ pub struct BinaryInfo {
     pub size: u64,
 }
 
-/// Read access to the boot manifest and boot binaries (`BootPackage`).
-#[derive(Clone)]
-pub struct BootPackage {
-    cap: Cap,
-}
-
-interface!(BootPackage, interfaces::BOOT_PACKAGE, "BootPackage");
-
 /// Largest chunk [`BootPackage::read_manifest_all`] and
 /// [`BootPackage::read_binary_all`] ask for per call. The kernel may return
 /// less; the loops cope.
@@ -109,55 +65,7 @@ pub const READ_CHUNK: u32 = 16 * 1024;
 /// manifest decoder's own limit.
 pub const MAX_MANIFEST_BYTES: u64 = capos_caps::manifest::DecodeLimits::DEFAULT.max_bytes as u64;
 
-/// Result capacity for a read of up to `max` bytes: the data plus room for
-/// the message framing (or an exception).
-fn read_capacity(max: u32) -> usize {
-    (max as usize + 1024).min(MAX_RESULT_LEN as usize)
-}
-
-/// Largest `maxBytes` a single read may ask for so that its result fits in
-/// one ring result buffer.
-pub const MAX_READ: u32 = MAX_RESULT_LEN - 1024;
-
 impl BootPackage {
-    /// Size of the manifest in bytes.
-    pub fn manifest_size(&self) -> Result<u64, CallError> {
-        let mut m = Builder::new_default();
-        m.init_root::<boot_package::manifest_size_params::Builder>();
-        let bytes = self
-            .cap
-            .call(boot_method::MANIFEST_SIZE, wire::to_bytes(&m))?;
-        let msg = wire::read(&bytes)?;
-        Ok(msg
-            .get_root::<boot_package::manifest_size_results::Reader>()?
-            .get_size())
-    }
-
-    /// Up to `max_bytes` of the manifest starting at `offset` (fewer at the
-    /// end; `max_bytes` is capped at [`MAX_READ`]).
-    pub fn read_manifest(&self, offset: u64, max_bytes: u32) -> Result<Vec<u8>, CallError> {
-        let max_bytes = max_bytes.min(MAX_READ);
-        let mut m = Builder::new_default();
-        let mut p = m.init_root::<boot_package::read_manifest_params::Builder>();
-        p.set_offset(offset);
-        p.set_max_bytes(max_bytes);
-        let bytes = self.cap.call_with_capacity(
-            boot_method::READ_MANIFEST,
-            wire::to_bytes(&m),
-            read_capacity(max_bytes),
-        )?;
-        let msg = wire::read(&bytes)?;
-        let data = msg
-            .get_root::<boot_package::read_manifest_results::Reader>()?
-            .get_data()?;
-        if data.len() > max_bytes as usize {
-            return Err(CallError::Protocol(
-                "readManifest returned more than maxBytes",
-            ));
-        }
-        Ok(data.to_vec())
-    }
-
     /// The whole manifest, read in chunks of at most [`READ_CHUNK`] bytes.
     pub fn read_manifest_all(&self) -> Result<Vec<u8>, CallError> {
         let size = self.manifest_size()?;
@@ -170,18 +78,9 @@ impl BootPackage {
     }
 
     /// Every boot binary with its size.
-    pub fn list_binaries(&self) -> Result<Vec<BinaryInfo>, CallError> {
-        let mut m = Builder::new_default();
-        m.init_root::<boot_package::list_binaries_params::Builder>();
-        let bytes = self.cap.call_with_capacity(
-            boot_method::LIST_BINARIES,
-            wire::to_bytes(&m),
-            MAX_RESULT_LEN as usize,
-        )?;
-        let msg = wire::read(&bytes)?;
-        let list = msg
-            .get_root::<boot_package::list_binaries_results::Reader>()?
-            .get_binaries()?;
+    pub fn binaries(&self) -> Result<Vec<BinaryInfo>, CallError> {
+        let reply = self.list_binaries()?;
+        let list = reply.get()?.get_binaries()?;
         let mut out = Vec::with_capacity(list.len() as usize);
         for b in list.iter() {
             let name = b
@@ -196,46 +95,16 @@ impl BootPackage {
         Ok(out)
     }
 
-    /// Up to `max_bytes` of binary `name` starting at `offset` (fewer at the
-    /// end; `max_bytes` is capped at [`MAX_READ`]).
-    pub fn read_binary(
-        &self,
-        name: &str,
-        offset: u64,
-        max_bytes: u32,
-    ) -> Result<Vec<u8>, CallError> {
-        let max_bytes = max_bytes.min(MAX_READ);
-        let mut m = Builder::new_default();
-        let mut p = m.init_root::<boot_package::read_binary_params::Builder>();
-        p.set_name(name);
-        p.set_offset(offset);
-        p.set_max_bytes(max_bytes);
-        let bytes = self.cap.call_with_capacity(
-            boot_method::READ_BINARY,
-            wire::to_bytes(&m),
-            read_capacity(max_bytes),
-        )?;
-        let msg = wire::read(&bytes)?;
-        let data = msg
-            .get_root::<boot_package::read_binary_results::Reader>()?
-            .get_data()?;
-        if data.len() > max_bytes as usize {
-            return Err(CallError::Protocol(
-                "readBinary returned more than maxBytes",
-            ));
-        }
-        Ok(data.to_vec())
-    }
-
-    /// The whole of binary `name`, whose size `listBinaries` reported as
-    /// `size`, read in chunks.
+    /// The whole of binary `name`, whose size `size` came from
+    /// [`BootPackage::binaries`].
     pub fn read_binary_all(&self, name: &str, size: u64) -> Result<Vec<u8>, CallError> {
         read_all(size, |offset, max| self.read_binary(name, offset, max))
     }
 }
 
 /// Reads `size` bytes through `read(offset, max)` in chunks of at most
-/// [`READ_CHUNK`]; an empty chunk before the end is a protocol error.
+/// [`READ_CHUNK`]; an empty chunk before the end, or a longer one than asked
+/// for, is a protocol error.
 fn read_all(
     size: u64,
     mut read: impl FnMut(u64, u32) -> Result<Vec<u8>, CallError>,
@@ -248,89 +117,66 @@ fn read_all(
         if chunk.is_empty() {
             return Err(CallError::Protocol("read ended before the announced size"));
         }
-        let take = chunk.len().min(want as usize);
-        out.extend_from_slice(&chunk[..take]);
+        if chunk.len() > want as usize {
+            return Err(CallError::Protocol("read returned more than asked for"));
+        }
+        out.extend_from_slice(&chunk);
     }
     Ok(out)
-}
-
-/// The measurement-only `Null` interface: a call that does nothing.
-#[derive(Clone)]
-pub struct NullCap {
-    cap: Cap,
-}
-
-interface!(NullCap, interfaces::NULL, "Null");
-
-impl NullCap {
-    /// A call with empty parameters and results.
-    pub fn ping(&self) -> Result<(), CallError> {
-        // `ping @0 () -> ()`: the parameters are an empty struct message.
-        let mut m = Builder::new_default();
-        m.init_root::<capos_caps::schema::capos_capnp::null::ping_params::Builder>();
-        self.cap.call(0, wire::to_bytes(&m))?;
-        Ok(())
-    }
 }
 
 /// Protection bits for [`VirtualMemory`] (`capos.capnp` `prot*`).
 pub mod prot {
     /// Readable.
-    pub const READ: u32 = 1;
+    pub const READ: u32 = capos_caps::schema::capos_capnp::PROT_READ;
     /// Writable.
-    pub const WRITE: u32 = 2;
+    pub const WRITE: u32 = capos_caps::schema::capos_capnp::PROT_WRITE;
     /// Executable.
-    pub const EXEC: u32 = 4;
+    pub const EXEC: u32 = capos_caps::schema::capos_capnp::PROT_EXEC;
 }
 
-/// Anonymous memory in this process's own address space (`VirtualMemory`).
+/// Anonymous memory in this process's own address space: the generated
+/// client, guarded so that the program cannot unmap or re-protect memory
+/// its own heap grew into.
 #[derive(Clone)]
 pub struct VirtualMemory {
-    cap: Cap,
+    inner: api::VirtualMemory,
 }
 
-interface!(VirtualMemory, interfaces::VIRTUAL_MEMORY, "VirtualMemory");
+impl Interface for VirtualMemory {
+    const INTERFACE_ID: u64 = capos_caps::api::virtual_memory::ID;
+    const NAME: &'static str = capos_caps::api::virtual_memory::NAME;
+    fn from_cap(cap: Cap) -> Self {
+        VirtualMemory {
+            inner: api::VirtualMemory::from_cap(cap),
+        }
+    }
+    fn cap(&self) -> &Cap {
+        self.inner.cap()
+    }
+}
 
 impl VirtualMemory {
     /// Maps `size` bytes (a multiple of 4096) of zeroed memory with `prot`;
     /// returns its address (at `hint` if that range is free, else chosen by
     /// the kernel; 0 = no hint).
     pub fn map(&self, hint: u64, size: u64, prot: u32) -> Result<u64, CallError> {
-        use capos_caps::schema::capos_capnp::virtual_memory as vm;
-        let mut m = Builder::new_default();
-        let mut p = m.init_root::<vm::map_params::Builder>();
-        p.set_hint(hint);
-        p.set_size(size);
-        p.set_prot(prot);
-        let bytes = self.cap.call(0, wire::to_bytes(&m))?;
-        let msg = wire::read(&bytes)?;
-        Ok(msg.get_root::<vm::map_results::Reader>()?.get_addr())
+        self.inner.map(hint, size, prot)
     }
 
     /// Unmaps `[addr, addr + size)`, which must be mapped anonymous memory.
     /// Memory the heap grew into is refused with
     /// [`CallError::InvalidArgument`].
     pub fn unmap(&self, addr: u64, size: u64) -> Result<(), CallError> {
-        use capos_caps::schema::capos_capnp::virtual_memory as vm;
         refuse_heap(addr, size)?;
-        let mut m = Builder::new_default();
-        let mut p = m.init_root::<vm::unmap_params::Builder>();
-        p.set_addr(addr);
-        p.set_size(size);
-        self.cap.call(1, wire::to_bytes(&m)).map(|_| ())
+        self.inner.unmap(addr, size)
     }
 
     /// Changes the rights of `[addr, addr + size)`. Memory the heap grew
     /// into is refused with [`CallError::InvalidArgument`].
     pub fn protect(&self, addr: u64, size: u64, prot: u32) -> Result<(), CallError> {
-        use capos_caps::schema::capos_capnp::virtual_memory as vm;
         refuse_heap(addr, size)?;
-        let mut m = Builder::new_default();
-        let mut p = m.init_root::<vm::protect_params::Builder>();
-        p.set_addr(addr);
-        p.set_size(size);
-        p.set_prot(prot);
-        self.cap.call(2, wire::to_bytes(&m)).map(|_| ())
+        self.inner.protect(addr, size, prot)
     }
 
     /// Maps `size` bytes read-write and returns them as a buffer owned by
@@ -382,96 +228,18 @@ impl AnonBuffer {
     }
 }
 
-/// Allocates physical memory as [`MemoryObject`]s (`FrameAllocator`). The
-/// frames are charged to this process until the object is gone.
-#[derive(Clone)]
-pub struct FrameAllocator {
-    cap: Cap,
-}
-
-interface!(
-    FrameAllocator,
-    interfaces::FRAME_ALLOCATOR,
-    "FrameAllocator"
-);
-
-impl FrameAllocator {
-    /// A new object of `pages` zeroed pages (physically consecutive if
-    /// `contiguous`).
-    pub fn allocate(
-        &self,
-        pages: u32,
-        contiguous: bool,
-    ) -> Result<crate::Owned<MemoryObject>, CallError> {
-        use capos_caps::schema::capos_capnp::frame_allocator as fa;
-        let mut m = Builder::new_default();
-        let mut p = m.init_root::<fa::allocate_params::Builder>();
-        p.set_pages(pages);
-        p.set_contiguous(contiguous);
-        let ring = self.cap.ring();
-        let t = ring.submit(self.cap.id(), 0, wire::to_bytes(&m), 256)?;
-        let (bytes, mut caps) = split_result_caps(ring.wait(t)?, ring)?;
-        let index = wire::read(&bytes)?
-            .get_root::<fa::allocate_results::Reader>()?
-            .get_memory();
-        if usize::from(index) >= caps.len() {
-            return Err(CallError::Protocol("bad memory object index"));
-        }
-        crate::Owned::adopt_checked(caps.swap_remove(usize::from(index)).into_cap())
-    }
-}
-
-/// Physical memory that any holder can map into its own space
-/// (`MemoryObject`): the way two processes share memory.
-#[derive(Clone)]
-pub struct MemoryObject {
-    cap: Cap,
-}
-
-interface!(MemoryObject, interfaces::MEMORY_OBJECT, "MemoryObject");
-
 impl MemoryObject {
-    /// The object's size: `(pages, bytes)`.
-    pub fn info(&self) -> Result<(u32, u64), CallError> {
-        use capos_caps::schema::capos_capnp::memory_object as mo;
-        let mut m = Builder::new_default();
-        m.init_root::<mo::info_params::Builder>();
-        let bytes = self.cap.call(0, wire::to_bytes(&m))?;
-        let msg = wire::read(&bytes)?;
-        let r = msg.get_root::<mo::info_results::Reader>()?;
+    /// The object's size in pages and bytes.
+    pub fn size(&self) -> Result<(u32, u64), CallError> {
+        let reply = self.info()?;
+        let r = reply.get()?;
         Ok((r.get_page_count(), r.get_size_bytes()))
-    }
-
-    /// Maps `size` bytes of the object from `offset` (both multiples of
-    /// 4096) with `prot` (never executable); returns the address (at `hint`
-    /// if that range is free, else chosen by the kernel; 0 = no hint).
-    pub fn map(&self, hint: u64, offset: u64, size: u64, prot: u32) -> Result<u64, CallError> {
-        use capos_caps::schema::capos_capnp::memory_object as mo;
-        let mut m = Builder::new_default();
-        let mut p = m.init_root::<mo::map_params::Builder>();
-        p.set_hint(hint);
-        p.set_offset(offset);
-        p.set_size(size);
-        p.set_prot(prot);
-        let bytes = self.cap.call(1, wire::to_bytes(&m))?;
-        let msg = wire::read(&bytes)?;
-        Ok(msg.get_root::<mo::map_results::Reader>()?.get_addr())
-    }
-
-    /// Removes a whole mapping [`MemoryObject::map`] made.
-    pub fn unmap(&self, addr: u64, size: u64) -> Result<(), CallError> {
-        use capos_caps::schema::capos_capnp::memory_object as mo;
-        let mut m = Builder::new_default();
-        let mut p = m.init_root::<mo::unmap_params::Builder>();
-        p.set_addr(addr);
-        p.set_size(size);
-        self.cap.call(2, wire::to_bytes(&m)).map(|_| ())
     }
 
     /// Maps the whole object read-write and returns a view of it.
     #[cfg(target_os = "none")]
     pub fn map_shared(&self) -> Result<SharedMemory, CallError> {
-        let (_, size) = self.info()?;
+        let (_, size) = self.size()?;
         let addr = self.map(0, 0, size, prot::READ | prot::WRITE)?;
         Ok(SharedMemory {
             addr,
@@ -568,17 +336,39 @@ pub struct KernelGrant<'a> {
     pub kind: capos_caps::manifest::KernelKind,
 }
 
-/// Starts boot binaries as processes (`ProcessSpawner`; held by init).
-#[derive(Clone)]
-pub struct ProcessSpawner {
-    cap: Cap,
+/// One grant for [`ProcessSpawner::spawn_with`].
+#[derive(Clone, Copy)]
+pub enum GrantSpec<'a> {
+    /// A capability the kernel mints for the child.
+    Kernel {
+        /// CapSet name in the child.
+        name: &'a str,
+        /// What to mint.
+        kind: capos_caps::manifest::KernelKind,
+    },
+    /// A copy of a capability this process holds.
+    Copy {
+        /// CapSet name in the child.
+        name: &'a str,
+        /// The capability to copy.
+        cap: &'a Cap,
+    },
+    /// A capability this process holds, moved to the child.
+    Move {
+        /// CapSet name in the child.
+        name: &'a str,
+        /// The capability to move.
+        cap: &'a Cap,
+    },
 }
 
-interface!(
-    ProcessSpawner,
-    interfaces::PROCESS_SPAWNER,
-    "ProcessSpawner"
-);
+/// What [`ProcessSpawner::spawn_with`] returns.
+pub struct Spawned {
+    /// The child.
+    pub handle: Owned<ProcessHandle>,
+    /// For each endpoint grant (by grant name), a client facet.
+    pub facets: Vec<(String, Owned<ClientEndpoint>)>,
+}
 
 impl ProcessSpawner {
     /// Starts boot binary `binary` as a process named `name` holding exactly
@@ -588,7 +378,7 @@ impl ProcessSpawner {
         name: &str,
         binary: &str,
         grants: &[KernelGrant<'_>],
-    ) -> Result<crate::Owned<ProcessHandle>, CallError> {
+    ) -> Result<Owned<ProcessHandle>, CallError> {
         let specs: Vec<GrantSpec<'_>> = grants
             .iter()
             .map(|g| GrantSpec::Kernel {
@@ -599,8 +389,8 @@ impl ProcessSpawner {
         Ok(self.spawn_with(name, binary, &specs)?.handle)
     }
 
-    /// Starts `binary` with `grants`, which may also copy capabilities this
-    /// process holds ([`GrantSpec::Copy`]). Returns the handle and, for each
+    /// Starts `binary` with `grants`, which may also copy or move
+    /// capabilities this process holds. Returns the handle and, for each
     /// endpoint grant, a client facet of the child's new endpoint.
     pub fn spawn_with(
         &self,
@@ -641,154 +431,82 @@ impl ProcessSpawner {
         grants: &[GrantSpec<'_>],
         options: SpawnOptions,
     ) -> Result<Spawned, CallError> {
-        use capos_caps::schema::capos_capnp::process_spawner as ps;
         let placement = options.placement;
         if let Placement::Unknown(_) = placement {
             return Err(CallError::InvalidArgument("unknown placement"));
         }
-        let mut transfers = Vec::new();
-        let mut m = Builder::new_default();
-        {
-            let mut p = m.init_root::<ps::spawn_params::Builder>();
-            p.set_name(name);
-            p.set_binary_name(binary);
-            p.set_frame_limit(options.frame_limit);
-            if placement != Placement::AnyCpu {
-                capos_caps::manifest::write_placement(placement, p.reborrow().init_placement());
-            }
-            let mut list = p.init_grants(grants.len() as u32);
-            for (i, g) in grants.iter().enumerate() {
-                let mut e = list.reborrow().get(i as u32);
-                match g {
-                    GrantSpec::Kernel { name, kind } => {
-                        e.set_name(name);
-                        e.set_expected_interface_id(kind.interface_id());
-                        e.init_source()
-                            .set_kernel(capos_caps::manifest::kind_to_schema(*kind));
-                    }
-                    GrantSpec::Copy { name, cap } => {
-                        e.set_name(name);
-                        e.set_expected_interface_id(cap.interface_id());
-                        e.init_source().set_transferred(transfers.len() as u16);
-                        transfers.push(capos_ring::TransferDescriptor {
-                            cap_id: cap.id(),
-                            mode: capos_ring::TRANSFER_COPY,
-                            reserved0: 0,
-                        });
+        let sent: Vec<(&Cap, u32)> = grants
+            .iter()
+            .filter_map(|g| match g {
+                GrantSpec::Copy { cap, .. } => Some((*cap, capos_ring::TRANSFER_COPY)),
+                GrantSpec::Move { cap, .. } => Some((*cap, capos_ring::TRANSFER_MOVE)),
+                GrantSpec::Kernel { .. } => None,
+            })
+            .collect();
+        let mut reply = self.call_spawn(
+            |mut p| {
+                p.set_name(name);
+                p.set_binary_name(binary);
+                p.set_frame_limit(options.frame_limit);
+                if placement != Placement::AnyCpu {
+                    capos_caps::manifest::write_placement(placement, p.reborrow().init_placement());
+                }
+                let mut list = p.init_grants(grants.len() as u32);
+                let mut transferred = 0u16;
+                for (i, g) in grants.iter().enumerate() {
+                    let mut e = list.reborrow().get(i as u32);
+                    match g {
+                        GrantSpec::Kernel { name, kind } => {
+                            e.set_name(name);
+                            e.set_expected_interface_id(kind.interface_id());
+                            e.init_source()
+                                .set_kernel(capos_caps::manifest::kind_to_schema(*kind));
+                        }
+                        GrantSpec::Copy { name, cap } | GrantSpec::Move { name, cap } => {
+                            e.set_name(name);
+                            e.set_expected_interface_id(cap.interface_id());
+                            e.init_source().set_transferred(transferred);
+                            transferred += 1;
+                        }
                     }
                 }
-            }
+            },
+            &sent,
+        )?;
+        let (handle, facets) = spawned_indices(&reply)?;
+        let handle = reply.take_cap::<ProcessHandle>(handle)?;
+        let mut out = Vec::with_capacity(facets.len());
+        for (grant, index) in facets {
+            out.push((grant, reply.take_cap::<ClientEndpoint>(index)?));
         }
-        let ring = self.cap.ring();
-        let ticket =
-            ring.submit_with_transfers(self.cap.id(), 0, wire::to_bytes(&m), 2048, &transfers)?;
-        let done = ring.wait(ticket)?;
-        let cqe = done.cqe;
-        let len = match cqe.status() {
-            capos_ring::CqeStatus::Ok(n) => n as usize,
-            _ => {
-                return done
-                    .into_result()
-                    .and(Err(CallError::Protocol("spawn failed")))
-            }
-        };
-        if cqe.flags & capos_ring::CQE_FLAG_TRANSFER_RESULTS == 0 || cqe.xfer_count == 0 {
-            // An exception, or a malformed reply.
-            done.into_result()?;
-            return Err(CallError::Protocol("spawn returned no process handle"));
-        }
-        let caps = result_caps(&done.result, len, cqe.xfer_count as usize, ring)?;
-        let msg = wire::read(&done.result[..len])?;
-        let r = msg.get_root::<ps::spawn_results::Reader>()?;
-        let handle_cap = caps
-            .get(usize::from(r.get_handle()))
-            .cloned()
-            .ok_or(CallError::Protocol("bad handle index"))?;
-        let handle = crate::Owned::adopt_checked(handle_cap)?;
-        let mut facets = Vec::new();
-        for f in r.get_facets()? {
-            let cap = caps
-                .get(usize::from(f.get_client()))
-                .cloned()
-                .ok_or(CallError::Protocol("bad facet index"))?;
-            let grant = f
-                .get_grant()?
-                .to_str()
-                .map_err(|_| CallError::Protocol("facet name is not UTF-8"))?;
-            facets.push((
-                alloc::string::String::from(grant),
-                crate::Owned::adopt_checked(cap)?,
-            ));
-        }
-        Ok(Spawned { handle, facets })
+        Ok(Spawned {
+            handle,
+            facets: out,
+        })
     }
 }
 
-/// The capabilities a completion carries: `count` transfer-result records
-/// starting at byte `at` of `result`, as caps on `ring`.
-fn result_caps(
-    result: &[u8],
-    at: usize,
-    count: usize,
-    ring: &crate::Ring,
-) -> Result<Vec<Cap>, CallError> {
-    (0..count)
-        .map(|i| {
-            let start = at + i * 16;
-            let record: [u8; 16] = result
-                .get(start..start + 16)
-                .and_then(|r| r.try_into().ok())
-                .ok_or(CallError::Protocol("transfer result record missing"))?;
-            let rec = capos_ring::TransferResult::from_bytes(&record);
-            Ok(Cap::new(rec.cap_id, rec.interface_id, ring.clone()))
-        })
-        .collect()
+/// The handle's and each facet's result-cap index in a spawn reply.
+#[allow(clippy::type_complexity)]
+fn spawned_indices(
+    reply: &api::Reply<process_spawner::spawn_results::Owned>,
+) -> Result<(u16, Vec<(String, u16)>), CallError> {
+    let r = reply.get()?;
+    let mut facets = Vec::new();
+    for f in r.get_facets()? {
+        let grant = f
+            .get_grant()?
+            .to_str()
+            .map_err(|_| CallError::Protocol("facet name is not UTF-8"))?;
+        facets.push((String::from(grant), f.get_client()));
+    }
+    Ok((r.get_handle(), facets))
 }
-
-/// One grant for [`ProcessSpawner::spawn_with`].
-#[derive(Clone, Copy)]
-pub enum GrantSpec<'a> {
-    /// A capability the kernel mints for the child.
-    Kernel {
-        /// CapSet name in the child.
-        name: &'a str,
-        /// What to mint.
-        kind: capos_caps::manifest::KernelKind,
-    },
-    /// A copy of a capability this process holds.
-    Copy {
-        /// CapSet name in the child.
-        name: &'a str,
-        /// The capability to copy.
-        cap: &'a Cap,
-    },
-}
-
-/// What [`ProcessSpawner::spawn_with`] returns.
-pub struct Spawned {
-    /// The child.
-    pub handle: crate::Owned<ProcessHandle>,
-    /// For each endpoint grant (by grant name), a client facet.
-    pub facets: Vec<(alloc::string::String, crate::Owned<ClientEndpoint>)>,
-}
-
-/// The client side of an endpoint (`ClientEndpoint`): CALL only, with the
-/// method ids and parameters of whatever protocol the server speaks.
-#[derive(Clone)]
-pub struct ClientEndpoint {
-    cap: Cap,
-}
-
-interface!(
-    ClientEndpoint,
-    interfaces::CLIENT_ENDPOINT,
-    "ClientEndpoint"
-);
 
 impl ClientEndpoint {
     /// Calls the server: `method` with raw `params`; returns its raw result.
     pub fn call(&self, method: u16, params: Vec<u8>) -> Result<Vec<u8>, CallError> {
-        self.cap.call(method, params)
+        self.cap().call(method, params)
     }
 
     /// Calls the server sending `caps` with the call, each copied
@@ -812,11 +530,15 @@ impl ClientEndpoint {
         method: u16,
         params: Vec<u8>,
         caps: &[(&Cap, u32)],
-    ) -> Result<(Vec<u8>, Vec<crate::CapHandle>), CallError> {
-        let ring = self.cap.ring();
-        let t =
-            ring.submit_with_transfers(self.cap.id(), method, params, 4096, &descriptors(caps))?;
-        split_result_caps(ring.wait(t)?, ring)
+    ) -> Result<(Vec<u8>, Vec<CapHandle>), CallError> {
+        call_raw(self.cap(), method, params, 4096, caps)
+    }
+
+    /// This facet as a client of the protocol `T` the server speaks (a
+    /// schema interface in `services.capnp`): `T`'s stubs send their method
+    /// ordinals through this endpoint.
+    pub fn protocol<T: Interface>(&self) -> T {
+        T::from_cap(self.cap().clone())
     }
 }
 
@@ -831,12 +553,33 @@ fn descriptors(caps: &[(&Cap, u32)]) -> Vec<capos_ring::TransferDescriptor> {
         .collect()
 }
 
+/// The capabilities a completion carries: `count` transfer-result records
+/// starting at byte `at` of `result`, as caps on `ring`.
+fn result_caps(
+    result: &[u8],
+    at: usize,
+    count: usize,
+    ring: &crate::Ring,
+) -> Result<Vec<Cap>, CallError> {
+    (0..count)
+        .map(|i| {
+            let start = at + i * 16;
+            let record: [u8; 16] = result
+                .get(start..start + 16)
+                .and_then(|r| r.try_into().ok())
+                .ok_or(CallError::Protocol("transfer result record missing"))?;
+            let rec = capos_ring::TransferResult::from_bytes(&record);
+            Ok(Cap::new(rec.cap_id, rec.interface_id, ring.clone()))
+        })
+        .collect()
+}
+
 /// The result bytes of a completion and the capabilities after them, owned
 /// (released on drop unless adopted). An error or exception carries none.
 fn split_result_caps(
     done: crate::Completion,
     ring: &crate::Ring,
-) -> Result<(Vec<u8>, Vec<crate::CapHandle>), CallError> {
+) -> Result<(Vec<u8>, Vec<CapHandle>), CallError> {
     let count = if done.cqe.flags & capos_ring::CQE_FLAG_TRANSFER_RESULTS != 0 {
         done.cqe.xfer_count as usize
     } else {
@@ -848,21 +591,12 @@ fn split_result_caps(
         .saturating_sub(count * capos_ring::TRANSFER_RESULT_SIZE as usize);
     let caps = result_caps(&all, len, count, ring)?
         .into_iter()
-        .map(crate::CapHandle::adopt)
+        .map(CapHandle::adopt)
         .collect();
     let mut bytes = done.into_result()?;
     bytes.truncate(len);
     Ok((bytes, caps))
 }
-
-/// The owner side of an endpoint (`Endpoint`): receives calls and answers
-/// them.
-#[derive(Clone)]
-pub struct Endpoint {
-    cap: Cap,
-}
-
-interface!(Endpoint, interfaces::ENDPOINT, "Endpoint");
 
 /// A call delivered by [`Endpoint::recv`].
 pub struct IncomingCall {
@@ -879,30 +613,11 @@ pub struct IncomingCall {
 }
 
 impl Endpoint {
-    /// A new client facet of this endpoint (CALL only), owned.
-    pub fn client_facet(&self) -> Result<crate::Owned<ClientEndpoint>, CallError> {
-        use capos_caps::schema::capos_capnp::endpoint as ep;
-        let mut m = Builder::new_default();
-        m.init_root::<ep::client_facet_params::Builder>();
-        let ring = self.cap.ring();
-        let t = ring.submit(self.cap.id(), 0, wire::to_bytes(&m), 256)?;
-        let (bytes, mut caps) = split_result_caps(ring.wait(t)?, ring)?;
-        let index = usize::from(
-            wire::read(&bytes)?
-                .get_root::<ep::client_facet_results::Reader>()?
-                .get_client(),
-        );
-        if index >= caps.len() {
-            return Err(CallError::Protocol("bad client facet index"));
-        }
-        crate::Owned::adopt_checked(caps.swap_remove(index).into_cap())
-    }
-
     /// Blocks until a call arrives (parameters up to `capacity` bytes).
     pub fn recv(&self, capacity: usize) -> Result<IncomingCall, CallError> {
-        let ring = self.cap.ring();
+        let ring = self.cap().ring();
         let ticket = ring.submit_recv(
-            self.cap.id(),
+            self.cap().id(),
             capos_ring::process::CALL_HEADER_SIZE + capacity,
         )?;
         let done = ring.wait(ticket)?;
@@ -946,95 +661,142 @@ impl Endpoint {
         result: Vec<u8>,
         caps: &[(&Cap, u32)],
     ) -> Result<(), CallError> {
-        let ring = self.cap.ring();
-        let t = ring.submit_return(self.cap.id(), call_id, result, false, &descriptors(caps))?;
+        let ring = self.cap().ring();
+        let t = ring.submit_return(self.cap().id(), call_id, result, false, &descriptors(caps))?;
         ring.wait(t)?.into_result().map(|_| ())
     }
 
     /// Answers `call_id` with an application exception.
-    pub fn reply_exception(
-        &self,
-        call_id: u64,
-        e: &capos_caps::exception::CapException,
-    ) -> Result<(), CallError> {
-        let ring = self.cap.ring();
-        let t = ring.submit_return(self.cap.id(), call_id, e.encode(), true, &[])?;
+    pub fn reply_exception(&self, call_id: u64, e: &CapException) -> Result<(), CallError> {
+        let ring = self.cap().ring();
+        let t = ring.submit_return(self.cap().id(), call_id, e.encode(), true, &[])?;
         ring.wait(t)?.into_result().map(|_| ())
     }
-}
 
-/// A child process (`ProcessHandle`).
-#[derive(Clone)]
-pub struct ProcessHandle {
-    cap: Cap,
-}
-
-interface!(ProcessHandle, interfaces::PROCESS_HANDLE, "ProcessHandle");
-
-impl ProcessHandle {
-    /// Blocks until the child exits; returns its exit code (at once if it
-    /// already has).
-    pub fn wait(&self) -> Result<i64, CallError> {
-        use capos_caps::schema::capos_capnp::process_handle as ph;
-        let mut m = Builder::new_default();
-        m.init_root::<ph::wait_params::Builder>();
-        let bytes = self.cap.call(0, wire::to_bytes(&m))?;
-        Ok(wire::read(&bytes)?
-            .get_root::<ph::wait_results::Reader>()?
-            .get_exit_code())
-    }
-
-    /// The child's pid.
-    pub fn pid(&self) -> Result<u64, CallError> {
-        use capos_caps::schema::capos_capnp::process_handle as ph;
-        let mut m = Builder::new_default();
-        m.init_root::<ph::pid_params::Builder>();
-        let bytes = self.cap.call(1, wire::to_bytes(&m))?;
-        Ok(wire::read(&bytes)?
-            .get_root::<ph::pid_results::Reader>()?
-            .get_pid())
+    /// Answers `call` with what a generated server dispatch produced.
+    pub fn answer(&self, call_id: u64, answer: Answer) -> Result<(), CallError> {
+        match answer {
+            Answer::Result { bytes, caps } => {
+                let sent: Vec<(&Cap, u32)> = caps.iter().map(|(c, m)| (c, *m)).collect();
+                self.reply_with_caps(call_id, bytes, &sent)
+            }
+            Answer::Exception(e) => self.reply_exception(call_id, &e),
+        }
     }
 }
 
-/// Monotonic time and sleeps (`Timer`).
-#[derive(Clone)]
-pub struct Timer {
-    cap: Cap,
+/// What a userspace server's handler answers (the `Reply` of
+/// [`ServerCall`]).
+pub enum Answer {
+    /// A result message, and capabilities to send with it (copied or
+    /// moved, by ABI mode).
+    Result {
+        /// The serialized result.
+        bytes: Vec<u8>,
+        /// Capabilities sent with it.
+        caps: Vec<(Cap, u32)>,
+    },
+    /// An application exception.
+    Exception(CapException),
 }
 
-interface!(Timer, interfaces::TIMER, "Timer");
+/// One incoming call as a userspace server's handlers see it: who called,
+/// the capabilities it sent, and how to answer. It is the
+/// `capos_caps::server::Context` the generated `dispatch` functions take.
+pub struct ServerCall {
+    /// The calling process.
+    pub caller_pid: u32,
+    /// Capabilities sent with the call (now in this process's table, not
+    /// owned: adopt or release them).
+    pub caps: Vec<Cap>,
+}
+
+impl ServerCall {
+    /// Answers with `message`.
+    pub fn result(
+        &mut self,
+        message: &capnp::message::Builder<capnp::message::HeapAllocator>,
+    ) -> Answer {
+        Answer::Result {
+            bytes: capnp::serialize::write_message_to_words(message),
+            caps: Vec::new(),
+        }
+    }
+
+    /// Answers with `message` and sends `caps` with it.
+    pub fn result_with_caps(
+        &mut self,
+        message: &capnp::message::Builder<capnp::message::HeapAllocator>,
+        caps: Vec<(Cap, u32)>,
+    ) -> Answer {
+        Answer::Result {
+            bytes: capnp::serialize::write_message_to_words(message),
+            caps,
+        }
+    }
+
+    /// An empty result (every field at its default).
+    pub fn empty(&mut self) -> Answer {
+        Answer::Result {
+            bytes: Vec::new(),
+            caps: Vec::new(),
+        }
+    }
+}
+
+impl capos_caps::server::Context for ServerCall {
+    type Reply = Answer;
+
+    fn bad_params(&mut self, _interface: u64, _method: u16, error: capnp::Error) -> Answer {
+        Answer::Exception(CapException::failed(alloc::format!(
+            "malformed parameters: {error}"
+        )))
+    }
+
+    fn no_such_method(&mut self, interface: u64, method: u16) -> Answer {
+        Answer::Exception(CapException::unimplemented(interface, method))
+    }
+}
+
+impl IncomingCall {
+    /// The parameters, word-aligned for the decoder.
+    pub fn aligned_params(&self) -> Vec<capnp::Word> {
+        let mut words =
+            alloc::vec![capnp::word(0, 0, 0, 0, 0, 0, 0, 0); self.params.len().div_ceil(8)];
+        capnp::Word::words_to_bytes_mut(&mut words)[..self.params.len()]
+            .copy_from_slice(&self.params);
+        words
+    }
+
+    /// The context its handlers run in (moves the sent caps into it).
+    pub fn context(&mut self) -> ServerCall {
+        ServerCall {
+            caller_pid: self.caller_pid,
+            caps: core::mem::take(&mut self.caps),
+        }
+    }
+}
 
 impl Timer {
-    /// Nanoseconds on the kernel's monotonic clock.
-    pub fn now(&self) -> Result<u64, CallError> {
-        let mut m = Builder::new_default();
-        m.init_root::<capos_caps::schema::capos_capnp::timer::now_params::Builder>();
-        let bytes = self.cap.call(0, wire::to_bytes(&m))?;
-        let msg = wire::read(&bytes)?;
-        Ok(msg
-            .get_root::<capos_caps::schema::capos_capnp::timer::now_results::Reader>()?
-            .get_nanos())
-    }
-
-    /// Blocks for at least `nanos` nanoseconds.
-    pub fn sleep(&self, nanos: u64) -> Result<(), CallError> {
-        self.cap
-            .ring()
-            .wait(self.start_sleep(nanos)?)?
-            .into_result()
-            .map(|_| ())
-    }
-
     /// Starts a sleep without waiting; collect it with [`crate::Ring::wait`]
     /// (or `poll` + `take`). Completions arrive in deadline order.
     pub fn start_sleep(&self, nanos: u64) -> Result<crate::Ticket, CallError> {
-        let mut m = Builder::new_default();
+        let mut m = capnp::message::Builder::new_default();
         m.init_root::<capos_caps::schema::capos_capnp::timer::sleep_params::Builder>()
             .set_nanos(nanos);
-        self.cap
-            .ring()
-            .submit(self.cap.id(), 1, wire::to_bytes(&m), 0)
+        self.cap().ring().submit(
+            self.cap().id(),
+            capos_caps::api::timer::SLEEP,
+            crate::wire::to_bytes(&m),
+            0,
+        )
     }
+}
+
+/// Result capacity for a read of up to `max` bytes: the data plus room for
+/// the message framing (or an exception).
+pub fn read_capacity(max: u32) -> usize {
+    (max as usize + 1024).min(MAX_RESULT_LEN as usize)
 }
 
 #[cfg(test)]
@@ -1058,10 +820,12 @@ mod tests {
     }
 
     #[test]
-    fn read_all_rejects_early_end() {
+    fn read_all_rejects_early_end_and_overlong_chunks() {
         let err = read_all(10, |off, _| {
             Ok(if off == 0 { vec![1; 4] } else { Vec::new() })
         });
+        assert!(matches!(err, Err(CallError::Protocol(_))));
+        let err = read_all(10, |_, max| Ok(vec![1; max as usize + 1]));
         assert!(matches!(err, Err(CallError::Protocol(_))));
         assert_eq!(
             read_all(0, |_, _| unreachable!()).unwrap(),
@@ -1071,7 +835,6 @@ mod tests {
 
     #[test]
     fn read_capacity_stays_within_the_ring_limit() {
-        assert!(read_capacity(MAX_READ) <= MAX_RESULT_LEN as usize);
         assert!(read_capacity(u32::MAX) <= MAX_RESULT_LEN as usize);
         assert!(read_capacity(READ_CHUNK) > READ_CHUNK as usize);
     }

@@ -16,8 +16,10 @@
 //!   `user_data`, buffers kept alive until their completion, out-of-order
 //!   completion matching, blocking and non-blocking calls;
 //! * CapSet lookup by name with an interface check ([`Runtime::cap`]);
-//! * typed clients for the kernel interfaces ([`Console`], [`BootPackage`],
-//!   [`NullCap`]) built on the schema bindings in `capos-caps`;
+//! * typed clients for every schema interface ([`api`], generated from
+//!   `caps/schema` like the kernel's dispatch), plus what cannot be
+//!   generated ([`client`]): chunked reads, spawning with grant lists,
+//!   endpoint RECV/RETURN and serving a protocol ([`ServerCall`]);
 //! * owned capability handles that release themselves ([`CapHandle`],
 //!   [`Owned`]);
 //! * the panic path (`panic: <message>` on the console, exit code 101) and
@@ -33,6 +35,7 @@
 
 extern crate alloc;
 
+pub mod api;
 pub mod capset;
 pub mod client;
 pub mod direct;
@@ -63,11 +66,12 @@ pub use capnp;
 pub use capos_caps as caps;
 pub use capos_ring as ring;
 
+pub use api::Reply;
 pub use capset::{CapLookupError, Interface};
 pub use client::{
-    prot, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator, GrantSpec,
-    IncomingCall, KernelGrant, MemoryObject, NullCap, Placement, ProcessHandle, ProcessSpawner,
-    SpawnOptions, Spawned, Timer, VirtualMemory,
+    prot, Answer, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator,
+    GrantSpec, IncomingCall, KernelGrant, MemoryObject, NullCap, Placement, ProcessHandle,
+    ProcessSpawner, ServerCall, SpawnOptions, Spawned, Timer, VirtualMemory,
 };
 #[cfg(target_os = "none")]
 pub use client::{AnonBuffer, SharedMemory};

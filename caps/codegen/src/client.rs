@@ -1,7 +1,7 @@
 //! The client side: one typed client struct per interface, with one stub
 //! per method.
 //!
-//! Every method gets a general stub, `{method}_with(build, caps)`: it
+//! Every method gets a general stub, `call_{method}(build, caps)`: it
 //! builds the parameters with a closure, may send capabilities with the
 //! call, and returns the whole reply (result message and result
 //! capabilities). Where the parameters are plain values (numbers, bools,
@@ -79,7 +79,7 @@ fn names(m: &Method) -> (String, String) {
         "cap" => "cap_".to_string(),
         s => s.to_string(),
     };
-    let general = format!("{}_with", m.snake);
+    let general = format!("call_{}", m.snake);
     (flat, general)
 }
 

@@ -438,3 +438,89 @@ mod tests {
         assert_eq!(type_name("lineStatus"), "LineStatus");
     }
 }
+
+#[cfg(test)]
+mod schema_tests {
+    //! The generator against the project's own schema (needs `capnp`).
+
+    use super::*;
+    use std::process::Command;
+
+    fn project_schema() -> Schema {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema");
+        let out = Command::new("capnp")
+            .args(["compile", "-o-", "--src-prefix", dir])
+            .arg(format!("{dir}/capos.capnp"))
+            .arg(format!("{dir}/services.capnp"))
+            .output()
+            .expect("the capnp compiler runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        read_request(&out.stdout).expect("the request parses")
+    }
+
+    fn iface<'a>(s: &'a Schema, name: &str) -> &'a Interface {
+        s.interfaces.iter().find(|i| i.name == name).expect(name)
+    }
+
+    #[test]
+    fn ordinals_ids_and_paths_come_from_the_schema() {
+        let s = project_schema();
+        let console = iface(&s, "Console");
+        assert_eq!(console.id, 0xdfa8_4506_728b_f29c);
+        assert_eq!(console.path, "capos_capnp::console");
+        let names: Vec<(&str, u16)> = console
+            .methods
+            .iter()
+            .map(|m| (m.name.as_str(), m.ordinal))
+            .collect();
+        assert_eq!(names, [("write", 0), ("writeLine", 1)]);
+        assert_eq!(
+            console.methods[1].params.path,
+            "capos_capnp::console::write_line_params"
+        );
+        let echo = iface(&s, "Echo");
+        assert_eq!(echo.path, "services_capnp::echo");
+        assert_eq!(echo.methods[3].snake, "inspect_caps");
+    }
+
+    #[test]
+    fn annotations_and_flatness_are_read() {
+        let s = project_schema();
+        let alloc = &iface(&s, "FrameAllocator").methods[0];
+        assert_eq!(
+            alloc.results.fields[0].result_cap.as_deref(),
+            Some("MemoryObject")
+        );
+        assert!(alloc.params.is_flat());
+        let boot = iface(&s, "BootPackage");
+        assert_eq!(boot.methods[1].result_bytes, Some(17408));
+        assert_eq!(boot.methods[0].result_bytes, None);
+        let spawn = &iface(&s, "ProcessSpawner").methods[0];
+        assert!(
+            !spawn.params.is_flat(),
+            "grants and placement are not plain values"
+        );
+        let read_line = &iface(&s, "TerminalSession").methods[2];
+        assert!(matches!(read_line.results.fields[0].kind, Kind::Enum(_)));
+    }
+
+    #[test]
+    fn every_method_becomes_a_required_handler_and_a_dispatch_arm() {
+        let s = project_schema();
+        let code = server::generate(&s, "crate::schema", "crate::server");
+        for i in &s.interfaces {
+            for m in &i.methods {
+                assert!(code.contains(&format!("        fn {}(&self, cx: &mut C", m.snake)));
+                assert!(code.contains(&format!("            {} =>", screaming(&m.name))));
+            }
+        }
+        // Handlers are declarations only: no default body.
+        assert!(!code.contains("-> C::Reply {"));
+        let client = client::generate(&s, "crate::api", "capos_caps::schema", "capos_caps::api");
+        assert!(client.contains("pub fn allocate(&self, pages: u32, contiguous: bool) -> Result<crate::api::Owned<MemoryObject>"));
+    }
+}

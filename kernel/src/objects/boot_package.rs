@@ -38,7 +38,10 @@ fn chunk(bytes: &[u8], offset: u64, max: u32) -> &[u8] {
 impl BootPackage {
     /// The bytes of binary `name`.
     pub fn binary(&self, name: &str) -> Option<&'static [u8]> {
-        self.binaries.iter().find(|b| b.name == name).map(|b| b.bytes)
+        self.binaries
+            .iter()
+            .find(|b| b.name == name)
+            .map(|b| b.bytes)
     }
 }
 

@@ -28,9 +28,7 @@
 //! side → thread state.
 
 use super::transfer::{self, RECORD};
-use super::{
-    names, serve, Call, Completion, KernelObject, Outcome, Recv, ResultCap, Return,
-};
+use super::{names, serve, Call, Completion, KernelObject, Outcome, Recv, ResultCap, Return};
 use crate::proc::aspace::{AddressSpace, CopySide};
 use crate::proc::Process;
 use crate::ring::{ParkKey, Queue, WaitQueue};
@@ -78,6 +76,8 @@ struct Queued {
 struct Waiting {
     completion: Completion,
     buffer: UserWrite,
+    /// The receiving process.
+    pid: u32,
 }
 
 /// A delivered call: the caller's completion (gone if the caller exited,
@@ -85,6 +85,8 @@ struct Waiting {
 /// charge.
 struct InFlight {
     completion: Option<Completion>,
+    /// The process it was delivered to.
+    server_pid: u32,
     /// A RETURN is answering it now.
     answering: bool,
     _charge: Reservation,
@@ -234,6 +236,7 @@ impl Endpoint {
         let mut r = Waiting {
             completion,
             buffer: cx.buffer,
+            pid: cx.sub.process().pid,
         };
         while let Some(Queued { call, _charge }) = st.calls.pop_front() {
             if !call.completion.caller_alive() {
@@ -349,6 +352,7 @@ impl Endpoint {
         }
         st.in_flight[slot] = Some(InFlight {
             completion: Some(call.completion),
+            server_pid: r.pid,
             answering: false,
             _charge: charge,
         });
@@ -379,7 +383,9 @@ impl Endpoint {
             let Some(slot) = st.slot_of(cx.call_id) else {
                 return Outcome::Error(TransportError::BadCallId);
             };
-            let f = st.in_flight[slot].as_mut().expect("slot_of names an occupied slot");
+            let f = st.in_flight[slot]
+                .as_mut()
+                .expect("slot_of names an occupied slot");
             if f.answering {
                 return Outcome::Error(TransportError::BadCallId);
             }
@@ -490,6 +496,38 @@ impl Endpoint {
         }
     }
 
+    /// The owner side left process `pid`: the RECVs it has waiting and the
+    /// calls it received and has not answered complete with `CANCELLED`
+    /// (it can no longer answer them, and must not receive calls meant for
+    /// the new holder).
+    fn abandoned_by(&self, pid: u32) {
+        let (recvs, calls) = {
+            let mut st = self.state.lock();
+            let mut recvs = Vec::new();
+            let mut i = 0;
+            while i < st.recvs.len() {
+                if st.recvs[i].pid == pid {
+                    recvs.extend(st.recvs.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            let mut calls = Vec::new();
+            for slot in 0..MAX_IN_FLIGHT {
+                if st.in_flight[slot]
+                    .as_ref()
+                    .is_some_and(|f| f.server_pid == pid && !f.answering)
+                {
+                    st.generations[slot] = st.generations[slot].wrapping_add(1).max(1);
+                    calls.extend(st.in_flight[slot].take());
+                }
+            }
+            (recvs, calls)
+        };
+        drop(recvs);
+        drop(calls);
+    }
+
     /// The owner side is gone: everything queued, waiting or in flight
     /// completes with `CANCELLED`.
     fn close(&self) {
@@ -568,6 +606,10 @@ impl KernelObject for EndpointOwner {
     /// The endpoint's queues are charged to the process it is granted to.
     fn bind_holder(&self, holder: &Arc<Process>) {
         self.ep.charge_to(&holder.ledger);
+    }
+
+    fn moved_from(&self, holder: &Process) {
+        self.ep.abandoned_by(holder.pid);
     }
 }
 

@@ -236,7 +236,12 @@ impl<'a> capos_caps::api::memory_object::Server<Call<'a>> for MemoryObject {
     }
 
     fn unmap(&self, cx: &mut Call<'a>, p: memory_object::unmap_params::Reader<'_>) -> Outcome {
-        tri!(MemoryObject::unmap(self, cx.caller(), p.get_addr(), p.get_size()));
+        tri!(MemoryObject::unmap(
+            self,
+            cx.caller(),
+            p.get_addr(),
+            p.get_size()
+        ));
         cx.reply_empty()
     }
 }

@@ -66,6 +66,11 @@ pub trait KernelObject: CapObject {
         false
     }
 
+    /// Called after the object's capability was moved out of `holder`'s
+    /// table (the holder gave it away). An endpoint's owner side cancels
+    /// what the old holder was still receiving through it.
+    fn moved_from(&self, _holder: &Process) {}
+
     /// Called when the object is installed in a new process's CapSet,
     /// before that process runs: objects tied to their holder (its address
     /// space, its ledger) remember it. Later holders do not rebind.
@@ -210,11 +215,7 @@ impl Completion {
     /// SQE's `user_data` and the caller's result buffer (it may write the
     /// result into the caller's memory first), and wakes the caller; with
     /// `handoff`, to run next on this CPU.
-    pub fn finish(
-        mut self,
-        handoff: bool,
-        make: impl FnOnce(&Arc<Thread>, u64, UserWrite) -> Cqe,
-    ) {
+    pub fn finish(mut self, handoff: bool, make: impl FnOnce(&Arc<Thread>, u64, UserWrite) -> Cqe) {
         let Some(credit) = self.credit.take() else {
             return;
         };
@@ -279,7 +280,10 @@ impl Call<'_> {
 
     /// Serialises `message` as the result; an exception if it does not fit
     /// the caller's buffer.
-    pub fn reply(&mut self, message: &capnp::message::Builder<impl capnp::message::Allocator>) -> Outcome {
+    pub fn reply(
+        &mut self,
+        message: &capnp::message::Builder<impl capnp::message::Allocator>,
+    ) -> Outcome {
         self.results.clear();
         let need = capnp::serialize::compute_serialized_size_in_words(message) * 8;
         if need > self.result_buf.len() as usize {

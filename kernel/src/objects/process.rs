@@ -165,12 +165,7 @@ impl<'a> capos_caps::api::process_spawner::Server<Call<'a>> for ProcessSpawner {
         }
         let out = tri!(spawned);
         // A moved capability leaves the sender once the child has it.
-        let moved: Vec<_> = sent
-            .iter()
-            .filter(|t| t.mode == capos_ring::TransferMode::Move)
-            .map(|t| t.id)
-            .collect();
-        transfer::uninstall(cx.caller(), &moved);
+        transfer::remove_moved(cx.caller(), &sent);
         cx.reply(&out)
     }
 }
@@ -252,8 +247,9 @@ impl ProcessSpawner {
                     });
                 }
                 cap_grant::source::Which::Kernel(k) => {
-                    let kind =
-                        kind_from_schema(k.map_err(|_| CapException::failed("unknown kernel kind"))?);
+                    let kind = kind_from_schema(
+                        k.map_err(|_| CapException::failed("unknown kernel kind"))?,
+                    );
                     if expected != kind.interface_id() {
                         return Err(CapException::failed(format!(
                             "grant \"{gname}\": expects interface {expected:#x} but kind {kind:?} provides {:#x}",
@@ -288,8 +284,8 @@ impl ProcessSpawner {
             }
         }
         let records = 1 + endpoints.len();
-        let need =
-            capnp::serialize::compute_serialized_size_in_words(&out) * 8 + records * transfer::RECORD;
+        let need = capnp::serialize::compute_serialized_size_in_words(&out) * 8
+            + records * transfer::RECORD;
         if need > cx.result_buf.len() as usize {
             return Err(CapException::failed(format!(
                 "result buffer too small: {need} bytes needed"

@@ -85,10 +85,40 @@ pub fn commit(
     receiver: &Process,
     transfers: &[(u64, u32)],
 ) -> Result<Vec<TransferredCap>, TransportError> {
-    use capos_caps::transfer::{self, TransferError};
     if transfers.is_empty() {
         return Ok(Vec::new());
     }
+    // A move within one table (a process sending to itself) leaves the
+    // holder as it was.
+    let moved = if sender.pid == receiver.pid {
+        Vec::new()
+    } else {
+        moved_objects(sender, transfers)
+    };
+    let done = commit_locked(sender, receiver, transfers)?;
+    for object in moved {
+        object.moved_from(sender);
+    }
+    Ok(done)
+}
+
+/// The objects `transfers` moves out of `sender`'s table.
+fn moved_objects(sender: &Process, transfers: &[(u64, u32)]) -> Vec<Object> {
+    let table = sender.caps.lock();
+    transfers
+        .iter()
+        .filter(|(_, mode)| *mode == capos_ring::TRANSFER_MOVE)
+        .filter_map(|(id, _)| table.get(CapId::from_raw(*id)).ok())
+        .map(|e| e.object.clone())
+        .collect()
+}
+
+fn commit_locked(
+    sender: &Process,
+    receiver: &Process,
+    transfers: &[(u64, u32)],
+) -> Result<Vec<TransferredCap>, TransportError> {
+    use capos_caps::transfer::{self, TransferError};
     let descs =
         transfer::decode_descriptors(transfers).map_err(|_| TransportError::InvalidTransfer)?;
     let map = |e: TransferError| match e {
@@ -176,6 +206,20 @@ pub fn install(
         );
     }
     Ok(ids)
+}
+
+/// Removes the capabilities a spawn moved to the child from the sender's
+/// table, telling each object it moved.
+pub fn remove_moved(sender: &Process, sent: &[Checked]) {
+    let moved: Vec<&Checked> = sent
+        .iter()
+        .filter(|t| t.mode == capos_ring::TransferMode::Move)
+        .collect();
+    let ids: Vec<CapId> = moved.iter().map(|t| t.id).collect();
+    uninstall(sender, &ids);
+    for t in moved {
+        t.object.moved_from(sender);
+    }
 }
 
 /// Takes capabilities back out of `process`'s table (their ids never

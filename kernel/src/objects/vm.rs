@@ -227,7 +227,12 @@ impl KernelObject for VirtualMemory {
 
 impl<'a> capos_caps::api::virtual_memory::Server<Call<'a>> for VirtualMemory {
     fn map(&self, cx: &mut Call<'a>, p: virtual_memory::map_params::Reader<'_>) -> Outcome {
-        let addr = tri!(VirtualMemory::map(self, p.get_hint(), p.get_size(), p.get_prot()));
+        let addr = tri!(VirtualMemory::map(
+            self,
+            p.get_hint(),
+            p.get_size(),
+            p.get_prot()
+        ));
         let mut out = Builder::new_default();
         out.init_root::<virtual_memory::map_results::Builder>()
             .set_addr(addr);
@@ -240,7 +245,12 @@ impl<'a> capos_caps::api::virtual_memory::Server<Call<'a>> for VirtualMemory {
     }
 
     fn protect(&self, cx: &mut Call<'a>, p: virtual_memory::protect_params::Reader<'_>) -> Outcome {
-        tri!(VirtualMemory::protect(self, p.get_addr(), p.get_size(), p.get_prot()));
+        tri!(VirtualMemory::protect(
+            self,
+            p.get_addr(),
+            p.get_size(),
+            p.get_prot()
+        ));
         cx.reply_empty()
     }
 }

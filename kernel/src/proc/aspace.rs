@@ -502,7 +502,10 @@ impl AddressSpace {
         if len > src.len() as usize {
             return Err(CopySide::Source);
         }
-        if offset.checked_add(len).is_none_or(|end| end > dst.len() as usize) {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > dst.len() as usize)
+        {
             return Err(CopySide::Destination);
         }
         if len == 0 {

@@ -5,11 +5,11 @@
 pub mod aspace;
 
 use crate::mem::{phys_to_virt, stack, PAGE_SIZE};
+use crate::objects::{KernelObject, Object};
 use crate::sched::Thread;
 use alloc::string::String;
 use alloc::sync::Arc;
 use aspace::{AddressSpace, UserPerm, VmError};
-use crate::objects::{KernelObject, Object};
 use capos_caps::cap_table::CapTable;
 use capos_caps::ledger::{Ledger, Limits};
 use capos_kcore::elf::{self, ElfImage};

@@ -91,7 +91,7 @@ fn main(rt: &mut Runtime) -> i32 {
         ));
     }
 
-    match boot.list_binaries() {
+    match boot.binaries() {
         Ok(list) => {
             for b in list {
                 say(&format!("init: binary {} {} bytes", b.name, b.size));
