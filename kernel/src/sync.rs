@@ -109,7 +109,10 @@ impl<T> IrqLock<T> {
         self.lock_keyed(Some(key))
     }
 
+    // Inlined so `lock` compiles to what it was before the validator
+    // existed when it is left out.
     #[cfg_attr(feature = "lockdep", track_caller)]
+    #[inline(always)]
     fn lock_keyed(&self, _key: Option<u64>) -> IrqLockGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
@@ -218,7 +221,10 @@ impl<T> SpinLock<T> {
         self.lock_keyed(Some(key))
     }
 
+    // Inlined so `lock` compiles to what it was before the validator
+    // existed when it is left out.
     #[cfg_attr(feature = "lockdep", track_caller)]
+    #[inline(always)]
     fn lock_keyed(&self, _key: Option<u64>) -> SpinGuard<'_, T> {
         #[cfg(feature = "lockdep")]
         let pending = lockdep::check(
