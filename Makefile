@@ -27,7 +27,7 @@ SERVICE_CRATES := -p capos-rt -p init -p hostile -p worker -p fault -p template 
 SERVICE_RUSTFLAGS = -C relocation-model=static -C link-arg=-T$(CURDIR)/rt/link.ld -C link-arg=--no-pie -C link-arg=-zmax-page-size=4096
 NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 
-.PHONY: setup kernel kernel-lockdep services manifests iso run run-uefi test test-host test-loom check-manifests smoke bench fmt fmt-check lint clean
+.PHONY: setup kernel kernel-lockdep services manifests iso run run-uefi test test-host test-loom check-manifests smoke bench pathprof fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
 SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer
@@ -100,9 +100,21 @@ check-manifests: setup
 smoke: kernel-lockdep services manifests
 	SMOKE_SERVICES="$(SERVICES)" scripts/smoke.sh $(TEST_KERNEL)
 
-## bench: cycles per operation in capOS beside this machine's Linux baseline
+## bench: instructions per operation (path length) in capOS beside a Linux guest; cycles too under hardware KVM
 bench: kernel services manifests
 	scripts/bench.sh $(KERNEL)
+
+# The benchmark pathprof profiles (see docs/bench.md for the names).
+OP            ?= ipc-same-cpu
+PATHPROF_ARGS ?=
+
+## pathprof: where one operation of benchmark OP spends its instructions, per function (OP=ipc-same-cpu)
+pathprof: kernel services manifests
+	@mkdir -p $(BUILD)/bench
+	scripts/mkiso.sh $(BUILD)/bench/bench.iso $(KERNEL) --cmdline "test=boot" \
+	    --module $(BUILD)/manifests/bench.bin manifest --module $(BUILD)/services/bench bench
+	python3 scripts/pathprof.py --op $(OP) --iso $(BUILD)/bench/bench.iso --kernel-elf $(KERNEL_ELF) \
+	    --bench-elf target/services/$(TARGET)/release/bench --log $(BUILD)/bench/pathprof.log $(PATHPROF_ARGS)
 
 ## fmt: format every crate
 fmt:

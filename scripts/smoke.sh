@@ -345,6 +345,7 @@ default_case() {
         "echo-client: 20 calls on its own unserved endpoint: 16 queued, 4 refused \(QUOTA\); answered in order: true" \
         "echo-client: 16 calls on its own unserved endpoint: 16 queued, 0 refused \(QUOTA\); answered in order: true" \
         "echo-client: a queued call whose cap was released failed at delivery \(BAD_CAP\); the same RECV took the next call" \
+        "echo-client: moved its endpoint away with a received call unanswered and a RECV waiting: both CANCELLED, its id BAD_CAP, the endpoint closed once the server released it" \
         "echo-server: received 1 cap\(s\) with interfaces \[0x9e8a4b887bf7d685\]" \
         "echo-client: copied its echo cap to the server; its own copy still works" \
         "echo-client: failed transfer refused \(BAD_CAP\); its table is unchanged" \

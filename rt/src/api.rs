@@ -39,6 +39,16 @@ pub struct Reply<R> {
 /// The empty message (zero result bytes mean every field at its default).
 const EMPTY: [u8; 16] = [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
+impl<R> core::fmt::Debug for Reply<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Reply({} result caps left)",
+            self.caps.iter().flatten().count()
+        )
+    }
+}
+
 impl<R: capnp::traits::Owned> Reply<R> {
     /// A reply of `bytes` with result capabilities `caps`.
     pub fn new(bytes: &[u8], caps: Vec<CapHandle>) -> Result<Self, CallError> {

@@ -1,5 +1,5 @@
 //! Linux baseline for `make bench`, measured the way the capOS benchmark
-//! measures itself (median over many runs of a timed loop, TSC cycles):
+//! measures itself (timed loops, many runs, TSC ticks per operation):
 //!
 //! * `linux-getppid`: one `getppid()` system call;
 //! * `linux-pipe-{same,cross}-cpu`: a round trip between two processes over
@@ -8,10 +8,21 @@
 //!   over shared memory, 16 bytes each way, each side sleeping in
 //!   `FUTEX_WAIT` and waking the other with `FUTEX_WAKE`.
 //!
+//! `make bench` runs it as `/init` of a Linux guest (a static build in an
+//! initramfs, `scripts/linux-guest.sh`) under the same QEMU flags as capOS,
+//! so both are measured by the same clock: instructions under TCG with
+//! `-icount shift=0`, cycles under hardware KVM. It first prints
+//! `baseline: premise rdtsc D expected E`, the smallest TSC delta of a
+//! loop of exactly E instructions (the same loop as capOS's bench), so the
+//! caller can tell whether the TSC counts instructions.
+//!
 //! "same" pins both processes to CPU 0, "cross" pins the caller to CPU 0
 //! and the answering process to CPU 1 (`sched_setaffinity`). Each result is
-//! printed as `baseline: <name> <cycles>`, or `baseline: <name> unavailable
-//! (<why>)` when the machine cannot do it (one CPU, affinity refused).
+//! printed as `baseline: <name> median <ticks> min <ticks>`, or
+//! `baseline: <name> unavailable (<why>)` when the machine cannot do it
+//! (one CPU, affinity refused). Run as process 1 it powers the machine off
+//! at the end, so the guest's run ends on its own; run as an ordinary
+//! program it just exits.
 
 use std::arch::x86_64::_rdtsc;
 use std::hint::black_box;
@@ -19,11 +30,17 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Iterations per timed run of a system call.
-const ITERS: u64 = 10_000;
+const ITERS: u64 = 1_000;
 /// Round trips per timed run of an IPC benchmark.
-const IPC_ITERS: u64 = 1_000;
-/// Timed runs; the median is reported.
+const IPC_ITERS: u64 = 100;
+/// Timed runs; the median and the minimum are reported. Runs are short
+/// beside the guest's timer tick (4 ms, 4 million instructions under
+/// `-icount shift=0`), so most of them see no tick and the minimum is a run
+/// without one.
 const RUNS: usize = 101;
+/// Iterations of the premise loop, and tries of it.
+const PREMISE_ITERATIONS: u32 = 1000;
+const PREMISE_TRIES: usize = 5;
 /// Bytes each way per round trip (the capOS IPC benchmark's size).
 const PAYLOAD: usize = 16;
 
@@ -32,9 +49,50 @@ fn tsc() -> u64 {
     unsafe { _rdtsc() }
 }
 
-/// Median cycles per call of `op` over `RUNS` runs of `iters` calls (after
-/// one warm-up run).
-fn median_cycles(iters: u64, mut op: impl FnMut() -> io::Result<()>) -> io::Result<u64> {
+/// Instructions [`counted_loop`]`(n)` executes from its first RDTSC
+/// (exclusive) to its second (inclusive): three moves, `n` times `dec` and
+/// `jnz`, and the second RDTSC (capOS's `capos_rt::time` has the same
+/// loop).
+fn counted_loop_instructions(n: u32) -> u64 {
+    2 * u64::from(n.max(1)) + 4
+}
+
+/// The TSC delta around a loop of exactly `counted_loop_instructions(n)`
+/// instructions.
+#[inline(never)]
+fn counted_loop(n: u32) -> u64 {
+    let n = n.max(1);
+    let (lo, hi, lo2, hi2): (u32, u32, u32, u32);
+    // SAFETY: reads the TSC twice around a register-only loop; touches no
+    // memory and no stack. `lo`/`hi` are `out` registers, so they never
+    // share a register with the input `n`.
+    unsafe {
+        std::arch::asm!(
+            "rdtsc",
+            "mov {lo:e}, eax",
+            "mov {hi:e}, edx",
+            "mov ecx, {n:e}",
+            "2:",
+            "dec ecx",
+            "jnz 2b",
+            "rdtsc",
+            lo = out(reg) lo,
+            hi = out(reg) hi,
+            n = in(reg) n,
+            out("eax") lo2,
+            out("edx") hi2,
+            out("ecx") _,
+            options(nomem, nostack),
+        );
+    }
+    let start = u64::from(hi) << 32 | u64::from(lo);
+    let end = u64::from(hi2) << 32 | u64::from(lo2);
+    end.wrapping_sub(start)
+}
+
+/// Median and minimum TSC ticks per call of `op` over `RUNS` runs of
+/// `iters` calls (after one warm-up run).
+fn measure(iters: u64, mut op: impl FnMut() -> io::Result<()>) -> io::Result<(u64, u64)> {
     for _ in 0..iters {
         op()?;
     }
@@ -47,7 +105,7 @@ fn median_cycles(iters: u64, mut op: impl FnMut() -> io::Result<()>) -> io::Resu
         samples.push((tsc() - start) / iters);
     }
     samples.sort_unstable();
-    Ok(samples[RUNS / 2])
+    Ok((samples[RUNS / 2], samples[0]))
 }
 
 /// Pins the calling process to `cpu`.
@@ -84,8 +142,8 @@ fn with_child(
     parent_cpu: usize,
     child_cpu: usize,
     child: impl FnOnce(),
-    parent: impl FnOnce() -> io::Result<u64>,
-) -> io::Result<u64> {
+    parent: impl FnOnce() -> io::Result<(u64, u64)>,
+) -> io::Result<(u64, u64)> {
     pin(parent_cpu)?;
     // SAFETY: this program is single-threaded; the child runs only
     // `child` (system calls on memory and descriptors set up before the
@@ -152,7 +210,7 @@ fn close(fd: libc::c_int) {
 
 /// Round trip over two pipes: write 16 bytes, the other process reads them
 /// and writes 16 back, read them.
-fn pipe_round_trip(client_cpu: usize, server_cpu: usize) -> io::Result<u64> {
+fn pipe_round_trip(client_cpu: usize, server_cpu: usize) -> io::Result<(u64, u64)> {
     let [req_r, req_w] = pipe()?;
     let [rep_r, rep_w] = pipe()?;
     let server = || {
@@ -167,7 +225,7 @@ fn pipe_round_trip(client_cpu: usize, server_cpu: usize) -> io::Result<u64> {
         close(req_r);
         close(rep_w);
         let mut buf = [0x5au8; PAYLOAD];
-        let r = median_cycles(IPC_ITERS, || {
+        let r = measure(IPC_ITERS, || {
             write_fd(req_w, &buf)?;
             read_fd(rep_r, &mut buf)
         });
@@ -223,7 +281,7 @@ fn await_turn(word: &AtomicU32, want: u32) -> u32 {
 /// Round trip over shared memory and a futex: write 16 bytes and pass the
 /// turn (FUTEX_WAKE), the other process copies them to the reply and
 /// passes it back; each side sleeps in FUTEX_WAIT until its turn.
-fn futex_round_trip(client_cpu: usize, server_cpu: usize) -> io::Result<u64> {
+fn futex_round_trip(client_cpu: usize, server_cpu: usize) -> io::Result<(u64, u64)> {
     let size = std::mem::size_of::<Shared>();
     // SAFETY: a fresh shared anonymous mapping, not aliased by anything.
     let p = unsafe {
@@ -262,7 +320,7 @@ fn futex_round_trip(client_cpu: usize, server_cpu: usize) -> io::Result<u64> {
         let mut seq = 1;
         let req = std::ptr::addr_of!(shared.request) as *mut [u8; PAYLOAD];
         let rep = std::ptr::addr_of!(shared.reply);
-        let r = median_cycles(IPC_ITERS, || {
+        let r = measure(IPC_ITERS, || {
             // SAFETY: it is this side's turn (the previous answer arrived).
             unsafe { req.write_volatile([0x5a; PAYLOAD]) };
             shared.turn.store(seq, Ordering::Release);
@@ -283,24 +341,32 @@ fn futex_round_trip(client_cpu: usize, server_cpu: usize) -> io::Result<u64> {
     r
 }
 
-fn report(name: &str, r: io::Result<u64>) {
+fn report(name: &str, r: io::Result<(u64, u64)>) {
     match r {
-        Ok(c) => println!("baseline: {name} {c}"),
+        Ok((median, min)) => println!("baseline: {name} median {median} min {min}"),
         Err(e) => println!("baseline: {name} unavailable ({e})"),
     }
 }
 
 fn main() {
+    let premise = (0..PREMISE_TRIES)
+        .map(|_| counted_loop(PREMISE_ITERATIONS))
+        .min()
+        .unwrap_or(0);
+    println!(
+        "baseline: premise rdtsc {premise} expected {}",
+        counted_loop_instructions(PREMISE_ITERATIONS)
+    );
     // `parent_id` is a direct getppid(2) call; glibc does not cache it.
     report(
         "linux-getppid",
-        median_cycles(ITERS, || {
+        measure(ITERS, || {
             black_box(std::os::unix::process::parent_id());
             Ok(())
         }),
     );
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    type Bench = fn(usize, usize) -> io::Result<u64>;
+    type Bench = fn(usize, usize) -> io::Result<(u64, u64)>;
     let benches: [(&str, Bench); 2] = [("pipe", pipe_round_trip), ("futex", futex_round_trip)];
     for (name, bench) in benches {
         report(&format!("linux-{name}-same-cpu"), bench(0, 0));
@@ -311,4 +377,23 @@ fn main() {
         };
         report(&format!("linux-{name}-cross-cpu"), cross);
     }
+    println!("baseline: done");
+    if std::process::id() == 1 {
+        power_off();
+    }
+}
+
+/// Ends the guest: as process 1 there is nothing to return to (the kernel
+/// would panic when init exits).
+fn power_off() -> ! {
+    use std::io::Write;
+    let _ = io::stdout().flush();
+    // SAFETY: flushes file systems; no memory is passed.
+    unsafe { libc::sync() };
+    // SAFETY: powers the machine off; this process is init and holds
+    // CAP_SYS_BOOT. On success it does not return.
+    unsafe { libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF) };
+    // Power-off refused: exiting makes the kernel panic, and the guest's
+    // `panic=-1` with QEMU's `-no-reboot` still ends the run.
+    std::process::exit(1)
 }

@@ -1,11 +1,22 @@
-//! The capOS micro-benchmarks behind `make bench`, in TSC cycles: the cost
+//! The capOS micro-benchmarks behind `make bench`, in TSC ticks (cycles on
+//! hardware, instructions under QEMU's `-icount shift=0`): the cost
 //! per operation of a NOP submitted one per `cap_enter`, NOPs batched to a
 //! full submission queue per `cap_enter`, an empty `cap_enter` and a CALL on
 //! the measurement-only null capability; then the round trip of a CALL
 //! through a kernel endpoint to a server process and its RETURN, with the
-//! two processes pinned to one CPU and to two. Each figure is the median of
-//! many timed runs; one line per benchmark:
+//! two processes pinned to one CPU and to two. Each figure is the median
+//! (and the minimum) of many timed runs; one line per benchmark:
 //! `bench: NAME median CYCLES cycles/UNIT (min M, R runs of I UNITs)`.
+//!
+//! Before any of them the driver checks whether the TSC counts instructions
+//! (QEMU TCG with `-icount shift=0`): `bench: premise rdtsc D expected E`,
+//! the smallest TSC delta of a few runs of a loop of exactly E instructions
+//! (`capos_rt::time::counted_loop`). `make bench` reports path lengths only
+//! when D equals E, and reads every figure as instructions then.
+//!
+//! Each benchmark's operation is one `#[inline(never)]` function (`op_*`),
+//! called once per operation by the timed loop, so that `make pathprof` can
+//! single-step exactly one of them (docs/bench.md).
 //!
 //! One binary plays three roles, chosen by what its CapSet holds:
 //!
@@ -29,7 +40,7 @@ use capos_rt::caps::manifest::KernelKind;
 use capos_rt::ring::process::{CallHeader, TIMEOUT_FOREVER};
 use capos_rt::ring::{Call, Op, TransferList, UserBuf, SQ_ENTRIES};
 use capos_rt::syscall::cap_enter;
-use capos_rt::time::rdtsc;
+use capos_rt::time::{counted_loop, counted_loop_instructions, rdtsc};
 use capos_rt::{
     BenchBuf, CallError, Console, Endpoint, GrantSpec, Interface, NullCap, Placement,
     ProcessSpawner, RingClient, Runtime,
@@ -103,6 +114,7 @@ fn main(rt: &mut Runtime) -> i32 {
             }
         };
     }
+    premise(&say);
     if let Err(code) = single_process(rt, &say) {
         return code;
     }
@@ -115,6 +127,25 @@ fn main(rt: &mut Runtime) -> i32 {
         Err(_) => say("bench: no spawner cap; IPC benchmarks skipped"),
     }
     0
+}
+
+/// Iterations of the premise loop.
+const PREMISE_ITERATIONS: u32 = 1000;
+/// Tries of the premise loop; the smallest delta counts (a timer interrupt
+/// landing inside one try only makes that try longer).
+const PREMISE_TRIES: usize = 5;
+
+/// Prints the smallest TSC delta of `PREMISE_TRIES` runs of the counted
+/// loop beside the loop's exact instruction count.
+fn premise(say: &dyn Fn(&str)) {
+    let delta = (0..PREMISE_TRIES)
+        .map(|_| counted_loop(PREMISE_ITERATIONS))
+        .min()
+        .unwrap_or(0);
+    say(&format!(
+        "bench: premise rdtsc {delta} expected {}",
+        counted_loop_instructions(PREMISE_ITERATIONS)
+    ));
 }
 
 /// The benchmarks of this process's own ring.
@@ -131,10 +162,12 @@ fn single_process(rt: &mut Runtime, say: &dyn Fn(&str)) -> Result<(), i32> {
         transfers: TransferList::NONE,
     });
     let benches: [(&str, Body<'_>); 4] = [
-        ("nop-single", &|c| one_per_enter(c, Op::Nop)),
-        ("nop-batched", &|c| batched(c, Op::Nop)),
-        ("cap-enter-empty", &|_| empty_enters()),
-        ("null-call", &|c| one_per_enter(c, null_call)),
+        ("nop-single", &|c| repeat(OPS, || op_nop_single(c))),
+        ("nop-batched", &|c| {
+            repeat(OPS / SQ_ENTRIES, || op_nop_batch(c)).map(|n| n * SQ_ENTRIES)
+        }),
+        ("cap-enter-empty", &|_| repeat(OPS, op_cap_enter_empty)),
+        ("null-call", &|c| repeat(OPS, || op_null_call(c, null_call))),
     ];
     for (name, body) in benches {
         let result = rt.ring().with_bench(|c| {
@@ -169,40 +202,60 @@ fn median_line(name: &str, mut s: Vec<u64>, unit: &str, per_run: u32) -> alloc::
     )
 }
 
-/// `OPS` times: push one `op`, enter the kernel, reap its completion.
-fn one_per_enter(c: &mut RingClient, op: Op) -> Result<u32, CallError> {
-    for _ in 0..OPS {
-        c.bench_push(op, 1)?;
-        let n = cap_enter(1, 0);
-        if n < 1 || c.bench_reap(1)? != 1 {
-            return Err(CallError::Syscall(n));
-        }
+/// Runs `op` `n` times; returns `n`.
+#[inline(always)]
+fn repeat(n: u32, mut op: impl FnMut() -> Result<(), CallError>) -> Result<u32, CallError> {
+    for _ in 0..n {
+        op()?;
     }
-    Ok(OPS)
+    Ok(n)
 }
 
-/// `OPS` operations, a full submission queue per kernel entry.
-fn batched(c: &mut RingClient, op: Op) -> Result<u32, CallError> {
+/// Pushes one `op`, enters the kernel, reaps its completion.
+#[inline(always)]
+fn one_per_enter(c: &mut RingClient, op: Op) -> Result<(), CallError> {
+    c.bench_push(op, 1)?;
+    let n = cap_enter(1, 0);
+    if n < 1 || c.bench_reap(1)? != 1 {
+        return Err(CallError::Syscall(n));
+    }
+    Ok(())
+}
+
+/// One operation of `nop-single`: one NOP per `cap_enter`.
+#[inline(never)]
+fn op_nop_single(c: &mut RingClient) -> Result<(), CallError> {
+    one_per_enter(c, Op::Nop)
+}
+
+/// One operation of `null-call`: one CALL on the null cap per `cap_enter`.
+#[inline(never)]
+fn op_null_call(c: &mut RingClient, call: Op) -> Result<(), CallError> {
+    one_per_enter(c, call)
+}
+
+/// One batch of `nop-batched`: a full submission queue of NOPs, one
+/// `cap_enter`, all completions reaped (`SQ_ENTRIES` operations).
+#[inline(never)]
+fn op_nop_batch(c: &mut RingClient) -> Result<(), CallError> {
     let batch = SQ_ENTRIES;
-    for _ in 0..OPS / batch {
-        c.bench_push(op, batch)?;
-        let n = cap_enter(u64::from(batch), 0);
-        if n < i64::from(batch) || c.bench_reap(batch)? != batch {
-            return Err(CallError::Syscall(n));
-        }
+    c.bench_push(Op::Nop, batch)?;
+    let n = cap_enter(u64::from(batch), 0);
+    if n < i64::from(batch) || c.bench_reap(batch)? != batch {
+        return Err(CallError::Syscall(n));
     }
-    Ok(OPS / batch * batch)
+    Ok(())
 }
 
-/// `OPS` kernel entries with nothing submitted.
-fn empty_enters() -> Result<u32, CallError> {
-    for _ in 0..OPS {
-        let n = cap_enter(0, 0);
-        if n < 0 {
-            return Err(CallError::Syscall(n));
-        }
+/// One operation of `cap-enter-empty`: `cap_enter(0, 0)`, nothing
+/// submitted.
+#[inline(never)]
+fn op_cap_enter_empty() -> Result<(), CallError> {
+    let n = cap_enter(0, 0);
+    if n < 0 {
+        return Err(CallError::Syscall(n));
     }
-    Ok(OPS)
+    Ok(())
 }
 
 /// Spawns an IPC server pinned to `server_cpu` and a client pinned to
@@ -315,8 +368,10 @@ fn serve(rt: &Runtime, ep: u64) -> Result<(), CallError> {
     })
 }
 
-/// One CALL of `method` on `cap_id` with `IPC_BYTES` each way, waited for.
-fn round_trip(c: &mut RingClient, cap_id: u64, method: u16) -> Result<(), CallError> {
+/// One CALL of `method` on `cap_id` with `IPC_BYTES` each way, waited for:
+/// one operation of the IPC benchmarks.
+#[inline(never)]
+fn op_ipc_round_trip(c: &mut RingClient, cap_id: u64, method: u16) -> Result<(), CallError> {
     c.bench_push_call(cap_id, method, IPC_BYTES, IPC_BYTES)?;
     let n = cap_enter(1, TIMEOUT_FOREVER);
     if n < 1 || c.bench_reap(1)? != 1 {
@@ -336,13 +391,13 @@ fn call_loop(
     rt.ring().with_bench(|c| {
         c.bench_buf(BenchBuf::Out)?[..IPC_BYTES as usize].fill(0x5a);
         for _ in 0..IPC_OPS {
-            round_trip(c, cap_id, method::ECHO)?; // warm up
+            op_ipc_round_trip(c, cap_id, method::ECHO)?; // warm up
         }
         let mut samples = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
             let start = rdtsc();
             for _ in 0..IPC_OPS {
-                round_trip(c, cap_id, method::ECHO)?;
+                op_ipc_round_trip(c, cap_id, method::ECHO)?;
             }
             samples.push((rdtsc() - start) / u64::from(IPC_OPS));
         }
@@ -352,7 +407,7 @@ fn call_loop(
             let mut sums = [0u64; 3];
             for _ in 0..IPC_OPS {
                 let sent = rdtsc();
-                round_trip(c, cap_id, method::STAMP)?;
+                op_ipc_round_trip(c, cap_id, method::STAMP)?;
                 let back = rdtsc();
                 let r = c.bench_buf(BenchBuf::Result)?;
                 let arrived = u64::from_le_bytes(r[..8].try_into().unwrap_or_default());

@@ -13,6 +13,7 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::vec::Vec;
+use capos_rt::api::Echo;
 use capos_rt::ring::TransportError;
 use capos_rt::ring::{TRANSFER_COPY, TRANSFER_MOVE};
 use capos_rt::{CallError, Cap, ClientEndpoint, Console, Endpoint, Interface, Runtime, Timer};
@@ -30,14 +31,15 @@ fn main(rt: &mut Runtime) -> i32 {
         say("echo-client: FAIL no echo cap");
         return 2;
     };
-    match echo.call(0, b"hello capOS".to_vec()) {
+    let proto: Echo = echo.protocol();
+    match proto.echo(b"hello capOS") {
         Ok(r) if r == b"hello capOS" => say(&format!(
             "echo-client: reply \"{}\"",
             core::str::from_utf8(&r).unwrap_or("?")
         )),
         other => say(&format!("echo-client: FAIL echo: {other:?}")),
     }
-    match echo.call(1, Vec::new()) {
+    match proto.fail() {
         Err(CallError::Exception(e)) => say(&format!("echo-client: typed error: {}", e.message)),
         other => say(&format!("echo-client: FAIL exception: {other:?}")),
     }
@@ -53,8 +55,8 @@ fn main(rt: &mut Runtime) -> i32 {
         other => say(&format!("echo-client: FAIL recv on facet: {other:?}")),
     }
     // Copy: the server gets the cap, and this process still holds it.
-    match echo.call_with_transfers(3, Vec::new(), &[(echo.cap(), TRANSFER_COPY)]) {
-        Ok(_) if echo.call(0, b"still here".to_vec()).is_ok() => {
+    match proto.call_inspect_caps(|_| {}, &[(echo.cap(), TRANSFER_COPY)]) {
+        Ok(_) if proto.echo(b"still here").is_ok() => {
             say("echo-client: copied its echo cap to the server; its own copy still works")
         }
         other => say(&format!("echo-client: FAIL copy transfer: {other:?}")),
@@ -66,17 +68,15 @@ fn main(rt: &mut Runtime) -> i32 {
         echo.cap().interface_id(),
         rt.ring().clone(),
     );
-    match echo.call_with_transfers(3, Vec::new(), &[(&bogus, TRANSFER_MOVE)]) {
-        Err(CallError::Transport(TransportError::BadCap))
-            if echo.call(0, b"unchanged".to_vec()).is_ok() =>
-        {
+    match proto.call_inspect_caps(|_| {}, &[(&bogus, TRANSFER_MOVE)]) {
+        Err(CallError::Transport(TransportError::BadCap)) if proto.echo(b"unchanged").is_ok() => {
             say("echo-client: failed transfer refused (BAD_CAP); its table is unchanged")
         }
         other => say(&format!("echo-client: FAIL bad transfer: {other:?}")),
     }
     // Move: the server can use the timer; here it is gone.
     if let Ok(timer) = rt.cap::<Timer>("timer") {
-        match echo.call_with_transfers(4, Vec::new(), &[(timer.cap(), TRANSFER_MOVE)]) {
+        match proto.call_use_timer(|_| {}, &[(timer.cap(), TRANSFER_MOVE)]) {
             Ok(_) => match timer.now() {
                 Err(CallError::Transport(TransportError::BadCap)) => {
                     say("echo-client: moved its timer to the server; its own id is now BAD_CAP")
@@ -88,10 +88,20 @@ fn main(rt: &mut Runtime) -> i32 {
             Err(e) => say(&format!("echo-client: FAIL move transfer: {e}")),
         }
     }
-    if let Err(e) = echo.call(2, Vec::new()) {
+    match rt.cap::<Endpoint>("own") {
+        Ok(own) => {
+            flood(rt, &own, 20, &say);
+            // The charges of answered calls came back: a full queue again.
+            flood(rt, &own, 16, &say);
+            failed_delivery(rt, &own, &say);
+            move_away(rt, &own, &proto, &say);
+        }
+        Err(e) => say(&format!("echo-client: FAIL no own endpoint: {e}")),
+    }
+    if let Err(e) = proto.quit() {
         say(&format!("echo-client: FAIL quit: {e}"));
     }
-    match echo.call(0, b"anyone?".to_vec()) {
+    match proto.echo(b"anyone?") {
         Err(CallError::Transport(TransportError::Cancelled)) => {
             say("echo-client: call after the server exited: CANCELLED")
         }
@@ -99,16 +109,47 @@ fn main(rt: &mut Runtime) -> i32 {
             "echo-client: FAIL call to exited server: {other:?}"
         )),
     }
-    match rt.cap::<Endpoint>("own") {
-        Ok(own) => {
-            flood(rt, &own, 20, &say);
-            // The charges of answered calls came back: a full queue again.
-            flood(rt, &own, 16, &say);
-            failed_delivery(rt, &own, &say);
-        }
-        Err(e) => say(&format!("echo-client: FAIL no own endpoint: {e}")),
-    }
     0
+}
+
+/// Moves the owner side of its own endpoint to the echo server (which
+/// releases what it is sent) while a call the client received from itself
+/// is in flight and another RECV waits: both must complete with
+/// `CANCELLED`, the old id must be gone, and the endpoint must be closed.
+fn move_away(rt: &Runtime, own: &Endpoint, proto: &Echo, say: &dyn Fn(&str)) {
+    let facet = match own.client_facet() {
+        Ok(f) => f,
+        Err(e) => return say(&format!("echo-client: FAIL client facet: {e}")),
+    };
+    let ring = rt.ring();
+    let submitted = (
+        ring.submit_recv(own.cap().id(), 64),
+        ring.submit(facet.cap().id(), 0, b"in flight".to_vec(), 64),
+        ring.submit_recv(own.cap().id(), 64),
+    );
+    let (Ok(first_recv), Ok(call), Ok(second_recv)) = submitted else {
+        return say("echo-client: FAIL submitting the move-away setup");
+    };
+    if ring.poll().is_err() {
+        return say("echo-client: FAIL poll");
+    }
+    let delivered = ring.wait(first_recv).and_then(|c| c.into_result());
+    let moved = proto.call_inspect_caps(|_| {}, &[(own.cap(), TRANSFER_MOVE)]);
+    let call = ring.wait(call).and_then(|c| c.into_result());
+    let second = ring.wait(second_recv).and_then(|c| c.into_result());
+    let stale = own.client_facet().err();
+    let closed = facet.call(0, b"anyone?".to_vec());
+    match (delivered, moved, call, second, stale, closed) {
+        (
+            Ok(_),
+            Ok(_),
+            Err(CallError::Transport(TransportError::Cancelled)),
+            Err(CallError::Transport(TransportError::Cancelled)),
+            Some(CallError::Transport(TransportError::BadCap)),
+            Err(CallError::Transport(TransportError::Cancelled)),
+        ) => say("echo-client: moved its endpoint away with a received call unanswered and a RECV waiting: both CANCELLED, its id BAD_CAP, the endpoint closed once the server released it"),
+        other => say(&format!("echo-client: FAIL move away: {other:?}")),
+    }
 }
 
 /// Makes `count` calls at once on a client facet of `own`, which nobody is
