@@ -7,6 +7,11 @@
 #
 #   scripts/smoke.sh KERNEL_ELF
 #
+# KERNEL_ELF must be built with the lock-order validator (`make smoke` uses
+# build/capos-kernel-lockdep): every boot must say `lockdep: on`, every
+# successful test boot must end with the validator's summary, and no boot
+# may print a validator report except the cases that inject one.
+#
 # Environment: SMOKE_ONLY=REGEX runs only matching cases; SMOKE_KVM=0 skips
 # KVM runs.
 set -uo pipefail
@@ -103,6 +108,20 @@ run_case() {
             grep -aEq -- "$m" "$log" || problems+=("missing /$m/")
         fi
     done
+    # The lock-order validator is on in every boot, and a boot that ends
+    # well proves it kept validating to the end.
+    if grep -aEq "capOS [0-9.]+ booting" "$log"; then
+        grep -aq "lockdep: on" "$log" || problems+=("lock validator not on (kernel built without lockdep?)")
+    fi
+    if [ "$status" = "$ST_SUCCESS" ]; then
+        local orders="[0-9]+"
+        [ -n "$manifest" ] && orders="[1-9][0-9]*"
+        grep -aEq "lockdep: [1-9][0-9]* acquisitions checked \([1-9][0-9]* in interrupt handlers\), [1-9][0-9]* lock classes, $orders lock orders, no violations" "$log" ||
+            problems+=("no lock validator summary")
+    fi
+    if [[ $name != inject-lock-* ]] && grep -aq '!!! lockdep:' "$log"; then
+        problems+=("lock validator report: $(grep -a -m1 '!!! lockdep:' "$log" | tr -d '\r')")
+    fi
     local detail="$accel $firmware smp=$smp, ${seconds}s"
     [ "$ready" != "-" ] && detail+=", kernel ready at ${ready}s"
     if [ ${#problems[@]} -eq 0 ]; then
@@ -277,6 +296,43 @@ fi
 if selected inject-no-memory-map; then
     run_case inject-no-memory-map tcg bios 1 "test=boot inject=no-memory-map" $ST_FAILURE -- \
         "capOS: boot halted: the loader passed no memory map" "NOT:kernel ready"
+fi
+# The lock validator's own failure cases (kernel/src/sync/lockdep.rs,
+# `inject`): the report must name the classes and acquisition sites, which
+# are read here from the source lines marked `// inject: WHAT`.
+ld_src=kernel/src/sync/lockdep.rs
+ld_site() {
+    local line
+    line=$(grep -n -- "// inject: $1\$" "$root/$ld_src" | cut -d: -f1)
+    [ -n "$line" ] || { echo "smoke: no '// inject: $1' line in $ld_src" >&2; echo "MISSING-SITE"; return; }
+    echo "$ld_src:$line:[0-9]+"
+}
+if selected inject-lock-reentry; then
+    run_case inject-lock-reentry tcg bios 2 "test=boot inject=lock-reentry" $ST_FAILURE -- \
+        "inject: taking a lock this CPU already holds" \
+        "!!! lockdep: re-entry of a held lock on cpu0" \
+        "!!!   taking   lock made at $(ld_site 'reentry class') at $(ld_site 'reentry again')" \
+        "!!!   already held since $(ld_site 'reentry first') \(same lock 0x[0-9a-f]+\)" \
+        "!!!   #[0-9]+ lock made at $(ld_site 'reentry class') taken at $(ld_site 'reentry first')" \
+        "lockdep: cpu0 halted" "NOT:test: boot checks passed"
+fi
+if selected inject-lock-inversion; then
+    run_case inject-lock-inversion tcg bios 2 "test=boot inject=lock-inversion" $ST_FAILURE -- \
+        "inject: taking two locks in one order, then in the other" \
+        "!!! lockdep: lock-order inversion on cpu0" \
+        "!!!   taking   lock made at $(ld_site 'inversion class A') at $(ld_site 'inversion A second')" \
+        "!!!   while holding lock made at $(ld_site 'inversion class B') taken at $(ld_site 'inversion B first')" \
+        "!!!     cpu0: held lock made at $(ld_site 'inversion class A') taken at $(ld_site 'inversion A first')" \
+        "!!!           then took lock made at $(ld_site 'inversion class B') at $(ld_site 'inversion B second')" \
+        "lockdep: cpu0 halted" "NOT:test: boot checks passed"
+fi
+if selected inject-lock-irq-unsafe; then
+    run_case inject-lock-irq-unsafe tcg bios 1 "test=boot inject=lock-irq-unsafe" $ST_FAILURE -- \
+        "inject: taking a lock with interrupts enabled, then in interrupt context" \
+        "!!! lockdep: interrupt-unsafe lock" \
+        "!!!   lock made at $(ld_site 'irq class') is taken in interrupt context at $(ld_site 'irq handler') \(cpu0\)" \
+        "!!!   and with interrupts enabled at $(ld_site 'irq enabled') \(cpu0\)" \
+        "lockdep: cpu0 halted" "NOT:test: boot checks passed"
 fi
 head -c 700 /dev/urandom > "$out/not-manifest.bin"
 if selected bad-init-elf; then

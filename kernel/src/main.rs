@@ -69,6 +69,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     let (opts, warnings) = cmdline::parse(&early_cmdline);
     console::set_level(opts.log);
     testmode::set(opts.test);
+    sync::lockdep::announce();
     let inject = opts.inject;
     let mut boot = match bootinfo::parse(info_phys, inject.no_memory_map) {
         Ok(b) => b,
@@ -168,6 +169,11 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
         ((ready_ns - entry_ns) / 1_000) % 1_000
     );
 
+    sync::lockdep::inject(
+        inject.lock_reentry,
+        inject.lock_inversion,
+        inject.lock_irq_unsafe,
+    );
     match testmode::mode() {
         Some(TestMode::Boot) => info!("test: boot checks passed"),
         Some(TestMode::Fault(kind)) => {

@@ -556,12 +556,16 @@ fn schedule() {
                 }
                 _ => {}
             }
+            // No lock may be held across the switch (checked by the lock
+            // validator, which also keeps each thread's interrupt nesting).
+            let irq_depth = crate::sync::lockdep::switch_out();
             // SAFETY: own CPU, interrupts off.
             unsafe {
                 *cpu.current.get() = next;
                 *cpu.prev.get() = prev;
                 context_switch(save, load);
             }
+            crate::sync::lockdep::switch_in(irq_depth);
             sched_finish_switch();
         }
     }

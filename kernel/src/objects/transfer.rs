@@ -135,9 +135,15 @@ fn commit_locked(
         return txn.commit_local(&mut t).map_err(map);
     }
     let (mut first, mut second) = if sender.pid < receiver.pid {
-        (sender.caps.lock(), receiver.caps.lock())
+        (
+            sender.caps.lock_ordered(sender.pid.into()),
+            receiver.caps.lock_ordered(receiver.pid.into()),
+        )
     } else {
-        (receiver.caps.lock(), sender.caps.lock())
+        (
+            receiver.caps.lock_ordered(receiver.pid.into()),
+            sender.caps.lock_ordered(sender.pid.into()),
+        )
     };
     let (from, to) = if sender.pid < receiver.pid {
         (&mut *first, &mut *second)
