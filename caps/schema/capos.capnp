@@ -195,6 +195,10 @@ interface Null @0xebbe9c3253cdbcaa {
   # Does nothing. It exists so benchmarks can measure the cost of a capability
   # call itself, with no work behind it.
   ping @0 () -> ();
+  counters @1 () -> (heapAllocations :UInt64, longestInterruptsOff :UInt64);
+  # Kernel heap allocations since boot, and the longest stretch any CPU has
+  # spent with interrupts masked (TSC cycles): what a benchmark reads
+  # around its timed loops.
 }
 
 const consoleInterfaceId :UInt64 = 0xdfa84506728bf29c;

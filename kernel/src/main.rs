@@ -12,6 +12,7 @@ mod bootinfo;
 pub mod console;
 mod cpuinit;
 mod dispatch;
+mod irqoff;
 mod mem;
 mod objects;
 mod percpu;

@@ -116,6 +116,9 @@ impl<T> IrqLock<T> {
     fn lock_keyed(&self, _key: Option<u64>) -> IrqLockGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
+        if were_enabled {
+            crate::irqoff::begin();
+        }
         #[cfg(feature = "lockdep")]
         let pending = lockdep::check(
             &self.class,
@@ -139,6 +142,9 @@ impl<T> IrqLock<T> {
     pub fn try_lock_for(&self, spins: u32) -> Option<IrqLockGuard<'_, T>> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
+        if were_enabled {
+            crate::irqoff::begin();
+        }
         for _ in 0..spins {
             if let Some(g) = self.inner.try_lock() {
                 return Some(IrqLockGuard {
@@ -152,6 +158,7 @@ impl<T> IrqLock<T> {
             core::hint::spin_loop();
         }
         if were_enabled {
+            crate::irqoff::end();
             interrupts::enable();
         }
         None
@@ -293,6 +300,7 @@ impl<T> Drop for IrqLockGuard<'_, T> {
         // Release the lock before interrupts can come back.
         self.guard = None;
         if self.were_enabled {
+            crate::irqoff::end();
             interrupts::enable();
         }
     }
@@ -359,6 +367,9 @@ unsafe impl talc::lock_api::RawMutex for IrqRawSpin {
                 self.holder_had_interrupts.store(had, Relaxed);
                 #[cfg(feature = "lockdep")]
                 self.tracked.store(lockdep::push(pending), Relaxed);
+                if had {
+                    crate::irqoff::begin();
+                }
                 return;
             }
             if had {
@@ -386,6 +397,9 @@ unsafe impl talc::lock_api::RawMutex for IrqRawSpin {
                 lockdep::taken(&HEAP_CLASS, self.instance(), HEAP_CLASS.site()),
                 Relaxed,
             );
+            if had {
+                crate::irqoff::begin();
+            }
             true
         } else {
             if had {
@@ -402,6 +416,7 @@ unsafe impl talc::lock_api::RawMutex for IrqRawSpin {
         let had = self.holder_had_interrupts.load(Relaxed);
         self.locked.store(false, Release);
         if had {
+            crate::irqoff::end();
             interrupts::enable();
         }
     }

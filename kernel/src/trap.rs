@@ -16,6 +16,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     // (one of user code interrupts no lock holder; exceptions either halt
     // or kill the thread, and never return through here).
     let _irq = (frame.vector >= 32 && !frame.from_user()).then(crate::sync::lockdep::irq_enter);
+    // An interrupt arrives only with interrupts on: from here to its return
+    // they are off (measured unless it halts or kills a thread).
+    let _off = (frame.vector >= 32).then(IrqOff::begin);
     match frame.vector {
         // NMI and machine check are machine events, not the process's doing.
         0..=31 if frame.from_user() && !matches!(frame.vector, 2 | 18) => user_fault(frame),
@@ -46,6 +49,22 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::warn!("trap: unexpected interrupt vector {v}");
             eoi();
         }
+    }
+}
+
+/// The interrupts-off stretch of one interrupt handler.
+struct IrqOff;
+
+impl IrqOff {
+    fn begin() -> Self {
+        crate::irqoff::begin();
+        IrqOff
+    }
+}
+
+impl Drop for IrqOff {
+    fn drop(&mut self) {
+        crate::irqoff::end();
     }
 }
 
