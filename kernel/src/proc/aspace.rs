@@ -62,6 +62,9 @@ pub enum VmError {
     NotBorrowed,
     /// A page of the range is unmapped or lacks the needed permission.
     Fault,
+    /// A walk needs a new page table (internal: the caller allocates one
+    /// with the tables unlocked and walks again).
+    NeedTable,
 }
 
 /// Page-table flags of a user leaf entry with `perm` (W^X by construction).
@@ -182,14 +185,38 @@ impl AddressSpace {
     }
 
     /// Maps a fresh zeroed frame at user page `va` and returns its physical
-    /// address.
+    /// address. Frames are allocated and zeroed with the tables unlocked
+    /// (and so with interrupts on): a missing page table sends the walk out
+    /// to get one and back in.
     pub fn map_new(&self, va: u64, perm: UserPerm) -> Result<u64, VmError> {
-        let t = self.tables.lock();
-        let pte = self.leaf_for_new(&t, va)?;
         let page = alloc_frame()?;
-        self.frames.fetch_add(1, Ordering::Relaxed);
-        pte.set_addr(x86_64::PhysAddr::new(page), leaf_flags(perm));
-        Ok(page)
+        let mut spare = None;
+        let result = loop {
+            let t = self.tables.lock();
+            let mut take = || spare.take().ok_or(VmError::NeedTable);
+            match self.leaf_for_new(&t, va, &mut take) {
+                Ok(pte) => {
+                    self.frames.fetch_add(1, Ordering::Relaxed);
+                    pte.set_addr(x86_64::PhysAddr::new(page), leaf_flags(perm));
+                    break Ok(page);
+                }
+                Err(VmError::NeedTable) => {
+                    drop(t);
+                    match alloc_frame() {
+                        Ok(f) => spare = Some(f),
+                        Err(e) => break Err(e),
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        if let Some(f) = spare {
+            free_frame(f);
+        }
+        if result.is_err() {
+            free_frame(page);
+        }
+        result
     }
 
     /// The unused level-1 entry for user page `va`, creating the tables on
@@ -200,6 +227,7 @@ impl AddressSpace {
         &self,
         t: &'t Tables,
         va: u64,
+        new_table: &mut dyn FnMut() -> Result<u64, VmError>,
     ) -> Result<&'t mut x86_64::structures::paging::page_table::PageTableEntry, VmError> {
         if !va.is_multiple_of(PAGE_SIZE) || va >= USER_END {
             return Err(VmError::BadAddress);
@@ -210,7 +238,7 @@ impl AddressSpace {
             // SAFETY: `phys` is one of this space's table frames.
             let entry = unsafe { &mut table(phys)[idx] };
             if entry.is_unused() {
-                let next = alloc_frame()?;
+                let next = new_table()?;
                 self.frames.fetch_add(1, Ordering::Relaxed);
                 entry.set_addr(
                     x86_64::PhysAddr::new(next),
@@ -248,7 +276,7 @@ impl AddressSpace {
         let t = self.tables.lock();
         for (i, &f) in frames.iter().enumerate() {
             let va = start + i as u64 * PAGE_SIZE;
-            match self.leaf_for_new(&t, va) {
+            match self.leaf_for_new(&t, va, &mut alloc_frame) {
                 Ok(pte) => pte.set_addr(x86_64::PhysAddr::new(f), leaf_flags(perm) | BORROWED),
                 Err(e) => {
                     // Undo this call's entries (tables made stay, counted)
@@ -615,7 +643,9 @@ impl Drop for AddressSpace {
     /// once no CPU has the space loaded any more.
     fn drop(&mut self) {
         self.release_cpus();
-        let t = self.tables.lock();
+        // Exclusive access: no lock, so the teardown runs with interrupts
+        // on.
+        let pml4 = self.tables.get_mut().pml4;
         fn free_level(phys: u64, depth: u32) {
             // SAFETY: `phys` is a table frame of the space being dropped;
             // nothing else references it any more.
@@ -636,7 +666,7 @@ impl Drop for AddressSpace {
             }
         }
         // SAFETY: as above; only the user half (0-255) is this space's own.
-        let root = unsafe { table(t.pml4) };
+        let root = unsafe { table(pml4) };
         for e in root.iter_mut().take(256) {
             if !e.is_unused() {
                 free_level(e.addr().as_u64(), 1);
@@ -644,8 +674,7 @@ impl Drop for AddressSpace {
                 e.set_unused();
             }
         }
-        free_frame(t.pml4);
-        drop(t);
+        free_frame(pml4);
         // The entries are gone: the borrowed objects' frames may go now.
         self.borrowed.lock().clear();
     }
