@@ -527,16 +527,32 @@ impl AddressSpace {
         offset: usize,
         len: usize,
     ) -> Result<(), CopySide> {
+        Self::copy_framed(from, src, to, dst, offset, len, &[])
+    }
+
+    /// [`AddressSpace::copy_between`] with `header` (kernel bytes) written
+    /// just before the copied bytes, at `offset - header.len()` of `dst`:
+    /// one check of both ranges and one lock hold for the whole message.
+    pub fn copy_framed(
+        from: &AddressSpace,
+        src: UserRead,
+        to: &AddressSpace,
+        dst: UserWrite,
+        offset: usize,
+        len: usize,
+        header: &[u8],
+    ) -> Result<(), CopySide> {
         if len > src.len() as usize {
             return Err(CopySide::Source);
         }
-        if offset
-            .checked_add(len)
-            .is_none_or(|end| end > dst.len() as usize)
+        if header.len() > offset
+            || offset
+                .checked_add(len)
+                .is_none_or(|end| end > dst.len() as usize)
         {
             return Err(CopySide::Destination);
         }
-        if len == 0 {
+        if len == 0 && header.is_empty() {
             return Ok(());
         }
         let same = core::ptr::eq(from, to);
@@ -560,8 +576,23 @@ impl AddressSpace {
             Some(g2) => (g2, &g1),
         };
         let dst_at = dst.addr() + offset as u64;
+        let head_at = dst_at - header.len() as u64;
         Self::check_locked(ft, src.addr(), len as u64, false).map_err(|_| CopySide::Source)?;
-        Self::check_locked(tt, dst_at, len as u64, true).map_err(|_| CopySide::Destination)?;
+        Self::check_locked(tt, head_at, (header.len() + len) as u64, true)
+            .map_err(|_| CopySide::Destination)?;
+        Self::walk(tt, head_at, header.len() as u64, true, |phys, off, n| {
+            // SAFETY: a user frame of the destination space, checked
+            // writable above under the lock still held; [off, off + n) lies
+            // inside `header`.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    header.as_ptr().add(off),
+                    phys_to_virt(phys) as *mut u8,
+                    n,
+                );
+            }
+        })
+        .map_err(|_| CopySide::Destination)?;
         let mut done = 0u64;
         while done < len as u64 {
             let (s, d) = (src.addr() + done, dst_at + done);
