@@ -27,7 +27,8 @@ SERVICE_CRATES := -p capos-rt -p init -p hostile -p worker -p fault -p template 
 SERVICE_RUSTFLAGS = -C relocation-model=static -C link-arg=-T$(CURDIR)/rt/link.ld -C link-arg=--no-pie -C link-arg=-zmax-page-size=4096
 NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 
-.PHONY: setup kernel kernel-lockdep services manifests iso run run-uefi test test-host test-loom check-manifests smoke bench pathprof fmt fmt-check lint clean
+
+.PHONY: setup kernel kernel-lockdep services manifests iso run run-uefi test test-host test-loom check-manifests check-dispatch smoke bench pathprof fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
 SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test
@@ -80,7 +81,7 @@ run-uefi: iso
 	scripts/qemu.sh $(ISO) --uefi
 
 ## test: every test: host crates, loom models, manifests, QEMU smokes
-test: setup test-host test-loom check-manifests smoke
+test: setup test-host test-loom check-manifests check-dispatch smoke
 
 ## test-host: unit tests and property tests of the host-testable crates
 test-host: setup
@@ -91,6 +92,13 @@ test-host: setup
 test-loom: setup
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=$(LOOM_DIR) \
 	    cargo test -p capos-verify --release --test ring_loom --test tlb_loom
+
+## check-dispatch: the kernel's dispatch path recognises no object type
+## (every object is called through KernelObject; no downcast anywhere)
+check-dispatch:
+	@if grep -rnE 'downcast|as_any|dyn (core::any::)?Any' kernel/src; then \
+	    echo "check-dispatch: the kernel must not downcast objects (see docs/architecture.md)" >&2; exit 1; \
+	else echo "check-dispatch: no downcast in kernel/src"; fi
 
 ## check-manifests: validate every manifest in manifests/ with mkmanifest
 check-manifests: setup

@@ -1,5 +1,8 @@
 //! `Null`: does nothing, so a benchmark can measure a capability call
-//! itself; and the kernel counters a benchmark reads around its timed loops.
+//! itself; the kernel counters a benchmark reads around its timed loops;
+//! and `echoLater`, a call that completes later built only from the shared
+//! mechanisms (a deferred completion, a timer entry): the proof that a new
+//! object needs nothing from the dispatcher.
 
 use super::{names, serve, Call, KernelObject, Outcome};
 use capos_caps::api::null::Server;
@@ -39,5 +42,19 @@ impl<'a> Server<Call<'a>> for Null {
         cx.results.clear();
         cx.results.extend_from_slice(&message);
         Outcome::Done(message.len())
+    }
+
+    fn echo_later(
+        &self,
+        cx: &mut Call<'a>,
+        p: capos_caps::schema::capos_capnp::null::echo_later_params::Reader<'_>,
+    ) -> Outcome {
+        let data = super::tri!(super::param(p.get_data()));
+        let mut out = capnp::message::Builder::new_default();
+        out.init_root::<capos_caps::schema::capos_capnp::null::echo_later_results::Builder>()
+            .set_data(data);
+        let result = capnp::serialize::write_message_to_words(&out);
+        let deadline = super::timer::now().saturating_add(p.get_nanos());
+        super::timer::complete_at(cx, deadline, result)
     }
 }
