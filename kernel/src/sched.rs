@@ -243,7 +243,10 @@ pub fn drop_deferred() {
     loop {
         let t = DEFERRED_DROPS.lock().pop();
         match t {
-            Some(t) => drop(t),
+            Some(t) => {
+                drop(t);
+                crate::proc::report_if_all_exited();
+            }
             None => return,
         }
     }
@@ -707,9 +710,7 @@ fn reap(t: Arc<Thread>) {
     process.remove_thread(&t);
     drop(t);
     crate::proc::report_exit(process);
-    if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
-        crate::proc::report_all_exited();
-    }
+    LIVE.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Blocks the current thread until [`wake`] or `deadline` (ns), whichever
