@@ -358,7 +358,7 @@ impl RingClient {
     ) -> Result<Ticket, CallError> {
         let params_len = u32::try_from(params.len()).unwrap_or(u32::MAX);
         let result_len = u32::try_from(result_capacity).unwrap_or(u32::MAX);
-        let mut result = vec![0u8; result_capacity.min(MAX_RESULT_LEN as usize)];
+        let mut result = Vec::with_capacity(result_capacity.min(MAX_RESULT_LEN as usize));
         let params_buf = UserBuf::new(buf_addr(&params), params_len, MAX_PARAMS_LEN)
             .map_err(CallError::Transport)?;
         let result_buf = UserBuf::new(buf_addr_mut(&mut result), result_len, MAX_RESULT_LEN)
@@ -526,17 +526,20 @@ fn buf_addr(buf: &[u8]) -> u64 {
     }
 }
 
-/// Address of a buffer the kernel may write, 0 when empty.
-fn buf_addr_mut(buf: &mut [u8]) -> u64 {
-    if buf.is_empty() {
+/// Address of a result buffer the kernel may write: the spare capacity of
+/// `buf` (which stays empty, and uninitialized, until the completion says
+/// how many bytes the kernel wrote; see [`cut_result`]); 0 when it has none.
+fn buf_addr_mut(buf: &mut Vec<u8>) -> u64 {
+    if buf.capacity() == 0 {
         0
     } else {
         buf.as_mut_ptr() as u64
     }
 }
 
-/// Cuts a result buffer to what the CQE says was written: `result` bytes,
-/// plus the transfer-result records when flagged. Nothing for a failure.
+/// Sets a result buffer's length to what the CQE says the kernel wrote:
+/// `result` bytes, plus the transfer-result records when flagged. Nothing
+/// for a failure.
 fn cut_result(cqe: &Cqe, mut result: Vec<u8>) -> Vec<u8> {
     let len = match cqe.status() {
         CqeStatus::Ok(n) => {
@@ -548,7 +551,13 @@ fn cut_result(cqe: &Cqe, mut result: Vec<u8>) -> Vec<u8> {
         }
         _ => 0,
     };
-    result.truncate(len);
+    let len = len.min(result.capacity());
+    // SAFETY: the buffer was handed to the kernel empty, with its whole
+    // capacity as the SQE's length (`Vec::with_capacity(n)` has exactly `n`),
+    // and the CQE counts the bytes the kernel wrote from its start; `len` is
+    // at most that count and at most the capacity, so those bytes are
+    // initialized. None of them was read before.
+    unsafe { result.set_len(len) };
     result
 }
 
@@ -566,7 +575,7 @@ impl RingClient {
         let (descriptors, list) = transfer_list(transfers)?;
         let params_len = u32::try_from(params.len()).unwrap_or(u32::MAX);
         let result_len = u32::try_from(result_capacity).unwrap_or(u32::MAX);
-        let mut result = vec![0u8; result_capacity.min(MAX_RESULT_LEN as usize)];
+        let mut result = Vec::with_capacity(result_capacity.min(MAX_RESULT_LEN as usize));
         let params_buf = UserBuf::new(buf_addr(&params), params_len, MAX_PARAMS_LEN)
             .map_err(CallError::Transport)?;
         let result_buf = UserBuf::new(buf_addr_mut(&mut result), result_len, MAX_RESULT_LEN)
@@ -592,8 +601,8 @@ impl RingClient {
     /// Submits a RECV on endpoint `cap_id` with a buffer of `capacity`
     /// bytes (the delivered call: a `CallHeader` and its parameters).
     pub fn submit_recv(&mut self, cap_id: u64, capacity: usize) -> Result<Ticket, CallError> {
-        let mut result = vec![0u8; capacity.min(MAX_RESULT_LEN as usize)];
-        let len = u32::try_from(result.len()).unwrap_or(u32::MAX);
+        let mut result = Vec::with_capacity(capacity.min(MAX_RESULT_LEN as usize));
+        let len = u32::try_from(result.capacity()).unwrap_or(u32::MAX);
         let buffer = UserBuf::new(buf_addr_mut(&mut result), len, MAX_RESULT_LEN)
             .map_err(CallError::Transport)?;
         let sqe = Op::Recv(capos_ring::Recv { cap_id, buffer }).encode(0);
