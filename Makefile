@@ -10,20 +10,27 @@ KERNEL_DIR    := target/kernel
 KERNEL_ELF    := $(KERNEL_DIR)/$(TARGET)/release/capos-kernel
 BUILD         := build
 KERNEL        := $(BUILD)/capos-kernel
+# Cargo features of the kernel `make kernel` builds (empty: the kernel that
+# `make iso`, `make run` and `make bench` use; e.g. FEATURES=lockdep).
+FEATURES      :=
+# The smoke kernel: the same sources with the lock-order validator, built
+# in its own target directory so neither build invalidates the other.
+TEST_KERNEL_DIR := target/kernel-lockdep
+TEST_KERNEL   := $(BUILD)/capos-kernel-lockdep
 ISO           := $(BUILD)/capos.iso
 HOST_DIR      := target/host
 LOOM_DIR      := target/loom
 # Static, higher-half kernel code; frame pointers keep fault reports useful.
 KERNEL_RUSTFLAGS := -C relocation-model=static -C code-model=kernel -C force-frame-pointers=yes
 HOST_CRATES   := -p capos-ring -p capos-caps -p capos-codegen -p capos-kcore -p capos-verify -p capos-rt -p capos-linux-baseline
-SERVICE_CRATES := -p capos-rt -p init -p hostile -p worker -p fault -p template -p bench -p timer-demo -p vm-demo -p heap-demo -p spawn-test -p echo-server -p echo-client -p shm-producer -p shm-consumer -p self-abuse -p sleepers
+SERVICE_CRATES := -p capos-rt -p init -p hostile -p worker -p fault -p template -p bench -p timer-demo -p vm-demo -p heap-demo -p spawn-test -p echo-server -p echo-client -p shm-producer -p shm-consumer -p leak-test -p self-abuse -p sleepers
 SERVICE_RUSTFLAGS = -C relocation-model=static -C link-arg=-T$(CURDIR)/rt/link.ld -C link-arg=--no-pie -C link-arg=-zmax-page-size=4096
 NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 
-.PHONY: setup kernel services manifests iso run run-uefi test test-host test-loom check-manifests smoke bench pathprof fmt fmt-check lint clean
+.PHONY: setup kernel kernel-lockdep services manifests iso run run-uefi test test-host test-loom check-manifests smoke bench pathprof fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
-SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer self-abuse sleepers
+SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers
 # The manifest `make run` boots (init reads it through BootPackage).
 RUN_MANIFEST  := default
 MANIFESTS     := $(basename $(notdir $(wildcard manifests/*.capnp)))
@@ -33,12 +40,19 @@ MKMANIFEST    := CARGO_TARGET_DIR=$(HOST_DIR) cargo run -q -p capos-caps --featu
 setup:
 	@scripts/setup.sh
 
-## kernel: the kernel ELF (release, debug info stripped into build/)
+## kernel: the kernel ELF (release, debug info stripped into build/; FEATURES=... adds cargo features)
 kernel: setup
 	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(KERNEL_DIR) \
-	    cargo build --release -p capos-kernel --target $(TARGET)
+	    cargo build --release -p capos-kernel --target $(TARGET) $(if $(FEATURES),--features "$(FEATURES)")
 	@mkdir -p $(BUILD)
 	objcopy --strip-debug $(KERNEL_ELF) $(KERNEL)
+
+## kernel-lockdep: the smoke kernel, with the lock-order validator (build/capos-kernel-lockdep)
+kernel-lockdep: setup
+	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(TEST_KERNEL_DIR) \
+	    cargo build --release -p capos-kernel --target $(TARGET) --features lockdep
+	@mkdir -p $(BUILD)
+	objcopy --strip-debug $(TEST_KERNEL_DIR)/$(TARGET)/release/capos-kernel $(TEST_KERNEL)
 
 ## services: userspace service binaries (build/services/NAME)
 services: setup
@@ -82,9 +96,9 @@ test-loom: setup
 check-manifests: setup
 	@for m in $(MANIFESTS); do $(MKMANIFEST) check manifests/$$m.capnp; done
 
-## smoke: QEMU boots under TCG and KVM, one CPU and several, faults, hostile input
-smoke: kernel services manifests
-	SMOKE_SERVICES="$(SERVICES)" scripts/smoke.sh $(KERNEL)
+## smoke: QEMU boots under TCG and KVM, one CPU and several, faults, hostile input (lock validator on)
+smoke: kernel-lockdep services manifests
+	SMOKE_SERVICES="$(SERVICES)" scripts/smoke.sh $(TEST_KERNEL)
 
 ## bench: instructions per operation (path length) in capOS beside a Linux guest; cycles too under hardware KVM
 bench: kernel services manifests
@@ -114,6 +128,8 @@ lint: setup fmt-check
 	CARGO_TARGET_DIR=$(HOST_DIR) cargo clippy $(HOST_CRATES) --all-targets --all-features -- -D warnings
 	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(KERNEL_DIR) \
 	    cargo clippy --release -p capos-kernel -p capos-arch --target $(TARGET) -- -D warnings
+	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(TEST_KERNEL_DIR) \
+	    cargo clippy --release -p capos-kernel --target $(TARGET) --features lockdep -- -D warnings
 	RUSTFLAGS="$(SERVICE_RUSTFLAGS)" CARGO_TARGET_DIR=target/services \
 	    cargo clippy --release $(SERVICE_CRATES) --target $(TARGET) -- -D warnings
 

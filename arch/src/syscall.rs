@@ -26,17 +26,12 @@ pub fn entry_address() -> u64 {
     syscall_entry as *const () as u64
 }
 
-/// Registers saved on SYSCALL entry, lowest address first.
+/// Registers saved on SYSCALL entry, lowest address first (the callee-saved
+/// ones are not: the C ABI of `syscall_dispatch` preserves them).
 #[repr(C)]
 #[derive(Debug)]
 #[allow(missing_docs)]
 pub struct SyscallFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub rbp: u64,
-    pub rbx: u64,
     pub r9: u64,
     pub r8: u64,
     pub r10: u64,
@@ -53,7 +48,7 @@ pub struct SyscallFrame {
     pub ss: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<SyscallFrame>() == 18 * 8);
+const _: () = assert!(core::mem::size_of::<SyscallFrame>() == 12 * 8);
 
 /// Enables SYSCALL on this CPU: EFER.SCE, STAR selectors, LSTAR entry, and
 /// SFMASK clearing IF, DF, TF, AC and NT on entry (AC so SMAP stays

@@ -124,13 +124,15 @@ struct Placement {
 
 interface ProcessSpawner @0xceb500d0b476a0d0 {
   spawn @0 (name :Text, binaryName :Text, grants :List(CapGrant), placement :Placement,
-            frameLimit :UInt32)
+            frameLimit :UInt32, capSlotLimit :UInt32)
       -> (handle :UInt16, facets :List(SpawnedFacet));
   # `handle` is the result-cap index of the child's ProcessHandle.
   # A `placement` pinning the child to a CPU that is not online is refused.
   # `frameLimit` is the child's frame quota in pages (0: the default, 4096,
   # which is also the most it may be); a child whose image, stack, ring,
   # CapSet and page tables do not fit it is refused before it runs.
+  # `capSlotLimit` is the child's cap-slot quota (0: the default, 256; at
+  # most 4096); the child's capability table grows on demand up to it.
 }
 
 interface ProcessHandle @0xbe7424d191f1a8df {
@@ -193,6 +195,10 @@ interface Null @0xebbe9c3253cdbcaa {
   # Does nothing. It exists so benchmarks can measure the cost of a capability
   # call itself, with no work behind it.
   ping @0 () -> ();
+  counters @1 () -> (heapAllocations :UInt64, longestInterruptsOff :UInt64);
+  # Kernel heap allocations since boot, and the longest stretch any CPU has
+  # spent with interrupts masked (TSC cycles): what a benchmark reads
+  # around its timed loops.
 }
 
 const consoleInterfaceId :UInt64 = 0xdfa84506728bf29c;

@@ -37,6 +37,7 @@ struct KernelParams {
 struct InitProcess {
   binary @0 :Text;
   caps @1 :List(CapRef);           # kernel-minted caps only
+  capSlots @2 :UInt32;             # cap-slot quota; 0: the default (256); at most 4096
 }
 
 struct Service {
@@ -45,6 +46,7 @@ struct Service {
   caps @2 :List(CapRef);           # the service's CapSet, in this order
   exports @3 :List(Export);        # caps later services may import
   placement @4 :Caps.Placement;    # where it runs; left out: any CPU
+  capSlots @5 :UInt32;             # cap-slot quota; 0: the default (256); at most 4096
 }
 
 struct CapRef {

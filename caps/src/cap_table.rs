@@ -1,15 +1,27 @@
 //! Per-process capability table: generation-tagged ids, one interface per entry.
 //!
-//! A [`CapId`] is carried in the ring's 64-bit cap field. Its low 32 bits are
-//! `[generation:8 | index:24]`: the low 24 bits pick a slot, the next 8 bits must equal
-//! that slot's current generation; the high 32 bits must be zero (they are reserved for
-//! widening the generation later, which would be an ABI change). Generations run from 1
-//! to 255; generation 0 never names a live capability, so [`CapId::NULL`] (raw 0) and
-//! any other generation-0 value are always rejected. Removing an entry bumps the slot's
-//! generation, so ids of earlier occupants are rejected as stale. A slot whose
-//! generation is already 255 is *retired* when freed: it is never handed out again, so
-//! a generation can never wrap and revive an old id. Retired slots still count towards
-//! the table's capacity.
+//! A [`CapId`] is the ring's 64-bit cap field, `[generation:48 | index:16]`: the low 16
+//! bits pick a slot, the high 48 bits must equal that slot's current generation. Every
+//! raw value is well formed; a table decides whether it names a live entry.
+//! Generations run from 1 to [`CapId::LAST_GENERATION`] (2^48 - 1); generation 0 never
+//! names a live capability, so [`CapId::NULL`] (raw 0) and any other generation-0 value
+//! are always rejected. Removing an entry bumps the slot's generation, so ids of earlier
+//! occupants are rejected as stale. A slot whose generation is already the last one is
+//! *retired* when freed: it is never handed out again, so a generation can never wrap
+//! and revive an old id.
+//!
+//! How long that takes: one slot retires after 2^48 - 1 ≈ 2.8 × 10^14 occupants. Even
+//! at 10^9 insert/remove cycles per second on that one slot (a cycle takes at least two
+//! ring operations, so real rates are far lower) that is 2.8 × 10^5 s, about 3.3 days;
+//! and a retired slot costs the process nothing but its index, because the table grows
+//! a fresh slot in its place. The table runs out only when every one of the 2^16
+//! indices has retired: 2^64 cycles, about 585 years at 10^9 per second.
+//!
+//! The table grows on demand: a slot is appended only when no freed slot is waiting
+//! (freed slots are reused oldest first), and the number of live entries is bounded by
+//! the ledger's [`Resource::CapSlots`] limit (the process's cap-slot quota), so the
+//! table never holds more than the quota plus its retired slots. Storage grows by
+//! doubling, so inserts and removals allocate nothing in steady state.
 //!
 //! Every live entry holds one [`CapObject`], the interface id recorded when the entry
 //! was made, and [`Hold`] metadata (transfer mode and origin). A caller invokes an entry
@@ -27,7 +39,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ledger::{Ledger, QuotaError, Reservation, Resource};
 
-/// A process-local capability handle: `[reserved:32 | generation:8 | index:24]`.
+/// A process-local capability handle: `[generation:48 | index:16]`.
 ///
 /// `repr(transparent)` over `u64`, the width of the cap field in ring SQEs, transfer
 /// descriptors and transfer results; convert with [`CapId::from_raw`] and
@@ -38,27 +50,25 @@ use crate::ledger::{Ledger, QuotaError, Reservation, Resource};
 pub struct CapId(u64);
 
 impl CapId {
-    /// Bits of the slot index.
-    pub const INDEX_BITS: u32 = 24;
-    /// Bits of the generation.
-    pub const GENERATION_BITS: u32 = 8;
+    /// Bits of the slot index (the low bits).
+    pub const INDEX_BITS: u32 = 16;
+    /// Bits of the generation (the high bits).
+    pub const GENERATION_BITS: u32 = 64 - Self::INDEX_BITS;
     /// Largest slot index.
     pub const MAX_INDEX: u32 = (1 << Self::INDEX_BITS) - 1;
     /// First generation a slot hands out.
-    pub const FIRST_GENERATION: u8 = 1;
+    pub const FIRST_GENERATION: u64 = 1;
     /// Last generation a slot hands out before it is retired.
-    pub const LAST_GENERATION: u8 = u8::MAX;
+    pub const LAST_GENERATION: u64 = (1 << Self::GENERATION_BITS) - 1;
     /// Raw 0: never a valid id.
     pub const NULL: CapId = CapId(0);
 
-    /// The id of slot `index` at `generation`, or `None` if the index does not fit.
-    pub const fn new(index: u32, generation: u8) -> Option<CapId> {
-        if index > Self::MAX_INDEX {
+    /// The id of slot `index` at `generation`, or `None` if either does not fit.
+    pub const fn new(index: u32, generation: u64) -> Option<CapId> {
+        if index > Self::MAX_INDEX || generation > Self::LAST_GENERATION {
             return None;
         }
-        Some(CapId(
-            ((generation as u64) << Self::INDEX_BITS) | index as u64,
-        ))
+        Some(CapId((generation << Self::INDEX_BITS) | index as u64))
     }
 
     /// Reinterprets a raw ABI value (any `u64` is accepted; tables validate it).
@@ -71,39 +81,26 @@ impl CapId {
         self.0
     }
 
-    /// Whether the reserved high 32 bits are zero.
-    pub const fn is_canonical(self) -> bool {
-        self.0 >> 32 == 0
-    }
-
     /// The slot index.
     pub const fn index(self) -> u32 {
-        (self.0 as u32) & Self::MAX_INDEX
+        (self.0 & Self::MAX_INDEX as u64) as u32
     }
 
     /// The generation.
-    pub const fn generation(self) -> u8 {
-        (self.0 >> Self::INDEX_BITS) as u8
+    pub const fn generation(self) -> u64 {
+        self.0 >> Self::INDEX_BITS
     }
 }
 
 impl fmt::Debug for CapId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_canonical() {
-            write!(f, "CapId({}@{})", self.index(), self.generation())
-        } else {
-            write!(f, "CapId({:#x})", self.0)
-        }
+        write!(f, "CapId({}@{})", self.index(), self.generation())
     }
 }
 
 impl fmt::Display for CapId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_canonical() {
-            write!(f, "cap {}@{}", self.index(), self.generation())
-        } else {
-            write!(f, "cap {:#x}", self.0)
-        }
+        write!(f, "cap {}@{}", self.index(), self.generation())
     }
 }
 
@@ -196,15 +193,13 @@ impl<O: ?Sized + CapObject> fmt::Debug for CapEntry<O> {
 /// Why a table refused an id or an insertion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CapError {
-    /// The reserved high bits are not zero.
-    Malformed(CapId),
     /// Generation 0 (including [`CapId::NULL`]): never valid.
     Null(CapId),
     /// The index names no slot of this table.
     InvalidIndex(CapId),
     /// The slot is free, retired, or holds a different generation.
     Stale(CapId),
-    /// No free slot is left (retired slots count as used).
+    /// No free slot is left and the table cannot grow (every index is live or retired).
     TableFull,
     /// The ledger refused another cap slot.
     Quota(QuotaError),
@@ -216,7 +211,6 @@ pub enum CapError {
 impl fmt::Display for CapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CapError::Malformed(id) => write!(f, "{id} has reserved bits set"),
             CapError::Null(id) => write!(f, "{id} has generation 0 and is never valid"),
             CapError::InvalidIndex(id) => write!(f, "{id} names no slot of this table"),
             CapError::Stale(id) => write!(f, "{id} is stale"),
@@ -237,10 +231,10 @@ impl From<QuotaError> for CapError {
 
 enum Slot<O: ?Sized> {
     Free {
-        next_generation: u8,
+        next_generation: u64,
     },
     Live {
-        generation: u8,
+        generation: u64,
         entry: CapEntry<O>,
         _charge: Reservation,
     },
@@ -253,12 +247,12 @@ pub enum SlotState {
     /// Free; the next occupant gets `next_generation`.
     Free {
         /// Generation of the next occupant.
-        next_generation: u8,
+        next_generation: u64,
     },
     /// Occupied.
     Live {
         /// Generation of the occupant.
-        generation: u8,
+        generation: u64,
         /// Interface id of the entry.
         interface_id: u64,
         /// Hold metadata.
@@ -293,6 +287,7 @@ pub struct CapTable<O: ?Sized = dyn CapObject> {
     id: u64,
     ledger: Arc<Ledger>,
     capacity: usize,
+    last_generation: u64,
     slots: Vec<Slot<O>>,
     free: VecDeque<u32>,
     live: usize,
@@ -300,21 +295,38 @@ pub struct CapTable<O: ?Sized = dyn CapObject> {
 }
 
 impl<O: ?Sized + CapObject> CapTable<O> {
-    /// Most slots a table can have (every 24-bit index).
+    /// Most slots a table can have (every 16-bit index).
     pub const MAX_CAPACITY: usize = CapId::MAX_INDEX as usize + 1;
 
-    /// An empty table of at most `capacity` slots (clamped to [`Self::MAX_CAPACITY`]),
-    /// charging its entries to `ledger`.
+    /// An empty table of at most `capacity` slots, live or retired (clamped to
+    /// [`Self::MAX_CAPACITY`]), charging its entries to `ledger`. Live entries are
+    /// further bounded by the ledger's [`Resource::CapSlots`] limit.
     pub fn new(capacity: usize, ledger: Arc<Ledger>) -> Self {
         CapTable {
             id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed),
             ledger,
             capacity: capacity.min(Self::MAX_CAPACITY),
+            last_generation: CapId::LAST_GENERATION,
             slots: Vec::new(),
             free: VecDeque::new(),
             live: 0,
             retired: 0,
         }
+    }
+
+    /// A process's table: every index may be used, and the ledger's cap-slot limit
+    /// alone bounds the live entries (the table grows on demand up to it).
+    pub fn for_ledger(ledger: Arc<Ledger>) -> Self {
+        CapTable::new(Self::MAX_CAPACITY, ledger)
+    }
+
+    /// This empty table, retiring a slot after generation `last` (clamped to
+    /// `1..=`[`CapId::LAST_GENERATION`]) instead of the last one an id can carry. Only
+    /// for tests, which could not otherwise reach retirement in reasonable time.
+    pub fn with_last_generation(mut self, last: u64) -> Self {
+        debug_assert!(self.slots.is_empty(), "set before the first insertion");
+        self.last_generation = last.clamp(CapId::FIRST_GENERATION, CapId::LAST_GENERATION);
+        self
     }
 
     /// A number unique to this table for the life of the system.
@@ -327,9 +339,14 @@ impl<O: ?Sized + CapObject> CapTable<O> {
         &self.ledger
     }
 
-    /// Most slots this table may ever use.
+    /// Most slots (live, free or retired) this table may ever have.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Number of slots the table has grown to (live, free and retired).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Number of live entries.
@@ -350,6 +367,14 @@ impl<O: ?Sized + CapObject> CapTable<O> {
     /// How many more entries fit, ignoring the ledger.
     pub fn room(&self) -> usize {
         self.free.len() + (self.capacity - self.slots.len())
+    }
+
+    /// How many more entries fit: the table's [`Self::room`] or what the ledger's
+    /// cap-slot limit still allows, whichever is smaller.
+    pub fn available(&self) -> usize {
+        let quota =
+            usize::try_from(self.ledger.available(Resource::CapSlots)).unwrap_or(usize::MAX);
+        self.room().min(quota)
     }
 
     /// Inserts `object` under a new id, charging one cap slot to the ledger.
@@ -415,8 +440,8 @@ impl<O: ?Sized + CapObject> CapTable<O> {
             _charge: charge,
         };
         self.live += 1;
-        let id =
-            CapId::new(index, generation).expect("table capacity keeps indices within 24 bits");
+        let id = CapId::new(index, generation)
+            .expect("capacity keeps indices within 16 bits, retirement generations within 48");
         Ok((id, from_free))
     }
 
@@ -445,9 +470,6 @@ impl<O: ?Sized + CapObject> CapTable<O> {
 
     /// The live entry `id` names, or why it names none.
     pub fn get(&self, id: CapId) -> Result<&CapEntry<O>, CapError> {
-        if !id.is_canonical() {
-            return Err(CapError::Malformed(id));
-        }
         if id.generation() == 0 {
             return Err(CapError::Null(id));
         }
@@ -474,13 +496,15 @@ impl<O: ?Sized + CapObject> CapTable<O> {
 
     /// Removes the entry `id` names and gives its cap slot back to the ledger.
     ///
-    /// The slot's generation is bumped, or the slot is retired if its generation is 255.
+    /// The slot's generation is bumped, or the slot is retired if its generation is the
+    /// last one ([`CapId::LAST_GENERATION`], or the test limit of
+    /// [`Self::with_last_generation`]).
     pub fn remove(&mut self, id: CapId) -> Result<CapEntry<O>, CapError> {
         self.get(id)?;
         let index = id.index();
         let slot = &mut self.slots[index as usize];
         let generation = id.generation();
-        let next = if generation == CapId::LAST_GENERATION {
+        let next = if generation >= self.last_generation {
             self.retired += 1;
             Slot::Retired
         } else {
@@ -581,14 +605,17 @@ pub(crate) mod tests {
 
     #[test]
     fn cap_id_layout() {
-        let id = CapId::new(0x12_3456, 0x9a).unwrap();
-        assert_eq!(id.to_raw(), 0x9a12_3456);
-        assert_eq!((id.index(), id.generation()), (0x12_3456, 0x9a));
-        assert_eq!(CapId::from_raw(0x9a12_3456), id);
-        assert_eq!(CapId::new(1 << 24, 1), None);
+        let id = CapId::new(0x3456, 0x9a_bcde_f012).unwrap();
+        assert_eq!(id.to_raw(), 0x9a_bcde_f012_3456);
+        assert_eq!((id.index(), id.generation()), (0x3456, 0x9a_bcde_f012));
+        assert_eq!(CapId::from_raw(0x9a_bcde_f012_3456), id);
+        assert_eq!(CapId::new(1 << 16, 1), None);
+        assert_eq!(CapId::new(0, 1 << 48), None);
+        let top = CapId::new(CapId::MAX_INDEX, CapId::LAST_GENERATION).unwrap();
+        assert_eq!(top.to_raw(), u64::MAX);
         assert_eq!(core::mem::size_of::<CapId>(), 8);
-        assert!(!CapId::from_raw(1 << 32 | 0x0100_0000).is_canonical());
-        assert_eq!(format!("{id:?}"), "CapId(1193046@154)");
+        assert_eq!(format!("{id:?}"), "CapId(13398@664593690642)");
+        assert_eq!(format!("{}", CapId::NULL), "cap 0@0");
     }
 
     #[test]
@@ -612,24 +639,26 @@ pub(crate) mod tests {
     #[test]
     fn null_and_out_of_range_ids_are_rejected() {
         let mut t: CapTable = CapTable::new(4, Ledger::new(Limits::DEFAULT));
-        t.insert(echo(1), COPY).unwrap();
+        let live = t.insert(echo(1), COPY).unwrap();
         assert_eq!(t.get(CapId::NULL).unwrap_err(), CapError::Null(CapId::NULL));
         let gen0 = CapId::new(0, 0).unwrap();
         assert_eq!(t.get(gen0).unwrap_err(), CapError::Null(gen0));
         let far = CapId::new(3, 1).unwrap();
         assert_eq!(t.get(far).unwrap_err(), CapError::InvalidIndex(far));
-        let wide = CapId::from_raw(1 << 40 | 0x0100_0000);
-        assert_eq!(t.get(wide).unwrap_err(), CapError::Malformed(wide));
-        assert_eq!(format!("{wide}"), "cap 0x10001000000");
+        // High generation bits on a live slot's index: a different generation.
+        let wide = CapId::from_raw(live.to_raw() | 1 << 40);
+        assert_eq!(t.get(wide).unwrap_err(), CapError::Stale(wide));
+        assert_eq!(format!("{wide}"), "cap 0@16777217");
         let wrong_gen = CapId::new(0, 9).unwrap();
         assert_eq!(t.get(wrong_gen).unwrap_err(), CapError::Stale(wrong_gen));
     }
 
     #[test]
     fn a_slot_retires_instead_of_wrapping() {
-        let mut t: CapTable = CapTable::new(1, Ledger::new(Limits::DEFAULT));
+        let mut t: CapTable =
+            CapTable::new(1, Ledger::new(Limits::DEFAULT)).with_last_generation(255);
         let mut seen = Vec::new();
-        for expected_gen in 1..=255u8 {
+        for expected_gen in 1..=255u64 {
             let id = t.insert(echo(1), COPY).unwrap();
             assert_eq!((id.index(), id.generation()), (0, expected_gen));
             seen.push(id);
@@ -640,6 +669,59 @@ pub(crate) mod tests {
         assert_eq!(t.insert(echo(1), COPY).unwrap_err(), CapError::TableFull);
         assert!(seen.iter().all(|id| t.get(*id).is_err()));
         assert_eq!(t.ledger().used(Resource::CapSlots), 0);
+    }
+
+    #[test]
+    fn a_retired_slot_is_replaced_by_a_fresh_one() {
+        let ledger = Ledger::new(Limits::NONE.with(Resource::CapSlots, 1));
+        let mut t: CapTable = CapTable::for_ledger(ledger).with_last_generation(3);
+        let mut ids = Vec::new();
+        for _ in 0..7 {
+            let id = t.insert(echo(1), COPY).unwrap();
+            ids.push(id);
+            t.remove(id).unwrap();
+        }
+        let got: Vec<_> = ids.iter().map(|i| (i.index(), i.generation())).collect();
+        assert_eq!(
+            got,
+            [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 1)]
+        );
+        assert_eq!((t.retired(), t.slot_count(), t.len()), (2, 3, 0));
+        assert!(ids.iter().all(|id| !t.contains(*id)));
+    }
+
+    #[test]
+    fn the_last_generation_an_id_can_carry_is_the_retirement_point() {
+        let mut t: CapTable =
+            CapTable::new(1, Ledger::new(Limits::DEFAULT)).with_last_generation(u64::MAX);
+        assert_eq!(t.last_generation, CapId::LAST_GENERATION);
+        t.slots.push(Slot::Free {
+            next_generation: CapId::LAST_GENERATION,
+        });
+        t.free.push_back(0);
+        let id = t.insert(echo(1), COPY).unwrap();
+        assert_eq!(id.to_raw(), CapId::LAST_GENERATION << CapId::INDEX_BITS);
+        t.remove(id).unwrap();
+        assert_eq!(t.retired(), 1);
+        assert_eq!(t.insert(echo(1), COPY).unwrap_err(), CapError::TableFull);
+    }
+
+    #[test]
+    fn a_process_table_grows_on_demand_up_to_the_quota() {
+        let ledger = Ledger::new(Limits::DEFAULT.with(Resource::CapSlots, 300));
+        let mut t: CapTable = CapTable::for_ledger(Arc::clone(&ledger));
+        assert_eq!((t.slot_count(), t.available()), (0, 300));
+        let ids: Vec<_> = (0..300).map(|_| t.insert(echo(1), COPY).unwrap()).collect();
+        assert_eq!((t.slot_count(), t.available()), (300, 0));
+        assert!(matches!(t.insert(echo(1), COPY), Err(CapError::Quota(_))));
+        for id in &ids[..10] {
+            t.remove(*id).unwrap();
+        }
+        assert_eq!(t.available(), 10);
+        for _ in 0..10 {
+            t.insert(echo(1), COPY).unwrap();
+        }
+        assert_eq!(t.slot_count(), 300, "freed slots are reused before growing");
     }
 
     #[test]

@@ -646,7 +646,7 @@ mod tests {
     #[test]
     fn raw_descriptors_decode_or_fail_closed() {
         let ok = decode_descriptors(&[
-            (0x0100_0002, TransferKind::RAW_COPY),
+            (0x1_0002, TransferKind::RAW_COPY),
             (5, TransferKind::RAW_MOVE),
         ])
         .unwrap();

@@ -124,6 +124,18 @@ const CASES: &[(&str, &str)] = &[
         r#"service "timer-demo": is pinned to CPU 2, but kernel.maxCpus = 2 brings up only CPUs 0 to 1"#,
     ),
     (
+        "cap-slots-too-many",
+        r#"service "timer-demo": asks for capSlots = 5000; at most 4096 are allowed (0 means the default, 256)"#,
+    ),
+    (
+        "cap-slots-below-caps",
+        r#"service "echo-client": asks for capSlots = 1, fewer than the 2 caps it starts with"#,
+    ),
+    (
+        "init-cap-slots-too-many",
+        "init: asks for capSlots = 4097; at most 4096 are allowed (0 means the default, 256)",
+    ),
+    (
         "init-cap-mismatch",
         r#"init: cap "timer": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xa06e7a0d0d2e312e (Timer)"#,
     ),

@@ -93,7 +93,8 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
                     p.binary
                 )
             })?;
-        let thread = proc::spawn(&p.binary, bytes, grants, None)
+        let cap_slots = (p.cap_slots != 0).then_some(u64::from(p.cap_slots));
+        let thread = proc::spawn(&p.binary, bytes, grants, None, cap_slots)
             .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
         crate::info!(
             "proc: pid {} ({}) loaded: {} caps, {} frames",

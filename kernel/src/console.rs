@@ -77,8 +77,14 @@ pub fn print(args: fmt::Arguments<'_>) {
 
 /// Writes raw bytes (process console output), turning `\n` into `\r\n`.
 pub fn write_bytes(bytes: &[u8]) {
+    write_parts(&[bytes]);
+}
+
+/// Writes `parts` one after another under one hold of the console lock, so
+/// a line written by one CPU is never split by another CPU's output.
+pub fn write_parts(parts: &[&[u8]]) {
     let mut uart = UART.lock();
-    for &b in bytes {
+    for &b in parts.iter().flat_map(|p| p.iter()) {
         if b == b'\n' {
             uart.write_byte(b'\r');
         }

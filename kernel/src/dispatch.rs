@@ -31,6 +31,10 @@ use capos_ring::{
 /// the completions waiting: the whole of `cap_enter`'s non-blocking work.
 pub fn enter(thread: &Arc<Thread>) -> Result<u32, Corrupted> {
     let ring = &thread.process.ring;
+    // Nothing submitted since the last drain: no lock, no work.
+    if !ring.has_submissions() {
+        return ring.available();
+    }
     {
         let mut guard = ring.submissions();
         let crate::ring::SqState {
@@ -38,6 +42,7 @@ pub fn enter(thread: &Arc<Thread>) -> Result<u32, Corrupted> {
             params,
             results,
             scratch_charge,
+            done,
         } = &mut *guard;
         let mut scratch = Scratch {
             params,
@@ -45,16 +50,24 @@ pub fn enter(thread: &Arc<Thread>) -> Result<u32, Corrupted> {
             charge: scratch_charge,
         };
         let mut batch = drain.begin().map_err(|_| Corrupted)?;
-        loop {
-            match ring.with_poster(|p| batch.pop(p)) {
+        // One CQ slot per submission present, reserved at once; completions
+        // that are ready now are posted together at the end.
+        let mut credits = ring.reserve_credits(batch.remaining())?;
+        let stop = loop {
+            match batch.pop_credited(&mut credits) {
                 Ok(sub) => {
-                    if let Some((credit, cqe)) = execute(thread, &mut scratch, sub) {
-                        ring.post(credit, &cqe);
+                    if let Some(c) = execute(thread, &mut scratch, sub) {
+                        done.push(c);
                     }
                 }
-                Err(DrainStop::Done) | Err(DrainStop::CqFull) => break,
-                Err(DrainStop::CqCorrupted(_)) => return Err(Corrupted),
+                Err(stop) => break stop,
             }
+        };
+        drop(batch);
+        ring.post_batch(credits, done);
+        ring.drained_to(drain.head());
+        if let DrainStop::CqCorrupted(_) = stop {
+            return Err(Corrupted);
         }
     }
     ring.available()

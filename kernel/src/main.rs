@@ -12,6 +12,7 @@ mod bootinfo;
 pub mod console;
 mod cpuinit;
 mod dispatch;
+mod irqoff;
 mod mem;
 mod objects;
 mod percpu;
@@ -69,6 +70,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     let (opts, warnings) = cmdline::parse(&early_cmdline);
     console::set_level(opts.log);
     testmode::set(opts.test);
+    sync::lockdep::announce();
     let inject = opts.inject;
     let mut boot = match bootinfo::parse(info_phys, inject.no_memory_map) {
         Ok(b) => b,
@@ -113,6 +115,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     calibrate_timers();
     cpuinit::start_local_timer();
     x86_64::instructions::interrupts::enable();
+    tlb::join_kernel();
 
     let report = match boot
         .rsdp
@@ -167,6 +170,11 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
         ((ready_ns - entry_ns) / 1_000) % 1_000
     );
 
+    sync::lockdep::inject(
+        inject.lock_reentry,
+        inject.lock_inversion,
+        inject.lock_irq_unsafe,
+    );
     match testmode::mode() {
         Some(TestMode::Boot) => info!("test: boot checks passed"),
         Some(TestMode::Fault(kind)) => {

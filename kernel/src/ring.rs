@@ -24,7 +24,7 @@
 use crate::sync::{IrqLock, SpinLock};
 use alloc::sync::Weak;
 use capos_ring::{
-    CompletionPoster, CqCredit, Cqe, RawRing, RingIndex, RingMemory, SubmissionDrain,
+    CompletionPoster, CqCredit, Cqe, Credits, RawRing, RingIndex, RingMemory, SubmissionDrain,
     DEFAULT_LAYOUT,
 };
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -116,6 +116,9 @@ pub struct SqState {
     pub results: alloc::vec::Vec<u8>,
     /// The `ScratchBytes` charge for both buffers' capacity.
     pub scratch_charge: Option<capos_caps::ledger::Reservation>,
+    /// Completions of one drain waiting to be posted together (capacity
+    /// for a whole CQ, reserved at creation: pushing never allocates).
+    pub done: alloc::vec::Vec<(CqCredit, Cqe)>,
 }
 
 /// The completion side.
@@ -132,6 +135,9 @@ pub struct Ring {
     /// The CQ tail the kernel last published (a private copy: the shared
     /// word is writable by the process).
     cq_tail: AtomicU32,
+    /// The SQ head after the last drain (a private copy, for the check that
+    /// lets an entry with nothing submitted skip every lock).
+    sq_head: AtomicU32,
     raw: RawRing<'static>,
 }
 
@@ -145,12 +151,14 @@ impl Ring {
                 params: alloc::vec::Vec::new(),
                 results: alloc::vec::Vec::new(),
                 scratch_charge: None,
+                done: alloc::vec::Vec::with_capacity(CQ_ENTRIES),
             }),
             cq: IrqLock::new(CqState {
                 poster: CompletionPoster::new(raw).ok()?,
                 parked: Parked::new(),
             }),
             cq_tail: AtomicU32::new(0),
+            sq_head: AtomicU32::new(0),
             raw,
         })
     }
@@ -160,18 +168,39 @@ impl Ring {
         self.sq.lock()
     }
 
-    /// Reserves one CQ slot (for an SQE about to be consumed).
-    pub fn with_poster<R>(
-        &self,
-        f: impl FnOnce(&mut CompletionPoster<RawRing<'static>>) -> R,
-    ) -> R {
-        f(&mut self.cq.lock().poster)
+    /// Whether the process has published submissions the kernel has not
+    /// drained (an inconsistent tail counts as yes: the drain reports it).
+    pub fn has_submissions(&self) -> bool {
+        self.raw.load_index(RingIndex::SqTail, Ordering::Acquire)
+            != self.sq_head.load(Ordering::Relaxed)
     }
 
-    /// Posts `cqe` into the slot `credit` reserved.
-    pub fn post(&self, credit: CqCredit, cqe: &Cqe) {
+    /// Records where the SQ head stands after a drain.
+    pub fn drained_to(&self, head: u32) {
+        self.sq_head.store(head, Ordering::Relaxed);
+    }
+
+    /// Reserves CQ slots for up to `want` submissions about to be consumed.
+    pub fn reserve_credits(&self, want: u32) -> Result<Credits, Corrupted> {
+        self.cq
+            .lock()
+            .poster
+            .reserve_up_to(want)
+            .map_err(|_| Corrupted)
+    }
+
+    /// Posts a drain's completions `done` and gives back its unspent
+    /// `credits`, under one lock hold, publishing once.
+    pub fn post_batch(&self, credits: Credits, done: &mut alloc::vec::Vec<(CqCredit, Cqe)>) {
         let mut cq = self.cq.lock();
-        cq.poster.post(credit, cqe);
+        cq.poster.unreserve(credits);
+        if done.is_empty() {
+            return;
+        }
+        for (credit, cqe) in done.drain(..) {
+            cq.poster.post_unpublished(credit, &cqe);
+        }
+        cq.poster.publish();
         self.cq_tail.store(cq.poster.tail(), Ordering::Release);
     }
 

@@ -312,7 +312,7 @@ fn me() -> &'static CpuSched {
 
 /// Records this CPU's TSS handle (called once per CPU during bring-up).
 pub fn register_cpu_tss(tss: TssHandle) {
-    interrupts::without_interrupts(|| {
+    crate::irqoff::without_interrupts(|| {
         // SAFETY: own CPU, interrupts off.
         unsafe { *me().tss.get() = Some(tss) };
     });
@@ -337,7 +337,7 @@ pub fn current_arc<'a>() -> Option<&'a Arc<Thread>> {
 
 /// The thread running on this CPU, if any.
 pub fn current() -> Option<Arc<Thread>> {
-    interrupts::without_interrupts(|| {
+    crate::irqoff::without_interrupts(|| {
         // SAFETY: own CPU, interrupts off.
         unsafe { (*me().current.get()).clone() }
     })
@@ -556,12 +556,16 @@ fn schedule() {
                 }
                 _ => {}
             }
+            // No lock may be held across the switch (checked by the lock
+            // validator, which also keeps each thread's interrupt nesting).
+            let irq_depth = crate::sync::lockdep::switch_out();
             // SAFETY: own CPU, interrupts off.
             unsafe {
                 *cpu.current.get() = next;
                 *cpu.prev.get() = prev;
                 context_switch(save, load);
             }
+            crate::sync::lockdep::switch_in(irq_depth);
             sched_finish_switch();
         }
     }
@@ -632,7 +636,7 @@ fn reap(t: Arc<Thread>) {
 /// wake that races with blocking is never lost.
 pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
     let Some(t) = current_arc() else { return };
-    interrupts::without_interrupts(|| {
+    crate::irqoff::without_interrupts(|| {
         {
             let mut s = t.state.lock();
             if !still_needed() {
@@ -696,7 +700,7 @@ pub fn wake_handoff(t: &Arc<Thread>) {
 
 /// Ends the current thread; never returns.
 pub fn exit_current() -> ! {
-    interrupts::disable();
+    crate::irqoff::disable();
     if let Some(t) = current() {
         t.state.lock().run = Run::Exited;
     }
@@ -721,7 +725,7 @@ pub fn on_timer_tick(from_user: bool) {
 /// This CPU's idle loop: run threads when there are any, halt otherwise.
 pub fn idle_loop() -> ! {
     loop {
-        interrupts::disable();
+        crate::irqoff::disable();
         if STARTED.load(Ordering::Acquire) {
             me().idle.store(false, Ordering::Release);
             schedule();
@@ -732,7 +736,7 @@ pub fn idle_loop() -> ! {
         {
             // A wake-up that led to no switch is not a sample.
             me().wake_taken_tsc.store(0, Ordering::Relaxed);
-            interrupts::enable_and_hlt();
+            crate::irqoff::enable_and_hlt();
         }
     }
 }

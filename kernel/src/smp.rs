@@ -197,6 +197,7 @@ extern "C" fn ap_rust_entry(index: u64) -> ! {
         ));
         cpu::halt_forever();
     }
+    crate::tlb::join_kernel();
     cpu.online.store(true, Ordering::Release);
     crate::sched::idle_loop()
 }

@@ -8,12 +8,66 @@
 //! ([`crate::tlb::poll`]): a CPU waiting for a lock with interrupts masked
 //! still acknowledges a shoot-down, so a CPU that shoots while holding a
 //! lock can never wait for a CPU that waits for that lock.
+//!
+//! Built with the `lockdep` feature (every smoke-test kernel), every lock
+//! here is checked by the lock-order validator in [`lockdep`]: its class is
+//! the place it was constructed, and each acquisition is recorded with its
+//! own source location (`#[track_caller]`) before the CPU spins. Without
+//! the feature the locks carry nothing extra.
 
 use core::ops::{Deref, DerefMut};
+#[cfg(feature = "lockdep")]
+use core::panic::Location;
 use x86_64::instructions::interrupts;
+
+#[cfg(feature = "lockdep")]
+pub mod lockdep;
+
+/// Stand-ins for the validator's hooks in kernels built without it: each
+/// does nothing (or says the validator is absent).
+#[cfg(not(feature = "lockdep"))]
+pub mod lockdep {
+    /// Interrupt-context marker (nothing to mark without the validator).
+    pub struct IrqContext;
+
+    /// Marks the start of an interrupt handler.
+    #[inline(always)]
+    pub fn irq_enter() -> IrqContext {
+        IrqContext
+    }
+
+    /// Called before a thread switch; returns what [`switch_in`] restores.
+    #[inline(always)]
+    pub fn switch_out() -> u32 {
+        0
+    }
+
+    /// Called when a switched-out thread runs again.
+    #[inline(always)]
+    pub fn switch_in(_depth: u32) {}
+
+    /// Prints the boot line saying whether the validator is on.
+    pub fn announce() {}
+
+    /// Prints the end-of-test summary (nothing without the validator).
+    pub fn summary() {}
+
+    /// `inject=lock-*`: only a kernel built with the validator can survive
+    /// these (it halts with a report); this one would spin for ever, so it
+    /// refuses.
+    pub fn inject(reentry: bool, inversion: bool, irq_unsafe: bool) {
+        if reentry || inversion || irq_unsafe {
+            crate::warn!(
+                "inject: lock errors need a kernel built with the lockdep feature; not injected"
+            );
+        }
+    }
+}
 
 /// A spin lock that masks local interrupts while held.
 pub struct IrqLock<T> {
+    #[cfg(feature = "lockdep")]
+    class: lockdep::LockClass,
     inner: spin::Mutex<T>,
 }
 
@@ -21,45 +75,101 @@ pub struct IrqLock<T> {
 pub struct IrqLockGuard<'a, T> {
     guard: Option<spin::MutexGuard<'a, T>>,
     were_enabled: bool,
+    #[cfg(feature = "lockdep")]
+    held: lockdep::Held<'a>,
 }
 
 impl<T> IrqLock<T> {
     /// A lock around `value`.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub const fn new(value: T) -> Self {
         Self {
+            #[cfg(feature = "lockdep")]
+            class: lockdep::LockClass::new(Location::caller()),
             inner: spin::Mutex::new(value),
         }
     }
 
     /// Masks interrupts, then spins until the lock is free (servicing
     /// shoot-down requests meanwhile).
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn lock(&self) -> IrqLockGuard<'_, T> {
+        self.lock_keyed(None)
+    }
+
+    /// Like [`lock`](Self::lock), for code that holds several locks of
+    /// this class at once (two address spaces' tables): it must take them
+    /// in increasing `key` order (the validator checks that it does).
+    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[allow(
+        dead_code,
+        reason = "kept beside SpinLock::lock_ordered for the same use"
+    )]
+    pub fn lock_ordered(&self, key: u64) -> IrqLockGuard<'_, T> {
+        self.lock_keyed(Some(key))
+    }
+
+    // Inlined so `lock` compiles to what it was before the validator
+    // existed when it is left out.
+    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[inline(always)]
+    fn lock_keyed(&self, _key: Option<u64>) -> IrqLockGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
-        IrqLockGuard {
-            guard: Some(spin_lock(&self.inner)),
+        if were_enabled {
+            crate::irqoff::begin();
+        }
+        #[cfg(feature = "lockdep")]
+        let pending = lockdep::check(
+            &self.class,
+            self.instance(),
+            Location::caller(),
+            _key,
             were_enabled,
+            true,
+        );
+        let guard = spin_lock(&self.inner);
+        IrqLockGuard {
+            guard: Some(guard),
+            were_enabled,
+            #[cfg(feature = "lockdep")]
+            held: lockdep::Held::push(&self.class, self.instance(), pending),
         }
     }
 
     /// Masks interrupts and tries to take the lock up to `spins` times.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub fn try_lock_for(&self, spins: u32) -> Option<IrqLockGuard<'_, T>> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
+        if were_enabled {
+            crate::irqoff::begin();
+        }
         for _ in 0..spins {
             if let Some(g) = self.inner.try_lock() {
                 return Some(IrqLockGuard {
                     guard: Some(g),
                     were_enabled,
+                    #[cfg(feature = "lockdep")]
+                    held: lockdep::Held::taken(&self.class, self.instance(), Location::caller()),
                 });
             }
             crate::tlb::poll();
             core::hint::spin_loop();
         }
         if were_enabled {
+            crate::irqoff::end();
             interrupts::enable();
         }
         None
+    }
+}
+
+#[cfg(feature = "lockdep")]
+impl<T> IrqLock<T> {
+    /// The lock's identity for the validator.
+    fn instance(&self) -> usize {
+        &self.inner as *const spin::Mutex<T> as usize
     }
 }
 
@@ -76,28 +186,97 @@ fn spin_lock<T>(m: &spin::Mutex<T>) -> spin::MutexGuard<'_, T> {
     }
 }
 
-/// Guard of a [`SpinLock`].
-pub type SpinGuard<'a, T> = spin::MutexGuard<'a, T>;
-
 /// A spin lock that leaves the interrupt flag alone (for state only thread
 /// context touches, such as capability tables) but, like every lock here,
 /// services shoot-down requests while it spins: it is often taken with
 /// interrupts already masked.
 pub struct SpinLock<T> {
+    #[cfg(feature = "lockdep")]
+    class: lockdep::LockClass,
     inner: spin::Mutex<T>,
+}
+
+/// Guard of a [`SpinLock`].
+pub struct SpinGuard<'a, T> {
+    guard: spin::MutexGuard<'a, T>,
+    #[cfg(feature = "lockdep")]
+    held: lockdep::Held<'a>,
 }
 
 impl<T> SpinLock<T> {
     /// A lock around `value`.
+    #[cfg_attr(feature = "lockdep", track_caller)]
     pub const fn new(value: T) -> Self {
         Self {
+            #[cfg(feature = "lockdep")]
+            class: lockdep::LockClass::new(Location::caller()),
             inner: spin::Mutex::new(value),
         }
     }
 
     /// Spins until the lock is free.
-    pub fn lock(&self) -> spin::MutexGuard<'_, T> {
-        spin_lock(&self.inner)
+    #[cfg_attr(feature = "lockdep", track_caller)]
+    pub fn lock(&self) -> SpinGuard<'_, T> {
+        self.lock_keyed(None)
+    }
+
+    /// Like [`lock`](Self::lock), for code that holds several locks of
+    /// this class at once (two processes' capability tables): it must take
+    /// them in increasing `key` order (the validator checks that it does).
+    #[cfg_attr(feature = "lockdep", track_caller)]
+    pub fn lock_ordered(&self, key: u64) -> SpinGuard<'_, T> {
+        self.lock_keyed(Some(key))
+    }
+
+    // Inlined so `lock` compiles to what it was before the validator
+    // existed when it is left out.
+    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[inline(always)]
+    fn lock_keyed(&self, _key: Option<u64>) -> SpinGuard<'_, T> {
+        #[cfg(feature = "lockdep")]
+        let pending = lockdep::check(
+            &self.class,
+            self.instance(),
+            Location::caller(),
+            _key,
+            interrupts::are_enabled(),
+            false,
+        );
+        let guard = spin_lock(&self.inner);
+        SpinGuard {
+            guard,
+            #[cfg(feature = "lockdep")]
+            held: lockdep::Held::push(&self.class, self.instance(), pending),
+        }
+    }
+
+    /// The lock's identity for the validator.
+    #[cfg(feature = "lockdep")]
+    fn instance(&self) -> usize {
+        &self.inner as *const spin::Mutex<T> as usize
+    }
+}
+
+impl<T> Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+#[cfg(feature = "lockdep")]
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        // Forget it before it is unlocked (the guard field drops after
+        // this): an interrupt between the two must not see it free yet
+        // listed as held.
+        self.held.release();
     }
 }
 
@@ -116,9 +295,12 @@ impl<T> DerefMut for IrqLockGuard<'_, T> {
 
 impl<T> Drop for IrqLockGuard<'_, T> {
     fn drop(&mut self) {
+        #[cfg(feature = "lockdep")]
+        self.held.release();
         // Release the lock before interrupts can come back.
         self.guard = None;
         if self.were_enabled {
+            crate::irqoff::end();
             interrupts::enable();
         }
     }
@@ -131,6 +313,22 @@ pub struct IrqRawSpin {
     locked: core::sync::atomic::AtomicBool,
     /// Interrupt flag of the holder before it locked (restored on unlock).
     holder_had_interrupts: core::sync::atomic::AtomicBool,
+    /// Whether the validator tracks the holder's acquisition (for unlock).
+    #[cfg(feature = "lockdep")]
+    tracked: core::sync::atomic::AtomicBool,
+}
+
+/// The class of every [`IrqRawSpin`] (only the kernel heap's lock is one).
+/// `lock_api` gives no caller location, so its acquisitions are named by
+/// this line too.
+#[cfg(feature = "lockdep")]
+static HEAP_CLASS: lockdep::LockClass = lockdep::LockClass::new(Location::caller());
+
+#[cfg(feature = "lockdep")]
+impl IrqRawSpin {
+    fn instance(&self) -> usize {
+        self as *const Self as usize
+    }
 }
 
 // SAFETY: `lock` returns only once this CPU owns `locked` (a successful
@@ -142,12 +340,23 @@ unsafe impl talc::lock_api::RawMutex for IrqRawSpin {
     const INIT: Self = Self {
         locked: core::sync::atomic::AtomicBool::new(false),
         holder_had_interrupts: core::sync::atomic::AtomicBool::new(false),
+        #[cfg(feature = "lockdep")]
+        tracked: core::sync::atomic::AtomicBool::new(false),
     };
     type GuardMarker = talc::lock_api::GuardNoSend;
 
     fn lock(&self) {
         use core::sync::atomic::Ordering::{Acquire, Relaxed};
         let had = interrupts::are_enabled();
+        #[cfg(feature = "lockdep")]
+        let pending = lockdep::check(
+            &HEAP_CLASS,
+            self.instance(),
+            HEAP_CLASS.site(),
+            None,
+            had,
+            true,
+        );
         loop {
             interrupts::disable();
             if self
@@ -156,6 +365,11 @@ unsafe impl talc::lock_api::RawMutex for IrqRawSpin {
                 .is_ok()
             {
                 self.holder_had_interrupts.store(had, Relaxed);
+                #[cfg(feature = "lockdep")]
+                self.tracked.store(lockdep::push(pending), Relaxed);
+                if had {
+                    crate::irqoff::begin();
+                }
                 return;
             }
             if had {
@@ -178,6 +392,14 @@ unsafe impl talc::lock_api::RawMutex for IrqRawSpin {
             .is_ok()
         {
             self.holder_had_interrupts.store(had, Relaxed);
+            #[cfg(feature = "lockdep")]
+            self.tracked.store(
+                lockdep::taken(&HEAP_CLASS, self.instance(), HEAP_CLASS.site()),
+                Relaxed,
+            );
+            if had {
+                crate::irqoff::begin();
+            }
             true
         } else {
             if had {
@@ -189,9 +411,12 @@ unsafe impl talc::lock_api::RawMutex for IrqRawSpin {
 
     unsafe fn unlock(&self) {
         use core::sync::atomic::Ordering::{Relaxed, Release};
+        #[cfg(feature = "lockdep")]
+        lockdep::release(&HEAP_CLASS, self.instance(), self.tracked.load(Relaxed));
         let had = self.holder_had_interrupts.load(Relaxed);
         self.locked.store(false, Release);
         if had {
+            crate::irqoff::end();
             interrupts::enable();
         }
     }

@@ -27,6 +27,7 @@ pub fn mode() -> Option<TestMode> {
 /// with success.
 pub fn all_processes_exited() {
     if mode() == Some(TestMode::Boot) {
+        crate::sync::lockdep::summary();
         crate::info!("test: all processes exited");
         capos_arch::qemu::exit(capos_arch::qemu::ExitCode::Success);
     }

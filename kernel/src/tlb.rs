@@ -10,6 +10,13 @@
 //! acknowledge. [`release`] does the same with a "switch to the kernel
 //! root" request before a space's tables are freed.
 //!
+//! The kernel half is shared by every root and mapped global, so a CPU keeps
+//! its entries across CR3 loads. Every CPU [`join_kernel`]s a set of its own
+//! when it comes up; [`flush_kernel_everywhere`] makes each of them drop
+//! every TLB entry (global ones included) and every cached page-table link.
+//! The kernel-stack allocator does this before it reuses a freed range or
+//! frees a page table of the stack window.
+//!
 //! No deadlock: a CPU never busy-waits with interrupts masked without
 //! servicing its own requests ([`poll`] is called from every spin loop in
 //! `sync.rs`, and [`shoot`] services while it waits), so a target answers
@@ -50,7 +57,16 @@ static LOADED: [Loaded; MAX_CPUS] = [const {
 /// per-CPU block exists) returns at once.
 static STARTED: AtomicBool = AtomicBool::new(false);
 
+/// The root value of requests about the kernel half. Real roots are page
+/// aligned, so no user space ever has this one.
+const KERNEL_HALF: u64 = u64::MAX;
+
+/// CPUs that answer kernel-half flushes: each from start-up until it halts
+/// for good.
+static KERNEL_CPUS: AtomicU64 = AtomicU64::new(0);
+
 static SHOOTDOWNS: AtomicU64 = AtomicU64::new(0);
+static KERNEL_FLUSHES: AtomicU64 = AtomicU64::new(0);
 static RELEASES: AtomicU64 = AtomicU64::new(0);
 static PAGE_FLUSHES: AtomicU64 = AtomicU64::new(0);
 static FULL_FLUSHES: AtomicU64 = AtomicU64::new(0);
@@ -106,7 +122,17 @@ pub fn go_offline() {
         return;
     }
     poll();
-    switch_to_kernel_root(this_cpu());
+    let me = this_cpu();
+    switch_to_kernel_root(me);
+    sd::leave(&KERNEL_CPUS, me);
+}
+
+/// Enters this CPU in the set that kernel-half flushes reach. Each CPU
+/// calls it once at start-up, before any kernel stack of a process exists
+/// (the boot CPU once its interrupts are on, each AP before it reports
+/// itself online).
+pub fn join_kernel() {
+    sd::join(&KERNEL_CPUS, this_cpu());
 }
 
 /// Loads the kernel's own root on this CPU (interrupts off).
@@ -133,6 +159,10 @@ fn leave(cpus: *mut AtomicU64, me: usize) {
 /// Carries out `req` on this CPU if it concerns the root loaded here; a CPU
 /// that has loaded another root since has nothing to flush.
 fn apply(me: usize, req: Request) {
+    if req.root == KERNEL_HALF {
+        flush_everything();
+        return;
+    }
     if LOADED[me].root.load(Ordering::Relaxed) != req.root {
         return;
     }
@@ -144,6 +174,24 @@ fn apply(me: usize, req: Request) {
         }
         Flush::All => tlb::flush_all(),
         Flush::Release => switch_to_kernel_root(me),
+    }
+}
+
+/// Drops every TLB entry of this CPU, global ones included, and every
+/// paging-structure cache entry: toggling CR4.PGE does all of that; without
+/// global pages a CR3 reload does.
+fn flush_everything() {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    let cr4 = Cr4::read();
+    if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
+        // SAFETY: only the global-page bit changes, and it is restored at
+        // once; the tables in use stay the same.
+        unsafe {
+            Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+            Cr4::write(cr4);
+        }
+    } else {
+        tlb::flush_all();
     }
 }
 
@@ -207,16 +255,48 @@ pub fn shoot(root: u64, cpus: &AtomicU64, flush: Flush) {
         if flush != Flush::Release {
             SHOOTDOWNS.fetch_add(1, Ordering::Relaxed);
         }
-        sd::post(&STATIONS, me, Request { root, flush }, others);
-        for cpu in others.iter() {
-            if let Some(c) = crate::percpu::get(cpu as u32) {
-                let apic = c.arch.apic_id.load(Ordering::Relaxed);
-                crate::percpu::with_lapic(|l| l.send_ipi(vector::IPI_TLB, apic));
-                IPIS_SENT.fetch_add(1, Ordering::Relaxed);
-            }
+        interrupt_and_wait(me, Request { root, flush }, others);
+    });
+}
+
+/// Posts `req` to `others`, sends each the `IPI_TLB` vector and waits for
+/// every acknowledgement (servicing this CPU's own requests meanwhile).
+/// Interrupts off.
+fn interrupt_and_wait(me: usize, req: Request, others: sd::CpuSet) {
+    sd::post(&STATIONS, me, req, others);
+    for cpu in others.iter() {
+        if let Some(c) = crate::percpu::get(cpu as u32) {
+            let apic = c.arch.apic_id.load(Ordering::Relaxed);
+            crate::percpu::with_lapic(|l| l.send_ipi(vector::IPI_TLB, apic));
+            IPIS_SENT.fetch_add(1, Ordering::Relaxed);
         }
-        let served = sd::wait(&STATIONS, me, |r| apply(me, r), core::hint::spin_loop);
-        ACKED_POLLING.fetch_add(u64::from(served), Ordering::Relaxed);
+    }
+    let served = sd::wait(&STATIONS, me, |r| apply(me, r), core::hint::spin_loop);
+    ACKED_POLLING.fetch_add(u64::from(served), Ordering::Relaxed);
+}
+
+/// Makes every CPU, this one included, drop all its TLB entries (global
+/// ones too) and every cached page-table link, and returns once each has.
+/// After it no CPU can still translate through a kernel-half entry or table
+/// that was unlinked before the call. May be called with interrupts on or
+/// off and with locks held.
+pub fn flush_kernel_everywhere() {
+    interrupts::without_interrupts(|| {
+        STARTED.store(true, Ordering::Relaxed);
+        let me = this_cpu();
+        flush_everything();
+        KERNEL_FLUSHES.fetch_add(1, Ordering::Relaxed);
+        let others = sd::snapshot(&KERNEL_CPUS).without(me);
+        if !others.is_empty() {
+            interrupt_and_wait(
+                me,
+                Request {
+                    root: KERNEL_HALF,
+                    flush: Flush::All,
+                },
+                others,
+            );
+        }
     });
 }
 
@@ -231,7 +311,7 @@ pub fn release(root: u64, cpus: &AtomicU64) {
 
 /// Counters for the end-of-run report.
 pub struct Stats {
-    /// Page-table changes that interrupted at least one other CPU.
+    /// User page-table changes that interrupted at least one other CPU.
     pub shootdowns: u64,
     /// Spaces freed while another CPU still had them loaded.
     pub releases: u64,
@@ -239,7 +319,9 @@ pub struct Stats {
     pub page_flushes: u64,
     /// Requests that flushed everything.
     pub full_flushes: u64,
-    /// `IPI_TLB` interrupts sent.
+    /// Kernel-half flushes on every CPU ([`flush_kernel_everywhere`]).
+    pub kernel_flushes: u64,
+    /// `IPI_TLB` interrupts sent (for user spaces and the kernel half).
     pub ipis_sent: u64,
     /// Requests acknowledged by their targets: in the interrupt handler,
     /// and while spinning (on a lock or for their own shoot-down).
@@ -256,6 +338,7 @@ pub fn stats() -> Stats {
         releases: l(&RELEASES),
         page_flushes: l(&PAGE_FLUSHES),
         full_flushes: l(&FULL_FLUSHES),
+        kernel_flushes: l(&KERNEL_FLUSHES),
         ipis_sent: l(&IPIS_SENT),
         acked_in_handler: l(&ACKED_IN_HANDLER),
         acked_polling: l(&ACKED_POLLING),

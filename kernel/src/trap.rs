@@ -12,6 +12,13 @@ use x86_64::registers::control::{Cr2, Cr3};
 /// Called by `trap_common` in `arch/src/asm/trap.S` for every stubbed vector.
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    // Interrupt context for the lock validator: an interrupt of kernel code
+    // (one of user code interrupts no lock holder; exceptions either halt
+    // or kill the thread, and never return through here).
+    let _irq = (frame.vector >= 32 && !frame.from_user()).then(crate::sync::lockdep::irq_enter);
+    // An interrupt arrives only with interrupts on: from here to its return
+    // they are off (measured unless it halts or kills a thread).
+    let _off = (frame.vector >= 32).then(IrqOff::begin);
     match frame.vector {
         // NMI and machine check are machine events, not the process's doing.
         0..=31 if frame.from_user() && !matches!(frame.vector, 2 | 18) => user_fault(frame),
@@ -42,6 +49,22 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             crate::warn!("trap: unexpected interrupt vector {v}");
             eoi();
         }
+    }
+}
+
+/// The interrupts-off stretch of one interrupt handler.
+struct IrqOff;
+
+impl IrqOff {
+    fn begin() -> Self {
+        crate::irqoff::begin();
+        IrqOff
+    }
+}
+
+impl Drop for IrqOff {
+    fn drop(&mut self) {
+        crate::irqoff::end();
     }
 }
 

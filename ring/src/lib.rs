@@ -52,7 +52,7 @@ pub use layout::{
 };
 pub use memory::{DefaultRing, OwnedRing, RawRing, RingMemory};
 pub use queue::{
-    CompletionConsumer, CompletionPoster, Corruption, CqCredit, DrainBatch, DrainStop,
+    CompletionConsumer, CompletionPoster, Corruption, CqCredit, Credits, DrainBatch, DrainStop,
     ReserveError, Submission, SubmissionDrain, SubmissionProducer, SubmitError,
 };
 pub use request::{

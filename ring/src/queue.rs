@@ -176,6 +176,28 @@ impl<M: RingMemory> SubmissionProducer<M> {
         Ok(())
     }
 
+    /// Writes `n` copies of the entry whose slot words are `words` without
+    /// publishing them (all or none: `Full` if fewer than `n` slots are
+    /// free).
+    pub fn push_copies(
+        &mut self,
+        words: &[u64; crate::entry::SQE_WORDS],
+        n: u32,
+    ) -> Result<(), SubmitError> {
+        if self.entries - self.tail.wrapping_sub(self.head) < n {
+            self.refresh_head().map_err(SubmitError::Corrupted)?;
+            if self.entries - self.tail.wrapping_sub(self.head) < n {
+                return Err(SubmitError::Full);
+            }
+        }
+        for _ in 0..n {
+            // Relaxed word stores: published by the Release in `publish`.
+            self.mem.store_sqe(self.tail & (self.entries - 1), words);
+            self.tail = self.tail.wrapping_add(1);
+        }
+        Ok(())
+    }
+
     /// Publishes every pushed entry to the kernel.
     pub fn publish(&self) {
         // Release: the slot writes above happen before the kernel's Acquire
@@ -256,6 +278,26 @@ impl<M: RingMemory> CompletionConsumer<M> {
         Ok(Some(cqe))
     }
 
+    /// Takes up to `max` completions, oldest first, handing each to `f`, and
+    /// releases their slots with one `cq_head` store; returns how many.
+    pub fn reap_batch(&mut self, max: u32, mut f: impl FnMut(Cqe)) -> Result<u32, Corruption> {
+        if self.tail.wrapping_sub(self.head) < max {
+            self.refresh_tail()?;
+        }
+        let n = max.min(self.tail.wrapping_sub(self.head));
+        for i in 0..n {
+            let slot = self.head.wrapping_add(i) & (self.entries - 1);
+            f(Cqe::from_words(&self.mem.load_cqe(slot)));
+        }
+        if n > 0 {
+            self.head = self.head.wrapping_add(n);
+            // Release: our reads of the slots happen before the kernel's
+            // Acquire load of cq_head that lets it reuse them.
+            self.mem.store_index(RingIndex::CqHead, self.head, Release);
+        }
+        Ok(n)
+    }
+
     /// This consumer's head.
     pub fn head(&self) -> u32 {
         self.head
@@ -270,6 +312,33 @@ impl<M: RingMemory> CompletionConsumer<M> {
 #[derive(Debug, PartialEq, Eq)]
 pub struct CqCredit {
     _private: (),
+}
+
+/// CQ slots reserved together ([`CompletionPoster::reserve_up_to`]), handed
+/// out one credit at a time; what is left goes back with
+/// [`CompletionPoster::unreserve`].
+#[must_use = "unused credits must go back to their poster"]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Credits {
+    left: u32,
+}
+
+impl Credits {
+    /// Takes one credit, if any is left.
+    pub fn take(&mut self) -> Option<CqCredit> {
+        self.left = self.left.checked_sub(1)?;
+        Some(CqCredit { _private: () })
+    }
+
+    /// Credits left.
+    pub fn len(&self) -> u32 {
+        self.left
+    }
+
+    /// Whether none is left.
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
 }
 
 /// The kernel's producer view of the CQ.
@@ -336,24 +405,53 @@ impl<M: RingMemory> CompletionPoster<M> {
         Ok(CqCredit { _private: () })
     }
 
+    /// Reserves up to `want` CQ slots at once (fewer if the CQ has fewer
+    /// free), re-reading `cq_head` only if the slots known free do not
+    /// cover `want`.
+    pub fn reserve_up_to(&mut self, want: u32) -> Result<Credits, Corruption> {
+        if self.known_free() < want {
+            self.refresh_head()?;
+        }
+        let n = want.min(self.known_free());
+        self.reserved += n;
+        Ok(Credits { left: n })
+    }
+
+    /// Gives back credits that were not spent.
+    pub fn unreserve(&mut self, credits: Credits) {
+        self.reserved = self.reserved.saturating_sub(credits.left);
+    }
+
+    /// Writes `cqe` into the slot reserved by `credit` without publishing
+    /// it; [`CompletionPoster::publish`] makes every such write visible at
+    /// once.
+    pub fn post_unpublished(&mut self, credit: CqCredit, cqe: &Cqe) {
+        let CqCredit { _private: () } = credit;
+        debug_assert!(self.reserved > 0, "CQ credit posted on the wrong ring");
+        self.reserved = self.reserved.saturating_sub(1);
+        // Relaxed word stores: published by the Release in `publish`.
+        self.mem
+            .store_cqe(self.tail & (self.entries - 1), &cqe.to_words());
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Publishes every completion written so far.
+    pub fn publish(&self) {
+        // Release: the slot writes happen before userspace's Acquire load of
+        // cq_tail that observes this value.
+        self.mem.store_index(RingIndex::CqTail, self.tail, Release);
+    }
+
     /// Writes `cqe` into the slot reserved by `credit` and publishes it.
     ///
     /// Never fails and never overwrites an unread completion: the credit
     /// guarantees the slot at the tail is free as of the last accepted head,
     /// whatever userspace has since written to `cq_head`.
     pub fn post(&mut self, credit: CqCredit, cqe: &Cqe) {
-        let CqCredit { _private: () } = credit;
         // A credit from another poster would break the slot accounting; it
         // is a kernel bug, not something userspace can cause.
-        debug_assert!(self.reserved > 0, "CQ credit posted on the wrong ring");
-        self.reserved = self.reserved.saturating_sub(1);
-        // Relaxed word stores: published by the Release below.
-        self.mem
-            .store_cqe(self.tail & (self.entries - 1), &cqe.to_words());
-        self.tail = self.tail.wrapping_add(1);
-        // Release: the slot writes happen before userspace's Acquire load of
-        // cq_tail that observes this value.
-        self.mem.store_index(RingIndex::CqTail, self.tail, Release);
+        self.post_unpublished(credit, cqe);
+        self.publish();
     }
 
     /// Shorthand for posting a transport error.
@@ -426,6 +524,7 @@ impl<M: RingMemory> SubmissionDrain<M> {
         Ok(DrainBatch {
             drain: self,
             remaining: pending,
+            consumed: false,
         })
     }
 
@@ -435,10 +534,25 @@ impl<M: RingMemory> SubmissionDrain<M> {
     }
 }
 
-/// One bounded pass over the SQ, from [`SubmissionDrain::begin`].
+/// One bounded pass over the SQ, from [`SubmissionDrain::begin`]. The new
+/// `sq_head` is published once, when the batch ends (is dropped).
 pub struct DrainBatch<'d, M: RingMemory> {
     drain: &'d mut SubmissionDrain<M>,
     remaining: u32,
+    /// Whether an entry was consumed (so `sq_head` moved).
+    consumed: bool,
+}
+
+impl<M: RingMemory> Drop for DrainBatch<'_, M> {
+    fn drop(&mut self) {
+        if self.consumed {
+            // Release: our copies of the consumed slots happen before
+            // userspace's Acquire load of sq_head that lets it overwrite
+            // them.
+            let d = &*self.drain;
+            d.mem.store_index(RingIndex::SqHead, d.head, Release);
+        }
+    }
 }
 
 impl<M: RingMemory> DrainBatch<'_, M> {
@@ -457,18 +571,31 @@ impl<M: RingMemory> DrainBatch<'_, M> {
             ReserveError::Full => DrainStop::CqFull,
             ReserveError::Corrupted(c) => DrainStop::CqCorrupted(c),
         })?;
+        Ok(self.consume(credit))
+    }
+
+    /// Consumes the next SQE with a credit from `credits` (reserved for the
+    /// whole batch with [`CompletionPoster::reserve_up_to`]).
+    pub fn pop_credited(&mut self, credits: &mut Credits) -> Result<Submission, DrainStop> {
+        if self.remaining == 0 {
+            return Err(DrainStop::Done);
+        }
+        let credit = credits.take().ok_or(DrainStop::CqFull)?;
+        Ok(self.consume(credit))
+    }
+
+    /// Copies, consumes and validates the next SQE, completing into `credit`.
+    fn consume(&mut self, credit: CqCredit) -> Submission {
         let d = &mut *self.drain;
-        let sqe = Sqe::from_words(&d.mem.load_sqe(d.head & (d.entries - 1)));
+        let words = d.mem.load_sqe(d.head & (d.entries - 1));
         d.head = d.head.wrapping_add(1);
-        // Release: our copy of the slot happens before userspace's Acquire
-        // load of sq_head that lets it overwrite the slot.
-        d.mem.store_index(RingIndex::SqHead, d.head, Release);
         self.remaining -= 1;
-        Ok(Submission {
-            user_data: sqe.user_data,
-            op: sqe.validate(),
+        self.consumed = true;
+        Submission {
+            user_data: words[2],
+            op: Sqe::validate_words(&words),
             credit,
-        })
+        }
     }
 
     /// SQEs left in this batch.
@@ -515,6 +642,7 @@ mod tests {
             }
         }
         assert_eq!(seen, [0, 1, 2]);
+        drop(batch);
         let reaped: Vec<u64> = std::iter::from_fn(|| cq.try_reap().unwrap())
             .map(|c| c.user_data)
             .collect();
@@ -567,7 +695,11 @@ mod tests {
         // Two credits outstanding, CQ of two: the drain must stop.
         assert_eq!(batch.pop(&mut post).err(), Some(DrainStop::CqFull));
         assert_eq!(batch.remaining(), 2);
+        // sq_head is published when the batch ends.
+        assert_eq!(ring.load_index(RingIndex::SqHead, Acquire), 0);
+        drop(batch);
         assert_eq!(drain.head(), 2);
+        assert_eq!(ring.load_index(RingIndex::SqHead, Acquire), 2);
         post.post(a.credit, &Cqe::success(a.user_data, 0));
         post.post(b.credit, &Cqe::success(b.user_data, 0));
         // Still full until userspace reaps.
@@ -578,7 +710,75 @@ mod tests {
         let c = batch.pop(&mut post).unwrap();
         assert_eq!(c.user_data, 2);
         assert_eq!(batch.pop(&mut post).err(), Some(DrainStop::CqFull));
+        drop(batch);
         post.post(c.credit, &Cqe::success(c.user_data, 0));
+    }
+
+    #[test]
+    fn push_copies_and_reap_batch() {
+        let ring = OwnedRing::<4, 4>::new();
+        let mut sq = SubmissionProducer::new(&ring).unwrap();
+        let mut cq = CompletionConsumer::new(&ring).unwrap();
+        let mut drain = SubmissionDrain::new(&ring).unwrap();
+        let mut post = CompletionPoster::new(&ring).unwrap();
+        assert_eq!(
+            sq.push_copies(&nop(7).to_words(), 5),
+            Err(SubmitError::Full)
+        );
+        sq.push_copies(&nop(7).to_words(), 3).unwrap();
+        sq.publish();
+        let mut batch = drain.begin().unwrap();
+        assert_eq!(batch.remaining(), 3);
+        while let Ok(s) = batch.pop(&mut post) {
+            assert_eq!(s.op, Ok(Op::Nop));
+            post.post(s.credit, &Cqe::success(s.user_data, 0));
+        }
+        drop(batch);
+        let mut seen = Vec::new();
+        assert_eq!(cq.reap_batch(2, |c| seen.push(c.user_data)).unwrap(), 2);
+        assert_eq!(ring.header().cq_head.value.load(Relaxed), 2);
+        assert_eq!(cq.reap_batch(8, |c| seen.push(c.user_data)).unwrap(), 1);
+        assert_eq!(cq.reap_batch(8, |_| unreachable!()).unwrap(), 0);
+        assert_eq!(seen, [7, 7, 7]);
+    }
+
+    #[test]
+    fn bulk_credits_and_one_publish() {
+        let ring = OwnedRing::<4, 4>::new();
+        let mut sq = SubmissionProducer::new(&ring).unwrap();
+        let mut cq = CompletionConsumer::new(&ring).unwrap();
+        let mut drain = SubmissionDrain::new(&ring).unwrap();
+        let mut post = CompletionPoster::new(&ring).unwrap();
+        for i in 0..3 {
+            sq.try_push(&nop(i)).unwrap();
+        }
+        sq.publish();
+        let mut credits = post.reserve_up_to(8).unwrap();
+        assert_eq!(credits.len(), 4, "only the CQ's four slots");
+        let mut batch = drain.begin().unwrap();
+        let mut subs = Vec::new();
+        while let Ok(s) = batch.pop_credited(&mut credits) {
+            subs.push(s);
+        }
+        drop(batch);
+        assert_eq!((subs.len(), credits.len()), (3, 1));
+        post.unreserve(credits);
+        assert_eq!(post.reserved(), 3);
+        for s in subs {
+            post.post_unpublished(s.credit, &Cqe::success(s.user_data, 0));
+        }
+        // Nothing visible until the one publish.
+        assert_eq!(cq.try_reap().unwrap(), None);
+        post.publish();
+        let got: Vec<u64> = core::iter::from_fn(|| cq.try_reap().unwrap())
+            .map(|c| c.user_data)
+            .collect();
+        assert_eq!(got, [0, 1, 2]);
+        assert_eq!(post.reserved(), 0);
+        // Credits never exceed the free slots, counting unread completions.
+        let credits = post.reserve_up_to(8).unwrap();
+        assert_eq!(credits.len(), 4);
+        post.unreserve(credits);
     }
 
     #[test]

@@ -352,6 +352,36 @@ const fn used_fields(op: Opcode) -> u8 {
 }
 
 impl Sqe {
+    /// [`Sqe::validate`] of the entry whose slot words are `w`, with a short
+    /// path for the commonest well-formed entries (a NOP, a CALL without
+    /// transfers) that decides exactly as `validate` does.
+    pub fn validate_words(w: &[u64; crate::entry::SQE_WORDS]) -> Result<Op, TransportError> {
+        const NOP: u64 = Opcode::Nop as u64;
+        const CALL: u64 = Opcode::Call as u64;
+        // NOP: opcode, and every other field but user_data zero.
+        if w[0] == NOP && (w[1] | w[3] | w[4] | w[5] | w[6] | w[7]) == 0 {
+            return Ok(Op::Nop);
+        }
+        // CALL with no flags, no transfers, no call id, both buffers inside
+        // the user half and within their limits (empty ones at address 0).
+        if w[0] & 0xffff == CALL && w[0] >> 32 == 0 && (w[6] | w[7]) == 0 {
+            let (params_len, result_len) = (w[5] as u32, (w[5] >> 32) as u32);
+            if let (Ok(params), Ok(result)) = (
+                UserBuf::new(w[3], params_len, MAX_PARAMS_LEN),
+                UserBuf::new(w[4], result_len, MAX_RESULT_LEN),
+            ) {
+                return Ok(Op::Call(Call {
+                    cap_id: w[1],
+                    method_id: (w[0] >> 16) as u16,
+                    params,
+                    result,
+                    transfers: TransferList::NONE,
+                }));
+            }
+        }
+        Sqe::from_words(w).validate()
+    }
+
     /// Checks every field of a submission copied out of the ring and returns
     /// the typed request, or the transport error to complete it with. See the
     /// module documentation for the order of checks.

@@ -316,6 +316,8 @@ pub struct SpawnOptions {
     pub placement: Placement,
     /// The child's frame quota in pages (0: the kernel's default).
     pub frame_limit: u32,
+    /// The child's cap-slot quota (0: the kernel's default, 256).
+    pub cap_slot_limit: u32,
 }
 
 impl Default for SpawnOptions {
@@ -323,6 +325,7 @@ impl Default for SpawnOptions {
         SpawnOptions {
             placement: Placement::AnyCpu,
             frame_limit: 0,
+            cap_slot_limit: 0,
         }
     }
 }
@@ -417,7 +420,7 @@ impl ProcessSpawner {
             grants,
             SpawnOptions {
                 placement,
-                frame_limit: 0,
+                ..SpawnOptions::default()
             },
         )
     }
@@ -448,6 +451,7 @@ impl ProcessSpawner {
                 p.set_name(name);
                 p.set_binary_name(binary);
                 p.set_frame_limit(options.frame_limit);
+                p.set_cap_slot_limit(options.cap_slot_limit);
                 if placement != Placement::AnyCpu {
                     capos_caps::manifest::write_placement(placement, p.reborrow().init_placement());
                 }

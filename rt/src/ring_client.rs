@@ -688,6 +688,21 @@ pub enum BenchBuf {
     Recv = 2,
 }
 
+/// Whether a completion reaped on the benchmark path is a successful
+/// benchmark completion.
+fn bench_status(cqe: &Cqe) -> Result<(), CallError> {
+    if cqe.user_data != BENCH_USER_DATA {
+        return Err(CallError::InvalidArgument(
+            "unexpected completion during a benchmark",
+        ));
+    }
+    match cqe.status() {
+        CqeStatus::Ok(_) => Ok(()),
+        CqeStatus::Err(e) => Err(CallError::Transport(e)),
+        CqeStatus::Unknown(code) => Err(CallError::UnknownTransport(code)),
+    }
+}
+
 impl RingClient {
     /// Pushes `n` copies of `op` (NOP or an argument-free CALL) tagged
     /// [`BENCH_USER_DATA`] and publishes them with one tail store. Only
@@ -699,29 +714,45 @@ impl RingClient {
                 "benchmark while calls are in flight",
             ));
         }
-        let sqe = op.encode(BENCH_USER_DATA);
+        let words = op.encode(BENCH_USER_DATA).to_words();
         self.sync()?;
-        for _ in 0..n {
-            self.sq.try_push(&sqe).map_err(|_| {
-                CallError::InvalidArgument("benchmark batch larger than the free SQ")
-            })?;
-            self.bench_outstanding += 1;
-        }
+        self.sq
+            .push_copies(&words, n)
+            .map_err(|_| CallError::InvalidArgument("benchmark batch larger than the free SQ"))?;
+        self.bench_outstanding += n;
         self.sq.publish();
         Ok(())
     }
 
-    /// Reaps up to `n` benchmark completions; fails on any other completion
-    /// or on a negative result.
+    /// Reaps up to `n` benchmark completions (with one `cq_head` store);
+    /// fails on any other completion or on a negative result.
     pub fn bench_reap(&mut self, n: u32) -> Result<u32, CallError> {
-        let mut got = 0;
-        while got < n {
-            match self.bench_reap_cqe()? {
-                Some(_) => got += 1,
-                None => break,
+        if self.shared.stashed() != 0 {
+            // A direct call kept completions aside: take them one by one.
+            let mut got = 0;
+            while got < n {
+                match self.bench_reap_cqe()? {
+                    Some(_) => got += 1,
+                    None => break,
+                }
             }
+            return Ok(got);
         }
-        Ok(got)
+        self.sync()?;
+        let mut bad = None;
+        let got = self
+            .cq
+            .reap_batch(n, |cqe| {
+                if bad.is_none() {
+                    bad = bench_status(&cqe).err();
+                }
+            })
+            .map_err(CallError::Corrupted)?;
+        self.bench_outstanding = self.bench_outstanding.saturating_sub(got);
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(got),
+        }
     }
 
     /// Reaps one benchmark completion, if one is posted, and returns it
@@ -729,17 +760,10 @@ impl RingClient {
     /// a negative result.
     pub fn bench_reap_cqe(&mut self) -> Result<Option<Cqe>, CallError> {
         match self.next_cqe()? {
-            Some(cqe) if cqe.user_data == BENCH_USER_DATA => {
+            Some(cqe) => {
                 self.bench_outstanding = self.bench_outstanding.saturating_sub(1);
-                match cqe.status() {
-                    CqeStatus::Ok(_) => Ok(Some(cqe)),
-                    CqeStatus::Err(e) => Err(CallError::Transport(e)),
-                    CqeStatus::Unknown(code) => Err(CallError::UnknownTransport(code)),
-                }
+                bench_status(&cqe).map(|()| Some(cqe))
             }
-            Some(_) => Err(CallError::InvalidArgument(
-                "unexpected completion during a benchmark",
-            )),
             None => Ok(None),
         }
     }

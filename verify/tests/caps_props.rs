@@ -71,6 +71,8 @@ impl Arbitrary for TableOp {
 struct TableScene {
     capacity: usize,
     quota: u64,
+    /// The generation after which a slot retires (small, so retirement is reached).
+    last_generation: u64,
     ops: Vec<TableOp>,
 }
 
@@ -79,6 +81,7 @@ impl Arbitrary for TableScene {
         TableScene {
             capacity: 1 + below(g, 4) as usize,
             quota: below(g, 6),
+            last_generation: 1 + below(g, 300),
             ops: Vec::arbitrary(g),
         }
     }
@@ -96,7 +99,9 @@ impl Arbitrary for TableScene {
 /// What the test remembers about every id the table ever issued.
 struct Issued {
     ids: Vec<(CapId, u64, bool)>,
-    last_generation: BTreeMap<u32, u8>,
+    last_generation: BTreeMap<u32, u64>,
+    /// The generation after which a slot retires.
+    retire_after: u64,
 }
 
 impl Issued {
@@ -108,7 +113,7 @@ impl Issued {
         self.last_generation
             .iter()
             .filter(|(index, generation)| {
-                **generation == CapId::LAST_GENERATION
+                **generation == self.retire_after
                     && !self
                         .ids
                         .iter()
@@ -189,10 +194,12 @@ fn table_invariants(t: &CapTable, seen: &Issued) {
 
 fn prop_table_generations(s: TableScene) -> bool {
     let ledger = Ledger::new(Limits::DEFAULT.with(Resource::CapSlots, s.quota));
-    let mut t: CapTable = CapTable::new(s.capacity, Arc::clone(&ledger));
+    let mut t: CapTable =
+        CapTable::new(s.capacity, Arc::clone(&ledger)).with_last_generation(s.last_generation);
     let mut seen = Issued {
         ids: Vec::new(),
         last_generation: BTreeMap::new(),
+        retire_after: s.last_generation,
     };
     for op in &s.ops {
         match *op {
@@ -233,6 +240,238 @@ fn table_generations_retire_and_never_resurrect() {
     QuickCheck::new()
         .tests(300)
         .quickcheck(prop_table_generations as fn(TableScene) -> bool);
+}
+
+/// A small xorshift generator for the long single-slot run (no quickcheck there:
+/// one fixed run of a million cycles).
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// One slot reused a million times (a quota of one cap): every fresh id resolves, the
+/// one before it and a random sample of earlier ones are rejected at every step, and
+/// at the end every id ever issued is still rejected. The slot never retires and the
+/// table never grows past one slot.
+#[test]
+fn a_million_reuses_of_one_slot_never_revive_an_id() {
+    const CYCLES: u64 = 1_000_000;
+    let ledger = Ledger::new(Limits::DEFAULT.with(Resource::CapSlots, 1));
+    let mut t = CapTable::for_ledger(Arc::clone(&ledger));
+    let object = obj(7);
+    let hold = kernel_hold(TransferMode::Copy);
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut previous: Option<CapId> = None;
+    for n in 1..=CYCLES {
+        let id = t
+            .insert(Arc::clone(&object), hold)
+            .expect("the one slot is free");
+        assert_eq!((id.index(), id.generation()), (0, n));
+        assert_ne!(id.to_raw(), 0);
+        assert_eq!(t.get(id).map(|e| e.interface_id), Ok(7));
+        if let Some(p) = previous {
+            assert_eq!(t.get(p).unwrap_err(), CapError::Stale(p));
+        }
+        if n > 1 {
+            for _ in 0..2 {
+                let old = CapId::new(0, 1 + rng.next() % (n - 1)).unwrap();
+                assert_eq!(t.get(old).unwrap_err(), CapError::Stale(old));
+            }
+        }
+        // A second insert is over the quota, and the refusal charges nothing.
+        if n % 100_000 == 0 {
+            assert!(matches!(
+                t.insert(Arc::clone(&object), hold),
+                Err(CapError::Quota(_))
+            ));
+        }
+        t.remove(id).unwrap();
+        assert!(!t.contains(id));
+        previous = Some(id);
+    }
+    for generation in 1..=CYCLES {
+        let old = CapId::new(0, generation).unwrap();
+        assert_eq!(t.get(old).unwrap_err(), CapError::Stale(old));
+    }
+    assert_eq!((t.retired(), t.slot_count(), t.len()), (0, 1, 0));
+    assert_eq!(ledger.used(Resource::CapSlots), 0);
+    let next = t.insert(object, hold).unwrap();
+    assert_eq!(next.generation(), CYCLES + 1);
+}
+
+/// What the growth model tracks per slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ModelSlot {
+    Free(u64),
+    Live(u64),
+    Retired,
+}
+
+#[derive(Clone, Debug)]
+enum GrowOp {
+    Insert,
+    /// Remove the n-th live id (in issue order).
+    Remove(u16),
+    /// Insert and remove at once, this many times.
+    Churn(u8),
+}
+
+impl Arbitrary for GrowOp {
+    fn arbitrary(g: &mut Gen) -> Self {
+        match below(g, 8) {
+            0..=3 => GrowOp::Insert,
+            4..=6 => GrowOp::Remove(u16::arbitrary(g)),
+            _ => GrowOp::Churn(u8::arbitrary(g)),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct GrowScene {
+    quota: u64,
+    last_generation: u64,
+    ops: Vec<GrowOp>,
+}
+
+impl Arbitrary for GrowScene {
+    fn arbitrary(g: &mut Gen) -> Self {
+        GrowScene {
+            quota: below(g, 40),
+            last_generation: 1 + below(g, 8),
+            ops: (0..below(g, 200)).map(|_| GrowOp::arbitrary(g)).collect(),
+        }
+    }
+
+    fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
+        let me = self.clone();
+        Box::new(
+            self.ops
+                .shrink()
+                .map(move |ops| GrowScene { ops, ..me.clone() }),
+        )
+    }
+}
+
+/// A process table (every index usable, the ledger's quota the only bound) against a
+/// model: slots are appended only when no freed slot waits, freed slots come back
+/// oldest first with the next generation, a slot past the last generation retires
+/// and a fresh one takes its place, so the table never holds more slots than its
+/// peak of live entries plus its retired ones; `available` is always the quota left.
+fn prop_table_grows_like_its_model(s: GrowScene) -> bool {
+    let ledger = Ledger::new(Limits::DEFAULT.with(Resource::CapSlots, s.quota));
+    let mut t = CapTable::for_ledger(Arc::clone(&ledger)).with_last_generation(s.last_generation);
+    let mut slots: Vec<ModelSlot> = Vec::new();
+    let mut free: std::collections::VecDeque<u32> = std::collections::VecDeque::new();
+    let mut live: Vec<CapId> = Vec::new();
+    let mut dead: Vec<CapId> = Vec::new();
+    let mut peak = 0usize;
+    let insert = |t: &mut CapTable,
+                  slots: &mut Vec<ModelSlot>,
+                  free: &mut std::collections::VecDeque<u32>,
+                  live: &mut Vec<CapId>,
+                  peak: &mut usize|
+     -> Option<CapId> {
+        let got = t.insert(obj(1), kernel_hold(TransferMode::Copy));
+        if live.len() as u64 == s.quota {
+            assert!(matches!(got, Err(CapError::Quota(_))), "{got:?}");
+            return None;
+        }
+        let id = got.expect("under the quota an insert succeeds");
+        let expected = match free.pop_front() {
+            Some(index) => match slots[index as usize] {
+                ModelSlot::Free(g) => (index, g),
+                other => panic!("model free list holds {other:?}"),
+            },
+            None => {
+                slots.push(ModelSlot::Free(1));
+                (slots.len() as u32 - 1, 1)
+            }
+        };
+        assert_eq!((id.index(), id.generation()), expected);
+        slots[id.index() as usize] = ModelSlot::Live(id.generation());
+        live.push(id);
+        *peak = (*peak).max(live.len());
+        Some(id)
+    };
+    let remove = |t: &mut CapTable,
+                  slots: &mut Vec<ModelSlot>,
+                  free: &mut std::collections::VecDeque<u32>,
+                  id: CapId| {
+        t.remove(id).expect("live ids remove");
+        let index = id.index();
+        slots[index as usize] = if id.generation() >= s.last_generation {
+            ModelSlot::Retired
+        } else {
+            free.push_back(index);
+            ModelSlot::Free(id.generation() + 1)
+        };
+    };
+    for op in &s.ops {
+        match *op {
+            GrowOp::Insert => {
+                insert(&mut t, &mut slots, &mut free, &mut live, &mut peak);
+            }
+            GrowOp::Remove(n) if !live.is_empty() => {
+                let id = live.remove(n as usize % live.len());
+                remove(&mut t, &mut slots, &mut free, id);
+                dead.push(id);
+            }
+            GrowOp::Remove(_) => {}
+            GrowOp::Churn(n) => {
+                for _ in 0..n {
+                    let Some(id) = insert(&mut t, &mut slots, &mut free, &mut live, &mut peak)
+                    else {
+                        break;
+                    };
+                    live.pop();
+                    remove(&mut t, &mut slots, &mut free, id);
+                    dead.push(id);
+                }
+            }
+        }
+        let retired = slots.iter().filter(|s| **s == ModelSlot::Retired).count();
+        assert_eq!(t.slot_count(), slots.len());
+        assert_eq!(t.retired(), retired);
+        assert!(t.slot_count() <= peak + retired, "grew without need");
+        assert_eq!(t.len(), live.len());
+        assert_eq!(t.available() as u64, s.quota - live.len() as u64);
+        assert_eq!(ledger.used(Resource::CapSlots), live.len() as u64);
+        assert!(live.iter().all(|id| t.contains(*id)));
+        assert!(dead
+            .iter()
+            .all(|id| t.get(*id).err() == Some(CapError::Stale(*id))));
+        let states: Vec<ModelSlot> = t
+            .snapshot()
+            .slots
+            .iter()
+            .map(|st| match st {
+                capos_caps::cap_table::SlotState::Free { next_generation } => {
+                    ModelSlot::Free(*next_generation)
+                }
+                capos_caps::cap_table::SlotState::Live { generation, .. } => {
+                    ModelSlot::Live(*generation)
+                }
+                capos_caps::cap_table::SlotState::Retired => ModelSlot::Retired,
+            })
+            .collect();
+        assert_eq!(states, slots);
+        assert_eq!(t.snapshot().free, free.iter().copied().collect::<Vec<_>>());
+    }
+    drop(t);
+    ledger.used(Resource::CapSlots) == 0
+}
+
+#[test]
+fn process_tables_grow_on_demand_like_the_model() {
+    QuickCheck::new()
+        .tests(500)
+        .quickcheck(prop_table_grows_like_its_model as fn(GrowScene) -> bool);
 }
 
 // ---------------------------------------------------------------------------
@@ -426,7 +665,7 @@ impl Arbitrary for TransferScene {
                     12 => Target::Stale(u16::arbitrary(g)),
                     13 => Target::Null,
                     14 => Target::Wide,
-                    _ => Target::Raw(u32::arbitrary(g) & 0x0300_0007),
+                    _ => Target::Raw(u32::arbitrary(g) & 0x0003_0007),
                 };
                 (target, bool::arbitrary(g))
             })
@@ -609,11 +848,66 @@ fn transfer_is_all_or_nothing() {
         .quickcheck(prop_transfer_all_or_nothing as fn(TransferScene) -> bool);
 }
 
-fn prop_two_phase_commit(s: TransferScene) -> bool {
-    let mut b = build(&s);
+/// A transfer scene that mostly prepares: copyable sender caps (one in ten removed
+/// again), one to three descriptors that mostly copy live caps (one in eight moves,
+/// one in twenty names a stale cap), and a receiver with room to spare. What happens
+/// between prepare and commit ([`TransferScene::disturbance`]) is nothing in half the
+/// cases, the sender releasing a sent cap or the receiver filling up in a quarter each.
+/// (`below(g, n) == k` uses a `k` other than 0: quickcheck favours 0 among integers.)
+#[derive(Clone, Debug)]
+struct CommitScene(TransferScene);
+
+impl Arbitrary for CommitScene {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let sender = (0..1 + below(g, 6))
+            .map(|_| (0, below(g, 10) == 3))
+            .collect();
+        let receiver_capacity = 4 + below(g, 9) as usize;
+        let receiver: Vec<bool> = (0..below(g, receiver_capacity as u64 / 2 + 1))
+            .map(|_| bool::arbitrary(g))
+            .collect();
+        let descriptors = (0..1 + below(g, 3))
+            .map(|_| {
+                let n = below(g, 6) as u16;
+                let target = if below(g, 20) == 3 {
+                    Target::Stale(n)
+                } else {
+                    Target::Live(n)
+                };
+                (target, below(g, 8) == 3)
+            })
+            .collect();
+        CommitScene(TransferScene {
+            sender,
+            receiver_capacity,
+            receiver_quota: receiver_capacity as u64 + below(g, 3),
+            receiver,
+            descriptors,
+            disturbance: [0, 1, 2, 2][below(g, 4) as usize],
+        })
+    }
+}
+
+/// How a two-phase case ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TwoPhase {
+    NotPrepared,
+    Committed,
+    RefusedAtCommit,
+}
+
+fn two_phase_case(s: &TransferScene) -> TwoPhase {
+    let mut b = build(s);
     let txn = match TransferTxn::prepare(&b.sender, &b.receiver, &b.descriptors) {
         Ok(txn) => txn,
-        Err(_) => return true,
+        Err(e) => {
+            let quota = b.receiver.ledger().limits().get(Resource::CapSlots);
+            assert!(
+                !transfer_allowed(&b, b.receiver.len(), quota, s.receiver_capacity),
+                "prepare refused an allowed transfer: {e:?}"
+            );
+            return TwoPhase::NotPrepared;
+        }
     };
     let n = b.descriptors.len() as u64;
     match s.disturbance {
@@ -643,6 +937,7 @@ fn prop_two_phase_commit(s: TransferScene) -> bool {
         Ok(out) => {
             assert!(allowed);
             check_success(&b, &holds, &out);
+            TwoPhase::Committed
         }
         Err(e) => {
             assert!(!allowed, "{e:?}");
@@ -653,8 +948,13 @@ fn prop_two_phase_commit(s: TransferScene) -> bool {
                 e,
                 TransferError::Cap { .. } | TransferError::ReceiverFull { .. }
             ));
+            TwoPhase::RefusedAtCommit
         }
     }
+}
+
+fn prop_two_phase_commit(s: CommitScene) -> bool {
+    two_phase_case(&s.0);
     true
 }
 
@@ -662,7 +962,32 @@ fn prop_two_phase_commit(s: TransferScene) -> bool {
 fn transfer_commit_rechecks_and_rolls_back() {
     QuickCheck::new()
         .tests(2000)
-        .quickcheck(prop_two_phase_commit as fn(TransferScene) -> bool);
+        .quickcheck(prop_two_phase_commit as fn(CommitScene) -> bool);
+}
+
+/// The two-phase property is only as good as its cases: most must get past prepare,
+/// and of those a real share must commit and a real share must be refused at commit
+/// (so both the success check and the roll-back check run many times).
+#[test]
+fn two_phase_cases_mostly_prepare_and_both_commit_outcomes_happen() {
+    let mut g = Gen::new(20);
+    let mut counts = BTreeMap::new();
+    const CASES: usize = 3000;
+    for _ in 0..CASES {
+        let outcome = two_phase_case(&CommitScene::arbitrary(&mut g).0);
+        *counts.entry(format!("{outcome:?}")).or_insert(0usize) += 1;
+    }
+    let count = |k: TwoPhase| counts.get(&format!("{k:?}")).copied().unwrap_or(0);
+    let (prepared, committed, refused) = (
+        CASES - count(TwoPhase::NotPrepared),
+        count(TwoPhase::Committed),
+        count(TwoPhase::RefusedAtCommit),
+    );
+    eprintln!("two-phase: of {CASES} cases {prepared} prepared, {committed} committed, {refused} refused at commit");
+    assert!(
+        prepared * 10 >= CASES * 7 && committed * 10 >= CASES * 4 && refused * 10 >= CASES,
+        "of {CASES} cases {prepared} prepared, {committed} committed, {refused} refused at commit"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -775,12 +1100,14 @@ fn well_formed(g: &mut Gen) -> Manifest {
         } else {
             Placement::Cpu(below(g, u64::from(manifest::MAX_CPUS)) as u32)
         };
+        let cap_slots = fitting_quota(g, caps.len());
         services.push(Service {
             name: (*name).into(),
             binary: pick(g, &binaries).name,
             caps,
             exports,
             placement,
+            cap_slots,
         });
     }
     // Kernel-started boot processes: kernel-minted caps of any kind but the two
@@ -795,11 +1122,14 @@ fn well_formed(g: &mut Gen) -> Manifest {
             };
             caps.push(CapRef::kernel(cap_name, kind));
         }
+        let cap_slots = fitting_quota(g, caps.len());
         boot_processes.push(InitProcess {
             binary: pick(g, &binaries).name,
             caps,
+            cap_slots,
         });
     }
+    let init_slots = fitting_quota(g, init_caps.len());
     Manifest {
         schema_version: 1,
         binaries,
@@ -810,8 +1140,32 @@ fn well_formed(g: &mut Gen) -> Manifest {
         init: InitProcess {
             binary: "init".into(),
             caps: init_caps,
+            cap_slots: init_slots,
         },
         services,
+    }
+}
+
+/// A cap-slot quota that a process starting with `caps` caps may have: mostly the
+/// default (0), else anything from `caps` (at least 1) to the most allowed.
+fn fitting_quota(g: &mut Gen, caps: usize) -> u32 {
+    let least = caps.max(1) as u32;
+    match below(g, 4) {
+        0 => least,
+        1 => manifest::MAX_CAP_SLOTS,
+        2 => least + below(g, u64::from(manifest::MAX_CAP_SLOTS - least + 1)) as u32,
+        _ => 0,
+    }
+}
+
+/// A cap-slot quota of any value, legal or not.
+fn any_quota(g: &mut Gen) -> u32 {
+    match below(g, 5) {
+        0 => manifest::MAX_CAP_SLOTS + 1,
+        1 => u32::MAX,
+        2 => below(g, 4) as u32,
+        3 => manifest::MAX_CAP_SLOTS,
+        _ => 0,
     }
 }
 
@@ -829,7 +1183,7 @@ fn mutate(g: &mut Gen, m: &mut Manifest) {
     } else {
         None
     };
-    match (below(g, 19), service) {
+    match (below(g, 20), service) {
         (0, _) => m.schema_version = 2,
         (1, _) => {
             let b = pick(g, BINARIES);
@@ -892,12 +1246,14 @@ fn mutate(g: &mut Gen, m: &mut Manifest) {
                 let filler = InitProcess {
                     binary: "a".into(),
                     caps: vec![CapRef::kernel("x", KernelKind::Console)],
+                    cap_slots: 0,
                 };
                 m.kernel.boot_processes.resize(target, filler);
             } else {
                 m.kernel.boot_processes.push(InitProcess {
                     binary: pick(g, BINARIES).into(),
                     caps: vec![any_cap(g, true)],
+                    cap_slots: 0,
                 });
             }
         }
@@ -921,6 +1277,14 @@ fn mutate(g: &mut Gen, m: &mut Manifest) {
         (18, _) => {
             if let Some(b) = boot {
                 m.kernel.boot_processes.remove(b);
+            }
+        }
+        (19, _) => {
+            let quota = any_quota(g);
+            match (below(g, 3), service, boot) {
+                (0, Some(s), _) => m.services[s].cap_slots = quota,
+                (1, _, Some(b)) => m.kernel.boot_processes[b].cap_slots = quota,
+                _ => m.init.cap_slots = quota,
             }
         }
         _ => {}
@@ -967,6 +1331,11 @@ fn minted(k: KernelKind) -> bool {
     !matches!(k, KernelKind::Terminal | KernelKind::ThreadSpawner)
 }
 
+/// A cap-slot quota a process with `caps` caps may ask for (docs/manifest.md).
+fn quota_ok(cap_slots: u32, caps: usize) -> bool {
+    cap_slots == 0 || (cap_slots <= 4096 && cap_slots as usize >= caps)
+}
+
 /// The kernel layer, restated directly from docs/manifest.md.
 fn oracle_kernel(m: &Manifest) -> bool {
     let binary_names: BTreeSet<&str> = m.binaries.iter().map(|b| b.name.as_str()).collect();
@@ -976,6 +1345,7 @@ fn oracle_kernel(m: &Manifest) -> bool {
             .all(|b| good_name(&b.name) && !b.module.is_empty())
         && binary_names.len() == m.binaries.len()
         && binary_names.contains(m.init.binary.as_str())
+        && quota_ok(m.init.cap_slots, m.init.caps.len())
         && m.init.caps.iter().all(|c| good_name(&c.name))
         && distinct(m.init.caps.iter().map(|c| c.name.as_str()))
         && m.init.caps.iter().all(|c| match c.source {
@@ -985,6 +1355,7 @@ fn oracle_kernel(m: &Manifest) -> bool {
         && m.kernel.boot_processes.len() <= 16
         && m.kernel.boot_processes.iter().all(|p| {
             binary_names.contains(p.binary.as_str())
+                && quota_ok(p.cap_slots, p.caps.len())
                 && p.caps.iter().all(|c| good_name(&c.name))
                 && distinct(p.caps.iter().map(|c| c.name.as_str()))
                 && p.caps.iter().all(|c| match c.source {
@@ -1023,7 +1394,7 @@ fn oracle_graph(m: &Manifest) -> bool {
     // Exports each service offers, known once the service has been started.
     let mut started: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for s in &m.services {
-        if !m.binaries.iter().any(|b| b.name == s.binary) {
+        if !m.binaries.iter().any(|b| b.name == s.binary) || !quota_ok(s.cap_slots, s.caps.len()) {
             return false;
         }
         if !s.caps.iter().all(|c| good_name(&c.name))

@@ -646,6 +646,9 @@ impl Arbitrary for Opts {
                 module_overlap: bool::arbitrary(g),
                 bad_acpi_checksum: bool::arbitrary(g),
                 ap_no_start: bool::arbitrary(g),
+                lock_reentry: bool::arbitrary(g),
+                lock_inversion: bool::arbitrary(g),
+                lock_irq_unsafe: bool::arbitrary(g),
             },
             ap_timeout_ms: 1 + below(g, 10_000) as u32,
         })
@@ -670,6 +673,9 @@ fn render(o: &BootOptions) -> String {
             i.module_overlap,
             i.bad_acpi_checksum,
             i.ap_no_start,
+            i.lock_reentry,
+            i.lock_inversion,
+            i.lock_irq_unsafe,
         ])
         .filter_map(|(n, on)| on.then_some(*n))
         .collect();

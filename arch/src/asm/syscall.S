@@ -12,6 +12,13 @@
  * calls syscall_dispatch(&mut SyscallFrame) with interrupts enabled;
  * the result is in frame.rax.
  *
+ * Only the registers the Rust code may clobber are saved (RDI, RSI, RDX,
+ * R8-R10, and RAX for the result): syscall_dispatch follows the C ABI, so
+ * RBX, RBP and R12-R15 come back holding the user's values (a context
+ * switch on the way saves and restores them with the rest of the kernel
+ * context). RCX and R11 hold the user RIP and RFLAGS for SYSRET. No
+ * kernel value reaches ring 3 in any register.
+ *
  * Leaving: SYSRET would load RIP from RCX; if that is not canonical, SYSRET
  * faults in ring 0 on Intel CPUs with the user's RSP (the SYSRET pitfall).
  * So a return RIP at or above the end of the user half goes out through
@@ -44,23 +51,11 @@ syscall_entry:
     pushq %r10
     pushq %r8
     pushq %r9
-    pushq %rbx
-    pushq %rbp
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    /* 18 words = 144 bytes below a 16-byte aligned stack top: aligned. */
+    /* 12 words = 96 bytes below a 16-byte aligned stack top: aligned. */
     movq %rsp, %rdi
     sti
     call syscall_dispatch
     cli
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbp
-    popq %rbx
     popq %r9
     popq %r8
     popq %r10

@@ -300,7 +300,7 @@ fn interface(
     iface: node::interface::Reader<'_>,
 ) -> Result<Interface, Error> {
     let path = nodes.paths.get(&n.get_id()).cloned().unwrap_or_default();
-    if iface.get_superclasses()?.len() != 0 {
+    if !iface.get_superclasses()?.is_empty() {
         return Err(Error(format!(
             "{name}: interface inheritance is not supported"
         )));

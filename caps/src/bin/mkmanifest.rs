@@ -139,18 +139,24 @@ fn summarize(input: &Path, m: &Manifest) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
+    let quota = |cap_slots: u32| match cap_slots {
+        0 => String::new(),
+        n => format!("; {n} cap slots"),
+    };
     s.push_str(&format!(
-        "  {:<16} binary {:<16} caps: {}\n",
+        "  {:<16} binary {:<16} caps: {}{}\n",
         "init",
         m.init.binary,
-        caps(&m.init.caps)
+        caps(&m.init.caps),
+        quota(m.init.cap_slots)
     ));
     for (i, p) in boot.iter().enumerate() {
         s.push_str(&format!(
-            "  {:<16} binary {:<16} caps: {}\n",
+            "  {:<16} binary {:<16} caps: {}{}\n",
             format!("boot[{i}]"),
             p.binary,
-            caps(&p.caps)
+            caps(&p.caps),
+            quota(p.cap_slots)
         ));
     }
     for svc in &m.services {
@@ -171,6 +177,7 @@ fn summarize(input: &Path, m: &Manifest) -> String {
         if svc.placement != manifest::Placement::AnyCpu {
             s.push_str(&format!("; pinned to {}", svc.placement));
         }
+        s.push_str(&quota(svc.cap_slots));
         s.push('\n');
     }
     s

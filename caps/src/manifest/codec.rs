@@ -182,12 +182,14 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
         manifest.kernel.boot_processes.push(InitProcess {
             binary: d.text("binary name", p.get_binary())?,
             caps: d.caps(p.get_caps()?)?,
+            cap_slots: p.get_cap_slots(),
         });
     }
     let init = root.get_init()?;
     manifest.init = InitProcess {
         binary: d.text("binary name", init.get_binary())?,
         caps: d.caps(init.get_caps()?)?,
+        cap_slots: init.get_cap_slots(),
     };
     let services = root.get_services()?;
     d.list("services", services.len(), limits.max_services)?;
@@ -212,6 +214,7 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
             caps: d.caps(s.get_caps()?)?,
             exports: decoded,
             placement: placement_from_schema(s.get_placement()?),
+            cap_slots: s.get_cap_slots(),
         });
     }
     Ok(manifest)
@@ -385,16 +388,19 @@ impl Manifest {
         for (i, p) in boot.iter().enumerate() {
             let mut e = list.reborrow().get(i as u32);
             e.set_binary(p.binary.as_str());
+            e.set_cap_slots(p.cap_slots);
             encode_caps(&p.caps, e.init_caps(len32(p.caps.len())));
         }
         let mut init = root.reborrow().init_init();
         init.set_binary(self.init.binary.as_str());
+        init.set_cap_slots(self.init.cap_slots);
         encode_caps(&self.init.caps, init.init_caps(len32(self.init.caps.len())));
         let mut services = root.init_services(len32(self.services.len()));
         for (i, s) in self.services.iter().enumerate() {
             let mut b = services.reborrow().get(i as u32);
             b.set_name(s.name.as_str());
             b.set_binary(s.binary.as_str());
+            b.set_cap_slots(s.cap_slots);
             encode_caps(&s.caps, b.reborrow().init_caps(len32(s.caps.len())));
             if s.placement != Placement::AnyCpu {
                 write_placement(s.placement, b.reborrow().init_placement());

@@ -37,6 +37,22 @@ pub const MAX_NAME_LEN: usize = 32;
 /// Most processes the kernel starts beside init (`KernelParams::boot_processes`).
 pub const MAX_BOOT_PROCESSES: usize = 16;
 
+/// The cap-slot quota of a process whose manifest entry or spawn leaves it at 0.
+pub const DEFAULT_CAP_SLOTS: u32 = 256;
+
+/// The largest cap-slot quota a process may be given (manifest or spawn).
+pub const MAX_CAP_SLOTS: u32 = 4096;
+
+/// The cap-slot quota a requested value means: 0 is [`DEFAULT_CAP_SLOTS`],
+/// anything else itself. Callers check the value against [`MAX_CAP_SLOTS`].
+pub const fn cap_slot_quota(requested: u32) -> u32 {
+    if requested == 0 {
+        DEFAULT_CAP_SLOTS
+    } else {
+        requested
+    }
+}
+
 /// Most CPUs the kernel brings up; CPUs are numbered `0..MAX_CPUS` (0 is
 /// the boot CPU). The kernel sizes its per-CPU tables with this.
 pub const MAX_CPUS: u32 = 64;
@@ -101,6 +117,8 @@ pub struct InitProcess {
     pub binary: String,
     /// Caps, in CapSet order.
     pub caps: Vec<CapRef>,
+    /// Cap-slot quota; 0 means [`DEFAULT_CAP_SLOTS`], at most [`MAX_CAP_SLOTS`].
+    pub cap_slots: u32,
 }
 
 /// A service init starts.
@@ -116,6 +134,8 @@ pub struct Service {
     pub exports: Vec<Export>,
     /// Where its thread runs.
     pub placement: Placement,
+    /// Cap-slot quota; 0 means [`DEFAULT_CAP_SLOTS`], at most [`MAX_CAP_SLOTS`].
+    pub cap_slots: u32,
 }
 
 /// Where the scheduler may run a process (`Placement` in the schema).

@@ -27,6 +27,7 @@ fn sample() -> Manifest {
                 CapRef::kernel("boot", KernelKind::BootPackage),
                 CapRef::kernel("spawner", KernelKind::ProcessSpawner),
             ],
+            cap_slots: 0,
         },
         services: vec![
             Service {
@@ -38,6 +39,7 @@ fn sample() -> Manifest {
                 ],
                 exports: vec![Export::client("echo", "endpoint")],
                 placement: Placement::AnyCpu,
+                cap_slots: 1024,
             },
             Service {
                 name: "echo-client".into(),
@@ -48,6 +50,7 @@ fn sample() -> Manifest {
                 ],
                 exports: vec![],
                 placement: Placement::Cpu(1),
+                cap_slots: 0,
             },
             Service {
                 name: "timer-demo".into(),
@@ -58,6 +61,7 @@ fn sample() -> Manifest {
                 ],
                 exports: vec![],
                 placement: Placement::AnyCpu,
+                cap_slots: MAX_CAP_SLOTS,
             },
         ],
     }
@@ -88,6 +92,7 @@ fn with_boot_processes() -> Manifest {
         InitProcess {
             binary: "timer-demo".into(),
             caps: vec![CapRef::kernel("console", KernelKind::Console)],
+            cap_slots: 2,
         },
         InitProcess {
             binary: "echo-client".into(),
@@ -96,6 +101,7 @@ fn with_boot_processes() -> Manifest {
                 CapRef::kernel("null", KernelKind::Null),
                 CapRef::kernel("timer", KernelKind::Timer),
             ],
+            cap_slots: 0,
         },
     ];
     m
@@ -115,6 +121,21 @@ fn boot_processes_are_valid_and_round_trip() {
         p.binary = "timer-demo".into();
     }
     assert_eq!(check(&full), Ok(()));
+}
+
+#[test]
+fn cap_slot_quotas_mean_what_they_say() {
+    assert_eq!(cap_slot_quota(0), DEFAULT_CAP_SLOTS);
+    assert_eq!(cap_slot_quota(1), 1);
+    assert_eq!(cap_slot_quota(MAX_CAP_SLOTS), MAX_CAP_SLOTS);
+    assert_eq!(
+        u64::from(DEFAULT_CAP_SLOTS),
+        crate::ledger::Limits::DEFAULT.get(crate::ledger::Resource::CapSlots)
+    );
+    let decoded = decode(&with_boot_processes().encode()).unwrap();
+    let quotas: Vec<u32> = decoded.services.iter().map(|s| s.cap_slots).collect();
+    assert_eq!(quotas, [1024, 0, MAX_CAP_SLOTS]);
+    assert_eq!(decoded.kernel.boot_processes[0].cap_slots, 2);
 }
 
 #[test]
@@ -163,6 +184,7 @@ fn decoding_is_bounded() {
     crowded_caps.kernel.boot_processes = vec![InitProcess {
         binary: "timer-demo".into(),
         caps: vec![CapRef::kernel("c", KernelKind::Console); 65],
+        cap_slots: 0,
     }];
     let err = decode(&crowded_caps.encode()).unwrap_err();
     assert_eq!(
@@ -226,6 +248,11 @@ fn kernel_layer_rules() {
             |m| m.init.caps[1].expected_interface_id = crate::interfaces::CONSOLE,
             "init: cap \"timer\": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xa06e7a0d0d2e312e (Timer)",
         ),
+        (
+            |m| m.init.cap_slots = MAX_CAP_SLOTS + 1,
+            "init: asks for capSlots = 4097; at most 4096 are allowed (0 means the default, 256)",
+        ),
+        (|m| m.init.cap_slots = 3, "init: asks for capSlots = 3, fewer than the 4 caps it starts with"),
     ];
     for (mutate, expected) in cases {
         let mut m = sample();
@@ -288,6 +315,14 @@ fn boot_process_rules() {
                 m.kernel.boot_processes.resize(MAX_BOOT_PROCESSES + 1, extra);
             },
             "kernel: has 17 boot processes; at most 16 are allowed",
+        ),
+        (
+            |m| m.kernel.boot_processes[1].cap_slots = u32::MAX,
+            "boot process 1 (\"echo-client\"): asks for capSlots = 4294967295; at most 4096 are allowed (0 means the default, 256)",
+        ),
+        (
+            |m| m.kernel.boot_processes[1].cap_slots = 2,
+            "boot process 1 (\"echo-client\"): asks for capSlots = 2, fewer than the 3 caps it starts with",
         ),
     ];
     for (mutate, expected) in cases {
@@ -393,6 +428,14 @@ fn service_graph_rules() {
         (
             |m| m.services[2].placement = Placement::Unknown(7),
             "service \"timer-demo\": has unknown placement variant 7",
+        ),
+        (
+            |m| m.services[2].cap_slots = MAX_CAP_SLOTS + 1,
+            "service \"timer-demo\": asks for capSlots = 4097; at most 4096 are allowed (0 means the default, 256)",
+        ),
+        (
+            |m| m.services[1].cap_slots = 1,
+            "service \"echo-client\": asks for capSlots = 1, fewer than the 2 caps it starts with",
         ),
     ];
     for (mutate, expected) in cases {

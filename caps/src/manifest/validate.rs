@@ -10,8 +10,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{
-    CapRef, CapSource, Facet, KernelKind, Manifest, Placement, Service, MAX_BOOT_PROCESSES,
-    MAX_CPUS, MAX_NAME_LEN, SCHEMA_VERSION,
+    CapRef, CapSource, Facet, KernelKind, Manifest, Placement, Service, DEFAULT_CAP_SLOTS,
+    MAX_BOOT_PROCESSES, MAX_CAP_SLOTS, MAX_CPUS, MAX_NAME_LEN, SCHEMA_VERSION,
 };
 use crate::interfaces;
 
@@ -178,6 +178,15 @@ pub enum Rule {
     },
     /// A service has a placement variant this build does not know.
     UnknownPlacement(u16),
+    /// A process asks for a cap-slot quota above [`MAX_CAP_SLOTS`].
+    CapSlotsTooMany(u32),
+    /// A process asks for a cap-slot quota smaller than the caps it starts with.
+    CapSlotsBelowCaps {
+        /// The quota asked for.
+        cap_slots: u32,
+        /// The caps the process starts with.
+        caps: usize,
+    },
 }
 
 fn interface_name(id: u64) -> &'static str {
@@ -245,6 +254,14 @@ impl fmt::Display for Rule {
                 max_cpus - 1
             ),
             Rule::UnknownPlacement(n) => write!(f, "has unknown placement variant {n}"),
+            Rule::CapSlotsTooMany(n) => write!(
+                f,
+                "asks for capSlots = {n}; at most {MAX_CAP_SLOTS} are allowed (0 means the default, {DEFAULT_CAP_SLOTS})"
+            ),
+            Rule::CapSlotsBelowCaps { cap_slots, caps } => write!(
+                f,
+                "asks for capSlots = {cap_slots}, fewer than the {caps} caps it starts with"
+            ),
         }
     }
 }
@@ -339,6 +356,9 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
     if m.binary(&m.init.binary).is_none() {
         report.push(Subject::Init, Rule::UnknownBinary(m.init.binary.clone()));
     }
+    if let Some(rule) = cap_slots_rule(m.init.cap_slots, m.init.caps.len()) {
+        report.push(Subject::Init, rule);
+    }
     for (i, cap) in m.init.caps.iter().enumerate() {
         let subject = || Subject::InitCap(cap.name.clone());
         if let Some(rule) = name_rule(&cap.name) {
@@ -367,6 +387,15 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
                     binary: p.binary.clone(),
                 },
                 Rule::UnknownBinary(p.binary.clone()),
+            );
+        }
+        if let Some(rule) = cap_slots_rule(p.cap_slots, p.caps.len()) {
+            report.push(
+                Subject::BootProcess {
+                    index,
+                    binary: p.binary.clone(),
+                },
+                rule,
             );
         }
         for (i, cap) in p.caps.iter().enumerate() {
@@ -455,6 +484,9 @@ fn service_graph(m: &Manifest, report: &mut Report) {
         if let Some(rule) = placement_rule(service.placement, m.kernel.max_cpus) {
             report.push(subject(), rule);
         }
+        if let Some(rule) = cap_slots_rule(service.cap_slots, service.caps.len()) {
+            report.push(subject(), rule);
+        }
         for (i, cap) in service.caps.iter().enumerate() {
             let subject = || Subject::Cap {
                 service: service.name.clone(),
@@ -506,6 +538,18 @@ fn service_graph(m: &Manifest, report: &mut Report) {
                 report.push(subject(), rule);
             }
         }
+    }
+}
+
+/// Why a cap-slot quota cannot be given to a process starting with `caps` caps, if it
+/// cannot: above [`MAX_CAP_SLOTS`], or (when not 0, the default) below `caps`.
+fn cap_slots_rule(cap_slots: u32, caps: usize) -> Option<Rule> {
+    if cap_slots > MAX_CAP_SLOTS {
+        Some(Rule::CapSlotsTooMany(cap_slots))
+    } else if cap_slots != 0 && (cap_slots as usize) < caps {
+        Some(Rule::CapSlotsBelowCaps { cap_slots, caps })
+    } else {
+        None
     }
 }
 

@@ -8,7 +8,7 @@
 //! | `test=boot` | boot, report, exit QEMU with success |
 //! | `test=fault:pf\|gp\|ud\|de\|bp\|df` | raise that exception after boot |
 //! | `maxcpus=N` | bring up at most `N` CPUs (`N >= 1`) |
-//! | `inject=a,b` | feed named hostile inputs into the boot path (test boots): `no-memory-map`, `module-overlap`, `bad-acpi-checksum`, `ap-no-start` |
+//! | `inject=a,b` | feed named hostile inputs into the boot path (test boots): `no-memory-map`, `module-overlap`, `bad-acpi-checksum`, `ap-no-start`, `lock-reentry`, `lock-inversion`, `lock-irq-unsafe` |
 //! | `aptimeout=MS` | how long to wait for each AP to start (default 200 ms) |
 //!
 //! A later word overrides an earlier one. Anything else becomes a
@@ -113,6 +113,15 @@ pub struct Injections {
     pub bad_acpi_checksum: bool,
     /// Send no startup IPIs to the second CPU: it must time out and be reported.
     pub ap_no_start: bool,
+    /// Take a lock this CPU already holds: the lock validator must halt
+    /// with a report naming both acquisitions.
+    pub lock_reentry: bool,
+    /// Take two locks in one order, then in the other: the lock validator
+    /// must halt with a report naming all four acquisitions.
+    pub lock_inversion: bool,
+    /// Take a lock that does not mask interrupts with them enabled, then in
+    /// interrupt context: the lock validator must halt with a report.
+    pub lock_irq_unsafe: bool,
 }
 
 impl Injections {
@@ -122,14 +131,20 @@ impl Injections {
         module_overlap: false,
         bad_acpi_checksum: false,
         ap_no_start: false,
+        lock_reentry: false,
+        lock_inversion: false,
+        lock_irq_unsafe: false,
     };
 
     /// Injection names as written on the command line.
-    pub const NAMES: [&'static str; 4] = [
+    pub const NAMES: [&'static str; 7] = [
         "no-memory-map",
         "module-overlap",
         "bad-acpi-checksum",
         "ap-no-start",
+        "lock-reentry",
+        "lock-inversion",
+        "lock-irq-unsafe",
     ];
 
     fn set(&mut self, name: &str) -> bool {
@@ -138,6 +153,9 @@ impl Injections {
             "module-overlap" => &mut self.module_overlap,
             "bad-acpi-checksum" => &mut self.bad_acpi_checksum,
             "ap-no-start" => &mut self.ap_no_start,
+            "lock-reentry" => &mut self.lock_reentry,
+            "lock-inversion" => &mut self.lock_inversion,
+            "lock-irq-unsafe" => &mut self.lock_irq_unsafe,
             _ => return false,
         };
         *flag = true;
@@ -263,7 +281,7 @@ fn apply<'a>(opts: &mut BootOptions, word: &'a str) -> Result<(), CmdlineWarning
             let mut inject = opts.inject;
             if v.is_empty() || !v.split(',').all(|name| inject.set(name)) {
                 return Err(bad(
-                    "a comma-separated list of no-memory-map, module-overlap, bad-acpi-checksum, ap-no-start",
+                    "a comma-separated list of no-memory-map, module-overlap, bad-acpi-checksum, ap-no-start, lock-reentry, lock-inversion, lock-irq-unsafe",
                 ));
             }
             opts.inject = inject;
@@ -299,7 +317,23 @@ mod tests {
         assert_eq!(o.max_cpus, Some(2));
         assert!(o.inject.ap_no_start && o.inject.module_overlap);
         assert!(!o.inject.no_memory_map && !o.inject.bad_acpi_checksum);
+        assert!(!o.inject.lock_reentry && !o.inject.lock_inversion);
         assert_eq!(o.ap_timeout_ms, 50);
+    }
+
+    #[test]
+    fn lock_injections() {
+        let (o, w) = parse("inject=lock-reentry");
+        assert!(w.is_empty());
+        assert!(o.inject.lock_reentry && !o.inject.lock_inversion);
+        let (o, w) = parse("inject=lock-inversion,ap-no-start");
+        assert!(w.is_empty());
+        assert!(o.inject.lock_inversion && o.inject.ap_no_start && !o.inject.lock_reentry);
+        for name in Injections::NAMES {
+            let mut i = Injections::NONE;
+            assert!(i.set(name), "{name}");
+            assert_ne!(i, Injections::NONE, "{name} sets nothing");
+        }
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Host-testable kernel core logic: frame allocator, ACPI/MADT parsing, boot
 //! checks, TLB shoot-down bookkeeping, the timer heap and its firing-order
-//! check.
+//! check, the lock-order validator.
 //!
 //! Everything here is pure logic over plain data: it builds for the host (so
 //! `cargo test` exercises it directly) and for `x86_64-unknown-none` (where the
 //! kernel links it). The kernel supplies the machine-facing pieces, such as
 //! physical memory access for the ACPI parser through [`acpi::PhysMemory`].
 //!
-//! Allocation: [`frame`] and [`shootdown`] never allocate; [`acpi`], [`bootcheck`],
+//! Allocation: [`frame`], [`lockdep`] and [`shootdown`] never allocate; [`acpi`], [`bootcheck`],
 //! [`cmdline`] and [`memmap`] use `alloc` and are meant to run once the kernel
 //! heap exists.
 #![cfg_attr(not(test), no_std)]
@@ -23,6 +23,7 @@ pub mod cmdline;
 pub mod elf;
 pub mod firing;
 pub mod frame;
+pub mod lockdep;
 pub mod memmap;
 pub mod range;
 pub mod shootdown;

@@ -1,13 +1,14 @@
 //! The kernel's page tables: a direct map of physical memory, the kernel
 //! image mapped section by section with its own permissions, and helpers
-//! to map single kernel pages (heap, stacks) afterwards.
+//! to map single kernel pages (heap, stacks) afterwards and to unlink the
+//! stack window's page tables once they map nothing.
 //!
 //! Page-table frames are reached through the direct map. The tables are
 //! built while the boot tables are still active; their direct map covers
 //! 0..4 GiB, and early frames come from the bottom of RAM, which the build
 //! checks.
 
-use super::{frame, phys_to_virt, DIRECT_MAP_BASE, HEAP_BASE, STACK_BASE};
+use super::{frame, phys_to_virt, DIRECT_MAP_BASE, HEAP_BASE, STACK_BASE, STACK_WINDOW};
 use crate::sync::IrqLock;
 use capos_arch::boot::{KernelLayout, Section, KERNEL_OFFSET};
 use capos_arch::cpu::Features;
@@ -233,18 +234,87 @@ pub fn map_kernel_page(va: u64) -> Result<u64, PagingError> {
     }
 }
 
-/// True if `va` is mapped in the kernel tables. Reads the tables without
-/// the map lock (for fault reports, where the lock may be held).
+/// True if `va` is mapped in the kernel tables (for fault reports). Walks
+/// under the map lock when it can be had; a fault taken while this CPU
+/// holds it walks without, where a racing unlink can make the answer
+/// wrong but not make the walk leave the direct map for long (tables are
+/// reached through it).
 pub fn is_mapped(va: u64) -> bool {
     use x86_64::structures::paging::Translate;
     if kernel_pml4() == 0 {
         return false;
     }
-    // SAFETY: a read-only walk; a concurrent change can only make the
-    // answer stale, never make the walk touch unmapped memory (table frames
-    // are never freed).
+    let _guard = KERNEL_MAP_LOCK.try_lock_for(10_000);
+    // SAFETY: a read-only walk of tables reached through the direct map;
+    // with the lock held no table is unlinked meanwhile.
     let mapper = unsafe { mapper_for(kernel_pml4()) };
     mapper.translate_addr(VirtAddr::new(va)).is_some()
+}
+
+/// Unlinks the page tables of the stack window that map nothing any more:
+/// each page table (level 1) covering a 2 MiB region that `regions` names
+/// (by any address in it) whose 512 entries are all unused, then each page
+/// directory (level 2) left with no table. Their frames go to `out` (which
+/// must have room for two per region: nothing is allocated here), and the
+/// caller frees them only after every CPU has dropped its cached links to
+/// them (`tlb::flush_kernel_everywhere`). The window's PDPT, linked from
+/// every address space, always stays.
+pub fn unlink_empty_stack_tables(regions: &[u64], out: &mut alloc::vec::Vec<u64>) {
+    let _guard = KERNEL_MAP_LOCK.lock();
+    let root = kernel_pml4();
+    if root == 0 {
+        return;
+    }
+    let index = |va: u64, level: u32| ((va >> (12 + 9 * level)) & 0x1ff) as usize;
+    // SAFETY: the kernel root is only changed under KERNEL_MAP_LOCK (held).
+    let pml4 = unsafe { table_at(root) };
+    let Ok(pdpt_frame) = pml4[index(STACK_BASE, 3)].frame() else {
+        return;
+    };
+    // SAFETY: as above, for the stack window's PDPT.
+    let pdpt = unsafe { table_at(pdpt_frame.start_address().as_u64()) };
+    for &va in regions {
+        if !(STACK_BASE..STACK_BASE + STACK_WINDOW).contains(&va) {
+            continue;
+        }
+        let Ok(pd_frame) = pdpt[index(va, 2)].frame() else {
+            continue;
+        };
+        // SAFETY: as above, for a page directory linked from that PDPT.
+        let pd = unsafe { table_at(pd_frame.start_address().as_u64()) };
+        if let Ok(pt_frame) = pd[index(va, 1)].frame() {
+            // SAFETY: as above, for a page table linked from that directory.
+            let pt = unsafe { table_at(pt_frame.start_address().as_u64()) };
+            if pt.iter().all(|e| e.is_unused()) && out.len() < out.capacity() {
+                pd[index(va, 1)].set_unused();
+                out.push(pt_frame.start_address().as_u64());
+            }
+        }
+        if pd.iter().all(|e| e.is_unused()) && out.len() < out.capacity() {
+            pdpt[index(va, 2)].set_unused();
+            out.push(pd_frame.start_address().as_u64());
+        }
+    }
+}
+
+/// The page table in frame `phys`, through the direct map.
+///
+/// # Safety
+/// `phys` must be a page-table frame of the kernel tables, and the caller
+/// must hold `KERNEL_MAP_LOCK` for as long as it uses the reference (no
+/// other reference to the table is live meanwhile).
+unsafe fn table_at(phys: u64) -> &'static mut PageTable {
+    // SAFETY: per the contract the frame holds a page table, the direct map
+    // covers it, and the lock makes this the only reference in use.
+    unsafe { &mut *(phys_to_virt(phys) as *mut PageTable) }
+}
+
+/// Returns page-table frames unlinked by [`unlink_empty_stack_tables`] to
+/// the frame allocator. Call only after every CPU has flushed.
+pub fn free_table_frames(frames: &[u64]) {
+    for &phys in frames {
+        let _ = frame::free(phys);
+    }
 }
 
 /// Unmaps the kernel page at `va` and frees its frame (local TLB flush only:

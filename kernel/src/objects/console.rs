@@ -23,8 +23,7 @@ impl<'a> Server<Call<'a>> for Console {
 
     fn write_line(&self, cx: &mut Call<'a>, p: console::write_line_params::Reader<'_>) -> Outcome {
         let text = tri!(param(p.get_text()));
-        crate::console::write_bytes(text.as_bytes());
-        crate::console::write_bytes(b"\n");
+        crate::console::write_parts(&[text.as_bytes(), b"\n"]);
         cx.reply_empty()
     }
 }

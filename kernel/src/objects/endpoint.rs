@@ -122,6 +122,25 @@ pub struct Endpoint {
     me: Weak<Endpoint>,
 }
 
+/// Objects a delivery moved out of a caller's table, told after the
+/// endpoint's lock is released (`moved_from` may take another endpoint's
+/// lock; two endpoint locks are never held together).
+#[derive(Default)]
+struct Moved {
+    objects: Vec<super::Object>,
+    from: Option<Arc<crate::sched::Thread>>,
+}
+
+impl Moved {
+    fn tell(self) {
+        if let Some(from) = self.from {
+            for object in self.objects {
+                object.moved_from(&from.process);
+            }
+        }
+    }
+}
+
 /// What became of one delivery attempt.
 enum Delivery {
     /// The call is in flight and the RECV completed.
@@ -176,6 +195,18 @@ impl Endpoint {
 
     /// A client's CALL: parks it, then delivers or queues it.
     fn call(&self, cx: &mut Call<'_>, transfers: Option<Box<[(u64, u32)]>>) -> Outcome {
+        let mut moved = Moved::default();
+        let outcome = self.call_locked(cx, transfers, &mut moved);
+        moved.tell();
+        outcome
+    }
+
+    fn call_locked(
+        &self,
+        cx: &mut Call<'_>,
+        transfers: Option<Box<[(u64, u32)]>>,
+        moved: &mut Moved,
+    ) -> Outcome {
         let mut st = self.state.lock();
         if st.closed {
             return Outcome::Error(TransportError::Cancelled);
@@ -189,7 +220,7 @@ impl Endpoint {
             transfers,
         };
         while let Some(r) = st.recvs.pop_front() {
-            match self.deliver(&mut st, r, call) {
+            match self.deliver(&mut st, r, call, moved) {
                 Delivery::Done | Delivery::Aborted => return Outcome::Deferred(deferred),
                 Delivery::RecvFailed(back) | Delivery::RecvGone(back) => call = back,
                 Delivery::CallFailed(r) => {
@@ -218,6 +249,13 @@ impl Endpoint {
 
     /// A server's RECV: takes a queued call or waits for one.
     fn recv(&self, cx: &mut Recv<'_>) -> Outcome {
+        let mut moved = Moved::default();
+        let outcome = self.recv_locked(cx, &mut moved);
+        moved.tell();
+        outcome
+    }
+
+    fn recv_locked(&self, cx: &mut Recv<'_>, moved: &mut Moved) -> Outcome {
         if cx.buffer.is_empty()
             || cx
                 .sub
@@ -242,7 +280,7 @@ impl Endpoint {
             if !call.completion.caller_alive() {
                 continue;
             }
-            match self.deliver(&mut st, r, call) {
+            match self.deliver(&mut st, r, call, moved) {
                 Delivery::Done | Delivery::RecvGone(_) | Delivery::Aborted => {
                     return Outcome::Deferred(deferred)
                 }
@@ -265,8 +303,10 @@ impl Endpoint {
         Outcome::Deferred(deferred)
     }
 
-    /// Delivers `call` into RECV `r` (see [`Delivery`]).
-    fn deliver(&self, st: &mut State, r: Waiting, call: Incoming) -> Delivery {
+    /// Delivers `call` into RECV `r` (see [`Delivery`]). Objects the call
+    /// moved out of the caller's table are noted in `moved`, to be told once
+    /// the endpoint's lock is released.
+    fn deliver(&self, st: &mut State, r: Waiting, call: Incoming, moved: &mut Moved) -> Delivery {
         let Some(server) = r.completion.thread() else {
             return Delivery::RecvGone(call);
         };
@@ -315,8 +355,18 @@ impl Endpoint {
         // Then the capabilities, all or nothing.
         let moved = match &call.transfers {
             None => Vec::new(),
-            Some(t) => match transfer::commit(&caller.process, &server.process, t) {
-                Ok(m) => m,
+            Some(t) => match transfer::commit_noting_moves(
+                &caller.process,
+                &server.process,
+                t,
+                &mut moved.objects,
+            ) {
+                Ok(m) => {
+                    if !moved.objects.is_empty() {
+                        moved.from = Some(caller.clone());
+                    }
+                    m
+                }
                 Err(e) => {
                     call.completion.fail(e);
                     return Delivery::CallFailed(r);

@@ -213,6 +213,16 @@ impl ProcessSpawner {
             }
             n => Some(n),
         };
+        let cap_slot_limit = match u64::from(p.get_cap_slot_limit()) {
+            0 => None,
+            n if n > proc::MAX_CAP_SLOT_LIMIT => {
+                return Err(CapException::failed(format!(
+                    "cap-slot limit {n} is above the most a process may have ({})",
+                    proc::MAX_CAP_SLOT_LIMIT
+                )))
+            }
+            n => Some(n),
+        };
         let bytes = self
             .boot
             .binary(&binary)
@@ -291,12 +301,12 @@ impl ProcessSpawner {
                 "result buffer too small: {need} bytes needed"
             )));
         }
-        if caller.caps.lock().room() < records {
+        if caller.caps.lock().available() < records {
             return Err(CapException::overloaded(
                 "no free slots for the result capabilities",
             ));
         }
-        let thread = proc::spawn(&name, bytes, grants, frame_limit)
+        let thread = proc::spawn(&name, bytes, grants, frame_limit, cap_slot_limit)
             .map_err(|e| CapException::failed(format!("cannot start \"{binary}\": {e}")))?;
         let handle = Arc::new(ProcessHandle {
             pid: thread.process.pid,
@@ -324,37 +334,33 @@ impl ProcessSpawner {
 /// refused spawn to show it left nothing behind.
 struct Footprint {
     frames_held: u64,
-    cap_slots: u64,
-    frames_charged: u64,
+    ledger: [u64; Resource::COUNT],
 }
 
 impl Footprint {
     fn of(process: &Process) -> Self {
         Footprint {
             frames_held: crate::proc::aspace::frames_held(),
-            cap_slots: process.ledger.used(Resource::CapSlots),
-            frames_charged: process.ledger.used(Resource::Frames),
+            ledger: process.ledger.snapshot(),
         }
     }
 
-    /// Logs a refused spawn with the counts before and after it. The frame
-    /// count is system-wide: meanwhile it may fall (an exited child being
-    /// torn down), so only a rise counts as a leak, and the check is exact
-    /// only while no other process allocates.
+    /// Logs a refused spawn with the counts before and after it: the frames
+    /// all processes hold, and every counter of the caller's ledger (cap
+    /// slots, queued and in-flight calls, scratch bytes, frames, threads,
+    /// timer waiters, in `Resource` order). The caller's ledger must come
+    /// back exactly: only the caller acts on it while its spawn runs. The
+    /// system-wide frame count may fall meanwhile (an exited child being
+    /// torn down), so there only a rise counts as a leak.
     fn report_refusal(&self, process: &Process, before: &Footprint, why: &str) {
         crate::info!(
-            "spawner: refused a spawn by pid {}: {why}; frames held {} -> {}, caller cap slots {} -> {}, caller frames charged {} -> {}: {}",
+            "spawner: refused a spawn by pid {}: {why}; frames held {} -> {}, caller ledger {:?} -> {:?}: {}",
             process.pid,
             before.frames_held,
             self.frames_held,
-            before.cap_slots,
-            self.cap_slots,
-            before.frames_charged,
-            self.frames_charged,
-            if self.frames_held <= before.frames_held
-                && self.cap_slots == before.cap_slots
-                && self.frames_charged == before.frames_charged
-            {
+            before.ledger,
+            self.ledger,
+            if self.frames_held <= before.frames_held && self.ledger == before.ledger {
                 "nothing leaked"
             } else {
                 "LEAKED"

@@ -85,20 +85,36 @@ pub fn commit(
     receiver: &Process,
     transfers: &[(u64, u32)],
 ) -> Result<Vec<TransferredCap>, TransportError> {
+    let mut moved = Vec::new();
+    let done = commit_noting_moves(sender, receiver, transfers, &mut moved)?;
+    for object in moved {
+        object.moved_from(sender);
+    }
+    Ok(done)
+}
+
+/// [`commit`], except that the objects moved out of `sender`'s table are
+/// added to `moved` instead of being told at once: a caller holding a lock
+/// an object's `moved_from` may take (an endpoint's, for instance) tells
+/// them once it has released it.
+pub fn commit_noting_moves(
+    sender: &Process,
+    receiver: &Process,
+    transfers: &[(u64, u32)],
+    moved: &mut Vec<Object>,
+) -> Result<Vec<TransferredCap>, TransportError> {
     if transfers.is_empty() {
         return Ok(Vec::new());
     }
     // A move within one table (a process sending to itself) leaves the
     // holder as it was.
-    let moved = if sender.pid == receiver.pid {
+    let objects = if sender.pid == receiver.pid {
         Vec::new()
     } else {
         moved_objects(sender, transfers)
     };
     let done = commit_locked(sender, receiver, transfers)?;
-    for object in moved {
-        object.moved_from(sender);
-    }
+    moved.extend(objects);
     Ok(done)
 }
 
@@ -135,9 +151,15 @@ fn commit_locked(
         return txn.commit_local(&mut t).map_err(map);
     }
     let (mut first, mut second) = if sender.pid < receiver.pid {
-        (sender.caps.lock(), receiver.caps.lock())
+        (
+            sender.caps.lock_ordered(sender.pid.into()),
+            receiver.caps.lock_ordered(receiver.pid.into()),
+        )
     } else {
-        (receiver.caps.lock(), sender.caps.lock())
+        (
+            receiver.caps.lock_ordered(receiver.pid.into()),
+            sender.caps.lock_ordered(sender.pid.into()),
+        )
     };
     let (from, to) = if sender.pid < receiver.pid {
         (&mut *first, &mut *second)

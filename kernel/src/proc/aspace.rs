@@ -517,11 +517,14 @@ impl AddressSpace {
         } else {
             (to, from)
         };
-        let g1 = first.tables.lock();
+        // Two spaces' tables nest in address order (checked by the lock
+        // validator through the keys).
+        let key = |s: &Self| s as *const Self as u64;
+        let g1 = first.tables.lock_ordered(key(first));
         let g2 = if same {
             None
         } else {
-            Some(second.tables.lock())
+            Some(second.tables.lock_ordered(key(second)))
         };
         let (ft, tt): (&Tables, &Tables) = match &g2 {
             None => (&g1, &g1),

@@ -20,8 +20,6 @@ use capos_ring::{RawRing, DEFAULT_LAYOUT};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
-/// Capability slots per process.
-pub const CAP_TABLE_CAPACITY: usize = 64;
 /// Kernel stack pages per thread.
 pub const KERNEL_STACK_PAGES: u64 = 8;
 
@@ -96,6 +94,9 @@ pub const MAX_PENDING_SLEEPS: u64 = 16;
 /// The largest frame quota a process may be given (and the default).
 pub const MAX_FRAME_LIMIT: u64 = Limits::DEFAULT.get(capos_caps::ledger::Resource::Frames);
 
+/// The largest cap-slot quota a process may be given (manifest or spawn).
+pub const MAX_CAP_SLOT_LIMIT: u64 = capos_caps::manifest::MAX_CAP_SLOTS as u64;
+
 /// Calls a process's endpoints may hold queued for it at once.
 pub const MAX_QUEUED_CALLS: u64 = 16;
 /// Calls delivered to a process's endpoints and not yet answered.
@@ -133,8 +134,9 @@ pub struct Grant {
 }
 
 /// Creates a process from ELF `bytes` with `grants`, and its thread (not
-/// yet runnable). The new process's ledger allows `frame_limit` frames
-/// (default [`Limits::DEFAULT`]'s); its bootstrap frames (image, stack,
+/// yet runnable). The new process's ledger allows `frame_limit` frames and
+/// `cap_slot_limit` capability-table entries (defaults [`Limits::DEFAULT`]'s;
+/// its table grows on demand up to that quota); its bootstrap frames (image, stack,
 /// ring, CapSet) are charged before any is allocated and the page tables
 /// once built, so a child that cannot fit its own quota is refused before
 /// it exists. Objects tied to their holder are bound to the new process.
@@ -143,11 +145,15 @@ pub fn spawn(
     bytes: &[u8],
     grants: alloc::vec::Vec<Grant>,
     frame_limit: Option<u64>,
+    cap_slot_limit: Option<u64>,
 ) -> Result<Arc<Thread>, SpawnError> {
     let image = elf::parse(bytes, &elf::Limits::default()).map_err(SpawnError::Elf)?;
     let mut limits = process_limits();
     if let Some(frames) = frame_limit {
         limits = limits.with(capos_caps::ledger::Resource::Frames, frames);
+    }
+    if let Some(slots) = cap_slot_limit {
+        limits = limits.with(capos_caps::ledger::Resource::CapSlots, slots);
     }
     let ledger = Ledger::new(limits);
     let bootstrap = image.total_pages() + STACK_PAGES + 2;
@@ -179,7 +185,7 @@ pub fn spawn(
         .reserve(capos_caps::ledger::Resource::Frames, tables)
         .map_err(SpawnError::Quota)?;
     let _ = charge.merge(more);
-    let mut table: CapTable<dyn KernelObject> = CapTable::new(CAP_TABLE_CAPACITY, ledger.clone());
+    let mut table: CapTable<dyn KernelObject> = CapTable::for_ledger(ledger.clone());
     let mut entries = alloc::vec::Vec::new();
     for g in grants {
         let hold = capos_caps::cap_table::Hold::new(
@@ -296,6 +302,8 @@ pub fn report_exit(process: Arc<Process>) {
 /// Reports that no process is left, with the frame accounting that proves
 /// nothing leaked.
 pub fn report_all_exited() {
+    // Freed kernel-stack ranges give back the page tables that map nothing.
+    stack::trim();
     let stats = crate::mem::frame::stats();
     crate::info!(
         "proc: all processes exited; frames held by processes {}; free frames {} (before the first process {})",
@@ -310,6 +318,15 @@ pub fn report_all_exited() {
         t.fired,
         t.peak,
         if t.in_order { "yes" } else { "no" }
+    );
+    let k = stack::stats();
+    crate::info!(
+        "kstack: {} kernel stacks mapped, {} of them on reused ranges; {} ranges made; {} reclaims freed {} page tables",
+        k.allocated,
+        k.reused,
+        k.ranges,
+        k.reclaims,
+        k.tables_freed
     );
     let ticks: alloc::vec::Vec<alloc::string::String> = (0..crate::percpu::registered() as usize)
         .map(|c| alloc::format!("cpu{c}={}", crate::sched::user_ticks(c)))
@@ -341,13 +358,22 @@ pub fn report_all_exited() {
             );
         }
     }
+    let offs: alloc::vec::Vec<alloc::string::String> = (0..crate::percpu::registered() as usize)
+        .map(|c| alloc::format!("cpu{c}={}", crate::irqoff::longest(c)))
+        .collect();
+    crate::info!(
+        "kernel: heap allocations since boot {}; longest interrupts-off stretch (TSC cycles): {}",
+        crate::mem::heap::allocations(),
+        offs.join(" ")
+    );
     let t = crate::tlb::stats();
     crate::info!(
-        "tlb: shoot-downs {} ({} pages, {} full flushes), releases {}; IPIs sent {}, acknowledged {} ({} in the handler, {} while spinning)",
+        "tlb: shoot-downs {} ({} pages, {} full flushes), releases {}, kernel flushes {}; IPIs sent {}, acknowledged {} ({} in the handler, {} while spinning)",
         t.shootdowns,
         t.page_flushes,
         t.full_flushes,
         t.releases,
+        t.kernel_flushes,
         t.ipis_sent,
         t.acked_in_handler + t.acked_polling,
         t.acked_in_handler,

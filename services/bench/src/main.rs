@@ -126,6 +126,18 @@ fn main(rt: &mut Runtime) -> i32 {
         }
         Err(_) => say("bench: no spawner cap; IPC benchmarks skipped"),
     }
+    if let Some(r) = rt
+        .cap::<NullCap>("null")
+        .ok()
+        .and_then(|n| n.counters().ok())
+    {
+        if let Ok(r) = r.get() {
+            say(&format!(
+                "bench: longest interrupts-off stretch since boot: {} cycles",
+                r.get_longest_interrupts_off()
+            ));
+        }
+    }
     0
 }
 
@@ -170,18 +182,26 @@ fn single_process(rt: &mut Runtime, say: &dyn Fn(&str)) -> Result<(), i32> {
         ("null-call", &|c| repeat(OPS, || op_null_call(c, null_call))),
     ];
     for (name, body) in benches {
-        let result = rt.ring().with_bench(|c| {
-            body(c)?; // warm up caches and the TLB
-            let mut samples = Vec::with_capacity(RUNS);
-            for _ in 0..RUNS {
-                let start = rdtsc();
-                let ops = body(c)?;
-                samples.push((rdtsc() - start) / u64::from(ops));
-            }
-            Ok(samples)
+        // Warm up caches, the TLB and the kernel's per-ring buffers.
+        let warm = rt.ring().with_bench(|c| body(c));
+        let before = heap_allocations(Some(&null));
+        let result = warm.and_then(|_| {
+            rt.ring().with_bench(|c| {
+                let mut samples = Vec::with_capacity(RUNS);
+                for _ in 0..RUNS {
+                    let start = rdtsc();
+                    let ops = body(c)?;
+                    samples.push((rdtsc() - start) / u64::from(ops));
+                }
+                Ok(samples)
+            })
         });
+        let after = heap_allocations(Some(&null));
         match result {
-            Ok(s) => say(&median_line(name, s, "op", OPS)),
+            Ok(s) => {
+                say(&median_line(name, s, "op", OPS));
+                say(&allocation_line(name, before, after));
+            }
             Err(e) => {
                 say(&format!("bench: {name} failed: {e}"));
                 return Err(3);
@@ -189,6 +209,25 @@ fn single_process(rt: &mut Runtime, say: &dyn Fn(&str)) -> Result<(), i32> {
         }
     }
     Ok(())
+}
+
+/// Kernel heap allocations since boot, read through `null`'s counters
+/// (`None` without the cap, or if the call fails). The call itself
+/// allocates nothing in the kernel.
+fn heap_allocations(null: Option<&NullCap>) -> Option<u64> {
+    let reply = null?.counters().ok()?;
+    reply.get().ok().map(|r| r.get_heap_allocations())
+}
+
+/// `bench: NAME kernel heap allocations in timed runs: N`.
+fn allocation_line(name: &str, before: Option<u64>, after: Option<u64>) -> alloc::string::String {
+    match (before, after) {
+        (Some(b), Some(a)) => format!(
+            "bench: {name} kernel heap allocations in timed runs: {}",
+            a.saturating_sub(b)
+        ),
+        _ => format!("bench: {name} kernel heap allocations in timed runs: not measured"),
+    }
 }
 
 /// `bench: NAME median ... (min ...)` for per-run figures `s`.
@@ -294,6 +333,10 @@ fn ipc(spawner: &ProcessSpawner, name: &str, client_cpu: u32, server_cpu: u32, s
     };
     let client_grants = [
         console,
+        GrantSpec::Kernel {
+            name: "null",
+            kind: KernelKind::Null,
+        },
         GrantSpec::Copy {
             name,
             cap: facet.cap(),
@@ -388,11 +431,16 @@ fn call_loop(
     name: &str,
     cap_id: u64,
 ) -> Result<Vec<alloc::string::String>, CallError> {
+    let null = rt.cap::<NullCap>("null").ok();
     rt.ring().with_bench(|c| {
         c.bench_buf(BenchBuf::Out)?[..IPC_BYTES as usize].fill(0x5a);
         for _ in 0..IPC_OPS {
             op_ipc_round_trip(c, cap_id, method::ECHO)?; // warm up
         }
+        Ok(())
+    })?;
+    let before = heap_allocations(null.as_ref());
+    let samples = rt.ring().with_bench(|c| {
         let mut samples = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
             let start = rdtsc();
@@ -401,6 +449,10 @@ fn call_loop(
             }
             samples.push((rdtsc() - start) / u64::from(IPC_OPS));
         }
+        Ok(samples)
+    })?;
+    let after = heap_allocations(null.as_ref());
+    rt.ring().with_bench(|c| {
         // Per-run means of each part, then the median run of each.
         let mut parts: [Vec<u64>; 3] = [const { Vec::new() }; 3];
         for _ in 0..RUNS {
@@ -434,6 +486,7 @@ fn call_loop(
         let [mut to_server, mut in_server, mut to_client] = parts;
         Ok(alloc::vec![
             median_line(name, samples, "round trip", IPC_OPS),
+            allocation_line(name, before, after),
             format!(
                 "bench: {name} parts: call to server {}, in server {}, return to client {} cycles (median per-run means of a stamped pass)",
                 median(&mut to_server),

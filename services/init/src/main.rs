@@ -2,7 +2,8 @@
 //! the boot package holds (the manifest's service graph and the binaries),
 //! validates the graph, and, when it holds a `ProcessSpawner`, starts each
 //! service in declaration order with exactly the kernel-minted caps it
-//! declares (on the CPU it is pinned to, if it names one), then supervises
+//! declares (on the CPU it is pinned to, if it names one, with the cap-slot
+//! quota it asks for), then supervises
 //! them (reports each exit with its code).
 //! An imported endpoint reaches its importer as a copy of the client facet
 //! the spawner returned for the exporting service's endpoint grant.
@@ -15,7 +16,7 @@ extern crate alloc;
 use alloc::format;
 use alloc::vec::Vec;
 use capos_rt::caps::manifest;
-use capos_rt::{BootPackage, Console, GrantSpec, Interface, ProcessSpawner, Runtime};
+use capos_rt::{BootPackage, Console, GrantSpec, Interface, ProcessSpawner, Runtime, SpawnOptions};
 
 capos_rt::entry!(main);
 
@@ -157,7 +158,12 @@ fn start_services(m: &manifest::Manifest, spawner: &ProcessSpawner, say: &dyn Fn
             ));
             continue;
         }
-        match spawner.spawn_placed(&s.name, &s.binary, &grants, s.placement) {
+        let options = SpawnOptions {
+            placement: s.placement,
+            cap_slot_limit: s.cap_slots,
+            ..SpawnOptions::default()
+        };
+        match spawner.spawn_with_options(&s.name, &s.binary, &grants, options) {
             Ok(spawned) => {
                 let pid = spawned.handle.pid().unwrap_or(0);
                 match s.placement {

@@ -91,20 +91,27 @@ fn main(rt: &mut Runtime) -> i32 {
         spawner.spawn("bad", "not-elf", &console_only),
         "invalid ELF",
     );
-    // More grants than a cap table holds: refused only after the child's
-    // address space and image exist, so this one proves the rollback.
+    // More grants than the child's cap-slot quota (64) allows: refused only
+    // after the child's address space and image exist, so this one proves
+    // the rollback.
     let names: Vec<alloc::string::String> = (0..80).map(|i| format!("c{i}")).collect();
-    let many: Vec<KernelGrant<'_>> = names
+    let many: Vec<GrantSpec<'_>> = names
         .iter()
-        .map(|n| KernelGrant {
+        .map(|n| GrantSpec::Kernel {
             name: n,
             kind: KernelKind::Console,
         })
         .collect();
+    let quota_64 = SpawnOptions {
+        cap_slot_limit: 64,
+        ..SpawnOptions::default()
+    };
     refused(
         "too-many-grants",
-        spawner.spawn("bad", "template", &many),
-        "cannot start",
+        spawner
+            .spawn_with_options("bad", "template", &many, quota_64)
+            .map(|s| s.handle),
+        "cannot start \"template\": capability table: cap slots quota exceeded: 1 requested, 64 of 64 in use",
     );
     // Pins: CPU 1 exists in the smoke's two-CPU machine; CPU 2 does not.
     let console_spec = [GrantSpec::Kernel {
@@ -131,6 +138,7 @@ fn main(rt: &mut Runtime) -> i32 {
     let limited = |frames| SpawnOptions {
         placement: Placement::AnyCpu,
         frame_limit: frames,
+        ..SpawnOptions::default()
     };
     match spawner.spawn_with_options("small", "template", &console_spec, limited(512)) {
         Ok(child) => say(&format!(
@@ -175,6 +183,17 @@ fn main(rt: &mut Runtime) -> i32 {
             .spawn_with_options("bad", "template", &console_spec, limited(1 << 20))
             .map(|s| s.handle),
         "frame limit 1048576 is above the most a process may have (4096)",
+    );
+    let huge_table = SpawnOptions {
+        cap_slot_limit: 4097,
+        ..SpawnOptions::default()
+    };
+    refused(
+        "cap-slot-limit-too-high",
+        spawner
+            .spawn_with_options("bad", "template", &console_spec, huge_table)
+            .map(|s| s.handle),
+        "cap-slot limit 4097 is above the most a process may have (4096)",
     );
     say("spawn-test: done");
     0

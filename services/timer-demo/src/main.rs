@@ -76,7 +76,9 @@ fn run(rt: &Runtime, timer: &Timer, say: &dyn Fn(&str)) -> Result<(), CallError>
 
     // One sleep past the limit is refused with QUOTA; the rest complete.
     let long: Vec<_> = (0..=MAX_PENDING_SLEEPS)
-        .map(|_| timer.start_sleep(1_000_000))
+        // Long enough that none completes before the last is submitted, even
+        // if a heap growth on the way enters the kernel early.
+        .map(|_| timer.start_sleep(200_000_000))
         .collect::<Result<_, _>>()?;
     let mut quota = 0;
     for t in long {
