@@ -51,6 +51,9 @@ interface Watch @0xc6cd61bad6a31e85 {
   # The caller sends a client facet of an endpoint it owns and never
   # serves. Self-abuse calls that facet; the call completes CANCELLED when
   # the caller has exited (its endpoint closes with it).
+  full @1 () -> ();
+  # The caller's calls now fill self-abuse's `sink`; answered once
+  # self-abuse has seen its own call refused there.
 }
 
 struct SleeperResult @0xf242e03137ffb6d2 {

@@ -11,9 +11,9 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use capos_rt::api::Keeper;
-use capos_rt::caps::api::watch::{dispatch, Server};
+use capos_rt::caps::api::watch::{dispatch, Server, FULL};
 use capos_rt::caps::exception::CapException;
-use capos_rt::ring::process::RING_ADDR;
+use capos_rt::ring::process::{CallHeader, RING_ADDR};
 use capos_rt::ring::{
     Call, Op, Sqe, TransferDescriptor, TransferList, TransferResult, UserBuf,
     CQE_FLAG_TRANSFER_RESULTS, DEFAULT_LAYOUT, MAX_PARAMS_LEN, MAX_RESULT_LEN, RING_MAGIC,
@@ -533,18 +533,18 @@ fn unmapped_parameters(
     Ok(())
 }
 
-/// Case 2, the owner's side: the victim fills the `sink`, says so through
-/// `watch` (sending its notice facet), and faults. Its calls held the
-/// sink's whole `QueuedCalls` quota; once it is gone (the call on its
-/// notice facet completes `CANCELLED`) the quota must be back.
+/// Case 2, the owner's side: the victim hands over its notice facet
+/// (`watch`), fills the `sink` and says so (`full`), then faults. Its calls
+/// held the sink's whole `QueuedCalls` quota (one more is refused); once
+/// it is gone (the call on its notice facet completes `CANCELLED`) the
+/// quota must be back.
 fn watch_the_victim(rt: &Runtime, c: &Caps, say: &dyn Fn(&str)) -> Result<(), CallError> {
     let ring = rt.ring();
-    let mut call = c.control.recv(256)?;
-    let facet = c.sink.client_facet()?;
-    let probe = facet.call(0, b"one more".to_vec());
+    let control = c.control.cap().id();
     let watcher = Watcher {
         notice: RefCell::new(None),
     };
+    let mut call = c.control.recv(256)?;
     let params = call.aligned_params();
     let mut cx = call.context();
     let answer = dispatch(
@@ -553,11 +553,29 @@ fn watch_the_victim(rt: &Runtime, c: &Caps, say: &dyn Fn(&str)) -> Result<(), Ca
         call.method_id,
         &capnp::Word::words_to_bytes(&params)[..call.params.len()],
     );
-    c.control.answer(call.call_id, answer)?;
+    // The RECV for `full` goes in before the answer to `watch`: once the
+    // sink's calls hold this process's whole `QueuedCalls` quota, a call on
+    // `control` can only be delivered, never queued.
+    let next = ring.submit_recv(control, HEADER + 64)?;
+    let (bytes, exception) = match answer {
+        Answer::Result { bytes, .. } => (bytes, false),
+        Answer::Exception(e) => (e.encode(), true),
+    };
+    ring.wait(ring.submit_return(control, call.call_id, bytes, exception, &[])?)?
+        .into_result()?;
     let notice = watcher
         .notice
         .take()
         .ok_or(CallError::Protocol("watch sent no notice facet"))?;
+    let full = ring.wait(next)?.into_result()?;
+    let header = CallHeader::from_bytes(&full).ok_or(CallError::Protocol("short call header"))?;
+    if header.method_id != FULL {
+        return Err(CallError::Protocol("the victim's second call is not full"));
+    }
+    let facet = c.sink.client_facet()?;
+    let probe = facet.call(0, b"one more".to_vec());
+    ring.wait(ring.submit_return(control, header.call_id, Vec::new(), false, &[])?)?
+        .into_result()?;
     let died = wait_name(ring, ring.submit(notice.id(), 0, b"alive?".to_vec(), 64)?);
     drop(CapHandle::adopt(notice));
     let tickets: Vec<Ticket> = (0u64..16)
@@ -611,5 +629,9 @@ impl Server<ServerCall> for Watcher {
             drop(CapHandle::adopt(c));
         }
         Answer::Exception(CapException::failed("watch takes exactly one client facet"))
+    }
+
+    fn full(&self, cx: &mut ServerCall) -> Answer {
+        cx.empty()
     }
 }

@@ -1,11 +1,12 @@
 //! The victim role: leaves operations waiting in the kernel and dies with
-//! them. It starts 8 sleeps of an hour and 16 calls on the abuser's `sink`
-//! endpoint (nobody serves it, so they fill the owner's `QueuedCalls`
-//! quota of 16), checks that all 24 are still waiting, tells the abuser
-//! through `watch` (sending a client facet of its own `notice` endpoint,
-//! whose closing at its exit is the abuser's death notice), then takes a
-//! page fault. The kernel must cancel all 24 at the kill (and say so), give
-//! the abuser its quota back and leave no sleep in the timer heap.
+//! them. It hands the abuser a client facet of its own `notice` endpoint
+//! (`watch`; the endpoint closes at its exit, which completes the abuser's
+//! call on it: the death notice), starts 8 sleeps of an hour and 16 calls
+//! on the abuser's `sink` endpoint (nobody serves it, so they fill the
+//! owner's `QueuedCalls` quota of 16), checks that all 24 are still
+//! waiting, says so (`full`), then takes a page fault. The kernel must
+//! cancel all 24 at the kill (and say so), give the abuser its quota back
+//! and leave no sleep in the timer heap.
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -32,6 +33,20 @@ pub fn run(rt: &Runtime, say: &dyn Fn(&str)) -> i32 {
         say("self-abuse victim: FAIL missing caps (timer, sink, watch, notice)");
         return 2;
     };
+    // First the death notice: the abuser keeps a client facet of
+    // `notice` (while the sink is empty, so the call may queue).
+    let facet = match notice.client_facet() {
+        Ok(f) => f,
+        Err(e) => {
+            say(&format!("self-abuse victim: FAIL notice facet: {e}"));
+            return 5;
+        }
+    };
+    let watcher: Watch = watch.protocol();
+    if let Err(e) = watcher.call_watch(|_| {}, &[(facet.cap(), TRANSFER_COPY)]) {
+        say(&format!("self-abuse victim: FAIL watch: {e}"));
+        return 5;
+    }
     let ring = rt.ring();
     let mut tickets = Vec::new();
     for _ in 0..SLEEPS {
@@ -76,16 +91,11 @@ pub fn run(rt: &Runtime, say: &dyn Fn(&str)) -> i32 {
     say(&format!(
         "self-abuse victim: {SLEEPS} sleeps of an hour and {CALLS} calls on the unserved sink are waiting"
     ));
-    let facet = match notice.client_facet() {
-        Ok(f) => f,
-        Err(e) => {
-            say(&format!("self-abuse victim: FAIL notice facet: {e}"));
-            return 5;
-        }
-    };
-    let watcher: Watch = watch.protocol();
-    if let Err(e) = watcher.call_watch(|_| {}, &[(facet.cap(), TRANSFER_COPY)]) {
-        say(&format!("self-abuse victim: FAIL watch: {e}"));
+    // The abuser waits for this in a RECV it made before answering
+    // `watch`: the call is delivered, never queued (the sink's calls hold
+    // the abuser's whole `QueuedCalls` quota now).
+    if let Err(e) = watcher.full() {
+        say(&format!("self-abuse victim: FAIL full: {e}"));
         return 5;
     }
     say(&format!(
