@@ -44,7 +44,7 @@ pub const STEP_NS: u64 = 1_000_000;
 /// How far ahead of `go` the base lies at least, ns, on top of the time
 /// spawning took: the time the chain has to reach every child and every
 /// child to submit its sleeps.
-pub const MARGIN_NS: u64 = 500_000_000;
+pub const MARGIN_NS: u64 = 1_000_000_000;
 
 fn main(rt: &mut Runtime) -> i32 {
     let Ok(console) = rt.cap::<Console>("console") else {
