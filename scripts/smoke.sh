@@ -170,6 +170,8 @@ proc_markers() {
     echo "init: cap console id=0x[0-9a-f]+ interface=0x[0-9a-f]+"
     echo "init: manifest: [0-9]+ binaries"
     echo "hostile: all [0-9]+ cases passed"
+    echo "hostile: ok echo-later-deadline-order"
+    echo "hostile: ok echo-later-outlives-its-cap"
     echo "timer-demo: slept [0-9]+ us for a 5000 us sleep"
     echo "timer-demo: sleeps completed in order \[10, 20, 30\] ms"
     echo "timer-demo: 1 sleeps past the limit of 16 refused with QUOTA"

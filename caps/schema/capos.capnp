@@ -199,6 +199,10 @@ interface Null @0xebbe9c3253cdbcaa {
   # Kernel heap allocations since boot, and the longest stretch any CPU has
   # spent with interrupts masked (TSC cycles): what a benchmark reads
   # around its timed loops.
+  echoLater @2 (data :Data, nanos :UInt64) -> (data :Data);
+  # Answers with `data` after `nanos` nanoseconds: a call that completes
+  # later, built only from the shared kernel mechanisms (a deferred
+  # completion and a timer entry), with no help from the dispatcher.
 }
 
 const consoleInterfaceId :UInt64 = 0xdfa84506728bf29c;

@@ -24,10 +24,12 @@ interface SharedMemoryDemo @0x9c9e36a5ed2f6b45 {
   # The shared-memory producer's protocol (the consumer is its client).
   share @0 () -> (memory :UInt16 $C.resultCap("MemoryObject"));
   # A copy of the producer's memory object.
-  check @1 () -> (ok :Bool);
-  # Whether the consumer's answer in the shared pages is the expected one.
-  refusedReturns @2 () -> ();
-  # The producer first tries two RETURNs the kernel must refuse.
+  check @1 () -> (answer :Text);
+  # The consumer's answer as the producer reads it in its own mapping of
+  # the shared pages (an exception if the consumer has not written it).
+  refusedReturns @2 () -> (note :Text);
+  # The producer first tries two RETURNs the kernel must refuse, then
+  # answers with a note.
   done @3 () -> ();
   # Ends the demo.
   giveFrames @4 () -> (frames :UInt16 $C.resultCap("FrameAllocator"));

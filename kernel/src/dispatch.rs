@@ -24,7 +24,7 @@ use capos_caps::cap_table::CapId;
 use capos_caps::ledger::{Reservation, Resource};
 use capos_ring::{
     CqCredit, Cqe, DrainStop, Op, Submission, TransportError, CQE_FLAG_EXCEPTION,
-    CQE_FLAG_TRANSFER_RESULTS,
+    CQE_FLAG_TRANSFER_RESULTS, DEFAULT_LAYOUT,
 };
 
 /// Drains the submission queue (at most one queue's worth), then returns
@@ -43,6 +43,7 @@ pub fn enter(thread: &Arc<Thread>) -> Result<u32, Corrupted> {
             results,
             scratch_charge,
             done,
+            standing,
         } = &mut *guard;
         let mut scratch = Scratch {
             params,
@@ -50,11 +51,12 @@ pub fn enter(thread: &Arc<Thread>) -> Result<u32, Corrupted> {
             charge: scratch_charge,
         };
         let mut batch = drain.begin().map_err(|_| Corrupted)?;
-        // One CQ slot per submission present, reserved at once; completions
-        // that are ready now are posted together at the end.
-        let mut credits = ring.reserve_credits(batch.remaining())?;
+        // One CQ slot per submission present, reserved ahead (usually by
+        // the previous drain); completions that are ready now are posted
+        // together at the end.
+        ring.reserve_credits(standing, batch.remaining())?;
         let stop = loop {
-            match batch.pop_credited(&mut credits) {
+            match batch.pop_credited(standing) {
                 Ok(sub) => {
                     if let Some(c) = execute(thread, &mut scratch, sub) {
                         done.push(c);
@@ -64,7 +66,7 @@ pub fn enter(thread: &Arc<Thread>) -> Result<u32, Corrupted> {
             }
         };
         drop(batch);
-        ring.post_batch(credits, done);
+        ring.post_batch(standing, DEFAULT_LAYOUT.sq_entries(), done);
         ring.drained_to(drain.head());
         if let DrainStop::CqCorrupted(_) = stop {
             return Err(Corrupted);
@@ -248,6 +250,7 @@ fn run_call(
     // The result buffer must be writable before the method runs, so a bad
     // buffer never lets a side effect happen without its result.
     if !result_buf.is_empty()
+        && object.probes_result()
         && process
             .aspace
             .probe_write(result_buf, result_buf.len() as usize)

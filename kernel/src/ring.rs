@@ -119,6 +119,10 @@ pub struct SqState {
     /// Completions of one drain waiting to be posted together (capacity
     /// for a whole CQ, reserved at creation: pushing never allocates).
     pub done: alloc::vec::Vec<(CqCredit, Cqe)>,
+    /// CQ slots reserved ahead for the next drain's submissions (topped up
+    /// when a drain posts, so that most drains take the completion side's
+    /// lock once).
+    pub standing: Credits,
 }
 
 /// The completion side.
@@ -152,6 +156,7 @@ impl Ring {
                 results: alloc::vec::Vec::new(),
                 scratch_charge: None,
                 done: alloc::vec::Vec::with_capacity(CQ_ENTRIES),
+                standing: Credits::NONE,
             }),
             cq: IrqLock::new(CqState {
                 poster: CompletionPoster::new(raw).ok()?,
@@ -180,28 +185,39 @@ impl Ring {
         self.sq_head.store(head, Ordering::Relaxed);
     }
 
-    /// Reserves CQ slots for up to `want` submissions about to be consumed.
-    pub fn reserve_credits(&self, want: u32) -> Result<Credits, Corrupted> {
+    /// Makes sure `credits` holds a CQ slot for each of `want` submissions
+    /// about to be consumed (fewer if the CQ has no more room).
+    pub fn reserve_credits(&self, credits: &mut Credits, want: u32) -> Result<(), Corrupted> {
+        if credits.len() >= want {
+            return Ok(());
+        }
         self.cq
             .lock()
             .poster
-            .reserve_up_to(want)
+            .top_up(credits, want)
             .map_err(|_| Corrupted)
     }
 
-    /// Posts a drain's completions `done` and gives back its unspent
-    /// `credits`, under one lock hold, publishing once.
-    pub fn post_batch(&self, credits: Credits, done: &mut alloc::vec::Vec<(CqCredit, Cqe)>) {
-        let mut cq = self.cq.lock();
-        cq.poster.unreserve(credits);
+    /// Posts a drain's completions `done` under one lock hold, publishing
+    /// once, and tops `credits` up to `keep` for the next drain while the
+    /// lock is held.
+    pub fn post_batch(
+        &self,
+        credits: &mut Credits,
+        keep: u32,
+        done: &mut alloc::vec::Vec<(CqCredit, Cqe)>,
+    ) {
         if done.is_empty() {
             return;
         }
+        let mut cq = self.cq.lock();
         for (credit, cqe) in done.drain(..) {
             cq.poster.post_unpublished(credit, &cqe);
         }
         cq.poster.publish();
         self.cq_tail.store(cq.poster.tail(), Ordering::Release);
+        // A corrupted head only stops the top-up; the next drain reports it.
+        let _ = cq.poster.top_up(credits, keep);
     }
 
     /// Registers a completion about to wait on `queue`; returns its key.

@@ -614,7 +614,16 @@ extern "C" fn sched_finish_switch() {
         Run::Blocked => {}
         Run::Exited => {
             drop(s);
+            // Tearing a process down takes long (its whole address space,
+            // TLB shoot-downs that wait for other CPUs): do it with
+            // interrupts on. Nothing here can switch threads (kernel code
+            // is never preempted), and this CPU's scheduler state is
+            // already the new thread's.
+            crate::irqoff::end();
+            interrupts::enable();
             reap(p);
+            interrupts::disable();
+            crate::irqoff::begin();
         }
     }
 }

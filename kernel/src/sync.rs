@@ -90,6 +90,12 @@ impl<T> IrqLock<T> {
         }
     }
 
+    /// The value, through exclusive access to the lock itself (no locking:
+    /// nobody else can hold it).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+
     /// Masks interrupts, then spins until the lock is free (servicing
     /// shoot-down requests meanwhile).
     #[cfg_attr(feature = "lockdep", track_caller)]

@@ -27,11 +27,15 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 /// What happens at a deadline.
 pub enum Event {
-    /// A `Timer.sleep`: its completion, and the caller's timer-waiter charge
-    /// (released when the event is dropped).
-    Sleep {
-        /// Fired with an empty result.
+    /// A call that completes at the deadline (`Timer.sleep`,
+    /// `Null.echoLater`): its completion, the result bytes it completes with
+    /// (empty for a sleep), and the caller's timer-waiter charge (released
+    /// when the event is dropped).
+    Complete {
+        /// Fired with `result`.
         completion: Completion,
+        /// The serialized result (empty: every field at its default).
+        result: alloc::vec::Vec<u8>,
         /// The caller's charge.
         charge: Reservation,
     },
@@ -111,8 +115,20 @@ pub fn expire(now: u64) {
     loop {
         match pop_due(now) {
             None => break,
-            Some(Event::Sleep { completion, charge }) => {
-                completion.finish(false, |_, user_data, _| Cqe::success(user_data, 0));
+            Some(Event::Complete {
+                completion,
+                result,
+                charge,
+            }) => {
+                completion.finish(false, |thread, user_data, buf| {
+                    if result.is_empty() {
+                        return Cqe::success(user_data, 0);
+                    }
+                    match thread.process.aspace.write(buf, 0, &[&result]) {
+                        Ok(()) => Cqe::success(user_data, result.len() as u32),
+                        Err(_) => Cqe::error(user_data, capos_ring::TransportError::BadAddress),
+                    }
+                });
                 drop(charge);
             }
             Some(Event::Wake(thread)) => {

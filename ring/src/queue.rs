@@ -324,6 +324,9 @@ pub struct Credits {
 }
 
 impl Credits {
+    /// No credits.
+    pub const NONE: Credits = Credits { left: 0 };
+
     /// Takes one credit, if any is left.
     pub fn take(&mut self) -> Option<CqCredit> {
         self.left = self.left.checked_sub(1)?;
@@ -415,6 +418,17 @@ impl<M: RingMemory> CompletionPoster<M> {
         let n = want.min(self.known_free());
         self.reserved += n;
         Ok(Credits { left: n })
+    }
+
+    /// Reserves more slots into `credits` until it holds `want` (or as many
+    /// as the CQ has free), re-reading `cq_head` only if needed.
+    pub fn top_up(&mut self, credits: &mut Credits, want: u32) -> Result<(), Corruption> {
+        let more = want.saturating_sub(credits.left);
+        if more > 0 {
+            let got = self.reserve_up_to(more)?;
+            credits.left += got.left;
+        }
+        Ok(())
     }
 
     /// Gives back credits that were not spent.
@@ -779,6 +793,14 @@ mod tests {
         let credits = post.reserve_up_to(8).unwrap();
         assert_eq!(credits.len(), 4);
         post.unreserve(credits);
+        // A standing reservation topped up to what a batch needs.
+        let mut standing = Credits::NONE;
+        post.top_up(&mut standing, 2).unwrap();
+        assert_eq!((standing.len(), post.reserved()), (2, 2));
+        post.top_up(&mut standing, 9).unwrap();
+        assert_eq!((standing.len(), post.reserved()), (4, 4));
+        post.unreserve(standing);
+        assert_eq!(post.reserved(), 0);
     }
 
     #[test]

@@ -352,9 +352,10 @@ const fn used_fields(op: Opcode) -> u8 {
 }
 
 impl Sqe {
-    /// [`Sqe::validate`] of the entry whose slot words are `w`, with a short
-    /// path for the commonest well-formed entries (a NOP, a CALL without
-    /// transfers) that decides exactly as `validate` does.
+    /// [`Sqe::validate`] of the entry whose slot words are `w`, with short
+    /// paths for the commonest well-formed entries (a NOP, a CALL or RETURN
+    /// without flags or transfers, a RECV) that decide exactly as
+    /// `validate` does.
     pub fn validate_words(w: &[u64; crate::entry::SQE_WORDS]) -> Result<Op, TransportError> {
         const NOP: u64 = Opcode::Nop as u64;
         const CALL: u64 = Opcode::Call as u64;
@@ -376,6 +377,32 @@ impl Sqe {
                     params,
                     result,
                     transfers: TransferList::NONE,
+                }));
+            }
+        }
+        // RECV: a cap and a non-empty result buffer, nothing else.
+        const RECV: u64 = Opcode::Recv as u64;
+        if w[0] == RECV && (w[3] | w[6] | w[7] | (w[5] & 0xffff_ffff)) == 0 {
+            if let Ok(buffer) = UserBuf::new(w[4], (w[5] >> 32) as u32, MAX_RESULT_LEN) {
+                return Ok(Op::Recv(Recv {
+                    cap_id: w[1],
+                    buffer,
+                }));
+            }
+        }
+        // RETURN without flags or transfers: a cap, a call id, a payload.
+        const RETURN: u64 = Opcode::Return as u64;
+        if w[0] == RETURN && (w[4] | w[6] | (w[5] >> 32)) == 0 {
+            if let (Some(call_id), Ok(payload)) = (
+                NonZeroU64::new(w[7]),
+                UserBuf::new(w[3], w[5] as u32, MAX_RESULT_LEN),
+            ) {
+                return Ok(Op::Return(Return {
+                    cap_id: w[1],
+                    call_id,
+                    payload,
+                    transfers: TransferList::NONE,
+                    exception: false,
                 }));
             }
         }

@@ -708,6 +708,8 @@ pub enum Answer {
 /// the capabilities it sent, and how to answer. It is the
 /// `capos_caps::server::Context` the generated `dispatch` functions take.
 pub struct ServerCall {
+    /// The call's id (for a handler that answers it itself, or tries to).
+    pub call_id: u64,
     /// The calling process.
     pub caller_pid: u32,
     /// Capabilities sent with the call (now in this process's table, not
@@ -775,6 +777,7 @@ impl IncomingCall {
     /// The context its handlers run in (moves the sent caps into it).
     pub fn context(&mut self) -> ServerCall {
         ServerCall {
+            call_id: self.call_id,
             caller_pid: self.caller_pid,
             caps: core::mem::take(&mut self.caps),
         }

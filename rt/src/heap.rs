@@ -52,9 +52,9 @@ pub fn grow_size(size: usize, align: usize) -> Option<usize> {
 }
 
 /// `VirtualMemory` protection bits the heap maps with (read, write).
-pub const PROT_READ_WRITE: u32 = 1 | 2;
+pub const PROT_READ_WRITE: u32 = crate::client::prot::READ | crate::client::prot::WRITE;
 /// `VirtualMemory.map`'s method ordinal.
-pub const MAP_METHOD: u16 = 0;
+pub const MAP_METHOD: u16 = capos_caps::api::virtual_memory::MAP;
 
 /// Bytes of a serialized `VirtualMemory.map` parameter message.
 pub const MAP_PARAMS_BYTES: usize = 40;

@@ -98,7 +98,7 @@ fn report(info: &PanicInfo<'_>) {
     // could not be reported anyway.
     let sqe = Op::Call(Call {
         cap_id: console,
-        method_id: 0,
+        method_id: capos_caps::api::console::WRITE,
         params: params_buf,
         result: UserBuf::EMPTY,
         transfers: TransferList::NONE,

@@ -133,7 +133,8 @@ fn prop_validator_total_and_canonical() {
         .quickcheck(validator_is_total_and_canonical as fn(SqeWords) -> bool);
 }
 
-/// The short paths of `validate_words` (NOP, CALL without transfers) decide
+/// The short paths of `validate_words` (NOP, RECV, CALL and RETURN without
+/// flags or transfers) decide
 /// exactly as the full validator, on the same biased inputs; and they are
 /// taken often enough that this compares something.
 #[test]
@@ -145,7 +146,7 @@ fn prop_validate_words_matches_validate() {
         // Every other entry a NOP or CALL with its unused fields mostly
         // clear, where the short paths apply (or narrowly do not).
         if i % 2 == 0 {
-            let op = if bool::arbitrary(&mut g) { 1 } else { 5 };
+            let op = pick(&mut g, &[1u64, 2, 3, 5]);
             w[0] = (w[0] & !0xff) | op;
             for (word, keep) in [(6, 8u8), (7, 8)] {
                 if u8::arbitrary(&mut g) % keep != 0 {
@@ -161,7 +162,10 @@ fn prop_validate_words_matches_validate() {
         }
         let full = Sqe::from_words(&w).validate();
         assert_eq!(Sqe::validate_words(&w), full, "{w:x?}");
-        short += usize::from(matches!(full, Ok(Op::Nop) | Ok(Op::Call(_))));
+        short += usize::from(matches!(
+            full,
+            Ok(Op::Nop) | Ok(Op::Call(_)) | Ok(Op::Recv(_)) | Ok(Op::Return(_))
+        ));
     }
     assert!(short > 1000, "only {short} NOPs and CALLs validated");
 }

@@ -256,14 +256,7 @@ impl Endpoint {
     }
 
     fn recv_locked(&self, cx: &mut Recv<'_>, moved: &mut Moved) -> Outcome {
-        if cx.buffer.is_empty()
-            || cx
-                .sub
-                .process()
-                .aspace
-                .probe_write(cx.buffer, cx.buffer.len() as usize)
-                .is_err()
-        {
+        if cx.buffer.is_empty() {
             return Outcome::Error(TransportError::BadAddress);
         }
         let mut st = self.state.lock();
@@ -297,6 +290,19 @@ impl Endpoint {
         if st.recvs.len() >= MAX_PENDING_RECVS {
             drop(st);
             r.completion.fail(TransportError::QueueFull);
+            return Outcome::Deferred(deferred);
+        }
+        // A RECV that waits must have a buffer that can take a call now (a
+        // delivery checks it again); one that was served at once has been
+        // checked by its delivery.
+        let process = cx.sub.process();
+        if process
+            .aspace
+            .probe_write(r.buffer, r.buffer.len() as usize)
+            .is_err()
+        {
+            drop(st);
+            r.completion.fail(TransportError::BadAddress);
             return Outcome::Deferred(deferred);
         }
         st.recvs.push_back(r);
@@ -333,14 +339,25 @@ impl Endpoint {
                 return Delivery::CallFailed(r);
             }
         };
-        // Parameters first: a failure here changes nothing anywhere.
-        match AddressSpace::copy_between(
+        let call_id = st.call_id(slot);
+        let header = CallHeader {
+            call_id,
+            method_id: call.method_id,
+            params_len: params_len as u32,
+            caller_pid: call.caller_pid,
+        }
+        .to_bytes();
+        // The header and the parameters in one checked copy (with no
+        // capabilities travelling, that is the whole delivery); a failure
+        // here changes nothing anywhere.
+        match AddressSpace::copy_framed(
             &caller.process.aspace,
             call.params,
             &server.process.aspace,
             r.buffer,
             CALL_HEADER_SIZE,
             params_len,
+            &header,
         ) {
             Ok(()) => {}
             Err(CopySide::Source) => {
@@ -352,7 +369,8 @@ impl Endpoint {
                 return Delivery::RecvFailed(call);
             }
         }
-        // Then the capabilities, all or nothing.
+        // Then the capabilities, all or nothing, and their records after
+        // the parameters.
         let moved = match &call.transfers {
             None => Vec::new(),
             Some(t) => match transfer::commit_noting_moves(
@@ -373,32 +391,22 @@ impl Endpoint {
                 }
             },
         };
-        let call_id = st.call_id(slot);
-        let header = CallHeader {
-            call_id,
-            method_id: call.method_id,
-            params_len: params_len as u32,
-            caller_pid: call.caller_pid,
-        }
-        .to_bytes();
-        let mut recs = Vec::new();
-        transfer::records(&moved, &mut recs);
-        let written = server
-            .process
-            .aspace
-            .write(r.buffer, 0, &[&header])
-            .and_then(|()| {
+        if !moved.is_empty() {
+            let mut recs = Vec::new();
+            transfer::records(&moved, &mut recs);
+            let written =
                 server
                     .process
                     .aspace
-                    .write(r.buffer, CALL_HEADER_SIZE + params_len, &[&recs])
-            });
-        if written.is_err() {
-            // The server unmapped its buffer since the copy above: the caps
-            // it received stay with it, the call cannot be answered.
-            r.completion.fail(TransportError::BadAddress);
-            call.completion.fail(TransportError::Cancelled);
-            return Delivery::Aborted;
+                    .write(r.buffer, CALL_HEADER_SIZE + params_len, &[&recs]);
+            if written.is_err() {
+                // The server unmapped its buffer since the copy above: the
+                // caps it received stay with it, the call cannot be
+                // answered.
+                r.completion.fail(TransportError::BadAddress);
+                call.completion.fail(TransportError::Cancelled);
+                return Delivery::Aborted;
+            }
         }
         st.in_flight[slot] = Some(InFlight {
             completion: Some(call.completion),
@@ -714,5 +722,11 @@ impl KernelObject for ClientEndpoint {
     /// Capabilities sent with a call go to the server.
     fn accepts_transfers(&self) -> bool {
         true
+    }
+
+    /// The result is written (and its buffer checked) at the RETURN; the
+    /// server's work is not a side effect of the caller's buffer.
+    fn probes_result(&self) -> bool {
+        false
     }
 }

@@ -66,6 +66,14 @@ pub trait KernelObject: CapObject {
         false
     }
 
+    /// Whether the dispatcher checks the caller's result buffer before the
+    /// call (so that a bad buffer never lets a side effect happen without
+    /// its result). An object that writes its result only when the call
+    /// completes later, and checks the buffer then, says no.
+    fn probes_result(&self) -> bool {
+        true
+    }
+
     /// Called after the object's capability was moved out of `holder`'s
     /// table (the holder gave it away). An endpoint's owner side cancels
     /// what the old holder was still receiving through it.

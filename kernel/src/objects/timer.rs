@@ -21,20 +21,34 @@ impl KernelObject for Timer {
     }
 }
 
-/// Parks the call until `deadline`.
-fn sleep_until(cx: &mut Call<'_>, deadline: u64) -> Outcome {
+/// Parks the call until `deadline`, when it completes with `result` (the
+/// serialized result message; empty for every field at its default).
+pub fn complete_at(cx: &mut Call<'_>, deadline: u64, result: alloc::vec::Vec<u8>) -> Outcome {
+    if result.len() > cx.result_buf.len() as usize {
+        return Outcome::Error(TransportError::BufferTooSmall);
+    }
     let Ok(charge) = cx.caller().ledger.reserve(Resource::TimerWaiters, 1) else {
         return Outcome::Error(TransportError::Quota);
     };
     let (completion, deferred) = cx.sub.defer(Queue::Timers);
     let park = completion.key();
     let ring = &cx.caller().ring;
-    let key = crate::timers::add(deadline, crate::timers::Event::Sleep { completion, charge });
-    ring.set_queue(park, Queue::Timer(key));
+    let event = crate::timers::Event::Complete {
+        completion,
+        result,
+        charge,
+    };
+    ring.set_queue(park, Queue::Timer(crate::timers::add(deadline, event)));
     Outcome::Deferred(deferred)
 }
 
-fn now() -> u64 {
+/// Parks the call until `deadline`.
+fn sleep_until(cx: &mut Call<'_>, deadline: u64) -> Outcome {
+    complete_at(cx, deadline, alloc::vec::Vec::new())
+}
+
+/// The monotonic clock in nanoseconds.
+pub fn now() -> u64 {
     crate::time::now_ns().unwrap_or(0)
 }
 

@@ -62,6 +62,9 @@ pub enum VmError {
     NotBorrowed,
     /// A page of the range is unmapped or lacks the needed permission.
     Fault,
+    /// A walk needs a new page table (internal: the caller allocates one
+    /// with the tables unlocked and walks again).
+    NeedTable,
 }
 
 /// Page-table flags of a user leaf entry with `perm` (W^X by construction).
@@ -182,14 +185,38 @@ impl AddressSpace {
     }
 
     /// Maps a fresh zeroed frame at user page `va` and returns its physical
-    /// address.
+    /// address. Frames are allocated and zeroed with the tables unlocked
+    /// (and so with interrupts on): a missing page table sends the walk out
+    /// to get one and back in.
     pub fn map_new(&self, va: u64, perm: UserPerm) -> Result<u64, VmError> {
-        let t = self.tables.lock();
-        let pte = self.leaf_for_new(&t, va)?;
         let page = alloc_frame()?;
-        self.frames.fetch_add(1, Ordering::Relaxed);
-        pte.set_addr(x86_64::PhysAddr::new(page), leaf_flags(perm));
-        Ok(page)
+        let mut spare = None;
+        let result = loop {
+            let t = self.tables.lock();
+            let mut take = || spare.take().ok_or(VmError::NeedTable);
+            match self.leaf_for_new(&t, va, &mut take) {
+                Ok(pte) => {
+                    self.frames.fetch_add(1, Ordering::Relaxed);
+                    pte.set_addr(x86_64::PhysAddr::new(page), leaf_flags(perm));
+                    break Ok(page);
+                }
+                Err(VmError::NeedTable) => {
+                    drop(t);
+                    match alloc_frame() {
+                        Ok(f) => spare = Some(f),
+                        Err(e) => break Err(e),
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        if let Some(f) = spare {
+            free_frame(f);
+        }
+        if result.is_err() {
+            free_frame(page);
+        }
+        result
     }
 
     /// The unused level-1 entry for user page `va`, creating the tables on
@@ -200,6 +227,7 @@ impl AddressSpace {
         &self,
         t: &'t Tables,
         va: u64,
+        new_table: &mut dyn FnMut() -> Result<u64, VmError>,
     ) -> Result<&'t mut x86_64::structures::paging::page_table::PageTableEntry, VmError> {
         if !va.is_multiple_of(PAGE_SIZE) || va >= USER_END {
             return Err(VmError::BadAddress);
@@ -210,7 +238,7 @@ impl AddressSpace {
             // SAFETY: `phys` is one of this space's table frames.
             let entry = unsafe { &mut table(phys)[idx] };
             if entry.is_unused() {
-                let next = alloc_frame()?;
+                let next = new_table()?;
                 self.frames.fetch_add(1, Ordering::Relaxed);
                 entry.set_addr(
                     x86_64::PhysAddr::new(next),
@@ -248,7 +276,7 @@ impl AddressSpace {
         let t = self.tables.lock();
         for (i, &f) in frames.iter().enumerate() {
             let va = start + i as u64 * PAGE_SIZE;
-            match self.leaf_for_new(&t, va) {
+            match self.leaf_for_new(&t, va, &mut alloc_frame) {
                 Ok(pte) => pte.set_addr(x86_64::PhysAddr::new(f), leaf_flags(perm) | BORROWED),
                 Err(e) => {
                     // Undo this call's entries (tables made stay, counted)
@@ -499,16 +527,32 @@ impl AddressSpace {
         offset: usize,
         len: usize,
     ) -> Result<(), CopySide> {
+        Self::copy_framed(from, src, to, dst, offset, len, &[])
+    }
+
+    /// [`AddressSpace::copy_between`] with `header` (kernel bytes) written
+    /// just before the copied bytes, at `offset - header.len()` of `dst`:
+    /// one check of both ranges and one lock hold for the whole message.
+    pub fn copy_framed(
+        from: &AddressSpace,
+        src: UserRead,
+        to: &AddressSpace,
+        dst: UserWrite,
+        offset: usize,
+        len: usize,
+        header: &[u8],
+    ) -> Result<(), CopySide> {
         if len > src.len() as usize {
             return Err(CopySide::Source);
         }
-        if offset
-            .checked_add(len)
-            .is_none_or(|end| end > dst.len() as usize)
+        if header.len() > offset
+            || offset
+                .checked_add(len)
+                .is_none_or(|end| end > dst.len() as usize)
         {
             return Err(CopySide::Destination);
         }
-        if len == 0 {
+        if len == 0 && header.is_empty() {
             return Ok(());
         }
         let same = core::ptr::eq(from, to);
@@ -532,13 +576,36 @@ impl AddressSpace {
             Some(g2) => (g2, &g1),
         };
         let dst_at = dst.addr() + offset as u64;
-        Self::check_locked(ft, src.addr(), len as u64, false).map_err(|_| CopySide::Source)?;
-        Self::check_locked(tt, dst_at, len as u64, true).map_err(|_| CopySide::Destination)?;
+        let head_at = dst_at - header.len() as u64;
+        // Both ranges checked whole before a byte moves; the frames found
+        // on the way are kept, so a message within a page or two is copied
+        // without walking the tables again.
+        let from_span =
+            Span::of(ft, src.addr(), len as u64, false).map_err(|_| CopySide::Source)?;
+        let to_span = Span::of(tt, head_at, (header.len() + len) as u64, true)
+            .map_err(|_| CopySide::Destination)?;
+        let mut done = 0u64;
+        while done < header.len() as u64 {
+            let d = head_at + done;
+            let dp = to_span.phys(tt, d).ok_or(CopySide::Destination)?;
+            let n = (PAGE_SIZE - d % PAGE_SIZE).min(header.len() as u64 - done);
+            // SAFETY: a user frame of the destination space, checked
+            // writable above under the lock still held; the piece stays
+            // within its page and within `header`.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    header.as_ptr().add(done as usize),
+                    phys_to_virt(dp) as *mut u8,
+                    n as usize,
+                );
+            }
+            done += n;
+        }
         let mut done = 0u64;
         while done < len as u64 {
             let (s, d) = (src.addr() + done, dst_at + done);
-            let (sp, _) = Self::lookup(ft, s).ok_or(CopySide::Source)?;
-            let (dp, _) = Self::lookup(tt, d).ok_or(CopySide::Destination)?;
+            let sp = from_span.phys(ft, s).ok_or(CopySide::Source)?;
+            let dp = to_span.phys(tt, d).ok_or(CopySide::Destination)?;
             let n = (PAGE_SIZE - s % PAGE_SIZE)
                 .min(PAGE_SIZE - d % PAGE_SIZE)
                 .min(len as u64 - done);
@@ -548,8 +615,8 @@ impl AddressSpace {
             // itself), so the copy allows overlap.
             unsafe {
                 core::ptr::copy(
-                    phys_to_virt(sp + s % PAGE_SIZE) as *const u8,
-                    phys_to_virt(dp + d % PAGE_SIZE) as *mut u8,
+                    phys_to_virt(sp) as *const u8,
+                    phys_to_virt(dp) as *mut u8,
                     n as usize,
                 );
             }
@@ -601,6 +668,56 @@ impl AddressSpace {
     }
 }
 
+/// A user range checked under its space's lock, with the frames of its
+/// first and last pages remembered (the pages in between, if any, are
+/// looked up again when copied).
+struct Span {
+    first: (u64, u64),
+    last: (u64, u64),
+}
+
+impl Span {
+    /// Checks `[va, va + len)` in the tables `t` guards (user-accessible,
+    /// and writable if `write`).
+    fn of(t: &Tables, va: u64, len: u64, write: bool) -> Result<Span, VmError> {
+        let end = va.checked_add(len).ok_or(VmError::BadAddress)?;
+        if end > USER_END {
+            return Err(VmError::BadAddress);
+        }
+        let mut span = Span {
+            first: (u64::MAX, 0),
+            last: (u64::MAX, 0),
+        };
+        let mut page = va & !(PAGE_SIZE - 1);
+        while page < end {
+            match AddressSpace::lookup(t, page) {
+                Some((phys, flags)) if !write || flags.contains(F::WRITABLE) => {
+                    if span.first.0 == u64::MAX {
+                        span.first = (page, phys);
+                    }
+                    span.last = (page, phys);
+                }
+                _ => return Err(VmError::Fault),
+            }
+            page += PAGE_SIZE;
+        }
+        Ok(span)
+    }
+
+    /// The physical address of user address `va` of the range.
+    fn phys(&self, t: &Tables, va: u64) -> Option<u64> {
+        let page = va & !(PAGE_SIZE - 1);
+        let frame = if page == self.first.0 {
+            self.first.1
+        } else if page == self.last.0 {
+            self.last.1
+        } else {
+            AddressSpace::lookup(t, page)?.0
+        };
+        Some(frame + va % PAGE_SIZE)
+    }
+}
+
 /// Which side of [`AddressSpace::copy_between`] was not mapped as needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CopySide {
@@ -615,7 +732,9 @@ impl Drop for AddressSpace {
     /// once no CPU has the space loaded any more.
     fn drop(&mut self) {
         self.release_cpus();
-        let t = self.tables.lock();
+        // Exclusive access: no lock, so the teardown runs with interrupts
+        // on.
+        let pml4 = self.tables.get_mut().pml4;
         fn free_level(phys: u64, depth: u32) {
             // SAFETY: `phys` is a table frame of the space being dropped;
             // nothing else references it any more.
@@ -636,7 +755,7 @@ impl Drop for AddressSpace {
             }
         }
         // SAFETY: as above; only the user half (0-255) is this space's own.
-        let root = unsafe { table(t.pml4) };
+        let root = unsafe { table(pml4) };
         for e in root.iter_mut().take(256) {
             if !e.is_unused() {
                 free_level(e.addr().as_u64(), 1);
@@ -644,8 +763,7 @@ impl Drop for AddressSpace {
                 e.set_unused();
             }
         }
-        free_frame(t.pml4);
-        drop(t);
+        free_frame(pml4);
         // The entries are gone: the borrowed objects' frames may go now.
         self.borrowed.lock().clear();
     }

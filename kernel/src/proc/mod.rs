@@ -358,14 +358,22 @@ pub fn report_all_exited() {
             );
         }
     }
-    let offs: alloc::vec::Vec<alloc::string::String> = (0..crate::percpu::registered() as usize)
-        .map(|c| alloc::format!("cpu{c}={}", crate::irqoff::longest(c)))
-        .collect();
-    crate::info!(
-        "kernel: heap allocations since boot {}; longest interrupts-off stretch (TSC cycles): {}",
-        crate::mem::heap::allocations(),
-        offs.join(" ")
-    );
+    if crate::irqoff::MEASURED {
+        let offs: alloc::vec::Vec<alloc::string::String> = (0..crate::percpu::registered()
+            as usize)
+            .map(|c| alloc::format!("cpu{c}={}", crate::irqoff::longest(c)))
+            .collect();
+        crate::info!(
+            "kernel: heap allocations since boot {}; longest interrupts-off stretch (TSC cycles): {}",
+            crate::mem::heap::allocations(),
+            offs.join(" ")
+        );
+    } else {
+        crate::info!(
+            "kernel: heap allocations since boot {}; interrupts-off stretches not measured (built without irqoff)",
+            crate::mem::heap::allocations()
+        );
+    }
     let t = crate::tlb::stats();
     crate::info!(
         "tlb: shoot-downs {} ({} pages, {} full flushes), releases {}, kernel flushes {}; IPIs sent {}, acknowledged {} ({} in the handler, {} while spinning)",

@@ -67,6 +67,68 @@ struct Suite {
     failed: u32,
 }
 
+/// `Null.echoLater`: a call that completes later through nothing but the
+/// shared deferred-completion path. It answers with its data after the
+/// delay; two complete in deadline order whatever order they were made in;
+/// a result buffer too small is refused at once.
+fn deferred_object(rt: &Runtime, s: &mut Suite, null: &NullCap) {
+    s.check_ok(
+        "echo-later",
+        match null.echo_later(b"later", 20_000_000) {
+            Ok(d) if d == b"later" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    let ring = rt.ring();
+    let order = (|| {
+        let slow = echo_later(rt, null.cap().id(), b"slow", 30_000_000, 64)?;
+        let fast = echo_later(rt, null.cap().id(), b"fast", 10_000_000, 64)?;
+        let slow = ring.wait(slow)?;
+        let fast = ring.wait(fast)?;
+        Ok::<_, CallError>((
+            fast.seq < slow.seq,
+            fast.into_result()?,
+            slow.into_result()?,
+        ))
+    })();
+    s.check_ok(
+        "echo-later-deadline-order",
+        match order {
+            Ok((true, _, _)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    s.check(
+        "echo-later-buffer-too-small",
+        echo_later(rt, null.cap().id(), b"does not fit in eight bytes", 1, 8)
+            .and_then(|t| ring.wait(t))
+            .map(|c| Code::from(c.cqe.result)),
+        transport(TransportError::BufferTooSmall),
+    );
+}
+
+/// Submits `Null.echoLater(data, nanos)` on `cap` with a result buffer of
+/// `capacity` bytes, without waiting.
+fn echo_later(
+    rt: &Runtime,
+    cap: u64,
+    data: &[u8],
+    nanos: u64,
+    capacity: usize,
+) -> Result<capos_rt::Ticket, CallError> {
+    let mut m = Builder::new_default();
+    let mut p =
+        m.init_root::<capos_rt::caps::schema::capos_capnp::null::echo_later_params::Builder>();
+    p.set_data(data);
+    p.set_nanos(nanos);
+    rt.ring().submit(
+        cap,
+        capos_rt::caps::api::null::ECHO_LATER,
+        wire::to_bytes(&m),
+        capacity,
+    )
+}
+
 impl Suite {
     fn say(&self, line: &str) {
         let _ = self.console.write_line(line);
@@ -192,6 +254,7 @@ fn main(rt: &mut Runtime) -> i32 {
     };
     if let Some(n) = &null {
         s.check_ok("null-ping", n.ping().map_err(|e| format!("{e}")));
+        deferred_object(rt, &mut s, n);
     }
     s.check_ok("nop", rt.ring().nop().map_err(|e| format!("{e}")));
 
@@ -443,14 +506,26 @@ fn main(rt: &mut Runtime) -> i32 {
     );
 
     // A released cap's id is stale: release the Null cap, then call it.
+    // A call made through it before the release still completes.
     if let Some(n) = null {
         let id = n.cap().id();
+        let waiting = echo_later(rt, id, b"outlives its cap", 10_000_000, 64);
         drop(n);
         s.check_ok(
             "release-null",
             match rt.flush_releases() {
                 Ok(0) => Ok(()),
                 Ok(n) => Err(format!("{n} releases refused")),
+                Err(e) => Err(format!("{e}")),
+            },
+        );
+        s.check_ok(
+            "echo-later-outlives-its-cap",
+            match waiting
+                .and_then(|t| rt.ring().wait(t))
+                .and_then(|c| c.into_result())
+            {
+                Ok(_) => Ok(()),
                 Err(e) => Err(format!("{e}")),
             },
         );

@@ -10,10 +10,9 @@
 extern crate alloc;
 
 use alloc::format;
-use alloc::vec::Vec;
+use capos_rt::api::SharedMemoryDemo;
 use capos_rt::{
-    prot, CallError, ClientEndpoint, Console, FrameAllocator, MemoryObject, Owned, Runtime,
-    SharedMemory, Timer,
+    prot, CallError, ClientEndpoint, Console, MemoryObject, Runtime, SharedMemory, Timer,
 };
 use core::sync::atomic::Ordering;
 
@@ -38,30 +37,21 @@ fn main(rt: &mut Runtime) -> i32 {
     };
     // The protocol promises a MemoryObject: adopting it as anything else
     // is refused (and releases it).
-    match shm.call_with_caps(SHARE, Vec::new(), &[]) {
-        Ok((_, mut caps)) if caps.len() == 1 => {
-            match Owned::<Timer>::adopt_checked(caps.remove(0).into_cap()) {
-                Err(CallError::Protocol(m)) => {
-                    say(&format!("shm-consumer: wrong-type adoption refused: {m}"))
-                }
-                Err(e) => say(&format!("shm-consumer: FAIL wrong-type adoption: {e}")),
-                Ok(_) => say("shm-consumer: FAIL adopted a MemoryObject as a Timer"),
+    let demo: SharedMemoryDemo = shm.protocol();
+    match demo.call_share(|_| {}, &[]) {
+        Ok(mut reply) => match reply.take_cap::<Timer>(0) {
+            Err(CallError::Protocol(m)) => {
+                say(&format!("shm-consumer: wrong-type adoption refused: {m}"))
             }
-        }
-        other => say(&format!("shm-consumer: FAIL share: {other:?}")),
+            Err(e) => say(&format!("shm-consumer: FAIL wrong-type adoption: {e}")),
+            Ok(_) => say("shm-consumer: FAIL adopted a MemoryObject as a Timer"),
+        },
+        Err(e) => say(&format!("shm-consumer: FAIL share: {e}")),
     }
-    let object = match shm.call_with_caps(SHARE, Vec::new(), &[]) {
-        Ok((_, mut caps)) if caps.len() == 1 => {
-            match Owned::<MemoryObject>::adopt_checked(caps.remove(0).into_cap()) {
-                Ok(o) => o,
-                Err(e) => {
-                    say(&format!("shm-consumer: FAIL adopt: {e}"));
-                    return 3;
-                }
-            }
-        }
-        other => {
-            say(&format!("shm-consumer: FAIL share: {other:?}"));
+    let object = match demo.share() {
+        Ok(o) => o,
+        Err(e) => {
+            say(&format!("shm-consumer: FAIL share: {e}"));
             return 3;
         }
     };
@@ -83,15 +73,18 @@ fn main(rt: &mut Runtime) -> i32 {
     ));
     shared.write(ANSWER_AT, ANSWER);
     shared.word(1).store(MAGIC, Ordering::Release);
-    match shm.call(CHECK, Vec::new()) {
-        Ok(r) if r == ANSWER => say("shm-consumer: the producer saw the answer"),
+    match demo.check() {
+        Ok(r) if r.as_bytes() == ANSWER => say("shm-consumer: the producer saw the answer"),
         other => say(&format!("shm-consumer: FAIL check: {other:?}")),
     }
     hostile_requests(&object, &shared, &say);
-    match shm.call_with_caps(REFUSED_RETURNS, Vec::new(), &[]) {
-        Ok((r, caps)) if caps.is_empty() => say(&format!(
-            "shm-consumer: after the refused RETURN: \"{}\", no caps",
-            core::str::from_utf8(&r).unwrap_or("?")
+    let refused = demo.call_refused_returns(|_| {}, &[]).and_then(|r| {
+        let note = r.get()?.get_note()?.to_string().unwrap_or_default();
+        Ok((note, r.caps_left()))
+    });
+    match refused {
+        Ok((note, 0)) => say(&format!(
+            "shm-consumer: after the refused RETURN: \"{note}\", no caps"
         )),
         other => say(&format!("shm-consumer: FAIL refused RETURN: {other:?}")),
     }
@@ -104,8 +97,8 @@ fn main(rt: &mut Runtime) -> i32 {
     } else {
         say(&format!("shm-consumer: FAIL after release: \"{again}\""));
     }
-    take_frame_allocator(&shm, &say);
-    match shm.call(DONE, Vec::new()) {
+    take_frame_allocator(&demo, &say);
+    match demo.done() {
         Ok(_) => 0,
         Err(e) => {
             say(&format!("shm-consumer: FAIL done: {e}"));
@@ -116,13 +109,8 @@ fn main(rt: &mut Runtime) -> i32 {
 
 /// Takes the producer's FrameAllocator (moved on RETURN) and uses it for a
 /// physically contiguous page of its own.
-fn take_frame_allocator(shm: &ClientEndpoint, say: &dyn Fn(&str)) {
-    let frames = match shm.call_with_caps(GIVE_FRAMES, Vec::new(), &[]) {
-        Ok((_, mut caps)) if caps.len() == 1 => {
-            Owned::<FrameAllocator>::adopt_checked(caps.remove(0).into_cap())
-        }
-        other => return say(&format!("shm-consumer: FAIL move: {other:?}")),
-    };
+fn take_frame_allocator(demo: &SharedMemoryDemo, say: &dyn Fn(&str)) {
+    let frames = demo.give_frames();
     let page = frames.and_then(|f| f.allocate(4, true)).and_then(|o| {
         let m = o.map_shared()?;
         m.word(0).store(7, Ordering::Relaxed);

@@ -1,25 +1,10 @@
-//! The shared-memory demo's protocol, used by both `shm-producer` and
-//! `shm-consumer` (the consumer includes this file).
-//!
-//! Endpoint methods: 0 returns the memory object (a copied result cap);
-//! 1 asks the producer to check the consumer's answer; 2 makes the
-//! producer try two RETURNs the kernel must refuse before answering; 4
-//! moves the producer's FrameAllocator to the caller; 3 ends the demo.
+//! The shared-memory demo's memory layout, used by both `shm-producer` and
+//! `shm-consumer` (the consumer includes this file). Their endpoint
+//! protocol is `SharedMemoryDemo` in `caps/schema/services.capnp`.
 //!
 //! Layout of the two shared pages: word 0 holds the length of the
 //! producer's message at `MESSAGE_AT`; the consumer writes its answer at
 //! `ANSWER_AT` and then sets word 1 to `MAGIC`.
-
-/// Method: get the memory object.
-pub const SHARE: u16 = 0;
-/// Method: check the consumer's answer.
-pub const CHECK: u16 = 1;
-/// Method: refused RETURNs, then an answer.
-pub const REFUSED_RETURNS: u16 = 2;
-/// Method: end the demo.
-pub const DONE: u16 = 3;
-/// Method: move the producer's FrameAllocator to the caller.
-pub const GIVE_FRAMES: u16 = 4;
 
 /// Pages in the shared object.
 pub const PAGES: u32 = 2;
