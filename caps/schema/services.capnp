@@ -79,17 +79,13 @@ interface Sleepers @0xf253ff1651ad2830 {
   # The sleepers parent's roll call (services/sleepers).
   join @0 () -> (index :UInt32, count :UInt32);
   # A child's index (spawn order) and how many children there are.
-  report @1 (results :List(SleeperResult)) -> ();
-  # Every child's result, gathered down the chain by the last child.
 }
 
-interface SleepChain @0xf565d208d07278bf {
-  # Served by each sleepers child on its own endpoint, to the child spawned
-  # after it.
+interface Sleeper @0xf565d208d07278bf {
+  # Served by each sleepers child on its own endpoint, to the parent.
   go @0 (base :UInt64) -> ();
-  # The common base time of every child's deadlines (ns, monotonic clock);
-  # the child passes it on to the child spawned before it, then sleeps.
-  collect @1 () -> (results :List(SleeperResult));
-  # Once its sleeps are done: its own result and those of every child
-  # spawned before it (which it collected the same way).
+  # The common base time of every child's deadlines (ns, monotonic clock).
+  # The child answers, then makes its sleeps.
+  result @1 () -> (result :SleeperResult);
+  # What the child saw, once its sleeps are done; it exits after answering.
 }

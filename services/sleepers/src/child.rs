@@ -1,23 +1,20 @@
 //! A child: joins the roll call, waits for the base time on its own
-//! endpoint (`go`), passes it down the chain, sleeps and checks the
-//! completions; then gathers the results of the children before it
-//! (`collect` on the next child down), adds its own, and hands them up to
-//! the child after it, or, as the last child, reports them all to the
-//! parent. Every endpoint on the chain holds at most one call at a time.
+//! endpoint (`go`), sleeps and checks the completions, then answers the
+//! parent's `result` and exits.
 
 use crate::{SLEEPS, STEP_NS};
 use alloc::vec::Vec;
-use capos_rt::api::{SleepChain, Sleepers};
+use capos_rt::api::Sleepers;
 use capos_rt::capnp::message::Builder;
-use capos_rt::caps::api::sleep_chain::{dispatch, Server, GO};
+use capos_rt::caps::api::sleeper::{dispatch, Server};
 use capos_rt::caps::exception::CapException;
 use capos_rt::caps::schema::capos_capnp::timer;
-use capos_rt::caps::schema::services_capnp::{sleep_chain, sleeper_result};
+use capos_rt::caps::schema::services_capnp::{sleeper, sleeper_result};
 use capos_rt::ring::CqeStatus;
 use capos_rt::{
     capnp, wire, Answer, CallError, ClientEndpoint, Endpoint, Interface, Runtime, ServerCall, Timer,
 };
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 
 /// What one child saw (a `SleeperResult`).
 #[derive(Clone, Copy)]
@@ -37,7 +34,7 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// Reads one list element.
+    /// Reads a `SleeperResult`.
     pub fn read(r: sleeper_result::Reader<'_>) -> Self {
         Seen {
             index: r.get_index(),
@@ -49,7 +46,7 @@ impl Seen {
         }
     }
 
-    /// Writes one list element.
+    /// Writes a `SleeperResult`.
     pub fn write(&self, mut w: sleeper_result::Builder<'_>) {
         w.set_index(self.index);
         w.set_pid(self.pid);
@@ -60,46 +57,44 @@ impl Seen {
     }
 }
 
-/// Serves the chain: takes the base from `go`, hands out the gathered
-/// results on `collect` once they exist.
-struct Chain {
+/// Serves the parent: takes the base from `go`, answers `result` once the
+/// sleeps are done.
+struct Child {
     base: Cell<Option<u64>>,
-    results: RefCell<Option<Vec<Seen>>>,
+    seen: Cell<Option<Seen>>,
 }
 
-impl Server<ServerCall> for Chain {
-    fn go(&self, cx: &mut ServerCall, p: sleep_chain::go_params::Reader<'_>) -> Answer {
+impl Server<ServerCall> for Child {
+    fn go(&self, cx: &mut ServerCall, p: sleeper::go_params::Reader<'_>) -> Answer {
         self.base.set(Some(p.get_base()));
         cx.empty()
     }
 
-    fn collect(&self, cx: &mut ServerCall) -> Answer {
-        let Some(results) = self.results.borrow_mut().take() else {
-            return Answer::Exception(CapException::failed("no results yet"));
+    fn result(&self, cx: &mut ServerCall) -> Answer {
+        let Some(seen) = self.seen.get() else {
+            return Answer::Exception(CapException::failed("the sleeps are not done"));
         };
         let mut out = Builder::new_default();
-        let mut list = out
-            .init_root::<sleep_chain::collect_results::Builder>()
-            .init_results(results.len() as u32);
-        for (i, s) in results.iter().enumerate() {
-            s.write(list.reborrow().get(i as u32));
-        }
+        seen.write(
+            out.init_root::<sleeper::result_results::Builder>()
+                .init_result(),
+        );
         cx.result(&out)
     }
 }
 
-/// Receives one call on the chain endpoint and answers it.
-fn serve_one(chain: &Endpoint, server: &Chain) -> Result<(), CallError> {
-    let mut call = chain.recv(8192)?;
+/// Receives one call on the child's endpoint and answers it.
+fn serve_one(own: &Endpoint, child: &Child) -> Result<(), CallError> {
+    let mut call = own.recv(256)?;
     let params = call.aligned_params();
     let mut cx = call.context();
     let answer = dispatch(
-        server,
+        child,
         &mut cx,
         call.method_id,
         &capnp::Word::words_to_bytes(&params)[..call.params.len()],
     );
-    chain.answer(call.call_id, answer)
+    own.answer(call.call_id, answer)
 }
 
 /// Runs a child.
@@ -107,19 +102,34 @@ pub fn run(rt: &Runtime, say: &dyn Fn(&str)) -> i32 {
     let caps = (
         rt.cap::<Timer>("timer"),
         rt.cap::<ClientEndpoint>("roster"),
-        rt.cap::<Endpoint>("chain"),
+        rt.cap::<Endpoint>("own"),
     );
-    let (Ok(timer), Ok(roster), Ok(chain)) = caps else {
-        say("sleepers: FAIL a child is missing caps (timer, roster, chain)");
+    let (Ok(timer), Ok(roster), Ok(own)) = caps else {
+        say("sleepers: FAIL a child is missing caps (timer, roster, own)");
         return 2;
     };
-    let next: Option<SleepChain> = rt.cap::<ClientEndpoint>("next").ok().map(|n| n.protocol());
-    let roll: Sleepers = roster.protocol();
-    let server = Chain {
+    let child = Child {
         base: Cell::new(None),
-        results: RefCell::new(None),
+        seen: Cell::new(None),
     };
-    match child(rt, &timer, &roll, &chain, &server, next.as_ref()) {
+    let run = || -> Result<(), CallError> {
+        let roll: Sleepers = roster.protocol();
+        let joined = roll.call_join(|_| {}, &[])?;
+        let (index, count) = {
+            let r = joined.get()?;
+            (r.get_index(), r.get_count())
+        };
+        serve_one(&own, &child)?;
+        let base = child
+            .base
+            .get()
+            .ok_or(CallError::Protocol("no base in go"))?;
+        let mut seen = sleep(rt, &timer, base, index, count)?;
+        seen.pid = rt.pid() as u32;
+        child.seen.set(Some(seen));
+        serve_one(&own, &child)
+    };
+    match run() {
         Ok(()) => 0,
         Err(e) => {
             say(&alloc::format!(
@@ -131,54 +141,6 @@ pub fn run(rt: &Runtime, say: &dyn Fn(&str)) -> i32 {
     }
 }
 
-fn child(
-    rt: &Runtime,
-    timer: &Timer,
-    roll: &Sleepers,
-    chain: &Endpoint,
-    server: &Chain,
-    next: Option<&SleepChain>,
-) -> Result<(), CallError> {
-    let joined = roll.call_join(|_| {}, &[])?;
-    let (index, count) = {
-        let r = joined.get()?;
-        (r.get_index(), r.get_count())
-    };
-    // The base arrives on this child's own endpoint.
-    serve_one(chain, server)?;
-    let base = server
-        .base
-        .get()
-        .ok_or(CallError::Protocol("no base in go"))?;
-    let mut seen = sleep(rt, timer, base, index, count, next)?;
-    seen.pid = rt.pid() as u32;
-    // Everything gathered below this child, then its own result.
-    let mut results = match next {
-        Some(n) => {
-            let reply = n.call_collect(|_| {}, &[])?;
-            let list = reply.get()?.get_results()?;
-            list.iter().map(Seen::read).collect()
-        }
-        None => Vec::new(),
-    };
-    results.push(seen);
-    if index + 1 == count {
-        roll.call_report(
-            |p| {
-                let mut list = p.init_results(results.len() as u32);
-                for (i, s) in results.iter().enumerate() {
-                    s.write(list.reborrow().get(i as u32));
-                }
-            },
-            &[],
-        )?;
-    } else {
-        *server.results.borrow_mut() = Some(results);
-        serve_one(chain, server)?;
-    }
-    Ok(())
-}
-
 /// The parameters of `Timer.sleepUntil(deadline)`.
 fn sleep_until(deadline: u64) -> Vec<u8> {
     let mut m = Builder::new_default();
@@ -187,26 +149,15 @@ fn sleep_until(deadline: u64) -> Vec<u8> {
     wire::to_bytes(&m)
 }
 
-/// Passes the base on, makes the sleeps (all in one `cap_enter`) and
-/// checks their completions.
+/// Makes the sleeps (all in one `cap_enter`) and checks their completions.
 fn sleep(
     rt: &Runtime,
     timer: &Timer,
     base: u64,
     index: u32,
     count: u32,
-    next: Option<&SleepChain>,
 ) -> Result<Seen, CallError> {
     let ring = rt.ring();
-    let forward = match next {
-        Some(n) => {
-            let mut m = Builder::new_default();
-            m.init_root::<sleep_chain::go_params::Builder>()
-                .set_base(base);
-            Some(ring.submit(n.cap().id(), GO, wire::to_bytes(&m), 64)?)
-        }
-        None => None,
-    };
     let deadlines: Vec<u64> = (0..u64::from(SLEEPS))
         .map(|i| base + (i * u64::from(count) + u64::from(index)) * STEP_NS)
         .collect();
@@ -239,9 +190,6 @@ fn sleep(
     }
     order.sort_unstable();
     let in_order = order.windows(2).all(|w| w[0].1 < w[1].1);
-    if let Some(f) = forward {
-        ring.wait(f)?.into_result()?;
-    }
     Ok(Seen {
         index,
         pid: 0,

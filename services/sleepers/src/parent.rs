@@ -1,41 +1,29 @@
 //! The parent: spawns the children one at a time, serving each one's
 //! `join` before spawning the next (so at most one call waits on its
-//! endpoint while it spawns), starts the chain with the base time, and
-//! collects the reports.
-//!
-//! The results come back as one `report` from the last child, which
-//! gathered them down the chain: had every child called the parent, the
-//! reports (all made within [`CHILDREN`] ms of each other) would overrun
-//! the 16 queued and 16 delivered calls its endpoint may hold whenever the
-//! parent is slow to run.
+//! endpoint while it spawns), keeps a handle and a client facet of each,
+//! starts them all with one `go` each (submitted together), then asks each
+//! for its result in turn and waits for its exit.
 
 use crate::child::Seen;
 use crate::{CHILDREN, MARGIN_NS, SLEEPS};
 use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
-use capos_rt::api::SleepChain;
+use capos_rt::api::Sleeper;
 use capos_rt::capnp::message::Builder;
+use capos_rt::caps::api::sleeper::GO;
 use capos_rt::caps::api::sleepers::{dispatch, Server};
 use capos_rt::caps::exception::CapException;
 use capos_rt::caps::manifest::KernelKind;
-use capos_rt::caps::schema::services_capnp::sleepers;
+use capos_rt::caps::schema::services_capnp::{sleeper, sleepers};
 use capos_rt::{
-    capnp, Answer, CallError, ClientEndpoint, Endpoint, GrantSpec, Interface, Owned,
-    ProcessSpawner, Runtime, ServerCall, Timer,
+    capnp, wire, Answer, CallError, ClientEndpoint, Endpoint, GrantSpec, Interface, Owned,
+    ProcessHandle, ProcessSpawner, Runtime, ServerCall, Timer,
 };
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 
-/// The roll call's state.
+/// The roll call: the next index to hand out.
 struct Roll {
     joined: Cell<u32>,
-    reported: Cell<u32>,
-    sleeps: Cell<u32>,
-    all_in_order: Cell<bool>,
-    early: Cell<u32>,
-    late: Cell<u32>,
-    /// One line per report, by child index.
-    lines: RefCell<Vec<(u32, String)>>,
 }
 
 impl Server<ServerCall> for Roll {
@@ -51,39 +39,11 @@ impl Server<ServerCall> for Roll {
         r.set_count(CHILDREN);
         cx.result(&out)
     }
-
-    fn report(&self, cx: &mut ServerCall, p: sleepers::report_params::Reader<'_>) -> Answer {
-        let results = match p.get_results() {
-            Ok(r) => r,
-            Err(e) => return Answer::Exception(CapException::failed(format!("{e}"))),
-        };
-        for r in results.iter() {
-            let s = Seen::read(r);
-            self.lines.borrow_mut().push((
-                s.index,
-                format!(
-                    "sleepers: child {} (pid {}): {} sleeps, in deadline order: {}, early {}, late {}",
-                    s.index,
-                    s.pid,
-                    s.sleeps,
-                    if s.in_order { "yes" } else { "no" },
-                    s.early,
-                    s.late
-                ),
-            ));
-            self.reported.set(self.reported.get() + 1);
-            self.sleeps.set(self.sleeps.get() + s.sleeps);
-            self.all_in_order.set(self.all_in_order.get() && s.in_order);
-            self.early.set(self.early.get() + s.early);
-            self.late.set(self.late.get() + s.late);
-        }
-        cx.empty()
-    }
 }
 
 /// Receives one call on the roster and answers it.
 fn serve_one(roster: &Endpoint, roll: &Roll) -> Result<(), CallError> {
-    let mut call = roster.recv(8192)?;
+    let mut call = roster.recv(256)?;
     let params = call.aligned_params();
     let mut cx = call.context();
     let answer = dispatch(
@@ -106,31 +66,28 @@ pub fn run(rt: &Runtime, say: &dyn Fn(&str)) -> i32 {
         say("sleepers: FAIL missing caps (timer, spawner, roster)");
         return 2;
     };
-    let roll = Roll {
-        joined: Cell::new(0),
-        reported: Cell::new(0),
-        sleeps: Cell::new(0),
-        all_in_order: Cell::new(true),
-        early: Cell::new(0),
-        late: Cell::new(0),
-        lines: RefCell::new(Vec::new()),
-    };
-    let result = spawn_and_collect(&timer, &spawner, &roster, &roll, say);
-    let mut lines = roll.lines.take();
-    lines.sort_unstable_by_key(|(i, _)| *i);
-    for (_, line) in &lines {
-        say(line);
-    }
-    match result {
-        Ok(()) => {
+    match run_children(rt, &timer, &spawner, &roster, say) {
+        Ok(results) => {
+            for s in &results {
+                say(&format!(
+                    "sleepers: child {} (pid {}): {} sleeps, in deadline order: {}, early {}, late {}",
+                    s.index,
+                    s.pid,
+                    s.sleeps,
+                    if s.in_order { "yes" } else { "no" },
+                    s.early,
+                    s.late
+                ));
+            }
+            let sum = |f: fn(&Seen) -> u32| results.iter().map(f).sum::<u32>();
             say(&format!(
                 "sleepers: {} children reported {} of {} sleeps completed; all in deadline order: {}, early {}, late {}",
-                roll.reported.get(),
-                roll.sleeps.get(),
+                results.len(),
+                sum(|s| s.sleeps),
                 CHILDREN * SLEEPS,
-                if roll.all_in_order.get() { "yes" } else { "no" },
-                roll.early.get(),
-                roll.late.get()
+                if results.iter().all(|s| s.in_order) { "yes" } else { "no" },
+                sum(|s| s.early),
+                sum(|s| s.late)
             ));
             0
         }
@@ -141,20 +98,28 @@ pub fn run(rt: &Runtime, say: &dyn Fn(&str)) -> i32 {
     }
 }
 
-fn spawn_and_collect(
+/// The parameters of `Sleeper.go(base)`.
+fn go_params(base: u64) -> Vec<u8> {
+    let mut m = Builder::new_default();
+    m.init_root::<sleeper::go_params::Builder>().set_base(base);
+    wire::to_bytes(&m)
+}
+
+fn run_children(
+    rt: &Runtime,
     timer: &Timer,
     spawner: &ProcessSpawner,
     roster: &Endpoint,
-    roll: &Roll,
     say: &dyn Fn(&str),
-) -> Result<(), CallError> {
+) -> Result<Vec<Seen>, CallError> {
+    let roll = Roll {
+        joined: Cell::new(0),
+    };
     let roster_facet = roster.client_facet()?;
     let started = timer.now()?;
-    // The facet of the child spawned last: the next child gets a copy.
-    let mut last: Option<Owned<ClientEndpoint>> = None;
+    let mut children: Vec<(Owned<ProcessHandle>, Owned<ClientEndpoint>)> = Vec::new();
     for k in 0..CHILDREN {
-        let name = format!("sleeper-{k}");
-        let mut grants = alloc::vec![
+        let grants = [
             GrantSpec::Kernel {
                 name: "console",
                 kind: KernelKind::Console,
@@ -168,29 +133,22 @@ fn spawn_and_collect(
                 cap: roster_facet.cap(),
             },
             GrantSpec::Kernel {
-                name: "chain",
+                name: "own",
                 kind: KernelKind::Endpoint,
             },
         ];
-        if let Some(prev) = &last {
-            grants.push(GrantSpec::Copy {
-                name: "next",
-                cap: prev.cap(),
-            });
-        }
-        let spawned = spawner.spawn_with(&name, "sleepers", &grants)?;
-        // The report says when the children are done; their handles are
-        // not kept (the table could not hold them all).
-        drop(spawned.handle);
-        last = spawned
+        let spawned = spawner.spawn_with(&format!("sleeper-{k}"), "sleepers", &grants)?;
+        let facet = spawned
             .facets
             .into_iter()
-            .find(|(g, _)| g == "chain")
-            .map(|(_, f)| f);
+            .find(|(g, _)| g == "own")
+            .map(|(_, f)| f)
+            .ok_or(CallError::Protocol("no facet of the child's endpoint"))?;
+        children.push((spawned.handle, facet));
         // Its join, before the next child starts.
-        serve_one(roster, roll)?;
+        serve_one(roster, &roll)?;
     }
-    // The chain takes guest time in proportion to the spawns (both are
+    // Sending `go` takes guest time in proportion to the spawns (both are
     // CPU-bound work under emulation), so the margin grows with them.
     let now = timer.now()?;
     let spawning = now - started;
@@ -200,9 +158,25 @@ fn spawn_and_collect(
         spawning / 1_000_000,
         margin / 1_000_000
     ));
-    let last = last.ok_or(CallError::Protocol("no chain facet"))?;
-    let chain: SleepChain = last.protocol();
-    chain.go(now + margin)?;
-    // The last child reports every child's result.
-    serve_one(roster, roll)
+    let ring = rt.ring();
+    let base = now + margin;
+    let go = children
+        .iter()
+        .map(|(_, f)| ring.submit(f.cap().id(), GO, go_params(base), 64))
+        .collect::<Result<Vec<_>, _>>()?;
+    for t in go {
+        ring.wait(t)?.into_result()?;
+    }
+    let mut results = Vec::new();
+    for (_, facet) in &children {
+        let child: Sleeper = facet.protocol();
+        let reply = child.call_result(|_| {}, &[])?;
+        results.push(Seen::read(reply.get()?.get_result()?));
+    }
+    for (handle, _) in &children {
+        if handle.wait()? != 0 {
+            return Err(CallError::Protocol("a child exited with a non-zero code"));
+        }
+    }
+    Ok(results)
 }
