@@ -385,7 +385,7 @@ default_case() {
         "init: service shm-producer exited with code 0" "init: service shm-consumer exited with code 0" \
         "init: service echo-server exited with code 0" "init: service echo-client exited with code 0" \
         "init: service timer-demo exited with code 0" \
-        "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \
+        "proc: all processes exited; frames held by processes 0;" "timers: 0 pending;" "test: all processes exited" \
         "NOT:FAIL|not started|could not start|EXCEPTION|PANIC"
 }
 default_case tcg-default-smp1 1
@@ -500,6 +500,60 @@ leak_case() {
 }
 leak_case tcg-leak-smp1 1
 leak_case tcg-leak-smp4 4
+# Self-abuse (manifests/abuse.capnp): a process releases and moves the owner
+# side of its own endpoints with its own CALLs and RECVs pending on them
+# (each in one cap_enter), and more abuse of its own caps; a victim is
+# killed with 8 long sleeps and 16 queued calls waiting, which the kernel
+# cancels (and counts), giving the owner its quota back and leaving no
+# timer behind.
+abuse_case() {
+    local name=$1 smp=$2
+    selected "$name" || return 0
+    run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest abuse -- \
+        "init: started service keeper \(pid [0-9]+\)" "init: started service self-abuse \(pid [0-9]+\)" \
+        "init: started service victim \(pid [0-9]+\)" \
+        "self-abuse victim: 8 sleeps of an hour and 16 calls on the unserved sink are waiting" \
+        "self-abuse victim: faulting with 24 operations waiting" \
+        'proc: pid [0-9]+ \(victim\) killed: page fault \(vector 14\)' \
+        'proc: pid [0-9]+ \(victim\) had 24 operations waiting; cancelled' \
+        'COUNT1:operations waiting; cancelled' \
+        "self-abuse: 2 the sink full of the victim's calls: one more QUOTA; the victim gone \(its notice call CANCELLED\); then 16 calls of its own on the sink: 16 queued, 0 refused \(QUOTA\), 16 answered in order" \
+        "self-abuse: 1a released its endpoint owner in one cap_enter \(true\) behind its own RECV#1, CALL and RECV#2: RECV#1 ok, CALL CANCELLED, RECV#2 CANCELLED, RELEASE ok; CQ order .*; then a CALL on its facet: CANCELLED, a RECV on the released id: BAD_CAP" \
+        "self-abuse keeper: holds the endpoint owner moved to it by pid [0-9]+" \
+        "self-abuse keeper: served a call from pid [0-9]+ on the moved endpoint" \
+        'self-abuse: 1b moved its endpoint owner to the keeper \(ok\) behind its own calls \(RECV#1 ok, CALL pending, RECV#2 pending\): the unanswered CALL CANCELLED, RECV#2 CANCELLED; its old id: RETURN BAD_CAP, RECV BAD_CAP; its next CALL answered "kept:after the move"' \
+        "self-abuse: 1c released its endpoint owner in one cap_enter behind two of its own queued CALLs: CALL CANCELLED, CALL with a moved timer CANCELLED, RELEASE ok; the timer is still its own: true; a later CALL: CANCELLED" \
+        "self-abuse: 1d released a facet twice in one cap_enter behind its own queued CALL: RELEASE ok, RELEASE BAD_CAP; the CALL was answered; released the owner twice in one cap_enter behind its own RECV: RECV CANCELLED, RELEASE ok, RELEASE BAD_CAP" \
+        "self-abuse: 1d moved its endpoint owner to itself through its own endpoint: delivered with a new owner id \(true\); the old id: RECV BAD_CAP; the RECV made before the move took the next CALL: ok; RETURNs through the new id ok, ok; the CALLs got ok, ok; RELEASE of the new id ok, of the facet ok" \
+        "self-abuse: 1d RETURN of its call id on another endpoint it owns: BAD_CALL_ID; the same call id RETURNed twice in one cap_enter: RETURN ok, RETURN BAD_CALL_ID; the caller got the first answer" \
+        "self-abuse: 1d a CALL whose parameters are its own ring \([0-9]+ bytes\), received by its own RECV: RECV ok with [0-9]+ bytes of its ring \(magic intact: true\), RETURN ok, CALL ok; a CALL whose result buffer is its parameter buffer: refused by the runtime \(UnsafeBuffer\)" \
+        "self-abuse: 1d a queued CALL whose parameters it unmapped before receiving it: BAD_ADDRESS; the same RECV took its next CALL, which completed ok" \
+        "self-abuse: the keeper quit \(ok\); a CALL on the moved endpoint's facet: CANCELLED" \
+        "self-abuse: done" "init: service keeper exited with code 0" "init: service self-abuse exited with code 0" \
+        "init: service victim exited with code 142" "init: done" \
+        "proc: all processes exited; frames held by processes 0;" "timers: 0 pending;" "test: all processes exited" \
+        "NOT:FAIL|not started|could not start|EXCEPTION|PANIC"
+}
+abuse_case tcg-abuse-smp1 1
+abuse_case tcg-abuse-smp4 4
+# 1,000 sleeps across processes (manifests/sleepers.capnp): 63 children keep
+# 1,008 sleeps pending at once, interleaved by deadline across processes;
+# each child's complete in deadline order and none early, and the kernel's
+# own check agrees.
+sleepers_case() {
+    local name=$1 smp=$2
+    selected "$name" || return 0
+    run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest sleepers -- \
+        "sleepers: spawned 63 children in [0-9]+ ms; every one joined" \
+        "COUNT63:sleepers: child [0-9]+ \(pid [0-9]+\): 16 sleeps, in deadline order: yes, early 0, late 0" \
+        "sleepers: 63 children reported 1008 of 1008 sleeps completed; all in deadline order: yes, early 0, late 0" \
+        "proc: all processes exited; frames held by processes 0;" \
+        "timers: 0 pending; 1008 fired, at most (1[0-9]{3}|[2-9][0-9]{3}) pending at once, in deadline order: yes" \
+        "test: all processes exited" \
+        "NOT:FAIL|EXCEPTION|PANIC|in deadline order: no"
+}
+sleepers_case tcg-sleepers-smp1 1
+sleepers_case tcg-sleepers-smp4 4
 if selected no-long-mode; then
     run_case no-long-mode tcg bios 1 "test=boot" stopped --cpu qemu32 \
         --stop-on "does not support 64-bit long mode" -- \

@@ -35,3 +35,57 @@ interface SharedMemoryDemo @0x9c9e36a5ed2f6b45 {
   giveFrames @4 () -> (frames :UInt16 $C.resultCap("FrameAllocator"));
   # Moves the producer's FrameAllocator to the caller.
 }
+
+interface Keeper @0xda89b528f4e19098 {
+  # The self-abuse keeper (services/self-abuse in its keeper role): a
+  # second process that takes over an endpoint's owner side moved to it.
+  keep @0 () -> ();
+  # The caller moves an endpoint's owner side with the call. The keeper
+  # answers, then serves exactly one call on that endpoint (answering
+  # "kept:" followed by the parameters) and holds it until `quit`.
+  quit @1 () -> ();
+  # Answers, releases what it holds, and exits.
+}
+
+interface Watch @0xc6cd61bad6a31e85 {
+  # Served by self-abuse to the victim of its kill case.
+  watch @0 () -> ();
+  # The caller sends a client facet of an endpoint it owns and never
+  # serves. Self-abuse calls that facet; the call completes CANCELLED when
+  # the caller has exited (its endpoint closes with it).
+  full @1 () -> ();
+  # The caller's calls now fill self-abuse's `sink`; answered once
+  # self-abuse has seen its own call refused there.
+}
+
+struct SleeperResult @0xf242e03137ffb6d2 {
+  # What one sleepers child saw.
+  index @0 :UInt32;
+  # Its index (spawn order).
+  pid @1 :UInt32;
+  # Its pid.
+  sleeps @2 :UInt32;
+  # Sleeps that completed successfully.
+  inOrder @3 :Bool;
+  # Whether they completed in deadline order (by their position in its
+  # completion queue).
+  early @4 :UInt32;
+  # Sleeps that completed before their deadline.
+  late @5 :UInt32;
+  # Deadlines that had passed before all its sleeps were submitted.
+}
+
+interface Sleepers @0xf253ff1651ad2830 {
+  # The sleepers parent's roll call (services/sleepers).
+  join @0 () -> (index :UInt32, count :UInt32);
+  # A child's index (spawn order) and how many children there are.
+}
+
+interface Sleeper @0xf565d208d07278bf {
+  # Served by each sleepers child on its own endpoint, to the parent.
+  go @0 (base :UInt64) -> ();
+  # The common base time of every child's deadlines (ns, monotonic clock).
+  # The child answers, then makes its sleeps.
+  result @1 () -> (result :SleeperResult);
+  # What the child saw, once its sleeps are done; it exits after answering.
+}

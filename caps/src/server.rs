@@ -40,9 +40,17 @@
 //! struct Pinger;
 //! impl Server<Cx> for Pinger {
 //!     fn ping(&self, _: &mut Cx) -> &'static str { "pong" }
+//!     fn counters(&self, _: &mut Cx) -> &'static str { "counted" }
+//!     fn echo_later(
+//!         &self,
+//!         _: &mut Cx,
+//!         _: capos_caps::schema::capos_capnp::null::echo_later_params::Reader<'_>,
+//!     ) -> &'static str {
+//!         "later"
+//!     }
 //! }
 //! assert_eq!(dispatch(&Pinger, &mut Cx, PING, &[]), "pong");
-//! assert_eq!(dispatch(&Pinger, &mut Cx, PING + 1, &[]), "none");
+//! assert_eq!(dispatch(&Pinger, &mut Cx, u16::MAX, &[]), "none");
 //! ```
 
 use capnp::message::{Reader, ReaderOptions};

@@ -259,8 +259,9 @@ impl Ring {
         self.cq_tail.store(cq.poster.tail(), Ordering::Release);
     }
 
-    /// Cancels every parked completion on its queue (the process is gone).
-    pub fn cancel_parked(&self) {
+    /// Cancels every parked completion on its queue (the process is gone);
+    /// returns how many there were.
+    pub fn cancel_parked(&self) -> usize {
         let taken: [Option<(ParkKey, Queue)>; CQ_ENTRIES] = {
             let mut cq = self.cq.lock();
             let p = &mut cq.parked;
@@ -273,9 +274,12 @@ impl Ring {
                 p.queues[slot].take().map(|q| (key, q))
             })
         };
+        let mut count = 0;
         for (key, queue) in taken.into_iter().flatten() {
             queue.cancel(key);
+            count += 1;
         }
+        count
     }
 
     /// Completions posted and not yet reaped by the process.

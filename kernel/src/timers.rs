@@ -10,12 +10,17 @@
 //! sleeps complete in deadline order (ties in the order they were made).
 //! Lock order: a thread's state lock → `HEAP`; nothing is posted or woken
 //! with `HEAP` held.
+//!
+//! The heap keeps a check on itself ([`FiringOrder`]): events fired, the
+//! most pending at once, and whether they fired in deadline order; the
+//! end-of-boot report prints them ([`stats`]).
 
 use crate::objects::Completion;
 use crate::sched::{self, Thread};
 use crate::sync::IrqLock;
 use alloc::sync::Weak;
 use capos_caps::ledger::Reservation;
+use capos_kcore::firing::FiringOrder;
 use capos_kcore::timerheap::{TimerHeap, TimerKey};
 use capos_ring::Cqe;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -38,43 +43,83 @@ pub enum Event {
     Wake(Weak<Thread>),
 }
 
-static HEAP: IrqLock<TimerHeap<Event>> = IrqLock::new(TimerHeap::new());
+/// The heap, and its check on itself.
+struct Timers {
+    /// Events, each with the floor [`FiringOrder::added`] gave it.
+    heap: TimerHeap<(u64, Event)>,
+    order: FiringOrder,
+}
+
+static HEAP: IrqLock<Timers> = IrqLock::new(Timers {
+    heap: TimerHeap::new(),
+    order: FiringOrder::new(),
+});
 static EXPIRING: AtomicBool = AtomicBool::new(false);
 
 /// Adds `event` at `deadline` (ns on the monotonic clock).
 pub fn add(deadline: u64, event: Event) -> TimerKey {
-    let mut heap = HEAP.lock();
-    heap.reserve(1);
-    heap.insert(deadline, event)
+    let mut guard = HEAP.lock();
+    let t = &mut *guard;
+    t.heap.reserve(1);
+    let floor = t.order.added(t.heap.len() + 1);
+    t.heap.insert(deadline, (floor, event))
 }
 
 /// Removes the event `key` names, if it has not fired. The event is
 /// dropped after the lock is released (dropping a sleep completes it as
 /// `CANCELLED`).
 pub fn remove(key: TimerKey) -> Option<Event> {
-    HEAP.lock().remove(key)
+    HEAP.lock().heap.remove(key).map(|(_, e)| e)
+}
+
+/// Takes the earliest event due at `now`, noting it as fired.
+fn pop_due(now: u64) -> Option<Event> {
+    let mut guard = HEAP.lock();
+    let t = &mut *guard;
+    let (deadline, (floor, event)) = t.heap.pop_due(now)?;
+    t.order.fired(deadline, floor);
+    Some(event)
+}
+
+/// The timers' counters at one moment.
+pub struct Stats {
+    /// Events pending now.
+    pub pending: usize,
+    /// Events fired since boot.
+    pub fired: u64,
+    /// The most events pending at once.
+    pub peak: usize,
+    /// Whether every event fired in deadline order.
+    pub in_order: bool,
+}
+
+/// The timers' counters (for the end-of-boot report).
+pub fn stats() -> Stats {
+    let t = HEAP.lock();
+    Stats {
+        pending: t.heap.len(),
+        fired: t.order.fired_count(),
+        peak: t.order.peak(),
+        in_order: t.order.in_order(),
+    }
 }
 
 /// Fires every event due at `now` (from the timer tick).
 pub fn expire(now: u64) {
-    if HEAP.lock().next_deadline().is_none_or(|d| d > now) {
+    if HEAP.lock().heap.next_deadline().is_none_or(|d| d > now) {
         return;
     }
     if EXPIRING.swap(true, Ordering::Acquire) {
         return;
     }
     loop {
-        let due = HEAP.lock().pop_due(now);
-        match due {
+        match pop_due(now) {
             None => break,
-            Some((
-                _,
-                Event::Complete {
-                    completion,
-                    result,
-                    charge,
-                },
-            )) => {
+            Some(Event::Complete {
+                completion,
+                result,
+                charge,
+            }) => {
                 completion.finish(false, |thread, user_data, buf| {
                     if result.is_empty() {
                         return Cqe::success(user_data, 0);
@@ -86,7 +131,7 @@ pub fn expire(now: u64) {
                 });
                 drop(charge);
             }
-            Some((_, Event::Wake(thread))) => {
+            Some(Event::Wake(thread)) => {
                 if let Some(t) = thread.upgrade() {
                     sched::wake(&t);
                     sched::release_thread(t);

@@ -1,6 +1,6 @@
 //! Host-testable kernel core logic: frame allocator, ACPI/MADT parsing, boot
-//! checks, TLB shoot-down bookkeeping, the timer heap, the lock-order
-//! validator.
+//! checks, TLB shoot-down bookkeeping, the timer heap and its firing-order
+//! check, the lock-order validator.
 //!
 //! Everything here is pure logic over plain data: it builds for the host (so
 //! `cargo test` exercises it directly) and for `x86_64-unknown-none` (where the
@@ -21,6 +21,7 @@ pub mod bootcheck;
 pub mod clock;
 pub mod cmdline;
 pub mod elf;
+pub mod firing;
 pub mod frame;
 pub mod lockdep;
 pub mod memmap;

@@ -312,7 +312,14 @@ fn load_image(aspace: &AddressSpace, bytes: &[u8], image: &ElfImage) -> Result<(
 pub fn report_exit(process: Arc<Process>) {
     // Whatever it still waits for is cancelled on its queues: no waiter
     // and no charge outlives it.
-    process.ring.cancel_parked();
+    let cancelled = process.ring.cancel_parked();
+    if cancelled > 0 {
+        crate::info!(
+            "proc: pid {} ({}) had {cancelled} operations waiting; cancelled",
+            process.pid,
+            process.name
+        );
+    }
     // Idle CPUs may still have its page tables loaded: switch them away
     // here, with no lock held, before the tables can be freed.
     process.aspace.release_cpus();
@@ -339,6 +346,14 @@ pub fn report_all_exited() {
         aspace::frames_held(),
         stats.free,
         FREE_BEFORE.load(Ordering::Relaxed)
+    );
+    let t = crate::timers::stats();
+    crate::info!(
+        "timers: {} pending; {} fired, at most {} pending at once, in deadline order: {}",
+        t.pending,
+        t.fired,
+        t.peak,
+        if t.in_order { "yes" } else { "no" }
     );
     let k = stack::stats();
     crate::info!(
