@@ -17,6 +17,11 @@ FEATURES      :=
 # in its own target directory so neither build invalidates the other.
 TEST_KERNEL_DIR := target/kernel-lockdep
 TEST_KERNEL   := $(BUILD)/capos-kernel-lockdep
+# The kernel `make bench` boots a second time to report the longest
+# interrupts-off stretch (measuring it costs instructions on every lock, so
+# the path-length figures come from the plain kernel).
+IRQOFF_KERNEL_DIR := target/kernel-irqoff
+IRQOFF_KERNEL := $(BUILD)/capos-kernel-irqoff
 ISO           := $(BUILD)/capos.iso
 HOST_DIR      := target/host
 LOOM_DIR      := target/loom
@@ -28,7 +33,7 @@ SERVICE_RUSTFLAGS = -C relocation-model=static -C link-arg=-T$(CURDIR)/rt/link.l
 NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 
 
-.PHONY: setup kernel kernel-lockdep services manifests iso run run-uefi test test-host test-loom check-manifests check-dispatch smoke bench pathprof fmt fmt-check lint clean
+.PHONY: setup kernel kernel-lockdep kernel-irqoff services manifests iso run run-uefi test test-host test-loom check-manifests check-dispatch smoke bench pathprof fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
 SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test
@@ -51,9 +56,16 @@ kernel: setup
 ## kernel-lockdep: the smoke kernel, with the lock-order validator (build/capos-kernel-lockdep)
 kernel-lockdep: setup
 	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(TEST_KERNEL_DIR) \
-	    cargo build --release -p capos-kernel --target $(TARGET) --features lockdep
+	    cargo build --release -p capos-kernel --target $(TARGET) --features "lockdep irqoff"
 	@mkdir -p $(BUILD)
 	objcopy --strip-debug $(TEST_KERNEL_DIR)/$(TARGET)/release/capos-kernel $(TEST_KERNEL)
+
+## kernel-irqoff: the kernel measuring interrupts-off stretches, for make bench (build/capos-kernel-irqoff)
+kernel-irqoff: setup
+	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(IRQOFF_KERNEL_DIR) \
+	    cargo build --release -p capos-kernel --target $(TARGET) --features irqoff
+	@mkdir -p $(BUILD)
+	objcopy --strip-debug $(IRQOFF_KERNEL_DIR)/$(TARGET)/release/capos-kernel $(IRQOFF_KERNEL)
 
 ## services: userspace service binaries (build/services/NAME)
 services: setup
@@ -109,8 +121,8 @@ smoke: kernel-lockdep services manifests
 	SMOKE_SERVICES="$(SERVICES)" scripts/smoke.sh $(TEST_KERNEL)
 
 ## bench: instructions per operation (path length) in capOS beside a Linux guest; cycles too under hardware KVM
-bench: kernel services manifests
-	scripts/bench.sh $(KERNEL)
+bench: kernel kernel-irqoff services manifests
+	IRQOFF_KERNEL=$(IRQOFF_KERNEL) scripts/bench.sh $(KERNEL)
 
 # The benchmark pathprof profiles (see docs/bench.md for the names).
 OP            ?= ipc-same-cpu
@@ -137,7 +149,7 @@ lint: setup fmt-check
 	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(KERNEL_DIR) \
 	    cargo clippy --release -p capos-kernel -p capos-arch --target $(TARGET) -- -D warnings
 	RUSTFLAGS="$(KERNEL_RUSTFLAGS)" CARGO_TARGET_DIR=$(TEST_KERNEL_DIR) \
-	    cargo clippy --release -p capos-kernel --target $(TARGET) --features lockdep -- -D warnings
+	    cargo clippy --release -p capos-kernel --target $(TARGET) --features "lockdep irqoff" -- -D warnings
 	RUSTFLAGS="$(SERVICE_RUSTFLAGS)" CARGO_TARGET_DIR=target/services \
 	    cargo clippy --release $(SERVICE_CRATES) --target $(TARGET) -- -D warnings
 

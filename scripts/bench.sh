@@ -58,6 +58,15 @@ linux_dir="$root/build/linux-guest"
 "$here/mkiso.sh" "$out/bench.iso" "$kernel" --cmdline "test=boot" \
     --module "$root/build/manifests/bench.bin" manifest \
     --module "$root/build/services/bench" bench || exit 1
+# IRQOFF_KERNEL: the same kernel built to measure interrupts-off stretches
+# (which costs instructions on every lock); booted beside the others only to
+# report the longest stretch.
+irqoff_kernel=${IRQOFF_KERNEL:-}
+if [ -n "$irqoff_kernel" ]; then
+    "$here/mkiso.sh" "$out/bench-irqoff.iso" "$irqoff_kernel" --cmdline "test=boot" \
+        --module "$root/build/manifests/bench.bin" manifest \
+        --module "$root/build/services/bench" bench || exit 1
+fi
 
 # run_guest NAME LOG QEMU-ARGS...: one guest, its serial console to LOG.
 # Prints the exit status QEMU ended with (33: capOS's success exit; 0:
@@ -90,6 +99,12 @@ for m in "${modes[@]}"; do
         echo "bench: booting capOS and the Linux guest under TCG with $icount, 1 CPU"
         run_guest capOS "$out/capos-$m.log" "${capos_args[@]}" >"$out/capos-$m.status" &
         capos_pid=$!
+        if [ -n "$irqoff_kernel" ]; then
+            # shellcheck disable=SC2046,SC2086
+            run_guest capOS-irqoff "$out/capos-irqoff.log" $(qemu_args tcg bios 1) $icount \
+                -cdrom "$out/bench-irqoff.iso" >"$out/capos-irqoff.status" &
+            irqoff_pid=$!
+        fi
         linux_status=$(run_guest Linux "$out/linux-$m.log" "${linux_args[@]}")
         wait "$capos_pid"
         capos_status=$(cat "$out/capos-$m.status")
@@ -108,6 +123,14 @@ for m in "${modes[@]}"; do
     check_status Linux "$linux_status" 0 "$out/linux-$m.log"
     python3 "$here/bench_report.py" "$m" "$out/capos-$m.log" "$out/linux-$m.log" \
         "$(cat "$linux_dir/version") ($linux_append)" || exit 1
+    if [ "$m" = pathlen ] && [ -n "$irqoff_kernel" ]; then
+        wait "$irqoff_pid"
+        check_status capOS-irqoff "$(cat "$out/capos-irqoff.status")" 33 "$out/capos-irqoff.log"
+        echo
+        echo "Longest interrupts-off stretch (a second boot of the same bench, kernel built with irqoff):"
+        grep -a 'bench: longest interrupts-off stretch' "$out/capos-irqoff.log" | tr -d '\r' |
+            sed 's/cycles$/instructions/; s/^/  /'
+    fi
     if [ "$m" = cycles ]; then
         echo
         echo "Kernel wake-up counters of the whole capOS boot (mostly the ipc-cross-cpu run):"

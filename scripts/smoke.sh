@@ -201,11 +201,12 @@ proc_markers() {
     echo 'COUNT4:proc: pid [0-9]+ \(worker\) exited with code 0'
     echo "proc: all processes exited; frames held by processes 0;"
     echo "test: all processes exited"
-    # One CPU never interrupts another; with several, vm-demo's rounds
-    # across sleeps run its space on more than one CPU, so user shoot-downs
-    # interrupt others, and every IPI sent is acknowledged.
+    # One CPU never interrupts another; with several, the kernel-stack
+    # reclaim at the end flushes every other CPU, and every IPI sent is
+    # acknowledged (whether a user space ran on several CPUs here depends
+    # on timing: the tlb case below requires user shoot-downs).
     if [ "$n" -gt 1 ]; then
-        echo "tlb: shoot-downs [1-9][0-9]* .*; IPIs sent ([1-9][0-9]*), acknowledged \1 "
+        echo "tlb: shoot-downs [0-9]+ .*; IPIs sent ([1-9][0-9]*), acknowledged \1 "
     else
         echo "tlb: shoot-downs 0 .*; IPIs sent (0), acknowledged \1 "
     fi

@@ -8,6 +8,11 @@
 //! Only the CPU itself writes its two words; a stretch that begins on one
 //! thread's stack and ends on another's (a switch in between) is one
 //! stretch of the CPU, which is what is measured.
+//!
+//! Measuring reads the TSC at every outermost interrupt-masking lock, so it
+//! is built only with the `irqoff` feature (the smoke kernel, and the
+//! second kernel `make bench` boots to report it); without it `begin` and
+//! `end` are empty and the stretches read as 0 ("not measured").
 
 use crate::percpu::MAX_CPUS;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -24,12 +29,17 @@ fn cpu() -> usize {
 /// Interrupts just went off on this CPU (they were on).
 #[inline]
 pub fn begin() {
-    OFF_SINCE[cpu()].store(capos_arch::cpu::rdtsc(), Relaxed);
+    if cfg!(feature = "irqoff") {
+        OFF_SINCE[cpu()].store(capos_arch::cpu::rdtsc(), Relaxed);
+    }
 }
 
 /// Interrupts are about to come back on this CPU.
 #[inline]
 pub fn end() {
+    if !cfg!(feature = "irqoff") {
+        return;
+    }
     let c = cpu();
     let since = OFF_SINCE[c].swap(0, Relaxed);
     if since != 0 {
@@ -40,7 +50,10 @@ pub fn end() {
     }
 }
 
-/// The longest stretch on CPU `cpu` so far.
+/// Whether this kernel measures the stretches.
+pub const MEASURED: bool = cfg!(feature = "irqoff");
+
+/// The longest stretch on CPU `cpu` so far (0 if not measured).
 pub fn longest(cpu: usize) -> u64 {
     LONGEST.get(cpu).map_or(0, |l| l.load(Relaxed))
 }

@@ -25,6 +25,7 @@ use crate::proc::Process;
 use crate::sync::IrqLock;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use capos_arch::gdt::TssHandle;
 use capos_arch::syscall::{context_switch, thread_first_entry};
 use capos_arch::trap::vector;
@@ -35,18 +36,47 @@ use x86_64::instructions::interrupts;
 /// What a thread is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Run {
-    Ready,
-    Running,
-    Blocked,
-    Exited,
+    Ready = 0,
+    Running = 1,
+    Blocked = 2,
+    Exited = 3,
 }
 
-struct State {
-    run: Run,
-    /// Still executing on a CPU (its context is not saved yet).
-    on_cpu: bool,
-    /// The timer-heap entry that wakes it at its deadline, while blocked.
-    timer: Option<capos_kcore::timerheap::TimerKey>,
+/// A thread's scheduling state in one atomic word: the `Run` value in bits
+/// 0-1, and [`ON_CPU`] while it still executes on a CPU (its context is not
+/// saved yet). Every change is a compare-exchange, so the transitions that
+/// race (a wake-up against the switch that saves the thread) resolve
+/// without a lock: whoever sees `ON_CPU` clear queues the thread.
+struct State(core::sync::atomic::AtomicU8);
+
+/// [`State`] bit: still executing on a CPU.
+const ON_CPU: u8 = 1 << 2;
+
+impl State {
+    const fn new() -> Self {
+        State(core::sync::atomic::AtomicU8::new(Run::Ready as u8))
+    }
+
+    fn load(&self) -> u8 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn run(word: u8) -> Run {
+        match word & 3 {
+            0 => Run::Ready,
+            1 => Run::Running,
+            2 => Run::Blocked,
+            _ => Run::Exited,
+        }
+    }
+
+    /// Applies `f` to the word until the exchange succeeds; returns the
+    /// word it replaced, or `None` if `f` declined (returned `None`).
+    fn update(&self, mut f: impl FnMut(u8) -> Option<u8>) -> Option<u8> {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| f(w))
+            .ok()
+    }
 }
 
 /// A thread of a process, with its kernel stack.
@@ -55,7 +85,10 @@ pub struct Thread {
     pub process: Arc<Process>,
     kstack: KernelStack,
     saved_rsp: UnsafeCell<u64>,
-    state: IrqLock<State>,
+    state: State,
+    /// The timer-heap entry that wakes it at its deadline while it blocks
+    /// (`TimerKey::to_raw`; 0: none).
+    timer: AtomicU64,
     last_cpu: AtomicU32,
     /// The CPU this thread is pinned to, or [`NOT_PINNED`]. Set once, by
     /// [`start_pinned`], before the thread is first queued.
@@ -112,11 +145,8 @@ impl Thread {
             process,
             kstack,
             saved_rsp: UnsafeCell::new(sp),
-            state: IrqLock::new(State {
-                run: Run::Ready,
-                on_cpu: false,
-                timer: None,
-            }),
+            state: State::new(),
+            timer: AtomicU64::new(0),
             last_cpu: AtomicU32::new(0),
             pin: AtomicU32::new(NOT_PINNED),
         })
@@ -142,8 +172,9 @@ struct CpuSched {
     current: UnsafeCell<Option<Arc<Thread>>>,
     prev: UnsafeCell<Option<Arc<Thread>>>,
     /// The thread IPC handed this CPU: it runs at the next switch here,
-    /// ahead of the run queue.
-    handoff: IrqLock<Option<Arc<Thread>>>,
+    /// ahead of the run queue. Only its own CPU touches it, with interrupts
+    /// off.
+    handoff: UnsafeCell<Option<Arc<Thread>>>,
     idle_rsp: UnsafeCell<u64>,
     runq: IrqLock<VecDeque<Arc<Thread>>>,
     tss: UnsafeCell<Option<TssHandle>>,
@@ -165,15 +196,16 @@ struct CpuSched {
     ipi_send: LatencySum,
 }
 
-// SAFETY: `current`, `prev`, `idle_rsp` and `tss` are touched only by their
-// own CPU with interrupts off; `runq` is locked; the rest is atomic.
+// SAFETY: `current`, `prev`, `handoff`, `idle_rsp` and `tss` are touched
+// only by their own CPU with interrupts off; `runq` is locked; the rest is
+// atomic.
 unsafe impl Sync for CpuSched {}
 
 static CPUS: [CpuSched; MAX_CPUS] = [const {
     CpuSched {
         current: UnsafeCell::new(None),
         prev: UnsafeCell::new(None),
-        handoff: IrqLock::new(None),
+        handoff: UnsafeCell::new(None),
         idle_rsp: UnsafeCell::new(0),
         runq: IrqLock::new(VecDeque::new()),
         tss: UnsafeCell::new(None),
@@ -188,6 +220,37 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
         ipi_send: LatencySum::new(),
     }
 }; MAX_CPUS];
+
+/// Threads whose last reference was let go where a process must not be
+/// torn down (an interrupt handler: a timer firing for a thread reaped
+/// meanwhile); dropped later from [`drop_deferred`], in thread context with
+/// interrupts on. Its capacity is reserved when a thread starts.
+static DEFERRED_DROPS: IrqLock<Vec<Arc<Thread>>> = IrqLock::new(Vec::new());
+
+/// Lets go of `t`: if this is its last reference, the drop (which may free
+/// a whole process) waits for [`drop_deferred`]. For references taken in an
+/// interrupt handler (a completion or deadline firing for a thread that may
+/// have been reaped since).
+pub fn release_thread(t: Arc<Thread>) {
+    if Arc::strong_count(&t) == 1 {
+        DEFERRED_DROPS.lock().push(t);
+    }
+}
+
+/// Drops the threads [`release_thread`] kept (thread context, interrupts
+/// on: from the idle loop and after a switch).
+pub fn drop_deferred() {
+    loop {
+        let t = DEFERRED_DROPS.lock().pop();
+        match t {
+            Some(t) => {
+                drop(t);
+                crate::proc::report_if_all_exited();
+            }
+            None => return,
+        }
+    }
+}
 
 /// Live threads (for the "all exited" report, and the run queues'
 /// reserved capacity).
@@ -363,6 +426,11 @@ fn admit(thread: &Arc<Thread>) {
         let len = q.len();
         q.reserve(live.saturating_sub(len));
     }
+    {
+        let mut d = DEFERRED_DROPS.lock();
+        let len = d.len();
+        d.reserve(live.saturating_sub(len));
+    }
     thread.process.add_thread(thread.clone());
 }
 
@@ -472,7 +540,8 @@ fn enqueue(cpu: usize, thread: Arc<Thread>) {
 /// threads stay where they are).
 fn pick_next() -> Option<Arc<Thread>> {
     let mine = this_cpu();
-    if let Some(t) = CPUS[mine].handoff.lock().take() {
+    // SAFETY: own CPU, interrupts off (schedule's contract).
+    if let Some(t) = unsafe { (*CPUS[mine].handoff.get()).take() } {
         return Some(t);
     }
     if let Some(t) = CPUS[mine].runq.lock().pop_front() {
@@ -518,7 +587,7 @@ fn schedule() {
     let prev = unsafe { (*cpu.current.get()).take() };
     let prev_runnable = prev
         .as_ref()
-        .is_some_and(|p| p.state.lock().run == Run::Running);
+        .is_some_and(|p| State::run(p.state.load()) == Run::Running);
     let next = pick_next();
     match (prev, next) {
         (Some(p), None) if prev_runnable => {
@@ -573,11 +642,11 @@ fn schedule() {
 
 /// Prepares this CPU to run `next`: its page tables and kernel stacks.
 fn prepare(next: &Arc<Thread>) {
-    {
-        let mut s = next.state.lock();
-        s.run = Run::Running;
-        s.on_cpu = true;
-    }
+    // A queued thread is Ready and off every CPU, and nothing else changes
+    // a Ready thread: a plain store.
+    next.state
+        .0
+        .store(Run::Running as u8 | ON_CPU, Ordering::SeqCst);
     next.last_cpu.store(this_cpu() as u32, Ordering::Relaxed);
     // Time a switch that a wake-up IPI caused; any other switch ends the
     // previous sample unfinished.
@@ -603,17 +672,22 @@ extern "C" fn sched_finish_switch() {
     // SAFETY: own CPU, interrupts off (switches happen only with them off).
     let prev = unsafe { (*me().prev.get()).take() };
     let Some(p) = prev else { return };
-    let mut s = p.state.lock();
-    s.on_cpu = false;
-    match s.run {
-        Run::Running | Run::Ready => {
-            s.run = Run::Ready;
-            drop(s);
-            enqueue(this_cpu(), p);
-        }
+    // Its context is saved: off the CPU now. A Running or Ready thread goes
+    // back on a queue; a Blocked one waits (its waker queues it, seeing
+    // ON_CPU clear); an Exited one is reaped.
+    let was = p
+        .state
+        .update(|w| {
+            Some(match State::run(w) {
+                Run::Running | Run::Ready => Run::Ready as u8,
+                run => run as u8,
+            })
+        })
+        .unwrap_or(Run::Blocked as u8);
+    match State::run(was) {
+        Run::Running | Run::Ready => enqueue(this_cpu(), p),
         Run::Blocked => {}
         Run::Exited => {
-            drop(s);
             // Tearing a process down takes long (its whole address space,
             // TLB shoot-downs that wait for other CPUs): do it with
             // interrupts on. Nothing here can switch threads (kernel code
@@ -622,6 +696,7 @@ extern "C" fn sched_finish_switch() {
             crate::irqoff::end();
             interrupts::enable();
             reap(p);
+            drop_deferred();
             interrupts::disable();
             crate::irqoff::begin();
         }
@@ -635,49 +710,54 @@ fn reap(t: Arc<Thread>) {
     process.remove_thread(&t);
     drop(t);
     crate::proc::report_exit(process);
-    if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
-        crate::proc::report_all_exited();
-    }
+    LIVE.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Blocks the current thread until [`wake`] or `deadline` (ns), whichever
-/// first. `still_needed` is re-checked under the thread's state lock so a
+/// first. The thread is marked blocked first and `still_needed` checked
+/// after (a full fence between), while a waker makes its completion visible
+/// before it looks at the state: one of the two always sees the other, so a
 /// wake that races with blocking is never lost.
 pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
     let Some(t) = current_arc() else { return };
     crate::irqoff::without_interrupts(|| {
-        {
-            let mut s = t.state.lock();
-            if !still_needed() {
-                return;
-            }
-            s.run = Run::Blocked;
-            if let Some(d) = deadline {
-                s.timer = Some(crate::timers::add(
-                    d,
-                    crate::timers::Event::Wake(Arc::downgrade(t)),
-                ));
-            }
+        if let Some(d) = deadline {
+            let key = crate::timers::add(d, crate::timers::Event::Wake(Arc::downgrade(t)));
+            t.timer.store(key.to_raw(), Ordering::SeqCst);
         }
-        schedule();
+        t.state
+            .0
+            .store(Run::Blocked as u8 | ON_CPU, Ordering::SeqCst);
+        core::sync::atomic::fence(Ordering::SeqCst);
+        if still_needed() {
+            schedule();
+            return;
+        }
+        // Not needed after all: running again (a waker may have made it
+        // Ready meanwhile, and then leaves it to this CPU, seeing ON_CPU).
+        t.state
+            .0
+            .store(Run::Running as u8 | ON_CPU, Ordering::SeqCst);
+        take_timer(t);
     });
+}
+
+/// Removes the deadline entry of a thread that no longer blocks.
+fn take_timer(t: &Thread) {
+    if let Some(key) = capos_kcore::timerheap::TimerKey::from_raw(t.timer.swap(0, Ordering::SeqCst))
+    {
+        drop(crate::timers::remove(key));
+    }
 }
 
 /// Marks a blocked thread ready; whether it must be queued (it is not still
 /// on its CPU saving its context, in which case the switch queues it).
 fn ready(t: &Arc<Thread>) -> Option<bool> {
-    let mut s = t.state.lock();
-    if s.run != Run::Blocked {
-        return None;
-    }
-    s.run = Run::Ready;
-    let timer = s.timer.take();
-    let on_cpu = s.on_cpu;
-    drop(s);
-    if let Some(key) = timer {
-        drop(crate::timers::remove(key));
-    }
-    Some(!on_cpu)
+    let was = t
+        .state
+        .update(|w| (State::run(w) == Run::Blocked).then_some(Run::Ready as u8 | (w & ON_CPU)))?;
+    take_timer(t);
+    Some(was & ON_CPU == 0)
 }
 
 /// Makes a blocked thread runnable again.
@@ -701,7 +781,10 @@ pub fn wake_handoff(t: &Arc<Thread>) {
         return;
     }
     t.last_cpu.store(here as u32, Ordering::Relaxed);
-    let displaced = CPUS[here].handoff.lock().replace(t.clone());
+    let displaced = crate::irqoff::without_interrupts(|| {
+        // SAFETY: own CPU, interrupts off.
+        unsafe { (*CPUS[here].handoff.get()).replace(t.clone()) }
+    });
     if let Some(d) = displaced {
         enqueue_at(here, d, true);
     }
@@ -711,7 +794,9 @@ pub fn wake_handoff(t: &Arc<Thread>) {
 pub fn exit_current() -> ! {
     crate::irqoff::disable();
     if let Some(t) = current() {
-        t.state.lock().run = Run::Exited;
+        t.state
+            .0
+            .store(Run::Exited as u8 | ON_CPU, Ordering::SeqCst);
     }
     schedule();
     unreachable!("an exited thread was scheduled again");
@@ -734,6 +819,7 @@ pub fn on_timer_tick(from_user: bool) {
 /// This CPU's idle loop: run threads when there are any, halt otherwise.
 pub fn idle_loop() -> ! {
     loop {
+        drop_deferred();
         crate::irqoff::disable();
         if STARTED.load(Ordering::Acquire) {
             me().idle.store(false, Ordering::Release);
@@ -741,7 +827,8 @@ pub fn idle_loop() -> ! {
         }
         me().idle.store(true, Ordering::Release);
         if !STARTED.load(Ordering::Acquire)
-            || (me().runq.lock().is_empty() && me().handoff.lock().is_none())
+            // SAFETY: own CPU, interrupts off.
+            || (me().runq.lock().is_empty() && unsafe { (*me().handoff.get()).is_none() })
         {
             // A wake-up that led to no switch is not a sample.
             me().wake_taken_tsc.store(0, Ordering::Relaxed);

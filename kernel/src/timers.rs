@@ -89,6 +89,7 @@ pub fn expire(now: u64) {
             Some((_, Event::Wake(thread))) => {
                 if let Some(t) = thread.upgrade() {
                     sched::wake(&t);
+                    sched::release_thread(t);
                 }
             }
         }

@@ -18,6 +18,22 @@ pub struct TimerKey {
     generation: u32,
 }
 
+impl TimerKey {
+    /// The key as one word (for keeping it in an atomic); never 0.
+    pub fn to_raw(self) -> u64 {
+        (u64::from(self.generation) << 32 | u64::from(self.index)) + 1
+    }
+
+    /// The key [`TimerKey::to_raw`] made `raw` from; `None` for 0.
+    pub fn from_raw(raw: u64) -> Option<TimerKey> {
+        let raw = raw.checked_sub(1)?;
+        Some(TimerKey {
+            index: raw as u32,
+            generation: (raw >> 32) as u32,
+        })
+    }
+}
+
 struct Slot<T> {
     deadline: u64,
     seq: u64,
@@ -241,6 +257,18 @@ mod tests {
         assert_eq!(h.remove(c), None);
         assert_eq!(h.remove(b), Some(2));
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn keys_round_trip_through_a_word() {
+        let mut h = TimerHeap::new();
+        for i in 0..3 {
+            let k = h.insert(i, i);
+            assert_ne!(k.to_raw(), 0);
+            assert_eq!(TimerKey::from_raw(k.to_raw()), Some(k));
+            h.remove(k);
+        }
+        assert_eq!(TimerKey::from_raw(0), None);
     }
 
     #[test]

@@ -237,6 +237,8 @@ impl Completion {
         } else {
             crate::sched::wake(&thread);
         }
+        // May fire from the timer interrupt for a thread reaped meanwhile.
+        crate::sched::release_thread(thread);
     }
 
     /// Completes with `error`.
@@ -252,6 +254,7 @@ impl Drop for Completion {
                 let cqe = Cqe::error(self.user_data, TransportError::Cancelled);
                 thread.process.ring.unpark_and_post(self.key, credit, &cqe);
                 crate::sched::wake(&thread);
+                crate::sched::release_thread(thread);
             }
         }
     }

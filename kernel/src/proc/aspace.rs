@@ -577,27 +577,35 @@ impl AddressSpace {
         };
         let dst_at = dst.addr() + offset as u64;
         let head_at = dst_at - header.len() as u64;
-        Self::check_locked(ft, src.addr(), len as u64, false).map_err(|_| CopySide::Source)?;
-        Self::check_locked(tt, head_at, (header.len() + len) as u64, true)
+        // Both ranges checked whole before a byte moves; the frames found
+        // on the way are kept, so a message within a page or two is copied
+        // without walking the tables again.
+        let from_span =
+            Span::of(ft, src.addr(), len as u64, false).map_err(|_| CopySide::Source)?;
+        let to_span = Span::of(tt, head_at, (header.len() + len) as u64, true)
             .map_err(|_| CopySide::Destination)?;
-        Self::walk(tt, head_at, header.len() as u64, true, |phys, off, n| {
+        let mut done = 0u64;
+        while done < header.len() as u64 {
+            let d = head_at + done;
+            let dp = to_span.phys(tt, d).ok_or(CopySide::Destination)?;
+            let n = (PAGE_SIZE - d % PAGE_SIZE).min(header.len() as u64 - done);
             // SAFETY: a user frame of the destination space, checked
-            // writable above under the lock still held; [off, off + n) lies
-            // inside `header`.
+            // writable above under the lock still held; the piece stays
+            // within its page and within `header`.
             unsafe {
                 core::ptr::copy_nonoverlapping(
-                    header.as_ptr().add(off),
-                    phys_to_virt(phys) as *mut u8,
-                    n,
+                    header.as_ptr().add(done as usize),
+                    phys_to_virt(dp) as *mut u8,
+                    n as usize,
                 );
             }
-        })
-        .map_err(|_| CopySide::Destination)?;
+            done += n;
+        }
         let mut done = 0u64;
         while done < len as u64 {
             let (s, d) = (src.addr() + done, dst_at + done);
-            let (sp, _) = Self::lookup(ft, s).ok_or(CopySide::Source)?;
-            let (dp, _) = Self::lookup(tt, d).ok_or(CopySide::Destination)?;
+            let sp = from_span.phys(ft, s).ok_or(CopySide::Source)?;
+            let dp = to_span.phys(tt, d).ok_or(CopySide::Destination)?;
             let n = (PAGE_SIZE - s % PAGE_SIZE)
                 .min(PAGE_SIZE - d % PAGE_SIZE)
                 .min(len as u64 - done);
@@ -607,8 +615,8 @@ impl AddressSpace {
             // itself), so the copy allows overlap.
             unsafe {
                 core::ptr::copy(
-                    phys_to_virt(sp + s % PAGE_SIZE) as *const u8,
-                    phys_to_virt(dp + d % PAGE_SIZE) as *mut u8,
+                    phys_to_virt(sp) as *const u8,
+                    phys_to_virt(dp) as *mut u8,
                     n as usize,
                 );
             }
@@ -657,6 +665,56 @@ impl AddressSpace {
             at += n;
         }
         Ok(())
+    }
+}
+
+/// A user range checked under its space's lock, with the frames of its
+/// first and last pages remembered (the pages in between, if any, are
+/// looked up again when copied).
+struct Span {
+    first: (u64, u64),
+    last: (u64, u64),
+}
+
+impl Span {
+    /// Checks `[va, va + len)` in the tables `t` guards (user-accessible,
+    /// and writable if `write`).
+    fn of(t: &Tables, va: u64, len: u64, write: bool) -> Result<Span, VmError> {
+        let end = va.checked_add(len).ok_or(VmError::BadAddress)?;
+        if end > USER_END {
+            return Err(VmError::BadAddress);
+        }
+        let mut span = Span {
+            first: (u64::MAX, 0),
+            last: (u64::MAX, 0),
+        };
+        let mut page = va & !(PAGE_SIZE - 1);
+        while page < end {
+            match AddressSpace::lookup(t, page) {
+                Some((phys, flags)) if !write || flags.contains(F::WRITABLE) => {
+                    if span.first.0 == u64::MAX {
+                        span.first = (page, phys);
+                    }
+                    span.last = (page, phys);
+                }
+                _ => return Err(VmError::Fault),
+            }
+            page += PAGE_SIZE;
+        }
+        Ok(span)
+    }
+
+    /// The physical address of user address `va` of the range.
+    fn phys(&self, t: &Tables, va: u64) -> Option<u64> {
+        let page = va & !(PAGE_SIZE - 1);
+        let frame = if page == self.first.0 {
+            self.first.1
+        } else if page == self.last.0 {
+            self.last.1
+        } else {
+            AddressSpace::lookup(t, page)?.0
+        };
+        Some(frame + va % PAGE_SIZE)
     }
 }
 

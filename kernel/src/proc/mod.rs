@@ -48,6 +48,40 @@ pub struct Process {
     threads: crate::sync::SpinLock<alloc::vec::Vec<Arc<Thread>>>,
     /// The charge for the frames the process started with.
     _bootstrap: capos_caps::ledger::Reservation,
+    /// Counts the process among the living; declared last, so it is
+    /// dropped after everything above (its address space freed).
+    _alive: Alive,
+}
+
+/// Processes not yet freed. Once none is left, the kernel reports that
+/// every process has exited, with the frame accounting that proves nothing
+/// leaked ([`report_if_all_exited`], called by whoever dropped a process:
+/// the reaper after its exit line, or a deferred drop).
+static ALIVE: AtomicU32 = AtomicU32::new(0);
+/// Whether the all-exited report was made.
+static REPORTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Reports that every process has exited, once, if none is left.
+pub fn report_if_all_exited() {
+    if ALIVE.load(Ordering::Acquire) == 0 && !REPORTED.swap(true, Ordering::AcqRel) {
+        report_all_exited();
+    }
+}
+
+/// One living process (see [`ALIVE`]).
+struct Alive;
+
+impl Alive {
+    fn new() -> Self {
+        ALIVE.fetch_add(1, Ordering::AcqRel);
+        Alive
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        ALIVE.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
@@ -215,6 +249,7 @@ pub fn spawn(
         exit: crate::objects::process::ExitStatus::new(),
         threads: crate::sync::SpinLock::new(alloc::vec::Vec::new()),
         _bootstrap: charge,
+        _alive: Alive::new(),
     });
     // Objects tied to their holder learn who it is before it can run.
     let objects: alloc::vec::Vec<Object> = process
@@ -290,6 +325,7 @@ pub fn report_exit(process: Arc<Process>) {
         "proc: pid {pid} ({name}) exited with code {code}; freed {frames} frames and {KERNEL_STACK_PAGES} kernel stack pages; frames held by processes now {}",
         aspace::frames_held()
     );
+    report_if_all_exited();
 }
 
 /// Reports that no process is left, with the frame accounting that proves
@@ -343,14 +379,22 @@ pub fn report_all_exited() {
             );
         }
     }
-    let offs: alloc::vec::Vec<alloc::string::String> = (0..crate::percpu::registered() as usize)
-        .map(|c| alloc::format!("cpu{c}={}", crate::irqoff::longest(c)))
-        .collect();
-    crate::info!(
-        "kernel: heap allocations since boot {}; longest interrupts-off stretch (TSC cycles): {}",
-        crate::mem::heap::allocations(),
-        offs.join(" ")
-    );
+    if crate::irqoff::MEASURED {
+        let offs: alloc::vec::Vec<alloc::string::String> = (0..crate::percpu::registered()
+            as usize)
+            .map(|c| alloc::format!("cpu{c}={}", crate::irqoff::longest(c)))
+            .collect();
+        crate::info!(
+            "kernel: heap allocations since boot {}; longest interrupts-off stretch (TSC cycles): {}",
+            crate::mem::heap::allocations(),
+            offs.join(" ")
+        );
+    } else {
+        crate::info!(
+            "kernel: heap allocations since boot {}; interrupts-off stretches not measured (built without irqoff)",
+            crate::mem::heap::allocations()
+        );
+    }
     let t = crate::tlb::stats();
     crate::info!(
         "tlb: shoot-downs {} ({} pages, {} full flushes), releases {}, kernel flushes {}; IPIs sent {}, acknowledged {} ({} in the handler, {} while spinning)",

@@ -132,10 +132,12 @@ fn main(rt: &mut Runtime) -> i32 {
         .and_then(|n| n.counters().ok())
     {
         if let Ok(r) = r.get() {
-            say(&format!(
-                "bench: longest interrupts-off stretch since boot: {} cycles",
-                r.get_longest_interrupts_off()
-            ));
+            match r.get_longest_interrupts_off() {
+                0 => say("bench: longest interrupts-off stretch: not measured by this kernel"),
+                n => say(&format!(
+                    "bench: longest interrupts-off stretch since boot: {n} cycles"
+                )),
+            }
         }
     }
     0
