@@ -8,9 +8,8 @@
 //! Expiry runs on whichever CPU's tick gets there first, one CPU at a time
 //! (a flag, not a lock: a tick that finds another CPU expiring skips), so
 //! sleeps complete in deadline order (ties in the order they were made).
-//! Lock order: `HEAP` is innermost (only the kernel heap's lock is taken
-//! under it, to reserve capacity); nothing is posted or woken with `HEAP`
-//! held.
+//! Lock order: a thread's state lock → `HEAP`; nothing is posted or woken
+//! with `HEAP` held.
 
 use crate::objects::Completion;
 use crate::sched::{self, Thread};
