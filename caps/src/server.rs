@@ -6,10 +6,11 @@
 //! encode a parameter struct whose fields it leaves at their defaults.
 //!
 //! Every schema method is a required handler, so a server that leaves one
-//! out does not build:
+//! out does not build (here `ping`):
 //!
 //! ```compile_fail
 //! use capos_caps::api::null::Server;
+//! use capos_caps::schema::capos_capnp::null::echo_later_params;
 //! use capos_caps::server::Context;
 //!
 //! struct Cx;
@@ -19,13 +20,19 @@
 //!     fn no_such_method(&mut self, _: u64, _: u16) -> &'static str { "none" }
 //! }
 //! struct Forgetful;
-//! impl Server<Cx> for Forgetful {} // no `ping`
+//! impl Server<Cx> for Forgetful {
+//!     fn counters(&self, _: &mut Cx) -> &'static str { "counted" }
+//!     fn echo_later(&self, _: &mut Cx, _: echo_later_params::Reader<'_>) -> &'static str { "later" }
+//! }
 //! ```
 //!
-//! With the handler it builds, and `dispatch` routes by ordinal:
+//! With every handler it builds, and `dispatch` routes by ordinal (zero
+//! parameter bytes decode as the empty message, malformed ones reach
+//! `bad_params`):
 //!
 //! ```
-//! use capos_caps::api::null::{dispatch, Server, ID, PING};
+//! use capos_caps::api::null::{dispatch, Server, COUNTERS, ECHO_LATER, ID, PING};
+//! use capos_caps::schema::capos_capnp::null::echo_later_params;
 //! use capos_caps::server::Context;
 //!
 //! struct Cx;
@@ -41,15 +48,14 @@
 //! impl Server<Cx> for Pinger {
 //!     fn ping(&self, _: &mut Cx) -> &'static str { "pong" }
 //!     fn counters(&self, _: &mut Cx) -> &'static str { "counted" }
-//!     fn echo_later(
-//!         &self,
-//!         _: &mut Cx,
-//!         _: capos_caps::schema::capos_capnp::null::echo_later_params::Reader<'_>,
-//!     ) -> &'static str {
-//!         "later"
+//!     fn echo_later(&self, _: &mut Cx, p: echo_later_params::Reader<'_>) -> &'static str {
+//!         if p.get_nanos() == 0 && !p.has_data() { "later" } else { "unexpected" }
 //!     }
 //! }
 //! assert_eq!(dispatch(&Pinger, &mut Cx, PING, &[]), "pong");
+//! assert_eq!(dispatch(&Pinger, &mut Cx, COUNTERS, &[]), "counted");
+//! assert_eq!(dispatch(&Pinger, &mut Cx, ECHO_LATER, &[]), "later");
+//! assert_eq!(dispatch(&Pinger, &mut Cx, ECHO_LATER, &[0, 0, 0, 0, 9, 0, 0, 0]), "bad");
 //! assert_eq!(dispatch(&Pinger, &mut Cx, u16::MAX, &[]), "none");
 //! ```
 

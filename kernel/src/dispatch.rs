@@ -9,9 +9,10 @@
 //! operation completes now (its completion is posted here) or is deferred
 //! (the object took its completion and fires it later).
 //!
-//! The ring's submission side is held for the whole drain, its completion
-//! side only to reserve a slot and to post; objects run with neither held
-//! and with interrupts on.
+//! The ring's submission side is held for the whole drain (objects run
+//! under it; only this thread ever takes it), its completion side only to
+//! reserve slots and to post; objects run with the completion side free and
+//! with interrupts on.
 
 use crate::objects::{Call, Object, Outcome, Recv, Return, Submitted};
 use crate::proc::Process;

@@ -11,9 +11,11 @@
 //!   the ring's own thread, another process's thread answering a call, or
 //!   the timer interrupt. It masks interrupts while held.
 //!
-//! Object calls run with neither held, so an object may complete an
-//! operation into the caller's own ring (an endpoint closing under its own
-//! pending RECV) without re-entering a lock.
+//! Object calls run inside a drain, so the submission side is held, but
+//! never the completion side: an object may complete an operation into the
+//! caller's own ring (an endpoint closing under its own pending RECV)
+//! without re-entering a lock, and nothing but the ring's own thread ever
+//! waits for the submission side.
 //!
 //! **Parked completions.** Every operation that completes later holds one
 //! reserved CQ slot, so at most a CQ's worth can be outstanding; each is

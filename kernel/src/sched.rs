@@ -100,8 +100,8 @@ const NOT_PINNED: u32 = u32::MAX;
 
 // SAFETY: `saved_rsp` is written only by `context_switch` on the CPU that is
 // switching the thread out, and read only by the CPU switching it in, which
-// the switch protocol orders after the save (`on_cpu` is cleared under the
-// state lock only once the save is done).
+// the switch protocol orders after the save (`ON_CPU` is cleared from the
+// state word, by a compare-exchange, only once the save is done).
 unsafe impl Sync for Thread {}
 // SAFETY: as above; everything else is Send.
 unsafe impl Send for Thread {}

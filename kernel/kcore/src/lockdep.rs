@@ -2,8 +2,8 @@
 //! global graph of observed "A held while taking B" orders.
 //!
 //! A lock's **class** is the source location where it was constructed (like
-//! Linux lockdep's keys by init site): every process's ring lock is one
-//! class, the frame allocator's lock another. Each CPU keeps a
+//! Linux lockdep's keys by init site): every process's capability table is
+//! one class, the frame allocator's lock another. Each CPU keeps a
 //! [`HeldStack`] of the locks it holds (class, instance, acquisition site);
 //! before a CPU spins for a lock, the kernel asks ([`check`]):
 //!

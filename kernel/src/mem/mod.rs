@@ -7,7 +7,7 @@
 //! |-------------------------------|-------------------------------------------|
 //! | `0xffff_8000_0000_0000` ..    | direct map of physical memory (RW, NX)    |
 //! | `0xffff_c000_0000_0000` ..    | kernel heap, grown page by page (RW, NX)  |
-//! | `0xffff_d000_0000_0000` ..    | kernel stacks, each below an unmapped guard page |
+//! | `0xffff_d000_0000_0000` ..    | kernel stacks, each above an unmapped guard page |
 //! | `0xffff_ffff_8000_0000` ..    | kernel image (text RX, rodata R, data RW) |
 
 pub mod frame;

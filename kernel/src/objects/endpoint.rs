@@ -25,7 +25,8 @@
 //! answers it (`CANCELLED` for the server) or goes.
 //!
 //! Lock order: endpoint → cap tables → address spaces → ring completion
-//! side → thread state.
+//! side (waking a thread takes no lock of its own: its scheduling state is
+//! one atomic word).
 
 use super::transfer::{self, RECORD};
 use super::{names, serve, Call, Completion, KernelObject, Outcome, Recv, ResultCap, Return};
