@@ -72,9 +72,9 @@ impl State {
 
     /// Applies `f` to the word until the exchange succeeds; returns the
     /// word it replaced, or `None` if `f` declined (returned `None`).
-    fn update(&self, mut f: impl FnMut(u8) -> Option<u8>) -> Option<u8> {
+    fn update(&self, f: impl FnMut(u8) -> Option<u8>) -> Option<u8> {
         self.0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| f(w))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, f)
             .ok()
     }
 }
@@ -224,16 +224,18 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
 /// Threads whose last reference was let go where a process must not be
 /// torn down (an interrupt handler: a timer firing for a thread reaped
 /// meanwhile); dropped later from [`drop_deferred`], in thread context with
-/// interrupts on. Its capacity is reserved when a thread starts.
-static DEFERRED_DROPS: IrqLock<Vec<Arc<Thread>>> = IrqLock::new(Vec::new());
+/// interrupts on. Its capacity (one per live thread: a thread's last
+/// reference goes once) is reserved when a thread starts.
+static DEFERRED_DROPS: IrqLock<Vec<Thread>> = IrqLock::new(Vec::new());
 
 /// Lets go of `t`: if this is its last reference, the drop (which may free
 /// a whole process) waits for [`drop_deferred`]. For references taken in an
 /// interrupt handler (a completion or deadline firing for a thread that may
-/// have been reaped since).
+/// have been reaped since). The count drops atomically: a reference let go
+/// on another CPU at the same moment cannot leave the last drop here.
 pub fn release_thread(t: Arc<Thread>) {
-    if Arc::strong_count(&t) == 1 {
-        DEFERRED_DROPS.lock().push(t);
+    if let Some(last) = Arc::into_inner(t) {
+        DEFERRED_DROPS.lock().push(last);
     }
 }
 
@@ -332,9 +334,11 @@ pub fn ipi_send_cost(cpu: usize) -> Latency {
 }
 
 /// Called when `cap_enter` returns to user mode: closes a timed wake-up
-/// (one relaxed load when there is none).
+/// (one relaxed load when there is none), and passes on a direct hand-off
+/// the caller did not follow by blocking.
 pub fn note_return_to_user() {
     let cpu = me();
+    release_handoff(cpu);
     if cpu.wake_switch_tsc.load(Ordering::Relaxed) != 0 {
         let switched = cpu.wake_switch_tsc.swap(0, Ordering::Relaxed);
         cpu.switch_to_user
@@ -788,6 +792,22 @@ pub fn wake_handoff(t: &Arc<Thread>) {
     if let Some(d) = displaced {
         enqueue_at(here, d, true);
     }
+}
+
+/// A thread handed this CPU by [`wake_handoff`] whose waker then went back
+/// to user mode instead of blocking: it goes to an idle CPU if one is
+/// online (woken by IPI), else to the front of this CPU's queue, rather
+/// than waiting in the hand-off slot for this CPU's next switch.
+fn release_handoff(cpu: &CpuSched) {
+    // SAFETY: own CPU, interrupts off (a tick's switch takes the slot too).
+    let Some(t) = crate::irqoff::without_interrupts(|| unsafe { (*cpu.handoff.get()).take() })
+    else {
+        return;
+    };
+    let here = this_cpu();
+    let idle = (0..online_cpus() as usize)
+        .find(|&i| i != here && cpu_usable(i as u32) && CPUS[i].idle.load(Ordering::Acquire));
+    enqueue_at(idle.unwrap_or(here), t, true);
 }
 
 /// Ends the current thread; never returns.

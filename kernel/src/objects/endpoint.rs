@@ -44,6 +44,7 @@ use capos_caps::ledger::{Ledger, Reservation, Resource};
 use capos_caps::schema::capos_capnp::endpoint;
 use capos_ring::process::{CallHeader, CALL_HEADER_SIZE};
 use capos_ring::{Cqe, TransportError, CQE_FLAG_EXCEPTION, CQE_FLAG_TRANSFER_RESULTS};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// RECVs waiting for a call.
 pub const MAX_PENDING_RECVS: usize = 16;
@@ -120,8 +121,16 @@ impl State {
 pub struct Endpoint {
     state: SpinLock<State>,
     ledger: spin::Once<Arc<Ledger>>,
+    /// The pid of the process holding the owner side ([`NO_HOLDER`] before
+    /// it is granted). Stored when a move commits, before the old holder
+    /// is told: a receive the old holder raced in after that is refused
+    /// (checked under the state lock), one it queued before is cancelled.
+    holder: AtomicU32,
     me: Weak<Endpoint>,
 }
+
+/// `Endpoint::holder` of an endpoint not yet granted to anyone.
+const NO_HOLDER: u32 = u32::MAX;
 
 /// Objects a delivery moved out of a caller's table, told after the
 /// endpoint's lock is released (`moved_from` may take another endpoint's
@@ -172,6 +181,7 @@ impl Endpoint {
                 closed: false,
             }),
             ledger: spin::Once::new(),
+            holder: AtomicU32::new(NO_HOLDER),
             me: me.clone(),
         })
     }
@@ -180,6 +190,17 @@ impl Endpoint {
     /// owner runs).
     pub fn charge_to(&self, ledger: &Arc<Ledger>) {
         self.ledger.call_once(|| ledger.clone());
+    }
+
+    /// Records process `pid` as the owner side's holder.
+    fn set_holder(&self, pid: u32) {
+        self.holder.store(pid, Ordering::Release);
+    }
+
+    /// Whether process `pid` holds the owner side (or nobody was recorded).
+    fn held_by(&self, pid: u32) -> bool {
+        let holder = self.holder.load(Ordering::Acquire);
+        holder == NO_HOLDER || holder == pid
     }
 
     fn reserve(&self, resource: Resource) -> Result<Reservation, TransportError> {
@@ -263,6 +284,9 @@ impl Endpoint {
         let mut st = self.state.lock();
         if st.closed {
             return Outcome::Error(TransportError::Cancelled);
+        }
+        if !self.held_by(cx.sub.process().pid) {
+            return Outcome::Error(TransportError::BadCap);
         }
         let (completion, deferred) = cx.sub.defer(self.queue());
         let mut r = Waiting {
@@ -445,7 +469,8 @@ impl Endpoint {
             let f = st.in_flight[slot]
                 .as_mut()
                 .expect("slot_of names an occupied slot");
-            if f.answering {
+            // Only the process the call was delivered to answers it.
+            if f.answering || f.server_pid != server.pid {
                 return Outcome::Error(TransportError::BadCallId);
             }
             let taken = f.completion.take();
@@ -665,6 +690,11 @@ impl KernelObject for EndpointOwner {
     /// The endpoint's queues are charged to the process it is granted to.
     fn bind_holder(&self, holder: &Arc<Process>) {
         self.ep.charge_to(&holder.ledger);
+        self.ep.set_holder(holder.pid);
+    }
+
+    fn moved_to(&self, pid: u32) {
+        self.ep.set_holder(pid);
     }
 
     fn moved_from(&self, holder: &Process) {

@@ -79,6 +79,11 @@ pub trait KernelObject: CapObject {
     /// what the old holder was still receiving through it.
     fn moved_from(&self, _holder: &Process) {}
 
+    /// Called when the object's capability has been moved into process
+    /// `pid`'s table, before that process can learn its id: an endpoint's
+    /// owner side refuses receives from anyone else from then on.
+    fn moved_to(&self, _pid: u32) {}
+
     /// Called when the object is installed in a new process's CapSet,
     /// before that process runs: objects tied to their holder (its address
     /// space, its ledger) remember it. Later holders do not rebind.

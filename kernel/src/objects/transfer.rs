@@ -114,6 +114,9 @@ pub fn commit_noting_moves(
         moved_objects(sender, transfers)
     };
     let done = commit_locked(sender, receiver, transfers)?;
+    for object in &objects {
+        object.moved_to(receiver.pid);
+    }
     moved.extend(objects);
     Ok(done)
 }
