@@ -20,7 +20,7 @@ SERVICE_CRATES := -p capos-rt -p init -p hostile -p worker -p fault -p template 
 SERVICE_RUSTFLAGS = -C relocation-model=static -C link-arg=-T$(CURDIR)/rt/link.ld -C link-arg=--no-pie -C link-arg=-zmax-page-size=4096
 NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 
-.PHONY: setup kernel services manifests iso run run-uefi test test-host test-loom check-manifests smoke bench fmt fmt-check lint clean
+.PHONY: setup kernel services manifests iso run run-uefi test test-host test-loom check-manifests smoke stress bench fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
 SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer
@@ -85,6 +85,18 @@ check-manifests: setup
 ## smoke: QEMU boots under TCG and KVM, one CPU and several, faults, hostile input
 smoke: kernel services manifests
 	SMOKE_SERVICES="$(SERVICES)" scripts/smoke.sh $(KERNEL)
+
+# `make stress` settings: the manifest to boot, how many boots, CPUs per
+# boot and boots at a time (empty: 2, or 1 on a one-core host).
+MANIFEST      ?= tlb
+COUNT         ?= 100
+SMP           ?= 4
+JOBS          ?=
+
+## stress: boot MANIFEST COUNT times on SMP CPUs, JOBS at a time; stop at the first hang with registers and backtraces
+stress: kernel services manifests
+	STRESS_SERVICES="$(SERVICES)" STRESS_MANIFEST=$(MANIFEST) STRESS_COUNT=$(COUNT) \
+	    STRESS_SMP=$(SMP) $(if $(JOBS),STRESS_JOBS=$(JOBS)) scripts/stress.sh $(KERNEL_ELF)
 
 ## bench: cycles per operation in capOS beside this machine's Linux baseline
 bench: kernel services manifests

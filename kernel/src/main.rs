@@ -11,6 +11,7 @@ mod boot_procs;
 mod bootinfo;
 pub mod console;
 mod cpuinit;
+mod dump;
 mod endpoint;
 mod kcaps;
 mod mem;

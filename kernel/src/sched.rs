@@ -726,3 +726,78 @@ pub fn idle_loop() -> ! {
         }
     }
 }
+
+// ---- Read-only views for the serial dump key (kernel/src/dump.rs) ----
+//
+// Every view takes its locks with a bounded spin and reports `None` when a
+// lock stays held, so a dump taken while the machine is wedged cannot wedge
+// the CPU taking it.
+
+/// Spins a dump view gives a lock before reporting it held.
+const VIEW_SPINS: u32 = 100_000;
+
+/// One thread as the dump key shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadView {
+    /// `ready`, `running`, `blocked` or `exited`.
+    pub state: &'static str,
+    /// Still executing on a CPU (context not saved yet).
+    pub on_cpu: bool,
+    /// Wake-up deadline while blocked (ns on the TSC clock).
+    pub deadline: Option<u64>,
+    /// The CPU it last ran or was queued on.
+    pub last_cpu: u32,
+    /// The CPU it is pinned to, if any.
+    pub pinned: Option<u32>,
+}
+
+impl Thread {
+    /// This thread's scheduling state, or `None` if its lock stays held.
+    pub fn view(&self) -> Option<ThreadView> {
+        let s = self.state.try_lock_for(VIEW_SPINS)?;
+        Some(ThreadView {
+            state: match s.run {
+                Run::Ready => "ready",
+                Run::Running => "running",
+                Run::Blocked => "blocked",
+                Run::Exited => "exited",
+            },
+            on_cpu: s.on_cpu,
+            deadline: s.deadline,
+            last_cpu: self.last_cpu.load(Ordering::Relaxed),
+            pinned: self.pinned_cpu(),
+        })
+    }
+}
+
+/// Calls `f` on each thread queued on CPU `cpu`, in queue order, with the
+/// queue locked; false if the lock stayed held or there is no such CPU.
+pub fn visit_run_queue(cpu: usize, mut f: impl FnMut(&Thread)) -> bool {
+    let Some(c) = CPUS.get(cpu) else { return false };
+    let Some(q) = c.runq.try_lock_for(VIEW_SPINS) else {
+        return false;
+    };
+    q.iter().for_each(|t| f(t));
+    true
+}
+
+/// Calls `f` on each thread on the blocked-thread list, with the list
+/// locked; false if the lock stayed held.
+pub fn visit_blocked(mut f: impl FnMut(&Thread)) -> bool {
+    let Some(sl) = SLEEPERS.try_lock_for(VIEW_SPINS) else {
+        return false;
+    };
+    sl.iter().for_each(|t| f(t));
+    true
+}
+
+/// Whether CPU `cpu` is in its idle loop.
+pub fn cpu_idle(cpu: usize) -> bool {
+    CPUS.get(cpu)
+        .is_some_and(|c| c.idle.load(Ordering::Relaxed))
+}
+
+/// Threads started and not yet reaped.
+pub fn live_threads() -> u64 {
+    LIVE.load(Ordering::Relaxed)
+}

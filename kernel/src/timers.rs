@@ -70,3 +70,14 @@ pub fn expire(now: u64) {
         sched::wake(&thread);
     }
 }
+
+/// For the serial dump key: how many sleeps `thread` has pending and the
+/// earliest deadline among them, or `None` if the list stays locked.
+pub fn pending_for(thread: &Thread) -> Option<(usize, Option<u64>)> {
+    let pending = PENDING.try_lock_for(100_000)?;
+    let mine = pending
+        .iter()
+        .filter(|s| core::ptr::eq(s.thread.as_ptr(), thread));
+    let count = mine.clone().count();
+    Some((count, mine.map(|s| s.deadline).min()))
+}
