@@ -87,7 +87,8 @@ smoke: kernel services manifests
 	SMOKE_SERVICES="$(SERVICES)" scripts/smoke.sh $(KERNEL)
 
 # `make stress` settings: the manifest to boot, how many boots, CPUs per
-# boot and boots at a time (empty: 2, or 1 on a one-core host).
+# boot and boots at a time (empty: 2, or 1 on a one-core host); KEEP_GOING=1
+# records every hang and goes on instead of stopping at the first.
 MANIFEST      ?= tlb
 COUNT         ?= 100
 SMP           ?= 4
@@ -96,7 +97,8 @@ JOBS          ?=
 ## stress: boot MANIFEST COUNT times on SMP CPUs, JOBS at a time; stop at the first hang with registers and backtraces
 stress: kernel services manifests
 	STRESS_SERVICES="$(SERVICES)" STRESS_MANIFEST=$(MANIFEST) STRESS_COUNT=$(COUNT) \
-	    STRESS_SMP=$(SMP) $(if $(JOBS),STRESS_JOBS=$(JOBS)) scripts/stress.sh $(KERNEL_ELF)
+	    STRESS_SMP=$(SMP) $(if $(JOBS),STRESS_JOBS=$(JOBS)) $(if $(KEEP_GOING),STRESS_KEEP_GOING=1) \
+	    scripts/stress.sh $(KERNEL_ELF)
 
 ## bench: cycles per operation in capOS beside this machine's Linux baseline
 bench: kernel services manifests

@@ -227,7 +227,8 @@ def machine_state(boot: Boot, elf: str) -> str:
     return "\n".join(parts)
 
 
-def report(boot: Boot, kind: str, why: str, out: str, elf: str, tail: int) -> None:
+def report(boot: Boot, kind: str, why: str, out: str, elf: str, tail: int,
+           quiet: bool = False) -> None:
     """Prints and keeps everything known about a boot that did not pass."""
     keep = os.path.join(out, f"{kind}-{boot.n}")
     os.makedirs(keep, exist_ok=True)
@@ -264,8 +265,9 @@ def report(boot: Boot, kind: str, why: str, out: str, elf: str, tail: int) -> No
     noise = re.compile(r"^(FCW|FPR|XMM|YMM|DR[0-7]|ES |SS |DS |FS |LDT|GDT|IDT)")
     body += [l for l in state.splitlines() if not noise.match(l) and l.strip()]
     body += [f"---- everything kept in {keep}/ (report.txt, serial.log) ----"]
-    sys.stdout.write("\n".join(body) + "\n")
-    sys.stdout.flush()
+    if not quiet:
+        sys.stdout.write("\n".join(body) + "\n")
+        sys.stdout.flush()
 
 
 def main() -> int:
@@ -278,6 +280,8 @@ def main() -> int:
     ap.add_argument("--silence", type=float, default=45)
     ap.add_argument("--tail", type=int, default=40)
     ap.add_argument("--label", default="")
+    ap.add_argument("--keep-going", action="store_true",
+                    help="record every hang or failure and go on (to measure a rate)")
     ap.add_argument("qemu", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     qemu = a.qemu[1:] if a.qemu[:1] == ["--"] else a.qemu
@@ -285,7 +289,7 @@ def main() -> int:
 
     lock = threading.Lock()
     stop = threading.Event()
-    state = {"next": 0, "passed": 0, "seconds": 0.0, "bad": None}
+    state = {"next": 0, "passed": 0, "seconds": 0.0, "bad": None, "not_passed": []}
     started = time.monotonic()
     running: dict[int, Boot] = {}
 
@@ -345,13 +349,19 @@ def main() -> int:
                 first = state["bad"] is None
                 if first:
                     state["bad"] = (n, kind)
+                state["not_passed"].append((n, kind))
+                if not a.keep_going:
                     stop.set()
             if first:
                 report(boot, kind, why, a.out, a.elf, a.tail)
+            elif a.keep_going:
+                report(boot, kind, why, a.out, a.elf, a.tail, quiet=True)
+                print(f"stress: boot {n} {kind}: {why} (kept in {a.out}/{kind}-{n}/)", flush=True)
             boot.kill()
             with lock:
                 running.pop(n, None)
-            return
+            if not a.keep_going:
+                return
 
     threads = [threading.Thread(target=worker) for _ in range(max(1, a.jobs))]
     for t in threads:
@@ -371,7 +381,14 @@ def main() -> int:
     per = f"{state['seconds'] / passed:.1f} s per boot, {elapsed / passed:.1f} s of elapsed time per boot" \
         if passed else "no boot passed"
     bad = state["bad"]
-    outcome = "no hang and no failure" if bad is None else f"stopped at boot {bad[0]} ({bad[1]})"
+    if bad is None:
+        outcome = "no hang and no failure"
+    elif a.keep_going:
+        hangs = sum(1 for _, k in state["not_passed"] if k == "hang")
+        outcome = (f"{hangs} hung and {len(state['not_passed']) - hangs} failed (boots "
+                   + ", ".join(f"{n} {k}" for n, k in sorted(state["not_passed"])) + ")")
+    else:
+        outcome = f"stopped at boot {bad[0]} ({bad[1]})"
     print(f"stress: {a.label}{passed} boots passed of {a.count} asked, {outcome}; {per}; "
           f"{a.jobs} at a time, {elapsed / 60:.1f} min in all", flush=True)
     return 0 if bad is None and passed == a.count else 1

@@ -14,6 +14,7 @@
 #   STRESS_TIMEOUT   seconds a boot may take before it counts as hung (180)
 #   STRESS_SILENCE   seconds of serial silence that count as a hang (45)
 #   STRESS_SERVICES  services packed as modules (the Makefile's SERVICES)
+#   STRESS_KEEP_GOING=1  record every hang and go on (to measure a rate)
 # Boots run under TCG (where the rare hang was seen; the same accelerator
 # choice as every other QEMU entry point when STRESS_ACCEL=auto).
 set -euo pipefail
@@ -47,5 +48,5 @@ echo "stress: $count boots of manifests/$manifest.capnp, $smp CPUs, $accel $firm
 # shellcheck disable=SC2046
 exec python3 "$here/stress.py" --elf "$out/capos-kernel.elf" --out "$out" --count "$count" \
     --jobs "$jobs" --timeout "${STRESS_TIMEOUT:-180}" --silence "${STRESS_SILENCE:-45}" \
-    --label "$manifest smp$smp: " -- \
+    --label "$manifest smp$smp: " ${STRESS_KEEP_GOING:+--keep-going} -- \
     qemu-system-x86_64 $(qemu_args "$accel" "$firmware" "$smp") -cdrom "$out/stress.iso"

@@ -88,10 +88,11 @@ fn open() {
     let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
     let up = crate::time::uptime_ns().unwrap_or(0);
     line(format_args!(
-        "dump {generation}: scheduler state at {}.{:06} s (dump key Ctrl-\\); {} live threads, {} CPUs",
+        "dump {generation}: scheduler state at {}.{:06} s (dump key Ctrl-\\); {} live threads, {} frames held by processes, {} CPUs",
         up / 1_000_000_000,
         (up / 1_000) % 1_000_000,
         sched::live_threads(),
+        crate::proc::aspace::frames_held(),
         percpu::registered()
     ));
     print_blocked(generation, now);

@@ -299,7 +299,7 @@ fn window_placement_matches_oracle() {
 
 /// Coordinates are whole units so the oracle can reason point by point.
 const UNIT: u64 = 0x8000;
-const UNITS: u64 = 96; // 3 MiB; LOW_MEMORY_LIMIT is unit 32
+const UNITS: u64 = 96; // 3 MiB; LOW_MEMORY_LIMIT is unit 32, the first page lies in unit 0
 
 fn unit_range(g: &mut Gen) -> PhysRange {
     let a = below(g, UNITS);
@@ -363,10 +363,13 @@ fn oracle_verdict(s: &BootScene, i: usize) -> ModuleVerdict {
     let m = units(&s.modules[i]);
     let meets = |other: &PhysRange| !units(other).is_disjoint(&m);
     let usable: BTreeSet<u64> = s.usable.iter().flat_map(units).collect();
-    if m.is_empty() {
+    if s.modules[i].end < s.modules[i].start {
+        ModuleVerdict::EndsBeforeStart
+    } else if m.is_empty() {
         ModuleVerdict::Empty
-    } else if m.iter().any(|u| u * UNIT < LOW_MEMORY_LIMIT) {
-        ModuleVerdict::LowMemory
+    } else if m.contains(&0) {
+        // Unit 0 holds the first page.
+        ModuleVerdict::FirstPage
     } else if meets(&s.kernel) {
         ModuleVerdict::OverlapsKernel
     } else if meets(&s.info) {
@@ -439,6 +442,66 @@ fn prop_accepted_modules_never_allocated(s: BootScene) -> bool {
 #[test]
 fn accepted_modules_never_allocated() {
     quickcheck(prop_accepted_modules_never_allocated as fn(BootScene) -> bool);
+}
+
+/// The AP trampoline page is a whole usable page below 1 MiB other than
+/// page 0, clear of the kernel, the boot information and every accepted
+/// module; 0x8000 when that qualifies, else the lowest that does; and none
+/// only when no page qualifies.
+fn prop_trampoline_page_is_free(s: BootScene, pages: Vec<u8>) -> bool {
+    // Sub-unit detail: page-granular usable holes and taken pages below 1 MiB.
+    let mut usable = s.usable.clone();
+    usable.extend(
+        pages
+            .iter()
+            .map(|&p| PhysRange::from_start_len(u64::from(p) * FRAME_SIZE, FRAME_SIZE)),
+    );
+    let modules: Vec<ModuleInfo> = s
+        .modules
+        .iter()
+        .map(|r| ModuleInfo {
+            name: "m",
+            range: *r,
+        })
+        .collect();
+    let verdicts = check_modules(s.kernel, s.info, &usable, &modules);
+    let mut taken = vec![s.kernel, s.info];
+    taken.extend(
+        modules
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| v.is_ok())
+            .map(|(m, _)| m.range),
+    );
+    let qualifies = |page: u64| {
+        page != 0
+            && page < LOW_MEMORY_LIMIT
+            && (page..page + FRAME_SIZE)
+                .step_by(256)
+                .all(|b| usable.iter().any(|u| u.contains(b)))
+            && !taken
+                .iter()
+                .any(|t| t.overlaps(&PhysRange::from_start_len(page, FRAME_SIZE)))
+    };
+    let want = if qualifies(memmap::PREFERRED_TRAMPOLINE) {
+        Some(memmap::PREFERRED_TRAMPOLINE)
+    } else {
+        (0..LOW_MEMORY_LIMIT / FRAME_SIZE)
+            .map(|n| n * FRAME_SIZE)
+            .find(|&p| qualifies(p))
+    };
+    let got = memmap::trampoline_page(&usable, &taken);
+    if got != want {
+        eprintln!("usable {usable:?} taken {taken:?}: got {got:?}, want {want:?}");
+    }
+    got == want
+}
+
+#[test]
+fn trampoline_page_is_free() {
+    QuickCheck::new()
+        .tests(1000)
+        .quickcheck(prop_trampoline_page_is_free as fn(BootScene, Vec<u8>) -> bool);
 }
 
 // ---------------------------------------------------------------------------
