@@ -307,10 +307,10 @@ mod tests {
         assert!(o.inject.ap_no_start && o.inject.module_overlap);
         assert!(!o.inject.no_memory_map && !o.inject.bad_acpi_checksum);
         assert!(!o.inject.module_on_trampoline);
+        assert_eq!(o.ap_timeout_ms, 50);
         let (o, w) = parse("inject=module-on-trampoline");
         assert!(w.is_empty(), "{w:?}");
         assert!(o.inject.module_on_trampoline && !o.inject.module_overlap);
-        assert_eq!(o.ap_timeout_ms, 50);
     }
 
     #[test]
