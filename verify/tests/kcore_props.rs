@@ -707,6 +707,7 @@ impl Arbitrary for Opts {
             inject: Injections {
                 no_memory_map: bool::arbitrary(g),
                 module_overlap: bool::arbitrary(g),
+                module_on_trampoline: bool::arbitrary(g),
                 bad_acpi_checksum: bool::arbitrary(g),
                 ap_no_start: bool::arbitrary(g),
             },
@@ -731,6 +732,7 @@ fn render(o: &BootOptions) -> String {
         .zip([
             i.no_memory_map,
             i.module_overlap,
+            i.module_on_trampoline,
             i.bad_acpi_checksum,
             i.ap_no_start,
         ])
