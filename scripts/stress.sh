@@ -15,6 +15,7 @@
 #   STRESS_SILENCE   seconds of serial silence that count as a hang (45)
 #   STRESS_SERVICES  services packed as modules (the Makefile's SERVICES)
 #   STRESS_KEEP_GOING=1  record every hang and go on (to measure a rate)
+#   STRESS_OUT       output directory (default build/stress/MANIFEST-smpN)
 # Boots run under TCG (where the rare hang was seen; the same accelerator
 # choice as every other QEMU entry point when STRESS_ACCEL=auto).
 set -euo pipefail
@@ -31,7 +32,7 @@ firmware=${STRESS_FIRMWARE:-bios}
 accel=${STRESS_ACCEL:-tcg}
 [ "$accel" = auto ] && accel=$(pick_accel)
 
-out="$root/build/stress/$manifest-smp$smp"
+out=${STRESS_OUT:-"$root/build/stress/$manifest-smp$smp"}
 rm -rf "$out"
 mkdir -p "$out"
 [ -f "$root/build/manifests/$manifest.bin" ] || { echo "stress: no build/manifests/$manifest.bin (make manifests)" >&2; exit 2; }
