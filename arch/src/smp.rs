@@ -16,7 +16,7 @@ core::arch::global_asm!(include_str!("asm/ap_trampoline.S"), options(att_syntax)
 /// number. `None` unless `page` is page-aligned, above page 0 and below
 /// 1 MiB (a real-mode CS can name nothing else).
 pub fn sipi_vector(page: u64) -> Option<u8> {
-    (page % 0x1000 == 0 && page != 0)
+    (page.is_multiple_of(0x1000) && page != 0)
         .then(|| u8::try_from(page >> 12).ok())
         .flatten()
 }

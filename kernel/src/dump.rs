@@ -133,7 +133,7 @@ fn print_cpu(cpu: usize, frame: &TrapFrame) {
     let now = crate::time::now_ns().unwrap_or(0);
     let mode = if frame.from_user() { "user" } else { "kernel" };
     let current = sched::current();
-    let running = current.as_deref().map(|t| ThreadName::of(t));
+    let running = current.as_deref().map(ThreadName::of);
     let mut queued: [Option<ThreadName>; MAX_LISTED] = [const { None }; MAX_LISTED];
     let mut count = 0usize;
     let visited = sched::visit_run_queue(cpu, |t| {
