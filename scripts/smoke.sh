@@ -53,20 +53,22 @@ iso_for() {
 }
 
 # run_case NAME ACCEL FIRMWARE SMP CMDLINE EXPECT [--cpu MODEL] [--stop-on RE]
-#          [--manifest NAME] [--override NAME=FILE] [--omit NAME] -- MARKER...
+#          [--manifest NAME] [--override NAME=FILE] [--omit NAME]
+#          [--type RE BYTES] -- MARKER...
 # EXPECT is an exit status, or "stopped" for boots that halt on purpose.
 # A MARKER starting with 'NOT:' must not appear; 'COUNT<n>:' must match
 # exactly n lines.
 run_case() {
     local name=$1 accel=$2 firmware=$3 smp=$4 cmdline=$5 expect=$6
     shift 6
-    local cpu="" stop_on="" manifest="" override="" omit=""
+    local cpu="" stop_on="" manifest="" override="" omit="" typing=()
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do
         case $1 in
             --cpu) cpu=$2; shift 2 ;;
             --manifest) manifest=$2; shift 2 ;;
             --override) override=$2; shift 2 ;;
             --omit) omit=$2; shift 2 ;;
+            --type) typing+=(--type "$2" "$3"); shift 3 ;;
             --stop-on) stop_on=$2; shift 2 ;;
             *) echo "smoke: bad option $1" >&2; return 1 ;;
         esac
@@ -81,6 +83,7 @@ run_case() {
     [ "$accel" = kvm ] && timeout=300
     local runner=(python3 "$here/qemu_run.py" --log "$log" --timeout "$timeout" --mark 'kernel ready')
     [ -n "$stop_on" ] && runner+=(--stop-on "$stop_on")
+    runner+=("${typing[@]}")
     local summary
     # shellcheck disable=SC2086
     summary=$("${runner[@]}" -- qemu-system-x86_64 $args -cdrom "$iso")
@@ -409,6 +412,18 @@ tlb_case() {
         "tlb: shoot-downs $count .*; IPIs sent ($count), acknowledged \1 " \
         "NOT:vm-demo: FAIL|EXCEPTION|PANIC"
 }
+# The serial dump key (Ctrl-\) typed while the VirtualMemory demo sleeps
+# between rounds: CPU 0 prints the blocked threads, every CPU its own line,
+# and the run goes on to its normal end.
+if selected dump-key; then
+    run_case dump-key tcg bios 4 "test=boot" $ST_SUCCESS --manifest tlb \
+        --type "vm-demo: ok quota filled and released" '\x1c' -- \
+        "dump 1: scheduler state at [0-9.]+ s \(dump key Ctrl-.\); [0-9]+ live threads, [0-9]+ frames held by processes, 4 CPUs" \
+        "dump 1: [0-9]+ blocked threads" \
+        "COUNT4:^dump 1: cpu[0-3] interrupted in (kernel|user) mode at rip 0x[0-9a-f]+, (idle loop|not idle); running .*; run queue" \
+        "dump 1: end \(4 of 4 CPUs answered\)" "NOT:did not answer" \
+        "vm-demo: ok protected a page read-only" "test: all processes exited" "NOT:EXCEPTION|PANIC"
+fi
 tlb_case tcg-tlb-smp1 1 0
 tlb_case tcg-tlb-smp4 4 "[1-9][0-9]*"
 if selected spawn-test; then

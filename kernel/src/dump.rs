@@ -47,17 +47,15 @@ static ANSWERED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS]
 pub fn on_tick(frame: &TrapFrame) {
     let cpu = capos_arch::percpu::this_cpu_index() as usize;
     if cpu == 0 && key_pressed() {
-        open();
+        open_dump();
     }
+    let open = OPEN.load(Ordering::Acquire);
     let generation = GENERATION.load(Ordering::Acquire);
-    if generation != 0
-        && OPEN.load(Ordering::Acquire)
-        && ANSWERED[cpu].load(Ordering::Relaxed) != generation
-    {
+    if open && generation != 0 && ANSWERED[cpu].load(Ordering::Relaxed) != generation {
         print_cpu(cpu, frame);
         ANSWERED[cpu].store(generation, Ordering::Release);
     }
-    if cpu == 0 && OPEN.load(Ordering::Acquire) {
+    if cpu == 0 && open {
         close_if_done(generation);
     }
 }
@@ -78,14 +76,16 @@ fn key_pressed() -> bool {
     seen
 }
 
-/// Opens a new dump (unless one is open) and prints its global part.
-fn open() {
-    if OPEN.swap(true, Ordering::AcqRel) {
+/// Opens a new dump (unless one is open) and prints its global part; only
+/// then may the other CPUs print theirs.
+fn open_dump() {
+    if OPEN.load(Ordering::Acquire) {
         return;
     }
     let now = crate::time::now_ns().unwrap_or(0);
     OPENED_AT.store(now, Ordering::Relaxed);
-    let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
+    // Only CPU 0 opens dumps, so the generation has no other writer.
+    let generation = GENERATION.load(Ordering::Relaxed) + 1;
     let up = crate::time::uptime_ns().unwrap_or(0);
     line(format_args!(
         "dump {generation}: scheduler state at {}.{:06} s (dump key Ctrl-\\); {} live threads, {} frames held by processes, {} CPUs",
@@ -96,6 +96,8 @@ fn open() {
         percpu::registered()
     ));
     print_blocked(generation, now);
+    GENERATION.store(generation, Ordering::Release);
+    OPEN.store(true, Ordering::Release);
 }
 
 /// Prints every thread on the blocked list with what it waits for.
