@@ -222,11 +222,14 @@ fault_case() {
 # nested virtualisation), so they run in the background while TCG runs.
 kvm_pids=()
 if [ "${SMOKE_KVM:-1}" != 0 ] && kvm_usable; then
-    if kvm_is_pvm; then
-        record SKIP kvm-procs "this host's KVM is PVM, which does not implement ring-3 SYSCALL like hardware; KVM runs boot the kernel only, userspace runs under TCG"
+    # KVM that cannot run capOS userspace (PVM, or no VMX/SVM) boots the
+    # kernel only; userspace runs under TCG.
+    choose_accel
+    if [ "$ACCEL" != kvm ]; then
+        record SKIP kvm-procs "$ACCEL_WHY; KVM runs boot the kernel only, userspace runs under TCG"
     fi
     for smp in 1 4; do
-        if kvm_is_pvm; then
+        if [ "$ACCEL" != kvm ]; then
             name="kvm-bios-smp$smp"
             selected "$name" || continue
             ( boot_case "$name" kvm bios "$smp" x2apic > "$out/$name.result" 2>&1 ) &
