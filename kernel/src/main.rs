@@ -123,7 +123,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     };
     let bsp_apic = bsp.arch.apic_id.load(Ordering::Relaxed);
     info!("apic: {} mode, BSP APIC id {bsp_apic}", mode.name());
-    calibrate_timers();
+    calibrate_timers(inject.calibration_stall);
     cpuinit::start_local_timer();
     x86_64::instructions::interrupts::enable();
 
@@ -290,13 +290,15 @@ fn setup_memory(boot: &mut bootinfo::BootInfo) -> (u64, Option<u64>) {
     (direct_map_end, trampoline)
 }
 
-/// Calibrates the TSC and APIC timer against the PIT and sets the tick rate.
-fn calibrate_timers() {
+/// Calibrates the TSC and APIC timer against the PIT and sets the tick rate;
+/// `stall` holds the CPU up in one window (`inject=calibration-stall`).
+fn calibrate_timers(stall: bool) {
     let cal = time::calibrate(
         || {
             percpu::with_lapic(|l| l.start_calibration_count());
         },
         || percpu::with_lapic(|l| l.timer_current()).unwrap_or(0),
+        stall.then_some(1),
     );
     let cal = match cal {
         Ok(c) => c,
@@ -304,6 +306,17 @@ fn calibrate_timers() {
             "cannot calibrate timers against the PIT: {e:?}"
         )),
     };
+    let median = cal.windows[cal.used];
+    for (i, &ticks) in cal.windows.iter().enumerate() {
+        if !capos_kcore::clock::window_agrees(ticks, median) {
+            warn!(
+                "timer: calibration window {i} of {} counted {ticks} TSC ticks against the median's {median} ({}.{:02}x): the CPU was held up; window ignored",
+                cal.windows.len(),
+                ticks / median.max(1),
+                (ticks % median.max(1)) * 100 / median.max(1)
+            );
+        }
+    }
     time::set_calibration(cal);
     cpuinit::set_tick_rate(cal.apic_timer_hz);
     let inv = if cpu::features().invariant_tsc {

@@ -620,6 +620,41 @@ fn prop_calibration_recovers_hz(hz: Hz, ref_ms: u16) -> TestResult {
     }
 }
 
+/// Calibration windows: however the held-up minority of windows is off
+/// (too many ticks or too few), the chosen window is one of the good
+/// ones' range.
+fn prop_median_window_outvotes_stalls(
+    base: u32,
+    jitter: Vec<u8>,
+    stalls: Vec<u64>,
+    five: bool,
+) -> TestResult {
+    let n = if five { 5 } else { 3 };
+    let bad = stalls.len().min((n - 1) / 2);
+    let base = u64::from(base) + 1_000;
+    // Good windows agree within 1%.
+    let good: Vec<u64> = (0..n - bad)
+        .map(|i| base + base * u64::from(jitter.get(i).copied().unwrap_or(0) % 10) / 1000)
+        .collect();
+    let mut windows = good.clone();
+    windows.extend(stalls.iter().take(bad));
+    // Any order.
+    let rot = jitter.first().map_or(0, |&j| usize::from(j)) % n;
+    windows.rotate_left(rot);
+    let Some(i) = clock::median_window(&windows) else {
+        return TestResult::failed();
+    };
+    let (lo, hi) = (*good.iter().min().unwrap(), *good.iter().max().unwrap());
+    TestResult::from_bool(lo <= windows[i] && windows[i] <= hi)
+}
+
+#[test]
+fn median_window_outvotes_stalls() {
+    quickcheck(
+        prop_median_window_outvotes_stalls as fn(u32, Vec<u8>, Vec<u64>, bool) -> TestResult,
+    );
+}
+
 #[test]
 fn clock_close_to_exact() {
     quickcheck(prop_clock_close_to_exact as fn(Hz, u64) -> bool);
@@ -710,6 +745,7 @@ impl Arbitrary for Opts {
                 module_on_trampoline: bool::arbitrary(g),
                 bad_acpi_checksum: bool::arbitrary(g),
                 ap_no_start: bool::arbitrary(g),
+                calibration_stall: bool::arbitrary(g),
             },
             ap_timeout_ms: 1 + below(g, 10_000) as u32,
         })
@@ -735,6 +771,7 @@ fn render(o: &BootOptions) -> String {
             i.module_on_trampoline,
             i.bad_acpi_checksum,
             i.ap_no_start,
+            i.calibration_stall,
         ])
         .filter_map(|(n, on)| on.then_some(*n))
         .collect();

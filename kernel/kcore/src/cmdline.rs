@@ -8,7 +8,7 @@
 //! | `test=boot` | boot, report, exit QEMU with success |
 //! | `test=fault:pf\|gp\|ud\|de\|bp\|df` | raise that exception after boot |
 //! | `maxcpus=N` | bring up at most `N` CPUs (`N >= 1`) |
-//! | `inject=a,b` | feed named hostile inputs into the boot path (test boots): `no-memory-map`, `module-overlap`, `module-on-trampoline`, `bad-acpi-checksum`, `ap-no-start` |
+//! | `inject=a,b` | feed named hostile inputs into the boot path (test boots): `no-memory-map`, `module-overlap`, `module-on-trampoline`, `bad-acpi-checksum`, `ap-no-start`, `calibration-stall` |
 //! | `aptimeout=MS` | how long to wait for each AP to start (default 200 ms) |
 //!
 //! A later word overrides an earlier one. Anything else becomes a
@@ -117,6 +117,10 @@ pub struct Injections {
     pub bad_acpi_checksum: bool,
     /// Send no startup IPIs to the second CPU: it must time out and be reported.
     pub ap_no_start: bool,
+    /// Hold the boot CPU up at the end of one timer-calibration window (as a
+    /// host that deschedules a virtual CPU would): the window must be
+    /// outvoted and reported.
+    pub calibration_stall: bool,
 }
 
 impl Injections {
@@ -127,15 +131,17 @@ impl Injections {
         module_on_trampoline: false,
         bad_acpi_checksum: false,
         ap_no_start: false,
+        calibration_stall: false,
     };
 
     /// Injection names as written on the command line.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "no-memory-map",
         "module-overlap",
         "module-on-trampoline",
         "bad-acpi-checksum",
         "ap-no-start",
+        "calibration-stall",
     ];
 
     fn set(&mut self, name: &str) -> bool {
@@ -145,6 +151,7 @@ impl Injections {
             "module-on-trampoline" => &mut self.module_on_trampoline,
             "bad-acpi-checksum" => &mut self.bad_acpi_checksum,
             "ap-no-start" => &mut self.ap_no_start,
+            "calibration-stall" => &mut self.calibration_stall,
             _ => return false,
         };
         *flag = true;
@@ -270,7 +277,7 @@ fn apply<'a>(opts: &mut BootOptions, word: &'a str) -> Result<(), CmdlineWarning
             let mut inject = opts.inject;
             if v.is_empty() || !v.split(',').all(|name| inject.set(name)) {
                 return Err(bad(
-                    "a comma-separated list of no-memory-map, module-overlap, module-on-trampoline, bad-acpi-checksum, ap-no-start",
+                    "a comma-separated list of no-memory-map, module-overlap, module-on-trampoline, bad-acpi-checksum, ap-no-start, calibration-stall",
                 ));
             }
             opts.inject = inject;
