@@ -33,7 +33,7 @@ SERVICE_RUSTFLAGS = -C relocation-model=static -C link-arg=-T$(CURDIR)/rt/link.l
 NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 
 
-.PHONY: setup kernel kernel-lockdep kernel-irqoff services manifests iso run run-uefi test test-host test-loom check-manifests check-dispatch smoke bench pathprof fmt fmt-check lint clean
+.PHONY: setup kernel kernel-lockdep kernel-irqoff services manifests iso run run-uefi test test-host test-loom check-manifests check-dispatch smoke stress bench pathprof fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
 SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers
@@ -119,6 +119,20 @@ check-manifests: setup
 ## smoke: QEMU boots under TCG and KVM, one CPU and several, faults, hostile input (lock validator on)
 smoke: kernel-lockdep services manifests
 	SMOKE_SERVICES="$(SERVICES)" scripts/smoke.sh $(TEST_KERNEL)
+
+# `make stress` settings: the manifest to boot, how many boots, CPUs per
+# boot and boots at a time (empty: 2, or 1 on a one-core host); KEEP_GOING=1
+# records every hang and goes on instead of stopping at the first.
+MANIFEST      ?= tlb
+COUNT         ?= 100
+SMP           ?= 4
+JOBS          ?=
+
+## stress: boot MANIFEST COUNT times on SMP CPUs, JOBS at a time; stop at the first hang with registers and backtraces
+stress: kernel services manifests
+	STRESS_SERVICES="$(SERVICES)" STRESS_MANIFEST=$(MANIFEST) STRESS_COUNT=$(COUNT) \
+	    STRESS_SMP=$(SMP) $(if $(JOBS),STRESS_JOBS=$(JOBS)) $(if $(KEEP_GOING),STRESS_KEEP_GOING=1) \
+	    scripts/stress.sh $(KERNEL_ELF)
 
 ## bench: instructions per operation (path length) in capOS beside a Linux guest; cycles too under hardware KVM
 bench: kernel kernel-irqoff services manifests

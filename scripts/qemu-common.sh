@@ -37,6 +37,31 @@ ovmf_path() {
     echo "/usr/share/ovmf/OVMF.fd"
 }
 
+# choose_accel: sets ACCEL (kvm or tcg) and ACCEL_WHY (one line saying
+# why) for a capOS boot that runs userspace. KVM is chosen only where it is
+# hardware-assisted: a PVM /dev/kvm (this project's build machines) boots
+# the kernel but cannot run ring-3 SYSCALL, and a host CPU without VMX/SVM
+# has no hardware assistance to offer.
+choose_accel() {
+    if [ ! -e /dev/kvm ]; then
+        ACCEL=tcg ACCEL_WHY="no /dev/kvm on this host"
+    elif kvm_is_pvm; then
+        ACCEL=tcg ACCEL_WHY="this host's /dev/kvm is PVM (kvm_pvm), which cannot run capOS userspace (ring-3 SYSCALL is not virtualised like hardware)"
+    elif ! grep -qwE 'vmx|svm' /proc/cpuinfo 2>/dev/null; then
+        ACCEL=tcg ACCEL_WHY="the host CPU shows no VMX/SVM, so /dev/kvm is not hardware-assisted and cannot be trusted to run capOS userspace"
+    elif ! kvm_usable; then
+        ACCEL=tcg ACCEL_WHY="/dev/kvm is not usable here (no access, or QEMU cannot create a host CPU)"
+    else
+        ACCEL=kvm ACCEL_WHY="hardware-assisted KVM"
+    fi
+}
+
+# pick_accel: prints the accelerator choose_accel picks.
+pick_accel() {
+    choose_accel
+    echo "$ACCEL"
+}
+
 # True if the host's KVM is PVM (pagetable-based virtualisation): it boots
 # the kernel, but does not implement ring-3 SYSCALL like hardware (CS/SS are
 # not switched), so userspace cannot run under it.

@@ -3,8 +3,10 @@
 #
 #   scripts/qemu.sh ISO [--uefi] [--tcg] [--smp N] [-- extra QEMU args]
 #
-# Uses KVM when /dev/kvm works (falling back to TCG otherwise, or with
-# --tcg). Ctrl-A X quits QEMU.
+# Uses KVM only where it is hardware-assisted and can run capOS userspace;
+# TCG otherwise (PVM hosts, no VMX/SVM, unusable /dev/kvm) or with --tcg,
+# and says which in one line. Ctrl-A X quits QEMU; Ctrl-\ asks the kernel
+# for a scheduler dump.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/qemu-common.sh"
@@ -20,6 +22,10 @@ while [ $# -gt 0 ]; do
         *) echo "qemu.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[ "$accel" = auto ] && { kvm_usable && accel=kvm || accel=tcg; }
-echo "qemu: $accel, $firmware firmware, $smp CPUs (Ctrl-A X quits)" >&2
+why="--tcg given"
+if [ "$accel" = auto ]; then
+    choose_accel
+    accel=$ACCEL why=$ACCEL_WHY
+fi
+echo "qemu: ${accel^^} ($why); $firmware firmware, $smp CPUs; Ctrl-A X quits, Ctrl-\\ dumps the scheduler" >&2
 exec qemu-system-x86_64 $(qemu_args "$accel" "$firmware" "$smp") -serial mon:stdio -cdrom "$iso" "${extra[@]}"

@@ -2,7 +2,8 @@
 """Runs QEMU with the guest serial console on a pipe and watches it live.
 
     qemu_run.py --log FILE --timeout SECONDS [--stop-on REGEX]
-                [--mark REGEX]... -- qemu-system-x86_64 ARGS...
+                [--mark REGEX]... [--type REGEX BYTES]...
+                -- qemu-system-x86_64 ARGS...
 
 Writes the serial output to FILE as it arrives. Ends when QEMU exits, when
 a line matches --stop-on (QEMU is then killed: for boots that halt rather
@@ -11,7 +12,9 @@ than exit), or at the timeout. Prints one line:
     status=<QEMU exit code | stopped | timeout> seconds=<wall time> mark<N>=<seconds|->
 
 where mark<N> is the time since QEMU started at which the first line
-matching the N-th --mark appeared.
+matching the N-th --mark appeared. `--type REGEX BYTES` types BYTES (with
+Python escapes, e.g. '\x1c') on the serial console once, when the first
+line matching REGEX appears.
 """
 import argparse
 import re
@@ -27,6 +30,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, required=True)
     ap.add_argument("--stop-on")
     ap.add_argument("--mark", action="append", default=[])
+    ap.add_argument("--type", nargs=2, action="append", default=[], metavar=("REGEX", "BYTES"))
     ap.add_argument("qemu", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.qemu[1:] if a.qemu[:1] == ["--"] else a.qemu
@@ -34,7 +38,10 @@ def main() -> int:
     marks = [re.compile(m) for m in a.mark]
     mark_times = [None] * len(marks)
     start = time.monotonic()
-    proc = subprocess.Popen(cmd + ["-serial", "stdio"], stdin=subprocess.DEVNULL,
+    typing = [[re.compile(r), b.encode().decode("unicode_escape").encode("latin-1")]
+              for r, b in a.type]
+    proc = subprocess.Popen(cmd + ["-serial", "stdio"],
+                            stdin=subprocess.PIPE if typing else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     stopped = threading.Event()
 
@@ -48,6 +55,14 @@ def main() -> int:
                 for i, m in enumerate(marks):
                     if mark_times[i] is None and m.search(line):
                         mark_times[i] = now
+                for t in typing:
+                    if t[0] is not None and t[0].search(line):
+                        t[0] = None
+                        try:
+                            proc.stdin.write(t[1])
+                            proc.stdin.flush()
+                        except OSError:
+                            pass
                 if stop_re and stop_re.search(line):
                     stopped.set()
                     proc.kill()

@@ -31,19 +31,20 @@ pass=0 fail=0
 results="$out/results.txt"
 : > "$results"
 
-# iso_for CMDLINE [MANIFEST [OVERRIDE]]: a one-entry test ISO booting with
-# those kernel words, carrying build/manifests/MANIFEST.bin and every service
-# when given. OVERRIDE is NAME=FILE: module NAME gets FILE's bytes instead
-# (hostile boot inputs).
+# iso_for CMDLINE [MANIFEST [OVERRIDE [OMIT]]]: a one-entry test ISO booting
+# with those kernel words, carrying build/manifests/MANIFEST.bin and every
+# service when given. OVERRIDE is NAME=FILE: module NAME gets FILE's bytes
+# instead (hostile boot inputs). OMIT names a module left out.
 iso_for() {
-    local cmdline=$1 manifest=${2:-} override=${3:-} key
-    key=$(printf '%s|%s|%s' "$cmdline" "$manifest" "$override" | md5sum | cut -c1-12)
+    local cmdline=$1 manifest=${2:-} override=${3:-} omit=${4:-} key
+    key=$(printf '%s|%s|%s|%s' "$cmdline" "$manifest" "$override" "$omit" | md5sum | cut -c1-12)
     local iso="$out/iso-$key.iso"
     if [ ! -f "$iso" ]; then
         local mods=()
         if [ -n "$manifest" ]; then
             local file name
             for name in manifest ${SMOKE_SERVICES:-}; do
+                [ "$name" = "$omit" ] && continue
                 if [ "$name" = manifest ]; then file="$root/build/manifests/$manifest.bin"; else file="$root/build/services/$name"; fi
                 [ "${override%%=*}" = "$name" ] && file=${override#*=}
                 mods+=(--module "$file" "$name")
@@ -57,27 +58,30 @@ iso_for() {
 }
 
 # run_case NAME ACCEL FIRMWARE SMP CMDLINE EXPECT [--cpu MODEL] [--stop-on RE]
-#          [--manifest NAME] [--timeout SECONDS] -- MARKER...
+#          [--manifest NAME] [--override NAME=FILE] [--omit NAME]
+#          [--type RE BYTES] [--timeout SECONDS] -- MARKER...
 # EXPECT is an exit status, or "stopped" for boots that halt on purpose.
 # A MARKER starting with 'NOT:' must not appear; 'COUNT<n>:' must match
 # exactly n lines.
 run_case() {
     local name=$1 accel=$2 firmware=$3 smp=$4 cmdline=$5 expect=$6
     shift 6
-    local cpu="" stop_on="" manifest="" override="" timeout=""
+    local cpu="" stop_on="" manifest="" override="" omit="" typing=() timeout=""
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do
         case $1 in
             --cpu) cpu=$2; shift 2 ;;
             --timeout) timeout=$2; shift 2 ;;
             --manifest) manifest=$2; shift 2 ;;
             --override) override=$2; shift 2 ;;
+            --omit) omit=$2; shift 2 ;;
+            --type) typing+=(--type "$2" "$3"); shift 3 ;;
             --stop-on) stop_on=$2; shift 2 ;;
             *) echo "smoke: bad option $1" >&2; return 1 ;;
         esac
     done
     shift
     local log="$out/$name.log" iso
-    iso=$(iso_for "$cmdline" "$manifest" "$override") || { record FAIL "$name" "could not build the ISO"; return; }
+    iso=$(iso_for "$cmdline" "$manifest" "$override" "$omit") || { record FAIL "$name" "could not build the ISO"; return; }
     local args
     args=$(qemu_args "$accel" "$firmware" "$smp")
     [ -n "$cpu" ] && args=$(echo "$args" | sed "s/-cpu [^ ]*/-cpu $cpu/")
@@ -87,6 +91,7 @@ run_case() {
     fi
     local runner=(python3 "$here/qemu_run.py" --log "$log" --timeout "$timeout" --mark 'kernel ready')
     [ -n "$stop_on" ] && runner+=(--stop-on "$stop_on")
+    runner+=("${typing[@]}")
     local summary
     # shellcheck disable=SC2086
     summary=$("${runner[@]}" -- qemu-system-x86_64 $args -cdrom "$iso")
@@ -249,11 +254,14 @@ fault_case() {
 # nested virtualisation), so they run in the background while TCG runs.
 kvm_pids=()
 if [ "${SMOKE_KVM:-1}" != 0 ] && kvm_usable; then
-    if kvm_is_pvm; then
-        record SKIP kvm-procs "this host's KVM is PVM, which does not implement ring-3 SYSCALL like hardware; KVM runs boot the kernel only, userspace runs under TCG"
+    # KVM that cannot run capOS userspace (PVM, or no VMX/SVM) boots the
+    # kernel only; userspace runs under TCG.
+    choose_accel
+    if [ "$ACCEL" != kvm ]; then
+        record SKIP kvm-procs "$ACCEL_WHY; KVM runs boot the kernel only, userspace runs under TCG"
     fi
     for smp in 1 4; do
-        if kvm_is_pvm; then
+        if [ "$ACCEL" != kvm ]; then
             name="kvm-bios-smp$smp"
             selected "$name" || continue
             ( boot_case "$name" kvm bios "$smp" x2apic > "$out/$name.result" 2>&1 ) &
@@ -295,6 +303,22 @@ if selected inject-module-overlap; then
     run_case inject-module-overlap tcg bios 1 "test=boot inject=module-overlap" $ST_SUCCESS -- \
         'module "injected-overlap" at 0x[0-9a-f]+\.\.0x[0-9a-f]+ rejected: .*kernel.*; ignoring it' \
         "test: boot checks passed"
+fi
+# A module where the AP trampoline would go (GRUB's EFI loader may put
+# modules anywhere in low memory): accepted, and the trampoline moves to
+# another free low page; every CPU still starts.
+if selected inject-module-on-trampoline; then
+    run_case inject-module-on-trampoline tcg bios 4 "test=boot inject=module-on-trampoline" $ST_SUCCESS -- \
+        'boot: module "injected-low" at 0x8000\.\.0x9000 \(4 KiB\)' \
+        "smp: AP trampoline at 0x[0-9a-f]+" "NOT:AP trampoline at 0x8000" "NOT:rejected" \
+        "smp: 4 of 4 CPUs online" "test: boot checks passed"
+fi
+# One calibration window ends late (as when the host deschedules the vCPU
+# mid-window): the median window is used and the late one reported.
+if selected inject-calibration-stall; then
+    run_case inject-calibration-stall tcg bios 2 "test=boot inject=calibration-stall" $ST_SUCCESS -- \
+        "timer: calibration window 1 of 3 counted [0-9]+ TSC ticks against the median's [0-9]+ \([1-9][0-9]*\.[0-9]+x\): the CPU was held up; window ignored" \
+        "timer: periodic ticks on all 2 online CPUs" "test: boot checks passed"
 fi
 if selected inject-no-memory-map; then
     run_case inject-no-memory-map tcg bios 1 "test=boot inject=no-memory-map" $ST_FAILURE -- \
@@ -342,14 +366,31 @@ if selected bad-init-elf; then
     run_case bad-init-elf tcg bios 1 "test=boot" $ST_FAILURE --manifest smoke --override "init=$out/not-elf.bin" -- \
         'capOS: boot halted: manifest: init "init": invalid ELF: ' "NOT:init: capOS init started"
 fi
+# A test boot that was given modules but no manifest (or no init) ran no
+# process: it must fail and say why, never pass having run nothing.
+if selected no-manifest; then
+    run_case no-manifest tcg bios 1 "test=boot" $ST_FAILURE --manifest smoke --omit manifest -- \
+        "test: the loader passed [0-9]+ boot modules, so processes were expected, but no usable \"manifest\" module was among them.*; no process ran" \
+        "NOT:test: all processes exited" "NOT:init: capOS init started"
+fi
+if selected no-init; then
+    run_case no-init tcg bios 1 "test=boot" $ST_FAILURE --manifest smoke --omit init -- \
+        'capOS: boot halted: manifest: .*no boot module named "init"' \
+        "NOT:test: all processes exited" "NOT:init: capOS init started"
+fi
 if selected bad-manifest; then
     run_case bad-manifest tcg bios 1 "test=boot" $ST_FAILURE --manifest smoke --override "manifest=$out/not-manifest.bin" -- \
         "capOS: boot halted: manifest: " "NOT:init: capOS init started"
 fi
+# The default service graph (manifests/default.capnp), under BIOS and under
+# UEFI, where GRUB's EFI loader puts the manifest and init below 1 MiB: the
+# boot accepts them there and runs the whole graph to `init: done`.
 default_case() {
-    local name=$1 smp=$2
+    local name=$1 smp=$2 firmware=${3:-bios}
     selected "$name" || return 0
-    run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest default -- \
+    run_case "$name" tcg "$firmware" "$smp" "test=boot" $ST_SUCCESS --manifest default -- \
+        'boot: module "manifest" at 0x[0-9a-f]+\.\.0x[0-9a-f]+' 'boot: module "init" at 0x[0-9a-f]+' \
+        "NOT:rejected" "init: done" \
         "init: started service echo-server \(pid [0-9]+\)" "init: started service echo-client \(pid [0-9]+\)" \
         "echo-server: echoing 11 bytes for pid [0-9]+" 'echo-client: reply "hello capOS"' \
         "echo-client: typed error: echo method 1 always fails" \
@@ -390,6 +431,8 @@ default_case() {
 }
 default_case tcg-default-smp1 1
 default_case tcg-default-smp4 4
+default_case tcg-uefi-default-smp1 1 uefi
+default_case tcg-uefi-default-smp4 4 uefi
 if selected services; then
     run_case services tcg bios 2 "test=boot" $ST_SUCCESS --manifest services -- \
         "init: started service clock \(pid [0-9]+\)" "init: started service cruncher \(pid [0-9]+\) pinned to CPU 1" \
@@ -449,6 +492,18 @@ tlb_case() {
         "tlb: shoot-downs $count .*; IPIs sent ($count), acknowledged \1 " \
         "NOT:vm-demo: FAIL|EXCEPTION|PANIC"
 }
+# The serial dump key (Ctrl-\) typed while the VirtualMemory demo sleeps
+# between rounds: CPU 0 prints the blocked threads, every CPU its own line,
+# and the run goes on to its normal end.
+if selected dump-key; then
+    run_case dump-key tcg bios 4 "test=boot" $ST_SUCCESS --manifest tlb \
+        --type "vm-demo: ok quota filled and released" '\x1c' -- \
+        "dump 1: scheduler state at [0-9.]+ s \(dump key Ctrl-.\); [0-9]+ live threads, [0-9]+ frames held by processes, 4 CPUs" \
+        "dump 1: [0-9]+ blocked threads" \
+        "COUNT4:^dump 1: cpu[0-3] interrupted in (kernel|user) mode at rip 0x[0-9a-f]+, (idle loop|not idle); running .*; run queue" \
+        "dump 1: end \(4 of 4 CPUs answered\)" "NOT:did not answer" \
+        "vm-demo: ok protected a page read-only" "test: all processes exited" "NOT:EXCEPTION|PANIC"
+fi
 tlb_case tcg-tlb-smp1 1 0
 tlb_case tcg-tlb-smp4 4 "[1-9][0-9]*"
 if selected spawn-test; then

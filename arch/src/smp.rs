@@ -1,20 +1,25 @@
 //! Application-processor start-up: the real-mode trampoline
 //! (`asm/ap_trampoline.S`) and the words the BSP publishes for each AP.
 //!
-//! Protocol, one AP at a time: the BSP copies the trampoline to
-//! [`TRAMPOLINE_PHYS`], stores the AP's CR3, stack top and CPU index in the
-//! `AP_BOOT_*` words, sends INIT-SIPI-SIPI, and waits (with a timeout) for
-//! the AP to report in. The AP reads the words in `ap_entry64` and calls the
-//! kernel's `ap_rust_entry(cpu_index)`.
+//! Protocol, one AP at a time: the BSP copies the trampoline to a free page
+//! below 1 MiB chosen at boot (the code runs at any such page), stores the
+//! AP's CR3, stack top and CPU index in the `AP_BOOT_*` words, sends
+//! INIT-SIPI-SIPI with that page's [`sipi_vector`], and waits (with a
+//! timeout) for the AP to report in. The AP reads the words in `ap_entry64`
+//! and calls the kernel's `ap_rust_entry(cpu_index)`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 core::arch::global_asm!(include_str!("asm/ap_trampoline.S"), options(att_syntax));
 
-/// Physical address the trampoline is copied to; must match the assembly.
-pub const TRAMPOLINE_PHYS: u64 = 0x8000;
-/// SIPI vector: the page number of [`TRAMPOLINE_PHYS`].
-pub const TRAMPOLINE_SIPI_PAGE: u8 = (TRAMPOLINE_PHYS >> 12) as u8;
+/// The startup-IPI vector that starts an AP at physical `page`: its page
+/// number. `None` unless `page` is page-aligned, above page 0 and below
+/// 1 MiB (a real-mode CS can name nothing else).
+pub fn sipi_vector(page: u64) -> Option<u8> {
+    (page.is_multiple_of(0x1000) && page != 0)
+        .then(|| u8::try_from(page >> 12).ok())
+        .flatten()
+}
 
 /// CR3 the AP loads in `ap_entry64` (the kernel's page tables).
 #[unsafe(no_mangle)]
@@ -31,7 +36,8 @@ extern "C" {
     static ap_trampoline_end: u8;
 }
 
-/// The trampoline's machine code, to be copied to [`TRAMPOLINE_PHYS`].
+/// The trampoline's machine code (position-independent: it may be copied to
+/// any page [`sipi_vector`] accepts). Shorter than a page.
 pub fn trampoline_code() -> &'static [u8] {
     // SAFETY: the two symbols delimit one contiguous read-only section
     // emitted by the assembly above, which lives as long as the kernel.

@@ -12,6 +12,7 @@ mod bootinfo;
 pub mod console;
 mod cpuinit;
 mod dispatch;
+mod dump;
 mod irqoff;
 mod mem;
 mod objects;
@@ -76,11 +77,21 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
         Ok(b) => b,
         Err(e) => halt_with(format_args!("{e}")),
     };
+    // Modules the loader itself passed (injected ones below are not counted):
+    // a test boot that got any was meant to run processes.
+    let loader_modules = boot.modules.len();
     if inject.module_overlap {
         let layout = kernel_layout();
         boot.modules.push(bootinfo::Module {
             name: "injected-overlap".into(),
             range: PhysRange::new(layout.phys_start, layout.phys_start + 0x1000),
+        });
+    }
+    if inject.module_on_trampoline {
+        let page = memmap::PREFERRED_TRAMPOLINE;
+        boot.modules.push(bootinfo::Module {
+            name: "injected-low".into(),
+            range: PhysRange::new(page, page + 0x1000),
         });
     }
     if inject.bad_acpi_checksum {
@@ -97,7 +108,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
         warn!("boot: command line: {w}");
     }
 
-    let direct_map_end = setup_memory(&mut boot);
+    let (direct_map_end, trampoline) = setup_memory(&mut boot);
     // SAFETY: the kernel reaches user memory only through the direct map
     // (never through user addresses) and marks none of its mappings user.
     let prot = unsafe { cpu::enable_protections(&cpu::features()) };
@@ -112,7 +123,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
     };
     let bsp_apic = bsp.arch.apic_id.load(Ordering::Relaxed);
     info!("apic: {} mode, BSP APIC id {bsp_apic}", mode.name());
-    calibrate_timers();
+    calibrate_timers(inject.calibration_stall);
     cpuinit::start_local_timer();
     x86_64::instructions::interrupts::enable();
     tlb::join_kernel();
@@ -132,6 +143,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
                 max_cpus: opts.max_cpus.unwrap_or(u32::MAX),
                 timeout_ms: opts.ap_timeout_ms,
                 withhold_first_sipi: inject.ap_no_start,
+                trampoline,
             };
             smp::start_aps(&madt, bsp_apic, plan)
         }
@@ -194,7 +206,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
                 "boot: no \"{}\" module; no processes to run",
                 boot_procs::MANIFEST_MODULE
             );
-            testmode::all_processes_exited();
+            testmode::nothing_to_run(loader_modules);
         }
         Err(e) => halt_with(format_args!("{e}")),
     }
@@ -203,8 +215,8 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
 }
 
 /// Frame allocator, kernel page tables and heap growth. Returns the end of
-/// the direct map.
-fn setup_memory(boot: &mut bootinfo::BootInfo) -> u64 {
+/// the direct map and the low page chosen for the AP trampoline.
+fn setup_memory(boot: &mut bootinfo::BootInfo) -> (u64, Option<u64>) {
     let entries: Vec<(PhysRange, bool)> = boot.memory.iter().map(|r| (r.range, r.usable)).collect();
     let mut usable = Vec::new();
     memmap::usable_ranges(&entries, &mut usable);
@@ -243,6 +255,9 @@ fn setup_memory(boot: &mut bootinfo::BootInfo) -> u64 {
     boot.modules.retain(|_| keep.next().unwrap_or(false));
     let mut reserved = alloc::vec![kernel, boot.info_range];
     reserved.extend(boot.modules.iter().map(|m| m.range));
+    // Modules may lie below 1 MiB (GRUB's EFI loader puts them there): the
+    // trampoline goes on a low page none of them uses.
+    let trampoline = memmap::trampoline_page(&usable, &reserved);
 
     let usable_bytes: u64 = usable.iter().map(|r| r.len()).sum();
     let ram_end = usable.iter().map(|r| r.end).max().unwrap_or(0);
@@ -278,16 +293,18 @@ fn setup_memory(boot: &mut bootinfo::BootInfo) -> u64 {
         direct_map_end >> 30,
         if features.page1g { "1 GiB" } else { "2 MiB" }
     );
-    direct_map_end
+    (direct_map_end, trampoline)
 }
 
-/// Calibrates the TSC and APIC timer against the PIT and sets the tick rate.
-fn calibrate_timers() {
+/// Calibrates the TSC and APIC timer against the PIT and sets the tick rate;
+/// `stall` holds the CPU up in one window (`inject=calibration-stall`).
+fn calibrate_timers(stall: bool) {
     let cal = time::calibrate(
         || {
             percpu::with_lapic(|l| l.start_calibration_count());
         },
         || percpu::with_lapic(|l| l.timer_current()).unwrap_or(0),
+        stall.then_some(1),
     );
     let cal = match cal {
         Ok(c) => c,
@@ -295,6 +312,17 @@ fn calibrate_timers() {
             "cannot calibrate timers against the PIT: {e:?}"
         )),
     };
+    let median = cal.windows[cal.used];
+    for (i, &ticks) in cal.windows.iter().enumerate() {
+        if !capos_kcore::clock::window_agrees(ticks, median) {
+            warn!(
+                "timer: calibration window {i} of {} counted {ticks} TSC ticks against the median's {median} ({}.{:02}x): the CPU was held up; window ignored",
+                cal.windows.len(),
+                ticks / median.max(1),
+                (ticks % median.max(1)) * 100 / median.max(1)
+            );
+        }
+    }
     time::set_calibration(cal);
     cpuinit::set_tick_rate(cal.apic_timer_hz);
     let inv = if cpu::features().invariant_tsc {

@@ -175,6 +175,18 @@ impl Ring {
         self.sq.lock()
     }
 
+    /// For the serial dump key: completions posted and not yet reaped, and
+    /// submissions not yet consumed (no lock: the private and shared
+    /// indices as they stand).
+    pub fn backlog(&self) -> (u32, u32) {
+        let cq_head = self.raw.load_index(RingIndex::CqHead, Ordering::Acquire);
+        let sq_tail = self.raw.load_index(RingIndex::SqTail, Ordering::Acquire);
+        (
+            self.cq_tail.load(Ordering::Acquire).wrapping_sub(cq_head),
+            sq_tail.wrapping_sub(self.sq_head.load(Ordering::Relaxed)),
+        )
+    }
+
     /// Whether the process has published submissions the kernel has not
     /// drained (an inconsistent tail counts as yes: the drain reports it).
     pub fn has_submissions(&self) -> bool {

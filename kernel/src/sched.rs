@@ -29,6 +29,7 @@ use alloc::vec::Vec;
 use capos_arch::gdt::TssHandle;
 use capos_arch::syscall::{context_switch, thread_first_entry};
 use capos_arch::trap::vector;
+use capos_kcore::timerheap::TimerKey;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use x86_64::instructions::interrupts;
@@ -435,6 +436,7 @@ fn admit(thread: &Arc<Thread>) {
         let len = d.len();
         d.reserve(live.saturating_sub(len));
     }
+    list_thread(thread);
     thread.process.add_thread(thread.clone());
 }
 
@@ -711,6 +713,7 @@ extern "C" fn sched_finish_switch() {
 /// and with the last thread its process: address space, caps, ledger).
 fn reap(t: Arc<Thread>) {
     let process = t.process.clone();
+    unlist_thread(&t);
     process.remove_thread(&t);
     drop(t);
     crate::proc::report_exit(process);
@@ -855,4 +858,115 @@ pub fn idle_loop() -> ! {
             crate::irqoff::enable_and_hlt();
         }
     }
+}
+
+// ---- Read-only views for the serial dump key (kernel/src/dump.rs) ----
+//
+// Every view takes its locks with a bounded spin and reports `None` when a
+// lock stays held, so a dump taken while the machine is wedged cannot wedge
+// the CPU taking it.
+
+/// Spins a dump view gives a lock before reporting it held.
+const VIEW_SPINS: u32 = 100_000;
+
+/// A thread on [`THREADS`].
+struct Listed(*const Thread);
+
+// SAFETY: only a pointer; it is dereferenced under the `THREADS` lock,
+// while the thread it names is guaranteed alive (see `THREADS`).
+unsafe impl Send for Listed {}
+
+/// Every thread admitted and not yet reaped, for the dump key. A listed
+/// pointer is valid while the list is locked: a thread leaves in [`reap`]
+/// (under this lock) before its process lets go of it, and until then the
+/// process's thread list holds it.
+static THREADS: IrqLock<Vec<Listed>> = IrqLock::new(Vec::new());
+
+/// Adds `thread` to [`THREADS`] (thread context, at admission).
+fn list_thread(thread: &Arc<Thread>) {
+    THREADS.lock().push(Listed(Arc::as_ptr(thread)));
+}
+
+/// Takes `thread` off [`THREADS`] (at reap, before it can be freed).
+fn unlist_thread(thread: &Arc<Thread>) {
+    let mut list = THREADS.lock();
+    if let Some(i) = list.iter().position(|l| l.0 == Arc::as_ptr(thread)) {
+        list.swap_remove(i);
+    }
+}
+
+/// One thread as the dump key shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadView {
+    /// `ready`, `running`, `blocked` or `exited`.
+    pub state: &'static str,
+    /// Still executing on a CPU (context not saved yet).
+    pub on_cpu: bool,
+    /// Wake-up deadline while blocked (ns on the TSC clock); `None` also
+    /// when the timer heap stayed locked.
+    pub deadline: Option<u64>,
+    /// The CPU it last ran or was queued on.
+    pub last_cpu: u32,
+    /// The CPU it is pinned to, if any.
+    pub pinned: Option<u32>,
+}
+
+impl Thread {
+    /// This thread's scheduling state (one atomic read; the deadline from
+    /// the timer heap, tried with a bounded spin).
+    pub fn view(&self) -> Option<ThreadView> {
+        let word = self.state.load();
+        let deadline = TimerKey::from_raw(self.timer.load(Ordering::Acquire))
+            .and_then(|k| crate::timers::deadline_of(k, VIEW_SPINS));
+        Some(ThreadView {
+            state: match State::run(word) {
+                Run::Ready => "ready",
+                Run::Running => "running",
+                Run::Blocked => "blocked",
+                Run::Exited => "exited",
+            },
+            on_cpu: word & ON_CPU != 0,
+            deadline,
+            last_cpu: self.last_cpu.load(Ordering::Relaxed),
+            pinned: self.pinned_cpu(),
+        })
+    }
+}
+
+/// Calls `f` on each thread queued on CPU `cpu`, in queue order, with the
+/// queue locked; false if the lock stayed held or there is no such CPU.
+pub fn visit_run_queue(cpu: usize, mut f: impl FnMut(&Thread)) -> bool {
+    let Some(c) = CPUS.get(cpu) else { return false };
+    let Some(q) = c.runq.try_lock_for(VIEW_SPINS) else {
+        return false;
+    };
+    q.iter().for_each(|t| f(t));
+    true
+}
+
+/// Calls `f` on each blocked thread, with the thread list locked; false if
+/// the lock stayed held.
+pub fn visit_blocked(mut f: impl FnMut(&Thread)) -> bool {
+    let Some(list) = THREADS.try_lock_for(VIEW_SPINS) else {
+        return false;
+    };
+    for listed in list.iter() {
+        // SAFETY: listed and the list is locked: alive (see `THREADS`).
+        let t = unsafe { &*listed.0 };
+        if State::run(t.state.load()) == Run::Blocked {
+            f(t);
+        }
+    }
+    true
+}
+
+/// Whether CPU `cpu` is in its idle loop.
+pub fn cpu_idle(cpu: usize) -> bool {
+    CPUS.get(cpu)
+        .is_some_and(|c| c.idle.load(Ordering::Relaxed))
+}
+
+/// Threads started and not yet reaped.
+pub fn live_threads() -> u64 {
+    LIVE.load(Ordering::Relaxed)
 }

@@ -8,7 +8,7 @@
 use crate::mem::{paging, phys_to_virt};
 use crate::{cpuinit, percpu, time};
 use capos_arch::cpu;
-use capos_arch::smp::{self as arch_smp, TRAMPOLINE_PHYS, TRAMPOLINE_SIPI_PAGE};
+use capos_arch::smp::{self as arch_smp, sipi_vector};
 use capos_kcore::acpi::Madt;
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -65,6 +65,9 @@ pub struct Plan {
     /// Send no startup IPI to the first AP (an injected fault proving the
     /// timeout path).
     pub withhold_first_sipi: bool,
+    /// The free low page the trampoline is copied to (see
+    /// `capos_kcore::memmap::trampoline_page`); `None` if there is none.
+    pub trampoline: Option<u64>,
 }
 
 /// Starts every usable AP in `madt` (at most `plan.max_cpus` CPUs in total).
@@ -73,21 +76,42 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
         max_cpus,
         timeout_ms,
         withhold_first_sipi,
+        trampoline,
     } = plan;
     let usable: alloc::vec::Vec<_> = madt.cpus.iter().filter(|c| c.is_usable()).collect();
     let present = usable.len().max(1) as u32;
     let max_cpus = max_cpus.min(percpu::MAX_CPUS as u32);
+    let wants_aps = max_cpus > 1 && usable.iter().any(|c| c.apic_id != bsp_apic_id);
 
     let code = arch_smp::trampoline_code();
-    // SAFETY: physical page 0x8000 is below 1 MiB, which the frame
-    // allocator never hands out; the direct map covers it; no AP runs yet.
-    unsafe {
-        core::ptr::copy_nonoverlapping(
-            code.as_ptr(),
-            phys_to_virt(TRAMPOLINE_PHYS) as *mut u8,
-            code.len(),
-        );
-    }
+    let placed = trampoline
+        .and_then(|p| Some((p, sipi_vector(p)?)))
+        .filter(|_| code.len() <= 4096);
+    let vector = match placed {
+        Some((page, vector)) if wants_aps => {
+            crate::info!("smp: AP trampoline at {page:#x}");
+            // SAFETY: `page` is a whole page of usable RAM below 1 MiB that
+            // no boot module, the kernel image or the boot information
+            // occupies (`trampoline_page`), and the frame allocator never
+            // hands out memory below 1 MiB; the direct map covers it; no AP
+            // runs yet.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    code.as_ptr(),
+                    phys_to_virt(page) as *mut u8,
+                    code.len(),
+                );
+            }
+            vector
+        }
+        None if wants_aps => {
+            crate::warn!(
+                "smp: no free page below 1 MiB for the AP trampoline (boot modules and firmware use them all); continuing on the boot CPU only"
+            );
+            return SmpReport { online: 1, present };
+        }
+        _ => 0,
+    };
 
     let mut online = 1;
     let mut next_index = 1;
@@ -138,7 +162,7 @@ pub fn start_aps(madt: &Madt, bsp_apic_id: u32, plan: Plan) -> SmpReport {
         for _ in 0..sipis {
             percpu::with_lapic(|l| {
                 // SAFETY: as above; a second SIPI is ignored by a started AP.
-                unsafe { l.send_startup(TRAMPOLINE_SIPI_PAGE, entry.apic_id) };
+                unsafe { l.send_startup(vector, entry.apic_id) };
             });
             if wait_for(1_000_000, up) {
                 break;

@@ -33,6 +33,25 @@ pub fn all_processes_exited() {
     }
 }
 
+/// Called when boot found no usable manifest, so no process will run. A
+/// `test=boot` run whose loader passed boot modules was asked to run
+/// processes: running none fails it, with the reason. Without any module it
+/// is the kernel-only self-test, which ends here with success.
+pub fn nothing_to_run(loader_modules: usize) {
+    if mode() != Some(TestMode::Boot) {
+        return;
+    }
+    if loader_modules == 0 {
+        all_processes_exited();
+        return;
+    }
+    crate::error!(
+        "test: the loader passed {loader_modules} boot modules, so processes were expected, but no usable \"{}\" module was among them (see the module lines above); no process ran",
+        crate::boot_procs::MANIFEST_MODULE
+    );
+    capos_arch::qemu::exit(capos_arch::qemu::ExitCode::Failure);
+}
+
 /// The exception vector a fault test expects, if this is one.
 pub fn expected_fault() -> Option<u64> {
     match mode()? {

@@ -8,8 +8,7 @@
 //! Expiry runs on whichever CPU's tick gets there first, one CPU at a time
 //! (a flag, not a lock: a tick that finds another CPU expiring skips), so
 //! sleeps complete in deadline order (ties in the order they were made).
-//! Lock order: a thread's state lock → `HEAP`; nothing is posted or woken
-//! with `HEAP` held.
+//! `HEAP` is a leaf lock: nothing is posted or woken with it held.
 //!
 //! The heap keeps a check on itself ([`FiringOrder`]): events fired, the
 //! most pending at once, and whether they fired in deadline order; the
@@ -140,4 +139,28 @@ pub fn expire(now: u64) {
         }
     }
     EXPIRING.store(false, Ordering::Release);
+}
+
+/// For the serial dump key: the deadline of the event `key` names, or
+/// `None` if it fired or the heap stayed locked for `spins` tries.
+pub fn deadline_of(key: TimerKey, spins: u32) -> Option<u64> {
+    HEAP.try_lock_for(spins)?.heap.deadline_of(key)
+}
+
+/// For the serial dump key: how many calls of `thread` complete at a
+/// deadline (sleeps, `echoLater`) and the earliest of those deadlines, or
+/// `None` if the heap stayed locked for `spins` tries.
+pub fn pending_for(thread: &Thread, spins: u32) -> Option<(usize, Option<u64>)> {
+    let t = HEAP.try_lock_for(spins)?;
+    let mine = t
+        .heap
+        .iter()
+        .filter_map(|(deadline, (_, event))| match event {
+            Event::Complete { completion, .. } if completion.is_for(thread) => Some(deadline),
+            _ => None,
+        });
+    let (count, first) = mine.fold((0, None), |(n, first): (usize, Option<u64>), d| {
+        (n + 1, Some(first.map_or(d, |f: u64| f.min(d))))
+    });
+    Some((count, first))
 }

@@ -26,6 +26,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         v if v == u64::from(vector::TIMER) => {
             arch_percpu::count_timer_tick();
             eoi();
+            crate::dump::on_tick(frame);
             crate::sched::on_timer_tick(frame.from_user());
         }
         v if v == u64::from(vector::IPI_WAKE) => {

@@ -299,7 +299,7 @@ fn window_placement_matches_oracle() {
 
 /// Coordinates are whole units so the oracle can reason point by point.
 const UNIT: u64 = 0x8000;
-const UNITS: u64 = 96; // 3 MiB; LOW_MEMORY_LIMIT is unit 32
+const UNITS: u64 = 96; // 3 MiB; LOW_MEMORY_LIMIT is unit 32, the first page lies in unit 0
 
 fn unit_range(g: &mut Gen) -> PhysRange {
     let a = below(g, UNITS);
@@ -363,10 +363,13 @@ fn oracle_verdict(s: &BootScene, i: usize) -> ModuleVerdict {
     let m = units(&s.modules[i]);
     let meets = |other: &PhysRange| !units(other).is_disjoint(&m);
     let usable: BTreeSet<u64> = s.usable.iter().flat_map(units).collect();
-    if m.is_empty() {
+    if s.modules[i].end < s.modules[i].start {
+        ModuleVerdict::EndsBeforeStart
+    } else if m.is_empty() {
         ModuleVerdict::Empty
-    } else if m.iter().any(|u| u * UNIT < LOW_MEMORY_LIMIT) {
-        ModuleVerdict::LowMemory
+    } else if m.contains(&0) {
+        // Unit 0 holds the first page.
+        ModuleVerdict::FirstPage
     } else if meets(&s.kernel) {
         ModuleVerdict::OverlapsKernel
     } else if meets(&s.info) {
@@ -439,6 +442,66 @@ fn prop_accepted_modules_never_allocated(s: BootScene) -> bool {
 #[test]
 fn accepted_modules_never_allocated() {
     quickcheck(prop_accepted_modules_never_allocated as fn(BootScene) -> bool);
+}
+
+/// The AP trampoline page is a whole usable page below 1 MiB other than
+/// page 0, clear of the kernel, the boot information and every accepted
+/// module; 0x8000 when that qualifies, else the lowest that does; and none
+/// only when no page qualifies.
+fn prop_trampoline_page_is_free(s: BootScene, pages: Vec<u8>) -> bool {
+    // Sub-unit detail: page-granular usable holes and taken pages below 1 MiB.
+    let mut usable = s.usable.clone();
+    usable.extend(
+        pages
+            .iter()
+            .map(|&p| PhysRange::from_start_len(u64::from(p) * FRAME_SIZE, FRAME_SIZE)),
+    );
+    let modules: Vec<ModuleInfo> = s
+        .modules
+        .iter()
+        .map(|r| ModuleInfo {
+            name: "m",
+            range: *r,
+        })
+        .collect();
+    let verdicts = check_modules(s.kernel, s.info, &usable, &modules);
+    let mut taken = vec![s.kernel, s.info];
+    taken.extend(
+        modules
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| v.is_ok())
+            .map(|(m, _)| m.range),
+    );
+    let qualifies = |page: u64| {
+        page != 0
+            && page < LOW_MEMORY_LIMIT
+            && (page..page + FRAME_SIZE)
+                .step_by(256)
+                .all(|b| usable.iter().any(|u| u.contains(b)))
+            && !taken
+                .iter()
+                .any(|t| t.overlaps(&PhysRange::from_start_len(page, FRAME_SIZE)))
+    };
+    let want = if qualifies(memmap::PREFERRED_TRAMPOLINE) {
+        Some(memmap::PREFERRED_TRAMPOLINE)
+    } else {
+        (0..LOW_MEMORY_LIMIT / FRAME_SIZE)
+            .map(|n| n * FRAME_SIZE)
+            .find(|&p| qualifies(p))
+    };
+    let got = memmap::trampoline_page(&usable, &taken);
+    if got != want {
+        eprintln!("usable {usable:?} taken {taken:?}: got {got:?}, want {want:?}");
+    }
+    got == want
+}
+
+#[test]
+fn trampoline_page_is_free() {
+    QuickCheck::new()
+        .tests(1000)
+        .quickcheck(prop_trampoline_page_is_free as fn(BootScene, Vec<u8>) -> bool);
 }
 
 // ---------------------------------------------------------------------------
@@ -557,6 +620,41 @@ fn prop_calibration_recovers_hz(hz: Hz, ref_ms: u16) -> TestResult {
     }
 }
 
+/// Calibration windows: however the held-up minority of windows is off
+/// (too many ticks or too few), the chosen window is one of the good
+/// ones' range.
+fn prop_median_window_outvotes_stalls(
+    base: u32,
+    jitter: Vec<u8>,
+    stalls: Vec<u64>,
+    five: bool,
+) -> TestResult {
+    let n = if five { 5 } else { 3 };
+    let bad = stalls.len().min((n - 1) / 2);
+    let base = u64::from(base) + 1_000;
+    // Good windows agree within 1%.
+    let good: Vec<u64> = (0..n - bad)
+        .map(|i| base + base * u64::from(jitter.get(i).copied().unwrap_or(0) % 10) / 1000)
+        .collect();
+    let mut windows = good.clone();
+    windows.extend(stalls.iter().take(bad));
+    // Any order.
+    let rot = jitter.first().map_or(0, |&j| usize::from(j)) % n;
+    windows.rotate_left(rot);
+    let Some(i) = clock::median_window(&windows) else {
+        return TestResult::failed();
+    };
+    let (lo, hi) = (*good.iter().min().unwrap(), *good.iter().max().unwrap());
+    TestResult::from_bool(lo <= windows[i] && windows[i] <= hi)
+}
+
+#[test]
+fn median_window_outvotes_stalls() {
+    quickcheck(
+        prop_median_window_outvotes_stalls as fn(u32, Vec<u8>, Vec<u64>, bool) -> TestResult,
+    );
+}
+
 #[test]
 fn clock_close_to_exact() {
     quickcheck(prop_clock_close_to_exact as fn(Hz, u64) -> bool);
@@ -644,11 +742,13 @@ impl Arbitrary for Opts {
             inject: Injections {
                 no_memory_map: bool::arbitrary(g),
                 module_overlap: bool::arbitrary(g),
+                module_on_trampoline: bool::arbitrary(g),
                 bad_acpi_checksum: bool::arbitrary(g),
                 ap_no_start: bool::arbitrary(g),
                 lock_reentry: bool::arbitrary(g),
                 lock_inversion: bool::arbitrary(g),
                 lock_irq_unsafe: bool::arbitrary(g),
+                calibration_stall: bool::arbitrary(g),
             },
             ap_timeout_ms: 1 + below(g, 10_000) as u32,
         })
@@ -671,11 +771,13 @@ fn render(o: &BootOptions) -> String {
         .zip([
             i.no_memory_map,
             i.module_overlap,
+            i.module_on_trampoline,
             i.bad_acpi_checksum,
             i.ap_no_start,
             i.lock_reentry,
             i.lock_inversion,
             i.lock_irq_unsafe,
+            i.calibration_stall,
         ])
         .filter_map(|(n, on)| on.then_some(*n))
         .collect();

@@ -2,10 +2,15 @@
 //!
 //! Module addresses come from the multiboot2 information block, which the
 //! kernel treats as hostile until checked: a module must not overlap the kernel
-//! image, the information block itself, low memory or another module, and it
-//! must lie entirely inside usable RAM.
+//! image, the information block itself, the first page of memory or another
+//! module, and it must lie entirely inside usable RAM.
+//!
+//! Modules may lie below 1 MiB: GRUB's EFI loader puts them wherever the
+//! firmware has free memory, often in low memory. The frame allocator never
+//! hands out low memory, and the AP trampoline is placed on a low page no
+//! module uses ([`crate::memmap::trampoline_page`]).
 
-use crate::frame::LOW_MEMORY_LIMIT;
+use crate::memmap::covered;
 use crate::range::PhysRange;
 use alloc::vec::Vec;
 use core::fmt;
@@ -21,15 +26,20 @@ pub struct ModuleInfo<'a> {
 
 /// Verdict for one module.
 ///
-/// When several problems apply, the first in declaration order after `Ok` is
-/// reported: `Empty`, `LowMemory`, `OverlapsKernel`, `OverlapsBootInfo`,
-/// `OverlapsModule`, `OutsideUsableMemory`.
+/// When several problems apply, the first of these is reported:
+/// `EndsBeforeStart`, `Empty`, `FirstPage`, `OverlapsKernel`,
+/// `OverlapsBootInfo`, `OverlapsModule`, `OutsideUsableMemory`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModuleVerdict {
     /// The module may be used.
     Ok,
-    /// The module has no bytes (`end <= start`).
+    /// The module's end address lies below its start (a wrapped range).
+    EndsBeforeStart,
+    /// The module has no bytes (`end == start`).
     Empty,
+    /// The module reaches into the first page of physical memory (page 0:
+    /// the real-mode interrupt table, never a module's place).
+    FirstPage,
     /// The module overlaps the kernel image.
     OverlapsKernel,
     /// The module overlaps the multiboot information block.
@@ -41,8 +51,6 @@ pub enum ModuleVerdict {
     },
     /// Some byte of the module is not inside a usable memory range.
     OutsideUsableMemory,
-    /// The module reaches below [`LOW_MEMORY_LIMIT`].
-    LowMemory,
 }
 
 impl ModuleVerdict {
@@ -56,7 +64,14 @@ impl fmt::Display for ModuleVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModuleVerdict::Ok => f.write_str("ok"),
+            ModuleVerdict::EndsBeforeStart => f.write_str("module ends before it starts"),
             ModuleVerdict::Empty => f.write_str("module is empty"),
+            ModuleVerdict::FirstPage => {
+                write!(
+                    f,
+                    "module reaches into the first page (below {FIRST_PAGE_END:#x})"
+                )
+            }
             ModuleVerdict::OverlapsKernel => f.write_str("module overlaps the kernel image"),
             ModuleVerdict::OverlapsBootInfo => {
                 f.write_str("module overlaps the multiboot information block")
@@ -67,15 +82,15 @@ impl fmt::Display for ModuleVerdict {
             ModuleVerdict::OutsideUsableMemory => {
                 f.write_str("module is not entirely inside usable memory")
             }
-            ModuleVerdict::LowMemory => {
-                write!(f, "module reaches below {LOW_MEMORY_LIMIT:#x} (low memory)")
-            }
         }
     }
 }
 
+/// End of the first page of physical memory, which no module may touch.
+pub const FIRST_PAGE_END: u64 = 0x1000;
+
 /// Checks each module against the kernel image, the multiboot info block, the
-/// other modules, low memory and the usable memory map; the kernel drops a
+/// other modules, the first page and the usable memory map; the kernel drops a
 /// rejected module and reports it. Returns one verdict per module, in order.
 ///
 /// Overlap between two modules rejects both. `usable` may be unsorted and its
@@ -87,16 +102,18 @@ pub fn check_modules(
     usable: &[PhysRange],
     modules: &[ModuleInfo],
 ) -> Vec<ModuleVerdict> {
-    let low = PhysRange::new(0, LOW_MEMORY_LIMIT);
+    let first_page = PhysRange::new(0, FIRST_PAGE_END);
     modules
         .iter()
         .enumerate()
         .map(|(i, m)| {
             let r = m.range;
-            if r.is_empty() {
+            if r.end < r.start {
+                ModuleVerdict::EndsBeforeStart
+            } else if r.is_empty() {
                 ModuleVerdict::Empty
-            } else if r.overlaps(&low) {
-                ModuleVerdict::LowMemory
+            } else if r.overlaps(&first_page) {
+                ModuleVerdict::FirstPage
             } else if r.overlaps(&kernel) {
                 ModuleVerdict::OverlapsKernel
             } else if r.overlaps(&boot_info) {
@@ -114,18 +131,6 @@ pub fn check_modules(
             }
         })
         .collect()
-}
-
-/// True when every byte of `r` lies in the union of `cover`.
-fn covered(r: &PhysRange, cover: &[PhysRange]) -> bool {
-    let mut at = r.start;
-    while at < r.end {
-        match cover.iter().filter(|c| c.contains(at)).map(|c| c.end).max() {
-            Some(end) => at = end,
-            None => return false,
-        }
-    }
-    true
 }
 
 #[cfg(test)]
@@ -168,6 +173,11 @@ mod tests {
             m("past", 31 * MIB, 33 * MIB),
             m("low", 0x9_0000, 0x9_1000),
             m("inverted", 6 * MIB, 5 * MIB),
+            m("page0", 0, 0x800),
+            m("page0-tail", 0xfff, 0x1000),
+            m("after-page0", 0x1001, 0x3000),
+            m("low-past-ram", 0x9_e000, 0xa_0000),
+            m("wrapped", u64::from(u32::MAX), 0x10),
         ]);
         assert_eq!(
             v,
@@ -180,8 +190,13 @@ mod tests {
                 OverlapsModule { other: 4 },
                 Ok,
                 OutsideUsableMemory,
-                LowMemory,
-                Empty,
+                Ok,
+                EndsBeforeStart,
+                FirstPage,
+                FirstPage,
+                Ok,
+                OutsideUsableMemory,
+                EndsBeforeStart,
             ]
         );
     }
@@ -193,8 +208,12 @@ mod tests {
             "module overlaps module 3"
         );
         assert_eq!(
-            ModuleVerdict::LowMemory.to_string(),
-            "module reaches below 0x100000 (low memory)"
+            ModuleVerdict::FirstPage.to_string(),
+            "module reaches into the first page (below 0x1000)"
+        );
+        assert_eq!(
+            ModuleVerdict::EndsBeforeStart.to_string(),
+            "module ends before it starts"
         );
         assert!(ModuleVerdict::Ok.is_ok());
         assert!(!ModuleVerdict::Empty.is_ok());

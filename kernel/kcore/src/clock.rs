@@ -107,6 +107,34 @@ pub fn hz_from_sample(ticks: u64, ref_ns: u64) -> Option<u64> {
     (hz != 0).then_some(hz)
 }
 
+/// How far (in parts per thousand of the median) a calibration window may
+/// stray before it is reported as held up.
+pub const WINDOW_TOLERANCE_PERMILLE: u64 = 20;
+
+/// Picks the calibration window to trust among several measurements of the
+/// same reference interval: the one whose TSC count is the median. A CPU
+/// held up while it waits for the reference clock (a host that deschedules
+/// a virtual CPU, a firmware SMI) sees the interval end late and counts too
+/// many ticks, which would make every later deadline run slow by the same
+/// factor; the median ignores up to `(n - 1) / 2` such windows. `None` for
+/// no windows.
+pub fn median_window(tsc_ticks: &[u64]) -> Option<usize> {
+    let mut order: [usize; 16] = core::array::from_fn(|i| i);
+    let n = tsc_ticks.len().min(order.len());
+    if n == 0 {
+        return None;
+    }
+    let order = &mut order[..n];
+    order.sort_unstable_by_key(|&i| (tsc_ticks[i], i));
+    Some(order[(n - 1) / 2])
+}
+
+/// True when `ticks` is within [`WINDOW_TOLERANCE_PERMILLE`] of `median`.
+pub fn window_agrees(ticks: u64, median: u64) -> bool {
+    let diff = u128::from(ticks.abs_diff(median));
+    diff * 1000 <= u128::from(median) * u128::from(WINDOW_TOLERANCE_PERMILLE)
+}
+
 /// PIT reload value whose countdown lasts closest to `ns` nanoseconds.
 ///
 /// `None` when that count is 0 (too short) or above 65535 (longer than about
@@ -215,6 +243,22 @@ mod tests {
         assert_eq!(hz_from_sample(5, 0), None);
         assert_eq!(hz_from_sample(0, 10), None);
         assert_eq!(hz_from_sample(u64::MAX, 1), None);
+    }
+
+    #[test]
+    fn a_held_up_window_is_outvoted() {
+        // The stress run's boot 1068: one 20 ms window ended 1.2 s late.
+        let windows = [46_110_000, 2_800_000_000, 46_100_000];
+        let i = median_window(&windows).unwrap();
+        assert_eq!(windows[i], 46_110_000);
+        assert!(!window_agrees(windows[1], windows[i]));
+        assert!(window_agrees(windows[2], windows[i]));
+        // Held up at the start instead (too few ticks): outvoted as well.
+        assert_eq!(median_window(&[100, 5, 101]), Some(0));
+        assert_eq!(median_window(&[7]), Some(0));
+        assert_eq!(median_window(&[]), None);
+        assert!(window_agrees(1020, 1000) && !window_agrees(1021, 1000));
+        assert!(window_agrees(0, 0) && !window_agrees(1, 0));
     }
 
     #[test]

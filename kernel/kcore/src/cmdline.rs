@@ -8,7 +8,7 @@
 //! | `test=boot` | boot, report, exit QEMU with success |
 //! | `test=fault:pf\|gp\|ud\|de\|bp\|df` | raise that exception after boot |
 //! | `maxcpus=N` | bring up at most `N` CPUs (`N >= 1`) |
-//! | `inject=a,b` | feed named hostile inputs into the boot path (test boots): `no-memory-map`, `module-overlap`, `bad-acpi-checksum`, `ap-no-start`, `lock-reentry`, `lock-inversion`, `lock-irq-unsafe` |
+//! | `inject=a,b` | feed named hostile inputs into the boot path (test boots): `no-memory-map`, `module-overlap`, `module-on-trampoline`, `bad-acpi-checksum`, `ap-no-start`, `calibration-stall`, `lock-reentry`, `lock-inversion`, `lock-irq-unsafe` |
 //! | `aptimeout=MS` | how long to wait for each AP to start (default 200 ms) |
 //!
 //! A later word overrides an earlier one. Anything else becomes a
@@ -109,6 +109,10 @@ pub struct Injections {
     pub no_memory_map: bool,
     /// Add a fake module overlapping the kernel image: it must be rejected.
     pub module_overlap: bool,
+    /// Add a fake module on page 0x8000, where the AP trampoline goes by
+    /// default (GRUB's EFI loader may put modules there): it is accepted and
+    /// the trampoline moves to another free low page.
+    pub module_on_trampoline: bool,
     /// Corrupt the RSDP checksum: ACPI is refused, boot goes on with one CPU.
     pub bad_acpi_checksum: bool,
     /// Send no startup IPIs to the second CPU: it must time out and be reported.
@@ -122,6 +126,10 @@ pub struct Injections {
     /// Take a lock that does not mask interrupts with them enabled, then in
     /// interrupt context: the lock validator must halt with a report.
     pub lock_irq_unsafe: bool,
+    /// Hold the boot CPU up at the end of one timer-calibration window (as a
+    /// host that deschedules a virtual CPU would): the window must be
+    /// outvoted and reported.
+    pub calibration_stall: bool,
 }
 
 impl Injections {
@@ -129,33 +137,39 @@ impl Injections {
     pub const NONE: Self = Self {
         no_memory_map: false,
         module_overlap: false,
+        module_on_trampoline: false,
         bad_acpi_checksum: false,
         ap_no_start: false,
         lock_reentry: false,
         lock_inversion: false,
         lock_irq_unsafe: false,
+        calibration_stall: false,
     };
 
     /// Injection names as written on the command line.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 9] = [
         "no-memory-map",
         "module-overlap",
+        "module-on-trampoline",
         "bad-acpi-checksum",
         "ap-no-start",
         "lock-reentry",
         "lock-inversion",
         "lock-irq-unsafe",
+        "calibration-stall",
     ];
 
     fn set(&mut self, name: &str) -> bool {
         let flag = match name {
             "no-memory-map" => &mut self.no_memory_map,
             "module-overlap" => &mut self.module_overlap,
+            "module-on-trampoline" => &mut self.module_on_trampoline,
             "bad-acpi-checksum" => &mut self.bad_acpi_checksum,
             "ap-no-start" => &mut self.ap_no_start,
             "lock-reentry" => &mut self.lock_reentry,
             "lock-inversion" => &mut self.lock_inversion,
             "lock-irq-unsafe" => &mut self.lock_irq_unsafe,
+            "calibration-stall" => &mut self.calibration_stall,
             _ => return false,
         };
         *flag = true;
@@ -281,7 +295,7 @@ fn apply<'a>(opts: &mut BootOptions, word: &'a str) -> Result<(), CmdlineWarning
             let mut inject = opts.inject;
             if v.is_empty() || !v.split(',').all(|name| inject.set(name)) {
                 return Err(bad(
-                    "a comma-separated list of no-memory-map, module-overlap, bad-acpi-checksum, ap-no-start, lock-reentry, lock-inversion, lock-irq-unsafe",
+                    "a comma-separated list of no-memory-map, module-overlap, module-on-trampoline, bad-acpi-checksum, ap-no-start, calibration-stall, lock-reentry, lock-inversion, lock-irq-unsafe",
                 ));
             }
             opts.inject = inject;
@@ -318,7 +332,11 @@ mod tests {
         assert!(o.inject.ap_no_start && o.inject.module_overlap);
         assert!(!o.inject.no_memory_map && !o.inject.bad_acpi_checksum);
         assert!(!o.inject.lock_reentry && !o.inject.lock_inversion);
+        assert!(!o.inject.module_on_trampoline);
         assert_eq!(o.ap_timeout_ms, 50);
+        let (o, w) = parse("inject=module-on-trampoline");
+        assert!(w.is_empty(), "{w:?}");
+        assert!(o.inject.module_on_trampoline && !o.inject.module_overlap);
     }
 
     #[test]

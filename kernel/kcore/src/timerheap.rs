@@ -153,6 +153,13 @@ impl<T> TimerHeap<T> {
         self.take_at(slot.pos as usize)
     }
 
+    /// Every entry present with its deadline, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.value.as_ref().map(|v| (s.deadline, v)))
+    }
+
     /// The deadline of the entry `key` names, if it is still present.
     pub fn deadline_of(&self, key: TimerKey) -> Option<u64> {
         let slot = self.slots.get(key.index as usize)?;
@@ -240,6 +247,19 @@ mod tests {
         }
         assert_eq!(out, ["a", "b1", "b2", "c"]);
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn iter_lists_exactly_the_entries_present() {
+        let mut h = TimerHeap::new();
+        let a = h.insert(10, 'a');
+        h.insert(30, 'c');
+        h.insert(20, 'b');
+        h.remove(a);
+        h.pop_due(20);
+        let mut seen: Vec<(u64, char)> = h.iter().map(|(d, v)| (d, *v)).collect();
+        seen.sort();
+        assert_eq!(seen, [(30, 'c')]);
     }
 
     #[test]

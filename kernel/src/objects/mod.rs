@@ -246,6 +246,11 @@ impl Completion {
         crate::sched::release_thread(thread);
     }
 
+    /// Whether this completion answers a call of `thread`.
+    pub fn is_for(&self, thread: &Thread) -> bool {
+        core::ptr::eq(self.thread.as_ptr(), thread)
+    }
+
     /// Completes with `error`.
     pub fn fail(self, error: TransportError) {
         self.finish(false, |_, user_data, _| Cqe::error(user_data, error));
