@@ -15,9 +15,11 @@
 //! own source location (`#[track_caller]`) before the CPU spins. Without
 //! the feature the locks carry nothing extra.
 
+use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 #[cfg(feature = "lockdep")]
 use core::panic::Location;
+use core::sync::atomic::{AtomicBool, Ordering};
 use x86_64::instructions::interrupts;
 
 #[cfg(feature = "lockdep")]
@@ -64,16 +66,73 @@ pub mod lockdep {
     }
 }
 
+/// The lock word every lock here is built on: one atomic flag, taken with
+/// a single compare-exchange when free (inlined), spinning out of line
+/// (servicing shoot-down requests) when held.
+struct RawSpin(AtomicBool);
+
+impl RawSpin {
+    const fn new() -> Self {
+        RawSpin(AtomicBool::new(false))
+    }
+
+    /// Takes the flag, spinning until it is free.
+    #[inline(always)]
+    fn acquire(&self) {
+        if !self.try_acquire() {
+            self.acquire_contended();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn acquire_contended(&self) {
+        loop {
+            while self.0.load(Ordering::Relaxed) {
+                crate::tlb::poll();
+                core::hint::spin_loop();
+            }
+            if self.try_acquire() {
+                return;
+            }
+        }
+    }
+
+    /// Takes the flag if it is free.
+    #[inline(always)]
+    fn try_acquire(&self) -> bool {
+        self.0
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Frees the flag (its holder only).
+    #[inline(always)]
+    fn release(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// A spin lock that masks local interrupts while held.
 pub struct IrqLock<T> {
     #[cfg(feature = "lockdep")]
     class: lockdep::LockClass,
-    inner: spin::Mutex<T>,
+    locked: RawSpin,
+    value: UnsafeCell<T>,
 }
 
-/// Guard of an [`IrqLock`]; restores the interrupt flag when dropped.
+// SAFETY: the value is reached only through a guard, and a guard exists
+// only while its holder owns `locked` (one holder at a time), so sharing
+// the lock across CPUs shares `T` by exclusive hand-over: `T: Send` is
+// enough.
+unsafe impl<T: Send> Sync for IrqLock<T> {}
+// SAFETY: as above; the lock owns its value.
+unsafe impl<T: Send> Send for IrqLock<T> {}
+
+/// Guard of an [`IrqLock`]; unlocks, then restores the interrupt flag,
+/// when dropped.
 pub struct IrqLockGuard<'a, T> {
-    guard: Option<spin::MutexGuard<'a, T>>,
+    lock: &'a IrqLock<T>,
     were_enabled: bool,
     #[cfg(feature = "lockdep")]
     held: lockdep::Held<'a>,
@@ -86,19 +145,21 @@ impl<T> IrqLock<T> {
         Self {
             #[cfg(feature = "lockdep")]
             class: lockdep::LockClass::new(Location::caller()),
-            inner: spin::Mutex::new(value),
+            locked: RawSpin::new(),
+            value: UnsafeCell::new(value),
         }
     }
 
     /// The value, through exclusive access to the lock itself (no locking:
     /// nobody else can hold it).
     pub fn get_mut(&mut self) -> &mut T {
-        self.inner.get_mut()
+        self.value.get_mut()
     }
 
     /// Masks interrupts, then spins until the lock is free (servicing
     /// shoot-down requests meanwhile).
     #[cfg_attr(feature = "lockdep", track_caller)]
+    #[inline]
     pub fn lock(&self) -> IrqLockGuard<'_, T> {
         self.lock_keyed(None)
     }
@@ -134,9 +195,9 @@ impl<T> IrqLock<T> {
             were_enabled,
             true,
         );
-        let guard = spin_lock(&self.inner);
+        self.locked.acquire();
         IrqLockGuard {
-            guard: Some(guard),
+            lock: self,
             were_enabled,
             #[cfg(feature = "lockdep")]
             held: lockdep::Held::push(&self.class, self.instance(), pending),
@@ -152,9 +213,9 @@ impl<T> IrqLock<T> {
             crate::irqoff::begin();
         }
         for _ in 0..spins {
-            if let Some(g) = self.inner.try_lock() {
+            if self.locked.try_acquire() {
                 return Some(IrqLockGuard {
-                    guard: Some(g),
+                    lock: self,
                     were_enabled,
                     #[cfg(feature = "lockdep")]
                     held: lockdep::Held::taken(&self.class, self.instance(), Location::caller()),
@@ -175,20 +236,7 @@ impl<T> IrqLock<T> {
 impl<T> IrqLock<T> {
     /// The lock's identity for the validator.
     fn instance(&self) -> usize {
-        &self.inner as *const spin::Mutex<T> as usize
-    }
-}
-
-/// Takes `m`, servicing shoot-down requests while it is held elsewhere.
-fn spin_lock<T>(m: &spin::Mutex<T>) -> spin::MutexGuard<'_, T> {
-    loop {
-        if let Some(g) = m.try_lock() {
-            return g;
-        }
-        while m.is_locked() {
-            crate::tlb::poll();
-            core::hint::spin_loop();
-        }
+        &self.locked as *const RawSpin as usize
     }
 }
 
@@ -199,12 +247,19 @@ fn spin_lock<T>(m: &spin::Mutex<T>) -> spin::MutexGuard<'_, T> {
 pub struct SpinLock<T> {
     #[cfg(feature = "lockdep")]
     class: lockdep::LockClass,
-    inner: spin::Mutex<T>,
+    locked: RawSpin,
+    value: UnsafeCell<T>,
 }
 
-/// Guard of a [`SpinLock`].
+// SAFETY: as for `IrqLock`: the value is reached only through a guard held
+// by the one owner of `locked`.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+/// Guard of a [`SpinLock`]; unlocks when dropped.
 pub struct SpinGuard<'a, T> {
-    guard: spin::MutexGuard<'a, T>,
+    lock: &'a SpinLock<T>,
     #[cfg(feature = "lockdep")]
     held: lockdep::Held<'a>,
 }
@@ -216,12 +271,14 @@ impl<T> SpinLock<T> {
         Self {
             #[cfg(feature = "lockdep")]
             class: lockdep::LockClass::new(Location::caller()),
-            inner: spin::Mutex::new(value),
+            locked: RawSpin::new(),
+            value: UnsafeCell::new(value),
         }
     }
 
     /// Spins until the lock is free.
     #[cfg_attr(feature = "lockdep", track_caller)]
+    #[inline]
     pub fn lock(&self) -> SpinGuard<'_, T> {
         self.lock_keyed(None)
     }
@@ -248,9 +305,9 @@ impl<T> SpinLock<T> {
             interrupts::are_enabled(),
             false,
         );
-        let guard = spin_lock(&self.inner);
+        self.locked.acquire();
         SpinGuard {
-            guard,
+            lock: self,
             #[cfg(feature = "lockdep")]
             held: lockdep::Held::push(&self.class, self.instance(), pending),
         }
@@ -259,52 +316,58 @@ impl<T> SpinLock<T> {
     /// The lock's identity for the validator.
     #[cfg(feature = "lockdep")]
     fn instance(&self) -> usize {
-        &self.inner as *const spin::Mutex<T> as usize
+        &self.locked as *const RawSpin as usize
     }
 }
 
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.guard
+        // SAFETY: this guard's holder owns the lock until the guard drops.
+        unsafe { &*self.lock.value.get() }
     }
 }
 
 impl<T> DerefMut for SpinGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        &mut self.guard
+        // SAFETY: as above, and `&mut self` makes this the only reference.
+        unsafe { &mut *self.lock.value.get() }
     }
 }
 
-#[cfg(feature = "lockdep")]
 impl<T> Drop for SpinGuard<'_, T> {
+    #[inline(always)]
     fn drop(&mut self) {
-        // Forget it before it is unlocked (the guard field drops after
-        // this): an interrupt between the two must not see it free yet
-        // listed as held.
+        // Forgotten before it is unlocked: an interrupt between the two
+        // must not see it free yet listed as held.
+        #[cfg(feature = "lockdep")]
         self.held.release();
+        self.lock.locked.release();
     }
 }
 
 impl<T> Deref for IrqLockGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.guard.as_ref().expect("guard present until drop")
+        // SAFETY: this guard's holder owns the lock until the guard drops.
+        unsafe { &*self.lock.value.get() }
     }
 }
 
 impl<T> DerefMut for IrqLockGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.guard.as_mut().expect("guard present until drop")
+        // SAFETY: as above, and `&mut self` makes this the only reference.
+        unsafe { &mut *self.lock.value.get() }
     }
 }
 
 impl<T> Drop for IrqLockGuard<'_, T> {
+    #[inline(always)]
     fn drop(&mut self) {
         #[cfg(feature = "lockdep")]
         self.held.release();
         // Release the lock before interrupts can come back.
-        self.guard = None;
+        self.lock.locked.release();
         if self.were_enabled {
             crate::irqoff::end();
             interrupts::enable();
