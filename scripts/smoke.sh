@@ -175,6 +175,7 @@ proc_markers() {
     echo "init: cap console id=0x[0-9a-f]+ interface=0x[0-9a-f]+"
     echo "init: manifest: [0-9]+ binaries"
     echo "hostile: all [0-9]+ cases passed"
+    echo "hostile: ok syscall-registers"
     echo "hostile: ok echo-later-deadline-order"
     echo "hostile: ok echo-later-outlives-its-cap"
     echo "timer-demo: slept [0-9]+ us for a 5000 us sleep"

@@ -1,4 +1,4 @@
-//! SYSCALL/SYSRET set-up, the frame `asm/syscall.S` builds, and the
+//! SYSCALL/SYSRET set-up, the entry stub in `asm/syscall.S`, and the
 //! context-switch primitives the scheduler uses.
 
 use crate::gdt::Selectors;
@@ -25,30 +25,6 @@ extern "C" {
 pub fn entry_address() -> u64 {
     syscall_entry as *const () as u64
 }
-
-/// Registers saved on SYSCALL entry, lowest address first (the callee-saved
-/// ones are not: the C ABI of `syscall_dispatch` preserves them).
-#[repr(C)]
-#[derive(Debug)]
-#[allow(missing_docs)]
-pub struct SyscallFrame {
-    pub r9: u64,
-    pub r8: u64,
-    pub r10: u64,
-    pub rdx: u64,
-    pub rsi: u64,
-    pub rdi: u64,
-    /// Syscall number on entry; result on return.
-    pub rax: u64,
-    /// User RIP (the instruction after SYSCALL).
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<SyscallFrame>() == 12 * 8);
 
 /// Enables SYSCALL on this CPU: EFER.SCE, STAR selectors, LSTAR entry, and
 /// SFMASK clearing IF, DF, TF, AC and NT on entry (AC so SMAP stays

@@ -31,7 +31,7 @@ use capos_arch::syscall::{context_switch, thread_first_entry};
 use capos_arch::trap::vector;
 use capos_kcore::timerheap::TimerKey;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use x86_64::instructions::interrupts;
 
 /// What a thread is doing.
@@ -168,14 +168,47 @@ impl Drop for Thread {
     }
 }
 
+/// A slot holding at most one thread reference, filled and emptied with
+/// atomic swaps (so an interrupt's switch on the same CPU may take it while
+/// thread context looks at it, without masking interrupts).
+struct HandoffSlot(AtomicPtr<Thread>);
+
+impl HandoffSlot {
+    const fn new() -> Self {
+        HandoffSlot(AtomicPtr::new(core::ptr::null_mut()))
+    }
+
+    /// Puts `t` in the slot; returns the thread it displaced.
+    fn put(&self, t: Arc<Thread>) -> Option<Arc<Thread>> {
+        let old = self.0.swap(Arc::into_raw(t).cast_mut(), Ordering::AcqRel);
+        // SAFETY: a non-null pointer in the slot came from `Arc::into_raw`
+        // and the swap that took it out is the only one that sees it.
+        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+    }
+
+    /// Takes the thread in the slot, if any.
+    #[inline]
+    fn take(&self) -> Option<Arc<Thread>> {
+        if self.0.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        let old = self.0.swap(core::ptr::null_mut(), Ordering::Acquire);
+        // SAFETY: as in `put`.
+        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.load(Ordering::Relaxed).is_null()
+    }
+}
+
 /// One CPU's scheduler state.
 struct CpuSched {
     current: UnsafeCell<Option<Arc<Thread>>>,
     prev: UnsafeCell<Option<Arc<Thread>>>,
     /// The thread IPC handed this CPU: it runs at the next switch here,
-    /// ahead of the run queue. Only its own CPU touches it, with interrupts
-    /// off.
-    handoff: UnsafeCell<Option<Arc<Thread>>>,
+    /// ahead of the run queue. Only its own CPU touches it.
+    handoff: HandoffSlot,
     idle_rsp: UnsafeCell<u64>,
     runq: IrqLock<VecDeque<Arc<Thread>>>,
     tss: UnsafeCell<Option<TssHandle>>,
@@ -197,7 +230,7 @@ struct CpuSched {
     ipi_send: LatencySum,
 }
 
-// SAFETY: `current`, `prev`, `handoff`, `idle_rsp` and `tss` are touched
+// SAFETY: `current`, `prev`, `idle_rsp` and `tss` are touched
 // only by their own CPU with interrupts off; `runq` is locked; the rest is
 // atomic.
 unsafe impl Sync for CpuSched {}
@@ -206,7 +239,7 @@ static CPUS: [CpuSched; MAX_CPUS] = [const {
     CpuSched {
         current: UnsafeCell::new(None),
         prev: UnsafeCell::new(None),
-        handoff: UnsafeCell::new(None),
+        handoff: HandoffSlot::new(),
         idle_rsp: UnsafeCell::new(0),
         runq: IrqLock::new(VecDeque::new()),
         tss: UnsafeCell::new(None),
@@ -374,8 +407,15 @@ fn this_cpu() -> usize {
     capos_arch::percpu::this_cpu_index() as usize
 }
 
+#[inline]
 fn me() -> &'static CpuSched {
-    &CPUS[this_cpu()]
+    let i = this_cpu();
+    debug_assert!(i < MAX_CPUS);
+    // SAFETY: a CPU's index comes from its per-CPU block, registered only
+    // at an index of the kernel's CPU table (`percpu::register` indexes
+    // that table of MAX_CPUS entries, so a larger index never gets a
+    // block), and this table has as many entries.
+    unsafe { CPUS.get_unchecked(i) }
 }
 
 /// Records this CPU's TSS handle (called once per CPU during bring-up).
@@ -546,11 +586,10 @@ fn enqueue(cpu: usize, thread: Arc<Thread>) {
 /// threads stay where they are).
 fn pick_next() -> Option<Arc<Thread>> {
     let mine = this_cpu();
-    // SAFETY: own CPU, interrupts off (schedule's contract).
-    if let Some(t) = unsafe { (*CPUS[mine].handoff.get()).take() } {
+    if let Some(t) = me().handoff.take() {
         return Some(t);
     }
-    if let Some(t) = CPUS[mine].runq.lock().pop_front() {
+    if let Some(t) = me().runq.lock().pop_front() {
         return Some(t);
     }
     let movable = |i: usize| {
@@ -788,11 +827,7 @@ pub fn wake_handoff(t: &Arc<Thread>) {
         return;
     }
     t.last_cpu.store(here as u32, Ordering::Relaxed);
-    let displaced = crate::irqoff::without_interrupts(|| {
-        // SAFETY: own CPU, interrupts off.
-        unsafe { (*CPUS[here].handoff.get()).replace(t.clone()) }
-    });
-    if let Some(d) = displaced {
+    if let Some(d) = me().handoff.put(t.clone()) {
         enqueue_at(here, d, true);
     }
 }
@@ -801,12 +836,15 @@ pub fn wake_handoff(t: &Arc<Thread>) {
 /// to user mode instead of blocking: it goes to an idle CPU if one is
 /// online (woken by IPI), else to the front of this CPU's queue, rather
 /// than waiting in the hand-off slot for this CPU's next switch.
+#[inline]
 fn release_handoff(cpu: &CpuSched) {
-    // SAFETY: own CPU, interrupts off (a tick's switch takes the slot too).
-    let Some(t) = crate::irqoff::without_interrupts(|| unsafe { (*cpu.handoff.get()).take() })
-    else {
-        return;
-    };
+    if let Some(t) = cpu.handoff.take() {
+        release_handoff_to_queue(t);
+    }
+}
+
+#[cold]
+fn release_handoff_to_queue(t: Arc<Thread>) {
     let here = this_cpu();
     let idle = (0..online_cpus() as usize)
         .find(|&i| i != here && cpu_usable(i as u32) && CPUS[i].idle.load(Ordering::Acquire));
@@ -850,8 +888,7 @@ pub fn idle_loop() -> ! {
         }
         me().idle.store(true, Ordering::Release);
         if !STARTED.load(Ordering::Acquire)
-            // SAFETY: own CPU, interrupts off.
-            || (me().runq.lock().is_empty() && unsafe { (*me().handoff.get()).is_none() })
+            || (me().runq.lock().is_empty() && me().handoff.is_empty())
         {
             // A wake-up that led to no switch is not a sample.
             me().wake_taken_tsc.store(0, Ordering::Relaxed);

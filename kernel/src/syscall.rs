@@ -1,23 +1,25 @@
 //! The two system calls: `cap_enter(min_complete, timeout_ns)` and
 //! `exit(code)`. Every other number returns `SyscallError::BadSyscall`.
 
-use crate::{dispatch, sched};
-use capos_arch::syscall::SyscallFrame;
+use crate::dispatch;
+use crate::sched::{self, Thread};
+use alloc::sync::Arc;
 use capos_ring::process::{SyscallError, SYS_CAP_ENTER, SYS_EXIT, TIMEOUT_FOREVER};
 use capos_ring::TransportError;
 
-/// Called by `syscall_entry` (arch/src/asm/syscall.S) with interrupts on.
+/// Called by `syscall_entry` (arch/src/asm/syscall.S) with interrupts on:
+/// the user's RAX, RDI and RSI; returns what goes back in RAX.
 #[unsafe(no_mangle)]
-extern "C" fn syscall_dispatch(frame: &mut SyscallFrame) {
-    frame.rax = match frame.rax {
+extern "C" fn syscall_dispatch(number: u64, arg0: u64, arg1: u64) -> u64 {
+    match number {
         SYS_CAP_ENTER => {
-            let n = cap_enter(frame.rdi, frame.rsi);
+            let n = cap_enter(arg0, arg1);
             sched::note_return_to_user();
             n as u64
         }
-        SYS_EXIT => crate::proc::exit_current(frame.rdi as i64),
+        SYS_EXIT => crate::proc::exit_current(arg0 as i64),
         _ => SyscallError::BadSyscall.code() as u64,
-    };
+    }
 }
 
 fn cap_enter(min_complete: u64, timeout_ns: u64) -> i64 {
@@ -28,6 +30,23 @@ fn cap_enter(min_complete: u64, timeout_ns: u64) -> i64 {
     if min_complete > u64::from(capos_ring::DEFAULT_LAYOUT.cq_entries()) {
         return SyscallError::MinCompleteTooLarge.code();
     }
+    // Nothing submitted and nothing to wait for: no lock, no call.
+    if !ring.has_submissions() {
+        match ring.available() {
+            Err(_) => return i64::from(TransportError::RingCorrupted.code()),
+            Ok(n) if u64::from(n) >= min_complete || timeout_ns == 0 => return i64::from(n),
+            Ok(_) => {}
+        }
+    }
+    drain_and_wait(thread, min_complete, timeout_ns)
+}
+
+/// The rest of `cap_enter`: drains the submissions, then waits for
+/// `min_complete` completions or the timeout. Kept out of line so the
+/// empty entry above stays short.
+#[inline(never)]
+fn drain_and_wait(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
+    let ring = &thread.process.ring;
     let available = || ring.available();
     match dispatch::enter(thread) {
         Err(_) => return i64::from(TransportError::RingCorrupted.code()),

@@ -5,19 +5,20 @@
  * STAR, RFLAGS masked by SFMASK (IF, DF, TF, AC cleared), RSP still the user
  * stack, GS base still the user's. Arguments: RAX = number, RDI, RSI.
  *
- * syscall_entry swaps to the kernel GS, parks the user RSP in the per-CPU
- * block, switches to the current thread's kernel stack (PerCpu.kernel_rsp),
- * and builds a SyscallFrame (layout in syscall.rs) shaped like an interrupt
- * frame on top, so the same frame can leave through SYSRET or IRETQ. It
- * calls syscall_dispatch(&mut SyscallFrame) with interrupts enabled;
- * the result is in frame.rax.
+ * The system-call ABI is that of a C function call (docs/ring-abi.md):
+ * RAX returns the result; RCX and R11 are clobbered by the CPU; RDI, RSI,
+ * RDX and R8-R10 come back zero; RBX, RBP, RSP and R12-R15 are preserved.
+ * So no user register needs saving here: syscall_dispatch follows the C
+ * ABI and preserves RBX, RBP and R12-R15 itself (a context switch on the
+ * way saves and restores them with the rest of the kernel context), and
+ * the argument registers are cleared before returning, so no kernel value
+ * reaches ring 3 in any register.
  *
- * Only the registers the Rust code may clobber are saved (RDI, RSI, RDX,
- * R8-R10, and RAX for the result): syscall_dispatch follows the C ABI, so
- * RBX, RBP and R12-R15 come back holding the user's values (a context
- * switch on the way saves and restores them with the rest of the kernel
- * context). RCX and R11 hold the user RIP and RFLAGS for SYSRET. No
- * kernel value reaches ring 3 in any register.
+ * syscall_entry swaps to the kernel GS, parks the user RSP in the per-CPU
+ * block, switches to the current thread's kernel stack (PerCpu.kernel_rsp)
+ * and builds an interrupt-shaped frame there (SS, RSP, RFLAGS, CS, RIP), so
+ * the way out can be SYSRET or IRETQ. It calls
+ * syscall_dispatch(number, arg0, arg1) -> result with interrupts enabled.
  *
  * Leaving: SYSRET would load RIP from RCX; if that is not canonical, SYSRET
  * faults in ring 0 on Intel CPUs with the user's RSP (the SYSRET pitfall).
@@ -43,26 +44,25 @@ syscall_entry:
     pushq %r11
     pushq $USER_CS
     pushq %rcx
-    /* Saved registers, rax (the number) last-pushed-first in the struct. */
+    /* One more word: 6 words = 48 bytes below a 16-byte aligned stack
+     * top keeps the call aligned. */
     pushq %rax
-    pushq %rdi
-    pushq %rsi
-    pushq %rdx
-    pushq %r10
-    pushq %r8
-    pushq %r9
-    /* 12 words = 96 bytes below a 16-byte aligned stack top: aligned. */
-    movq %rsp, %rdi
+    /* C arguments: RDI = number, RSI = arg0, RDX = arg1. */
+    movq %rsi, %rdx
+    movq %rdi, %rsi
+    movq %rax, %rdi
     sti
     call syscall_dispatch
     cli
-    popq %r9
-    popq %r8
-    popq %r10
-    popq %rdx
-    popq %rsi
-    popq %rdi
-    popq %rax
+    /* RAX holds the result. Drop the alignment word and clear every
+     * register the Rust code may have left a kernel value in. */
+    addq $8, %rsp
+    xorl %edi, %edi
+    xorl %esi, %esi
+    xorl %edx, %edx
+    xorl %r8d, %r8d
+    xorl %r9d, %r9d
+    xorl %r10d, %r10d
     /* Now: RIP, CS, RFLAGS, RSP, SS. */
     movq (%rsp), %rcx
     movq $USER_END, %r11

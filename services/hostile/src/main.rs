@@ -191,6 +191,29 @@ impl Suite {
 }
 
 /// Submits `sqe` as is and waits for its completion; returns its result.
+/// The system-call ABI: after an empty `cap_enter`, the argument registers
+/// come back zero (no kernel value in them) and the callee-saved ones as
+/// they were.
+fn syscall_registers() -> Result<(), String> {
+    let probe = syscall::probe_registers();
+    if probe.cleared != [0; 6] {
+        return Err(format!(
+            "RDI, RSI, RDX, R8-R10 = {:x?} (not cleared)",
+            probe.cleared
+        ));
+    }
+    if probe.preserved != syscall::PROBE_PATTERNS {
+        return Err(format!(
+            "RBX, RBP, R12-R15 = {:x?} (not preserved)",
+            probe.preserved
+        ));
+    }
+    if (probe.result as i64) < 0 {
+        return Err(format!("cap_enter returned {}", probe.result as i64));
+    }
+    Ok(())
+}
+
 fn submit(rt: &Runtime, sqe: Sqe) -> Result<Code, CallError> {
     let ring = rt.ring();
     let ticket = ring.submit_raw(sqe)?;
@@ -257,6 +280,7 @@ fn main(rt: &mut Runtime) -> i32 {
         deferred_object(rt, &mut s, n);
     }
     s.check_ok("nop", rt.ring().nop().map_err(|e| format!("{e}")));
+    s.check_ok("syscall-registers", syscall_registers());
 
     // Opcodes: 0 is reserved so that a zeroed slot is never a request.
     let nop = Sqe {
