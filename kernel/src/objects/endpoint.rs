@@ -457,9 +457,13 @@ impl Endpoint {
         if cx.exception && cx.transfers.count() != 0 {
             return Outcome::Error(TransportError::InvalidTransfer);
         }
-        let transfers: Vec<(u64, u32)> = match transfer::resolve(&server, cx.transfers) {
-            Ok(t) => t.iter().map(|c| c.abi()).collect(),
-            Err(e) => return Outcome::Error(e),
+        let transfers: Vec<(u64, u32)> = if cx.transfers.count() == 0 {
+            Vec::new()
+        } else {
+            match transfer::resolve(&server, cx.transfers) {
+                Ok(t) => t.iter().map(|c| c.abi()).collect(),
+                Err(e) => return Outcome::Error(e),
+            }
         };
         let (slot, completion) = {
             let mut st = self.state.lock();
@@ -515,17 +519,25 @@ impl Endpoint {
                 return done;
             }
         }
-        let moved = match transfer::commit(&server, &caller.process, &transfers) {
-            Ok(m) => m,
-            Err(e) => {
-                // Both tables as they were: the server may answer again.
-                self.put_back(slot, completion);
-                return Outcome::Error(e);
+        let moved = if transfers.is_empty() {
+            Vec::new()
+        } else {
+            match transfer::commit(&server, &caller.process, &transfers) {
+                Ok(m) => m,
+                Err(e) => {
+                    // Both tables as they were: the server may answer again.
+                    self.put_back(slot, completion);
+                    return Outcome::Error(e);
+                }
             }
         };
-        let mut recs = Vec::new();
-        transfer::records(&moved, &mut recs);
-        let recorded = caller.process.aspace.write(room, len, &[&recs]);
+        let recorded = if moved.is_empty() {
+            Ok(())
+        } else {
+            let mut recs = Vec::new();
+            transfer::records(&moved, &mut recs);
+            caller.process.aspace.write(room, len, &[&recs])
+        };
         self.finish_slot(slot);
         let exception = cx.exception;
         completion.finish(true, |_, ud, _| match recorded {
