@@ -233,7 +233,14 @@ fn run_call(
     let result_buf = UserWrite::from_buf(call.result);
     let copy = object.copies_params() && !params_user.is_empty();
     let params_len = if copy { params_user.len() as usize } else { 0 };
-    if let Err(e) = scratch.fit(process, params_len, result_buf.len() as usize) {
+    // An object that writes its result only when the call completes later
+    // does not write it through the scratch buffer either.
+    let results_len = if object.probes_result() {
+        result_buf.len() as usize
+    } else {
+        0
+    };
+    if let Err(e) = scratch.fit(process, params_len, results_len) {
         return fail(credit, e);
     }
     let params: &[u8] = if copy {
