@@ -217,11 +217,24 @@ impl AnonBuffer {
         self.addr
     }
 
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The memory as bytes.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: the kernel mapped [addr, addr + len) read-write and zeroed
         // it for this process; only this buffer hands out references to it,
-        // and `&mut self` makes the borrow exclusive. It stays mapped until
+        // and `&mut self` makes the borrow exclusive (the kernel writes it
+        // only for a raw submission the buffer was moved into, see
+        // `Ring::submit_raw_into`, and the buffer comes back once that
+        // operation completed). It stays mapped until
         // the program unmaps it, which needs the address and is its own
         // responsibility (after that, this buffer must not be used).
         unsafe { core::slice::from_raw_parts_mut(self.addr as *mut u8, self.len) }

@@ -30,6 +30,15 @@ struct Shared {
 #[derive(Clone)]
 pub struct Ring(Rc<Shared>);
 
+/// A raw submission whose result buffer the runtime holds
+/// ([`Ring::submit_raw_into`]); [`Ring::wait_raw`] gives the buffer back.
+/// Dropping it drops the buffer unseen (its memory stays mapped).
+#[cfg(target_os = "none")]
+pub struct RawTicket {
+    ticket: Ticket,
+    buf: crate::AnonBuffer,
+}
+
 impl Ring {
     /// Shares `client`.
     pub fn new(client: RingClient) -> Self {
@@ -141,6 +150,32 @@ impl Ring {
     /// [`RingClient::submit_raw`].
     pub fn submit_raw(&self, sqe: Sqe) -> Result<Ticket, CallError> {
         self.with(|c| c.submit_raw(sqe))
+    }
+
+    /// Submits `sqe` like [`Self::submit_raw`], with its result buffer
+    /// inside `buf`, which the runtime holds until the operation completes
+    /// (no reference to that memory exists while the kernel may write it).
+    /// A result buffer not wholly inside `buf` is refused with
+    /// [`CallError::UnsafeBuffer`]. The parameters may point anywhere, `buf`
+    /// included.
+    #[cfg(target_os = "none")]
+    pub fn submit_raw_into(
+        &self,
+        sqe: Sqe,
+        buf: crate::AnonBuffer,
+    ) -> Result<RawTicket, CallError> {
+        let lo = buf.addr();
+        let hi = lo + buf.len() as u64;
+        let ticket = self.with(|c| c.submit_raw_within(sqe, lo, hi))?;
+        Ok(RawTicket { ticket, buf })
+    }
+
+    /// Blocks until the submission of `raw` completes and gives its buffer
+    /// back with the completion.
+    #[cfg(target_os = "none")]
+    pub fn wait_raw(&self, raw: RawTicket) -> Result<(Completion, crate::AnonBuffer), CallError> {
+        let done = self.wait(raw.ticket)?;
+        Ok((done, raw.buf))
     }
 
     /// Submits every queued release and waits for their completions.

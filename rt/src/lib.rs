@@ -76,6 +76,8 @@ pub use client::{
 #[cfg(target_os = "none")]
 pub use client::{AnonBuffer, SharedMemory};
 pub use error::CallError;
+#[cfg(target_os = "none")]
+pub use handle::RawTicket;
 pub use handle::{Cap, CapHandle, Owned, Ring};
 pub use ring_client::{BenchBuf, Completion, Enter, RingClient, RingStats, Ticket, BENCH_BUF_LEN};
 pub use runtime::Runtime;

@@ -414,6 +414,29 @@ impl RingClient {
         self.push(sqe, Pending::Bare)
     }
 
+    /// [`Self::submit_raw`] for a submission whose result buffer lies
+    /// inside `[lo, hi)`, memory the caller has handed over for the
+    /// operation (an [`crate::AnonBuffer`] moved into a
+    /// [`crate::handle::RawTicket`]): the writable-memory check is replaced
+    /// by that containment. An empty result buffer is refused too (use
+    /// [`Self::submit_raw`]).
+    #[cfg(any(target_os = "none", test))]
+    pub(crate) fn submit_raw_within(
+        &mut self,
+        sqe: Sqe,
+        lo: u64,
+        hi: u64,
+    ) -> Result<Ticket, CallError> {
+        let start = sqe.result_addr;
+        let inside = start
+            .checked_add(u64::from(sqe.result_len))
+            .is_some_and(|end| sqe.result_len != 0 && lo <= start && end <= hi);
+        if !inside {
+            return Err(CallError::UnsafeBuffer);
+        }
+        self.push(sqe, Pending::Bare)
+    }
+
     /// Lets the kernel drain the SQ without waiting, then reaps. Returns the
     /// number of completions reaped.
     pub fn poll(&mut self) -> Result<u32, CallError> {
@@ -717,13 +740,30 @@ impl RingClient {
     /// [`BENCH_USER_DATA`] and publishes them with one tail store. Only
     /// allowed while nothing the runtime tracks is in flight, so the
     /// benchmark's completions can never be mistaken for a real call's.
+    /// An op with a result buffer is refused with
+    /// [`CallError::UnsafeBuffer`]: the kernel would write memory the
+    /// runtime does not hold for it (the `bench_push_*` helpers below use
+    /// the runtime's own benchmark buffers).
     pub fn bench_push(&mut self, op: Op, n: u32) -> Result<(), CallError> {
+        let sqe = op.encode(BENCH_USER_DATA);
+        if sqe.result_len != 0 {
+            return Err(CallError::UnsafeBuffer);
+        }
+        self.bench_push_sqe(sqe, n)
+    }
+
+    /// [`Self::bench_push`] for ops whose buffers are the runtime's own.
+    fn bench_push_held(&mut self, op: Op, n: u32) -> Result<(), CallError> {
+        self.bench_push_sqe(op.encode(BENCH_USER_DATA), n)
+    }
+
+    fn bench_push_sqe(&mut self, sqe: Sqe, n: u32) -> Result<(), CallError> {
         if self.in_flight() != 0 {
             return Err(CallError::InvalidArgument(
                 "benchmark while calls are in flight",
             ));
         }
-        let words = op.encode(BENCH_USER_DATA).to_words();
+        let words = sqe.to_words();
         self.sync()?;
         self.sq
             .push_copies(&words, n)
@@ -816,7 +856,7 @@ impl RingClient {
     ) -> Result<(), CallError> {
         let params = self.bench_user_buf(BenchBuf::Out, params_len)?;
         let result = self.bench_user_buf(BenchBuf::Result, result_len)?;
-        self.bench_push(
+        self.bench_push_held(
             Op::Call(Call {
                 cap_id,
                 method_id: method,
@@ -832,7 +872,7 @@ impl RingClient {
     /// [`BenchBuf::Recv`].
     pub fn bench_push_recv(&mut self, cap_id: u64) -> Result<(), CallError> {
         let buffer = self.bench_user_buf(BenchBuf::Recv, BENCH_BUF_LEN as u32)?;
-        self.bench_push(Op::Recv(capos_ring::Recv { cap_id, buffer }), 1)
+        self.bench_push_held(Op::Recv(capos_ring::Recv { cap_id, buffer }), 1)
     }
 
     /// Pushes one benchmark RETURN of `call_id` on endpoint `cap_id` with
@@ -846,7 +886,7 @@ impl RingClient {
         let call_id =
             core::num::NonZeroU64::new(call_id).ok_or(CallError::InvalidArgument("call id 0"))?;
         let payload = self.bench_user_buf(BenchBuf::Out, len)?;
-        self.bench_push(
+        self.bench_push_held(
             Op::Return(capos_ring::Return {
                 cap_id,
                 call_id,
@@ -863,7 +903,7 @@ impl RingClient {
 mod tests {
     use super::*;
     use crate::sim::{setup, setup_with};
-    use capos_ring::{CompletionPoster, RingIndex, TransportError};
+    use capos_ring::{CompletionPoster, Recv, RingIndex, TransportError};
     use core::sync::atomic::Ordering::Relaxed;
 
     #[test]
@@ -1019,6 +1059,44 @@ mod tests {
             c.wait(t).unwrap().cqe.result,
             TransportError::ReservedNonZero.code()
         );
+    }
+
+    #[test]
+    fn raw_results_inside_a_handed_over_range_only() {
+        let (mut c, _, _) = setup();
+        let recv = |addr: u64, len: u32| Sqe {
+            result_addr: addr,
+            result_len: len,
+            ..Op::Nop.encode(0)
+        };
+        // Inside [0x1000, 0x3000): accepted even though it is protected.
+        assert!(c
+            .submit_raw_within(recv(0x1800, 16), 0x1000, 0x3000)
+            .is_ok());
+        assert!(c
+            .submit_raw_within(recv(0x2ff0, 16), 0x1000, 0x3000)
+            .is_ok());
+        // Crossing either end, empty, or wrapping: refused.
+        for (addr, len) in [(0x0ff0, 32), (0x2ff8, 16), (0x1800, 0), (u64::MAX - 4, 16)] {
+            assert!(matches!(
+                c.submit_raw_within(recv(addr, len), 0x1000, 0x3000),
+                Err(CallError::UnsafeBuffer)
+            ));
+        }
+    }
+
+    #[test]
+    fn bench_pushes_carry_no_result_buffer() {
+        let (mut c, _, _) = setup();
+        let recv = Op::Recv(Recv {
+            cap_id: 1,
+            buffer: UserBuf::new(0x1800, 64, MAX_RESULT_LEN).unwrap(),
+        });
+        assert!(matches!(
+            c.bench_push(recv, 1),
+            Err(CallError::UnsafeBuffer)
+        ));
+        assert!(c.bench_push(Op::Nop, 1).is_ok());
     }
 
     #[test]

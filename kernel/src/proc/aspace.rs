@@ -518,7 +518,8 @@ impl AddressSpace {
     /// a kernel buffer. Both ranges are checked under both spaces' locks
     /// (taken in address order; once if the spaces are the same), in the
     /// same hold as the copy; on failure nothing is written and the error
-    /// says which side failed.
+    /// says which side failed. Within one space, overlapping ranges copy as
+    /// `memmove` would.
     pub fn copy_between(
         from: &AddressSpace,
         src: UserRead,
@@ -584,6 +585,53 @@ impl AddressSpace {
             Span::of(ft, src.addr(), len as u64, false).map_err(|_| CopySide::Source)?;
         let to_span = Span::of(tt, head_at, (header.len() + len) as u64, true)
             .map_err(|_| CopySide::Destination)?;
+        // One piece: `n` bytes from `s` to `d`, within one page of each.
+        let piece = |s: u64, d: u64, n: u64| -> Result<(), CopySide> {
+            let sp = from_span.phys(ft, s).ok_or(CopySide::Source)?;
+            let dp = to_span.phys(tt, d).ok_or(CopySide::Destination)?;
+            // SAFETY: both frames are user frames of their spaces, checked
+            // under the locks held here; the pieces stay within one page of
+            // each. They may be the same frame (a process copying within
+            // itself), so the copy allows overlap.
+            unsafe {
+                core::ptr::copy(
+                    phys_to_virt(sp) as *const u8,
+                    phys_to_virt(dp) as *mut u8,
+                    n as usize,
+                );
+            }
+            Ok(())
+        };
+        // A process copying within its own memory may overlap source and
+        // destination. The bytes move as one `memmove` would: pieces last to
+        // first when the destination starts inside the source, and the
+        // header only after them (it may cover the source's first bytes).
+        // Two addresses of one frame (a memory object mapped twice) are not
+        // seen here: the process then gets whatever its overlapping writes
+        // give, in its own memory only.
+        let src_at = src.addr();
+        let backward = same && dst_at > src_at && dst_at - src_at < len as u64;
+        let len = len as u64;
+        if backward {
+            // Bytes up to the end of a page that ends at or after `x`.
+            let tail = |x: u64| (x - 1) % PAGE_SIZE + 1;
+            let mut left = len;
+            while left > 0 {
+                let n = tail(src_at + left).min(tail(dst_at + left)).min(left);
+                left -= n;
+                piece(src_at + left, dst_at + left, n)?;
+            }
+        } else {
+            let mut done = 0u64;
+            while done < len {
+                let (s, d) = (src_at + done, dst_at + done);
+                let n = (PAGE_SIZE - s % PAGE_SIZE)
+                    .min(PAGE_SIZE - d % PAGE_SIZE)
+                    .min(len - done);
+                piece(s, d, n)?;
+                done += n;
+            }
+        }
         let mut done = 0u64;
         while done < header.len() as u64 {
             let d = head_at + done;
@@ -595,27 +643,6 @@ impl AddressSpace {
             unsafe {
                 core::ptr::copy_nonoverlapping(
                     header.as_ptr().add(done as usize),
-                    phys_to_virt(dp) as *mut u8,
-                    n as usize,
-                );
-            }
-            done += n;
-        }
-        let mut done = 0u64;
-        while done < len as u64 {
-            let (s, d) = (src.addr() + done, dst_at + done);
-            let sp = from_span.phys(ft, s).ok_or(CopySide::Source)?;
-            let dp = to_span.phys(tt, d).ok_or(CopySide::Destination)?;
-            let n = (PAGE_SIZE - s % PAGE_SIZE)
-                .min(PAGE_SIZE - d % PAGE_SIZE)
-                .min(len as u64 - done);
-            // SAFETY: both frames are user frames of their spaces, checked
-            // under the locks held here; the pieces stay within one page of
-            // each. They may be the same frame (a process copying within
-            // itself), so the copy allows overlap.
-            unsafe {
-                core::ptr::copy(
-                    phys_to_virt(sp) as *const u8,
                     phys_to_virt(dp) as *mut u8,
                     n as usize,
                 );

@@ -15,7 +15,7 @@ use capos_rt::caps::api::watch::{dispatch, Server, FULL};
 use capos_rt::caps::exception::CapException;
 use capos_rt::ring::process::{CallHeader, RING_ADDR};
 use capos_rt::ring::{
-    Call, Op, Sqe, TransferDescriptor, TransferList, TransferResult, UserBuf,
+    Call, Op, Recv, Sqe, TransferDescriptor, TransferList, TransferResult, UserBuf,
     CQE_FLAG_TRANSFER_RESULTS, DEFAULT_LAYOUT, MAX_PARAMS_LEN, MAX_RESULT_LEN, RING_MAGIC,
     TRANSFER_MOVE,
 };
@@ -96,6 +96,7 @@ pub fn run(rt: &Runtime, say: &dyn Fn(&str)) -> i32 {
     );
     report("aliased buffers", aliased_buffers(rt, &c.own, &c.vm, say));
     report("unmapped", unmapped_parameters(rt, &c.own, &c.vm, say));
+    report("overlapping", overlapping_copy(rt, &c.own, &c.vm, say));
     let quit = c.keeper.quit();
     match moved_facet {
         Ok(facet) => {
@@ -531,6 +532,74 @@ fn unmapped_parameters(
         wait_name(ring, second)
     ));
     Ok(())
+}
+
+/// A CALL on its own endpoint whose parameters cross a page boundary and
+/// overlap the RECV buffer they are delivered into (one anonymous buffer,
+/// held by the runtime while the kernel writes it): the destination starts
+/// 64 bytes into the parameters (the header then covers some of their
+/// bytes), and 64 bytes before them. Both times the delivered parameters
+/// must be exactly the bytes the CALL sent, as a `memmove` would leave
+/// them.
+fn overlapping_copy(
+    rt: &Runtime,
+    ep: &Endpoint,
+    vm: &VirtualMemory,
+    say: &dyn Fn(&str),
+) -> Result<(), CallError> {
+    const SRC: usize = 0xf00;
+    const LEN: usize = 0x300;
+    const SIZE: u64 = 0x2000;
+    let ring = rt.ring();
+    let facet = ep.client_facet()?;
+    let mut buf = vm.map_buffer(SIZE)?;
+    let base = buf.addr();
+    let pattern = |i: usize| (i * 7 + 3) as u8;
+    let mut outcome = Vec::new();
+    for shift in [64isize, -64] {
+        for (i, b) in buf.as_mut_slice()[SRC..SRC + LEN].iter_mut().enumerate() {
+            *b = pattern(i);
+        }
+        let dst = SRC.saturating_add_signed(shift);
+        let at = dst - HEADER;
+        let recv = Op::Recv(Recv {
+            cap_id: ep.cap().id(),
+            buffer: UserBuf::new(base + at as u64, (HEADER + LEN) as u32, MAX_RESULT_LEN)
+                .map_err(CallError::Transport)?,
+        })
+        .encode(0);
+        let recv = ring.submit_raw_into(recv, buf)?;
+        let call = ring.submit_raw(raw_call(
+            facet.cap().id(),
+            (base + SRC as u64, LEN as u32),
+            (0, 0),
+        )?)?;
+        let (delivered, back) = ring.wait_raw(recv)?;
+        buf = back;
+        let mem = buf.as_mut_slice();
+        let header = CallHeader::from_bytes(&mem[at..dst]);
+        let exact = mem[dst..dst + LEN]
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == pattern(i));
+        let ret = match (name(&delivered), header) {
+            ("ok", Some(h)) => wait_name(
+                ring,
+                ring.submit_return(ep.cap().id(), h.call_id, Vec::new(), false, &[])?,
+            ),
+            _ => "not sent",
+        };
+        outcome.push(format!(
+            "{shift:+}: RECV {}, parameters exact: {exact}, RETURN {ret}, CALL {}",
+            name(&delivered),
+            wait_name(ring, call)
+        ));
+    }
+    say(&format!(
+        "self-abuse: 1d a CALL across a page boundary delivered into its own parameters shifted by {}",
+        outcome.join("; ")
+    ));
+    vm.unmap(base, SIZE)
 }
 
 /// Case 2, the owner's side: the victim hands over its notice facet
