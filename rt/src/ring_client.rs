@@ -757,6 +757,7 @@ impl RingClient {
         self.bench_push_sqe(op.encode(BENCH_USER_DATA), n)
     }
 
+    #[inline(always)]
     fn bench_push_sqe(&mut self, sqe: Sqe, n: u32) -> Result<(), CallError> {
         if self.in_flight() != 0 {
             return Err(CallError::InvalidArgument(

@@ -585,23 +585,8 @@ impl AddressSpace {
             Span::of(ft, src.addr(), len as u64, false).map_err(|_| CopySide::Source)?;
         let to_span = Span::of(tt, head_at, (header.len() + len) as u64, true)
             .map_err(|_| CopySide::Destination)?;
-        // One piece: `n` bytes from `s` to `d`, within one page of each.
-        let piece = |s: u64, d: u64, n: u64| -> Result<(), CopySide> {
-            let sp = from_span.phys(ft, s).ok_or(CopySide::Source)?;
-            let dp = to_span.phys(tt, d).ok_or(CopySide::Destination)?;
-            // SAFETY: both frames are user frames of their spaces, checked
-            // under the locks held here; the pieces stay within one page of
-            // each. They may be the same frame (a process copying within
-            // itself), so the copy allows overlap.
-            unsafe {
-                core::ptr::copy(
-                    phys_to_virt(sp) as *const u8,
-                    phys_to_virt(dp) as *mut u8,
-                    n as usize,
-                );
-            }
-            Ok(())
-        };
+        let piece =
+            |s: u64, d: u64, n: u64| Self::copy_piece(ft, &from_span, s, tt, &to_span, d, n);
         // A process copying within its own memory may overlap source and
         // destination. The bytes move as one `memmove` would: pieces last to
         // first when the destination starts inside the source, and the
@@ -648,6 +633,36 @@ impl AddressSpace {
                 );
             }
             done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies `n` bytes from `s` (in `from`, walked by `ft`) to `d` (in
+    /// `to`, walked by `tt`), a piece within one page of each, under the
+    /// locks [`AddressSpace::copy_framed`] holds.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn copy_piece(
+        ft: &Tables,
+        from: &Span,
+        s: u64,
+        tt: &Tables,
+        to: &Span,
+        d: u64,
+        n: u64,
+    ) -> Result<(), CopySide> {
+        let sp = from.phys(ft, s).ok_or(CopySide::Source)?;
+        let dp = to.phys(tt, d).ok_or(CopySide::Destination)?;
+        // SAFETY: both frames are user frames of their spaces, checked
+        // under the locks the caller holds; the pieces stay within one page
+        // of each. They may be the same frame (a process copying within
+        // itself), so the copy allows overlap.
+        unsafe {
+            core::ptr::copy(
+                phys_to_virt(sp) as *const u8,
+                phys_to_virt(dp) as *mut u8,
+                n as usize,
+            );
         }
         Ok(())
     }
