@@ -130,6 +130,9 @@ for m in "${modes[@]}"; do
         echo "Longest interrupts-off stretch (a second boot of the same bench, kernel built with irqoff):"
         grep -a 'bench: longest interrupts-off stretch' "$out/capos-irqoff.log" | tr -d '\r' |
             sed 's/cycles$/instructions/; s/^/  /'
+        # The kernel's end-of-boot line names where the longest one began.
+        grep -a 'longest interrupts-off stretch (TSC cycles)' "$out/capos-irqoff.log" | tr -d '\r' |
+            sed -n 's/.*cpu0=\([0-9]*\) (from \([^)]*\)).*/  kernel: the longest (\1 instructions, whole boot) began at \2/p'
     fi
     if [ "$m" = cycles ]; then
         echo

@@ -15,22 +15,36 @@
 //! `end` are empty and the stretches read as 0 ("not measured").
 
 use crate::percpu::MAX_CPUS;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::panic::Location;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
 
 /// TSC when interrupts went off on each CPU (0: they are on).
 static OFF_SINCE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// The longest stretch seen on each CPU.
 static LONGEST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Where the current stretch began on each CPU (the masking lock's or
+/// section's caller).
+static OFF_AT: [AtomicPtr<Location<'static>>; MAX_CPUS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CPUS];
+/// Where the longest stretch began on each CPU.
+static LONGEST_AT: [AtomicPtr<Location<'static>>; MAX_CPUS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CPUS];
 
 fn cpu() -> usize {
     capos_arch::percpu::this_cpu_index() as usize % MAX_CPUS
 }
 
-/// Interrupts just went off on this CPU (they were on).
+/// Interrupts just went off on this CPU (they were on). The caller's
+/// location (through `#[track_caller]` callers: the lock's user) is kept
+/// as the stretch's start.
 #[inline]
+#[cfg_attr(feature = "irqoff", track_caller)]
 pub fn begin() {
     if cfg!(feature = "irqoff") {
-        OFF_SINCE[cpu()].store(capos_arch::cpu::rdtsc(), Relaxed);
+        let c = cpu();
+        OFF_AT[c].store(ptr::from_ref(Location::caller()).cast_mut(), Relaxed);
+        OFF_SINCE[c].store(capos_arch::cpu::rdtsc(), Relaxed);
     }
 }
 
@@ -46,6 +60,7 @@ pub fn end() {
         let took = capos_arch::cpu::rdtsc().saturating_sub(since);
         if took > LONGEST[c].load(Relaxed) {
             LONGEST[c].store(took, Relaxed);
+            LONGEST_AT[c].store(OFF_AT[c].load(Relaxed), Relaxed);
         }
     }
 }
@@ -56,6 +71,14 @@ pub const MEASURED: bool = cfg!(feature = "irqoff");
 /// The longest stretch on CPU `cpu` so far (0 if not measured).
 pub fn longest(cpu: usize) -> u64 {
     LONGEST.get(cpu).map_or(0, |l| l.load(Relaxed))
+}
+
+/// Where the longest stretch on CPU `cpu` began, if one was measured.
+pub fn longest_site(cpu: usize) -> Option<&'static Location<'static>> {
+    let at = LONGEST_AT.get(cpu)?.load(Relaxed);
+    // SAFETY: only `Location::caller()` references, which are 'static, are
+    // ever stored here.
+    unsafe { at.cast_const().as_ref() }
 }
 
 /// The longest stretch on any CPU so far, and that CPU.
@@ -69,6 +92,7 @@ pub fn longest_any() -> (u64, usize) {
 /// Masks interrupts, starting a stretch if they were on; returns whether
 /// they were.
 #[inline]
+#[cfg_attr(feature = "irqoff", track_caller)]
 pub fn disable() -> bool {
     let were_on = x86_64::instructions::interrupts::are_enabled();
     x86_64::instructions::interrupts::disable();
@@ -80,6 +104,7 @@ pub fn disable() -> bool {
 
 /// Runs `f` with interrupts masked, measured like a lock's hold.
 #[inline]
+#[cfg_attr(feature = "irqoff", track_caller)]
 pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     let were_on = disable();
     let r = f();

@@ -140,7 +140,7 @@ pub struct IrqLockGuard<'a, T> {
 
 impl<T> IrqLock<T> {
     /// A lock around `value`.
-    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[cfg_attr(any(feature = "lockdep", feature = "irqoff"), track_caller)]
     pub const fn new(value: T) -> Self {
         Self {
             #[cfg(feature = "lockdep")]
@@ -158,7 +158,7 @@ impl<T> IrqLock<T> {
 
     /// Masks interrupts, then spins until the lock is free (servicing
     /// shoot-down requests meanwhile).
-    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[cfg_attr(any(feature = "lockdep", feature = "irqoff"), track_caller)]
     #[inline]
     pub fn lock(&self) -> IrqLockGuard<'_, T> {
         self.lock_keyed(None)
@@ -167,7 +167,7 @@ impl<T> IrqLock<T> {
     /// Like [`lock`](Self::lock), for code that holds several locks of
     /// this class at once (two address spaces' tables): it must take them
     /// in increasing `key` order (the validator checks that it does).
-    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[cfg_attr(any(feature = "lockdep", feature = "irqoff"), track_caller)]
     #[allow(
         dead_code,
         reason = "kept beside SpinLock::lock_ordered for the same use"
@@ -178,7 +178,7 @@ impl<T> IrqLock<T> {
 
     // Inlined so `lock` compiles to what it was before the validator
     // existed when it is left out.
-    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[cfg_attr(any(feature = "lockdep", feature = "irqoff"), track_caller)]
     #[inline(always)]
     fn lock_keyed(&self, _key: Option<u64>) -> IrqLockGuard<'_, T> {
         let were_enabled = interrupts::are_enabled();
@@ -205,7 +205,7 @@ impl<T> IrqLock<T> {
     }
 
     /// Masks interrupts and tries to take the lock up to `spins` times.
-    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[cfg_attr(any(feature = "lockdep", feature = "irqoff"), track_caller)]
     pub fn try_lock_for(&self, spins: u32) -> Option<IrqLockGuard<'_, T>> {
         let were_enabled = interrupts::are_enabled();
         interrupts::disable();
@@ -266,7 +266,7 @@ pub struct SpinGuard<'a, T> {
 
 impl<T> SpinLock<T> {
     /// A lock around `value`.
-    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[cfg_attr(any(feature = "lockdep", feature = "irqoff"), track_caller)]
     pub const fn new(value: T) -> Self {
         Self {
             #[cfg(feature = "lockdep")]
@@ -277,7 +277,7 @@ impl<T> SpinLock<T> {
     }
 
     /// Spins until the lock is free.
-    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[cfg_attr(any(feature = "lockdep", feature = "irqoff"), track_caller)]
     #[inline]
     pub fn lock(&self) -> SpinGuard<'_, T> {
         self.lock_keyed(None)
@@ -286,14 +286,14 @@ impl<T> SpinLock<T> {
     /// Like [`lock`](Self::lock), for code that holds several locks of
     /// this class at once (two processes' capability tables): it must take
     /// them in increasing `key` order (the validator checks that it does).
-    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[cfg_attr(any(feature = "lockdep", feature = "irqoff"), track_caller)]
     pub fn lock_ordered(&self, key: u64) -> SpinGuard<'_, T> {
         self.lock_keyed(Some(key))
     }
 
     // Inlined so `lock` compiles to what it was before the validator
     // existed when it is left out.
-    #[cfg_attr(feature = "lockdep", track_caller)]
+    #[cfg_attr(any(feature = "lockdep", feature = "irqoff"), track_caller)]
     #[inline(always)]
     fn lock_keyed(&self, _key: Option<u64>) -> SpinGuard<'_, T> {
         #[cfg(feature = "lockdep")]

@@ -15,10 +15,18 @@
 //! window is used up), and once more when the last process has exited
 //! ([`trim`]), so that the window then holds tables only for stacks that
 //! still exist. One lock serialises all of it, mapping included, so no
-//! range is mapped while a reclaim might unlink the table under it.
+//! range is mapped while a reclaim might unlink the table under it (and no
+//! CPU can run on a stack mapped into a new table while another CPU's
+//! reclaim has not yet flushed every CPU's cached link to the old one).
+//!
+//! That lock leaves interrupts on: mapping a stack's pages and a reclaim's
+//! flush take thousands of instructions, and no interrupt handler makes or
+//! frees a stack (a thread let go in one is dropped later, in thread
+//! context; the lock validator would report a handler taking this lock).
+//! Kernel code is never preempted, so the holder runs to the unlock.
 
 use super::{paging, PAGE_SIZE, STACK_BASE, STACK_WINDOW};
-use crate::sync::IrqLock;
+use crate::sync::SpinLock;
 use crate::tlb;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -55,7 +63,7 @@ struct Pool {
     dirty: Vec<Range>,
 }
 
-static POOL: IrqLock<Pool> = IrqLock::new(Pool {
+static POOL: SpinLock<Pool> = SpinLock::new(Pool {
     next: STACK_BASE,
     clean: Vec::new(),
     dirty: Vec::new(),

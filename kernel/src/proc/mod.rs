@@ -397,7 +397,15 @@ pub fn report_all_exited() {
     if crate::irqoff::MEASURED {
         let offs: alloc::vec::Vec<alloc::string::String> = (0..crate::percpu::registered()
             as usize)
-            .map(|c| alloc::format!("cpu{c}={}", crate::irqoff::longest(c)))
+            .map(|c| match crate::irqoff::longest_site(c) {
+                Some(at) => alloc::format!(
+                    "cpu{c}={} (from {}:{})",
+                    crate::irqoff::longest(c),
+                    at.file(),
+                    at.line()
+                ),
+                None => alloc::format!("cpu{c}={}", crate::irqoff::longest(c)),
+            })
             .collect();
         crate::info!(
             "kernel: heap allocations since boot {}; longest interrupts-off stretch (TSC cycles): {}",
