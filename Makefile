@@ -100,10 +100,10 @@ test-host: setup
 	CARGO_TARGET_DIR=$(HOST_DIR) cargo test $(HOST_CRATES) --all-features
 	CARGO_TARGET_DIR=$(HOST_DIR) cargo build $(NOSTD_CRATES) --target $(TARGET)
 
-## test-loom: loom models of the lock-free ring and the TLB shoot-down protocol
+## test-loom: loom models of the lock-free ring, the TLB shoot-down protocol and the thread scheduling state
 test-loom: setup
 	RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=$(LOOM_DIR) \
-	    cargo test -p capos-verify --release --test ring_loom --test tlb_loom
+	    cargo test -p capos-verify --release --test ring_loom --test tlb_loom --test runstate_loom
 
 ## check-dispatch: the kernel's dispatch path recognises no object type
 ## (every object is called through KernelObject; no downcast anywhere)

@@ -29,33 +29,20 @@ use alloc::vec::Vec;
 use capos_arch::gdt::TssHandle;
 use capos_arch::syscall::{context_switch, thread_first_entry};
 use capos_arch::trap::vector;
+use capos_kcore::runstate::{self, Run, ON_CPU};
 use capos_kcore::timerheap::TimerKey;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use x86_64::instructions::interrupts;
 
-/// What a thread is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Run {
-    Ready = 0,
-    Running = 1,
-    Blocked = 2,
-    Exited = 3,
-}
-
-/// A thread's scheduling state in one atomic word: the `Run` value in bits
-/// 0-1, and [`ON_CPU`] while it still executes on a CPU (its context is not
-/// saved yet). Every change is a compare-exchange, so the transitions that
-/// race (a wake-up against the switch that saves the thread) resolve
-/// without a lock: whoever sees `ON_CPU` clear queues the thread.
+/// A thread's scheduling state in one atomic byte
+/// ([`capos_kcore::runstate`]: its transitions, and the loom models that
+/// check them).
 struct State(core::sync::atomic::AtomicU8);
-
-/// [`State`] bit: still executing on a CPU.
-const ON_CPU: u8 = 1 << 2;
 
 impl State {
     const fn new() -> Self {
-        State(core::sync::atomic::AtomicU8::new(Run::Ready as u8))
+        State(core::sync::atomic::AtomicU8::new(runstate::NEW))
     }
 
     fn load(&self) -> u8 {
@@ -63,20 +50,7 @@ impl State {
     }
 
     fn run(word: u8) -> Run {
-        match word & 3 {
-            0 => Run::Ready,
-            1 => Run::Running,
-            2 => Run::Blocked,
-            _ => Run::Exited,
-        }
-    }
-
-    /// Applies `f` to the word until the exchange succeeds; returns the
-    /// word it replaced, or `None` if `f` declined (returned `None`).
-    fn update(&self, f: impl FnMut(u8) -> Option<u8>) -> Option<u8> {
-        self.0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, f)
-            .ok()
+        runstate::run(word)
     }
 }
 
@@ -689,9 +663,7 @@ fn schedule() {
 fn prepare(next: &Arc<Thread>) {
     // A queued thread is Ready and off every CPU, and nothing else changes
     // a Ready thread: a plain store.
-    next.state
-        .0
-        .store(Run::Running as u8 | ON_CPU, Ordering::SeqCst);
+    runstate::start_running(&next.state.0);
     next.last_cpu.store(this_cpu() as u32, Ordering::Relaxed);
     // Time a switch that a wake-up IPI caused; any other switch ends the
     // previous sample unfinished.
@@ -720,16 +692,8 @@ extern "C" fn sched_finish_switch() {
     // Its context is saved: off the CPU now. A Running or Ready thread goes
     // back on a queue; a Blocked one waits (its waker queues it, seeing
     // ON_CPU clear); an Exited one is reaped.
-    let was = p
-        .state
-        .update(|w| {
-            Some(match State::run(w) {
-                Run::Running | Run::Ready => Run::Ready as u8,
-                run => run as u8,
-            })
-        })
-        .unwrap_or(Run::Blocked as u8);
-    match State::run(was) {
+    let was = runstate::switched_out(&p.state.0);
+    match was {
         Run::Running | Run::Ready => enqueue(this_cpu(), p),
         Run::Blocked => {}
         Run::Exited => {
@@ -771,19 +735,14 @@ pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
             let key = crate::timers::add(d, crate::timers::Event::Wake(Arc::downgrade(t)));
             t.timer.store(key.to_raw(), Ordering::SeqCst);
         }
-        t.state
-            .0
-            .store(Run::Blocked as u8 | ON_CPU, Ordering::SeqCst);
-        core::sync::atomic::fence(Ordering::SeqCst);
+        runstate::mark_blocked(&t.state.0);
         if still_needed() {
             schedule();
             return;
         }
         // Not needed after all: running again (a waker may have made it
         // Ready meanwhile, and then leaves it to this CPU, seeing ON_CPU).
-        t.state
-            .0
-            .store(Run::Running as u8 | ON_CPU, Ordering::SeqCst);
+        runstate::keep_running(&t.state.0);
         take_timer(t);
     });
 }
@@ -799,11 +758,9 @@ fn take_timer(t: &Thread) {
 /// Marks a blocked thread ready; whether it must be queued (it is not still
 /// on its CPU saving its context, in which case the switch queues it).
 fn ready(t: &Arc<Thread>) -> Option<bool> {
-    let was = t
-        .state
-        .update(|w| (State::run(w) == Run::Blocked).then_some(Run::Ready as u8 | (w & ON_CPU)))?;
+    let must_queue = runstate::wake(&t.state.0)?;
     take_timer(t);
-    Some(was & ON_CPU == 0)
+    Some(must_queue)
 }
 
 /// Makes a blocked thread runnable again.
@@ -855,9 +812,7 @@ fn release_handoff_to_queue(t: Arc<Thread>) {
 pub fn exit_current() -> ! {
     crate::irqoff::disable();
     if let Some(t) = current() {
-        t.state
-            .0
-            .store(Run::Exited as u8 | ON_CPU, Ordering::SeqCst);
+        runstate::mark_exited(&t.state.0);
     }
     schedule();
     unreachable!("an exited thread was scheduled again");

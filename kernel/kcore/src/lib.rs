@@ -26,6 +26,7 @@ pub mod frame;
 pub mod lockdep;
 pub mod memmap;
 pub mod range;
+pub mod runstate;
 pub mod shootdown;
 pub mod timerheap;
 pub mod window;

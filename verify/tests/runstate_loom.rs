@@ -1,0 +1,103 @@
+#![cfg(loom)]
+//! Loom models of a thread's scheduling state (`capos_kcore::runstate`),
+//! the lock-free word the scheduler blocks, wakes and switches threads
+//! with.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p capos-verify --release --test runstate_loom`.
+//!
+//! The models run the kernel's own transitions over a loom byte. The event
+//! a thread waits for is a loom flag its waker sets before waking it (a
+//! posted completion, a fired timer). The properties, in every
+//! interleaving:
+//!
+//! * a wake-up racing a thread that is blocking is never lost: the thread
+//!   either sees the event and keeps running, or ends up queued;
+//! * it is queued exactly once: by the switch that saves it (woken while
+//!   still on its CPU) or by the waker (woken once off it), never by both;
+//! * with two wakers (a completion and its deadline), still exactly once.
+
+use capos_kcore::runstate::{self as rs, Run, Word8, ON_CPU};
+use loom::sync::atomic::{fence, AtomicBool, AtomicU8};
+use loom::sync::Arc;
+use loom::thread;
+use std::sync::atomic::Ordering::SeqCst;
+
+/// A loom byte as the state word.
+struct W(AtomicU8);
+
+impl Word8 for W {
+    fn load(&self) -> u8 {
+        self.0.load(SeqCst)
+    }
+    fn swap(&self, value: u8) -> u8 {
+        self.0.swap(value, SeqCst)
+    }
+    fn compare_exchange(&self, current: u8, new: u8) -> Result<u8, u8> {
+        self.0.compare_exchange(current, new, SeqCst, SeqCst)
+    }
+    fn fence(&self) {
+        fence(SeqCst)
+    }
+}
+
+/// The thread running on its CPU blocks until `event` is set, as
+/// `sched::block_current` does: returns whether it kept running and, if it
+/// did not, whether the switch that saved it queued it.
+fn block_until(state: &W, event: &AtomicBool) -> (bool, bool) {
+    rs::mark_blocked(state);
+    if event.load(SeqCst) {
+        rs::keep_running(state);
+        return (true, false);
+    }
+    // Context saved: off the CPU.
+    let queued = matches!(rs::switched_out(state), Run::Running | Run::Ready);
+    (false, queued)
+}
+
+/// A waker: makes the event visible, then wakes; whether it must queue.
+fn waker(state: Arc<W>, event: Arc<AtomicBool>) -> thread::JoinHandle<bool> {
+    thread::spawn(move || {
+        event.store(true, SeqCst);
+        rs::wake(&*state) == Some(true)
+    })
+}
+
+#[test]
+fn a_wake_racing_a_block_is_neither_lost_nor_doubled() {
+    loom::model(|| {
+        let state = Arc::new(W(AtomicU8::new(Run::Running as u8 | ON_CPU)));
+        let event = Arc::new(AtomicBool::new(false));
+        let w = waker(state.clone(), event.clone());
+        let (kept_running, switch_queued) = block_until(&state, &event);
+        let waker_queued = w.join().unwrap();
+        let outcomes = [kept_running, switch_queued, waker_queued];
+        assert_eq!(
+            outcomes.iter().filter(|&&b| b).count(),
+            1,
+            "kept running / queued by the switch / queued by the waker: {outcomes:?}"
+        );
+        let word = state.load();
+        if kept_running {
+            assert_eq!(word, Run::Running as u8 | ON_CPU);
+        } else {
+            assert_eq!(word, Run::Ready as u8, "queued, so ready and off the CPU");
+        }
+    });
+}
+
+#[test]
+fn two_wakers_queue_a_blocked_thread_once() {
+    loom::model(|| {
+        let state = Arc::new(W(AtomicU8::new(Run::Running as u8 | ON_CPU)));
+        let event = Arc::new(AtomicBool::new(false));
+        let first = waker(state.clone(), event.clone());
+        let second = waker(state.clone(), event.clone());
+        let (kept_running, switch_queued) = block_until(&state, &event);
+        let queued_by_wakers =
+            usize::from(first.join().unwrap()) + usize::from(second.join().unwrap());
+        assert_eq!(
+            usize::from(kept_running) + usize::from(switch_queued) + queued_by_wakers,
+            1
+        );
+    });
+}
