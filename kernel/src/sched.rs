@@ -662,7 +662,7 @@ fn schedule() {
 /// Prepares this CPU to run `next`: its page tables and kernel stacks.
 fn prepare(next: &Arc<Thread>) {
     // A queued thread is Ready and off every CPU, and nothing else changes
-    // a Ready thread: a plain store.
+    // a Ready thread.
     runstate::start_running(&next.state.0);
     next.last_cpu.store(this_cpu() as u32, Ordering::Relaxed);
     // Time a switch that a wake-up IPI caused; any other switch ends the
@@ -724,26 +724,30 @@ fn reap(t: Arc<Thread>) {
 }
 
 /// Blocks the current thread until [`wake`] or `deadline` (ns), whichever
-/// first. The thread is marked blocked first and `still_needed` checked
-/// after (a full fence between), while a waker makes its completion visible
+/// first ([`runstate::block`]). The thread is marked blocked first, then
+/// its deadline goes into the timer heap (a deadline that fires at once on
+/// another CPU then finds it blocked), then `still_needed` is checked (a
+/// full fence before it), while a waker makes its completion visible
 /// before it looks at the state: one of the two always sees the other, so a
 /// wake that races with blocking is never lost.
 pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
     let Some(t) = current_arc() else { return };
     crate::irqoff::without_interrupts(|| {
-        if let Some(d) = deadline {
-            let key = crate::timers::add(d, crate::timers::Event::Wake(Arc::downgrade(t)));
-            t.timer.store(key.to_raw(), Ordering::SeqCst);
-        }
-        runstate::mark_blocked(&t.state.0);
-        if still_needed() {
+        let arm = || {
+            if let Some(d) = deadline {
+                let key = crate::timers::add(d, crate::timers::Event::Wake(Arc::downgrade(t)));
+                // A deadline that already fired leaves a stale key here,
+                // which removal refuses (keys carry a generation).
+                t.timer.store(key.to_raw(), Ordering::SeqCst);
+            }
+        };
+        if runstate::block(&t.state.0, arm, still_needed) {
             schedule();
-            return;
+        } else {
+            // Not needed after all: running again (a waker may have made it
+            // Ready meanwhile, and then left it to this CPU, seeing ON_CPU).
+            take_timer(t);
         }
-        // Not needed after all: running again (a waker may have made it
-        // Ready meanwhile, and then leaves it to this CPU, seeing ON_CPU).
-        runstate::keep_running(&t.state.0);
-        take_timer(t);
     });
 }
 

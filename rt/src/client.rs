@@ -165,10 +165,12 @@ impl VirtualMemory {
     }
 
     /// Unmaps `[addr, addr + size)`, which must be mapped anonymous memory.
-    /// Memory the heap grew into is refused with
-    /// [`CallError::InvalidArgument`].
+    /// Memory the heap grew into, and a buffer lent to a raw submission
+    /// ([`crate::Ring::submit_raw_into`]) until it is given back, are
+    /// refused with [`CallError::InvalidArgument`].
     pub fn unmap(&self, addr: u64, size: u64) -> Result<(), CallError> {
         refuse_heap(addr, size)?;
+        self.cap().ring().refuse_lent(addr, size)?;
         self.inner.unmap(addr, size)
     }
 

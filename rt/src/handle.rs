@@ -24,6 +24,10 @@ struct Shared {
     client: RefCell<RingClient>,
     /// Cap ids of dropped owned handles, not yet submitted as RELEASEs.
     releases: RefCell<Vec<u64>>,
+    /// Ranges of buffers moved into a [`RawTicket`] and not given back yet
+    /// (`start..end`): the kernel may still write them, so they may not be
+    /// unmapped (another mapping, the heap's, could take their place).
+    lent: RefCell<Vec<(u64, u64)>>,
 }
 
 /// The process's ring, shared by every capability client. Cloning is cheap.
@@ -34,6 +38,7 @@ pub struct Ring(Rc<Shared>);
 /// ([`Ring::submit_raw_into`]); [`Ring::wait_raw`] gives the buffer back.
 /// Dropping it drops the buffer unseen (its memory stays mapped).
 #[cfg(target_os = "none")]
+#[must_use = "dropping the ticket keeps its buffer lent for good; wait_raw gives it back"]
 pub struct RawTicket {
     ticket: Ticket,
     buf: crate::AnonBuffer,
@@ -45,6 +50,7 @@ impl Ring {
         Ring(Rc::new(Shared {
             client: RefCell::new(client),
             releases: RefCell::new(Vec::new()),
+            lent: RefCell::new(Vec::new()),
         }))
     }
 
@@ -167,15 +173,40 @@ impl Ring {
         let lo = buf.addr();
         let hi = lo + buf.len() as u64;
         let ticket = self.with(|c| c.submit_raw_within(sqe, lo, hi))?;
+        self.0.lent.borrow_mut().push((lo, hi));
         Ok(RawTicket { ticket, buf })
     }
 
     /// Blocks until the submission of `raw` completes and gives its buffer
-    /// back with the completion.
+    /// back with the completion. (A ticket dropped unwaited keeps its
+    /// buffer's range lent, unmappable, for the life of the process.)
     #[cfg(target_os = "none")]
     pub fn wait_raw(&self, raw: RawTicket) -> Result<(Completion, crate::AnonBuffer), CallError> {
         let done = self.wait(raw.ticket)?;
+        let range = (raw.buf.addr(), raw.buf.addr() + raw.buf.len() as u64);
+        let mut lent = self.0.lent.borrow_mut();
+        if let Some(i) = lent.iter().position(|&r| r == range) {
+            lent.swap_remove(i);
+        }
         Ok((done, raw.buf))
+    }
+
+    /// Refuses to unmap `[addr, addr + size)` while part of it is lent to a
+    /// raw submission the kernel may still write.
+    pub(crate) fn refuse_lent(&self, addr: u64, size: u64) -> Result<(), CallError> {
+        let end = addr.saturating_add(size);
+        if self
+            .0
+            .lent
+            .borrow()
+            .iter()
+            .any(|&(lo, hi)| addr < hi && lo < end)
+        {
+            return Err(CallError::InvalidArgument(
+                "the range holds a buffer a raw submission may still write",
+            ));
+        }
+        Ok(())
     }
 
     /// Submits every queued release and waits for their completions.

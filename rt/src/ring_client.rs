@@ -790,15 +790,22 @@ impl RingClient {
         }
         self.sync()?;
         let mut bad = None;
+        // Completions of other submissions are errors here, and do not
+        // count against the benchmark's outstanding ones (whose buffers the
+        // kernel may still write).
+        let mut foreign = 0;
         let got = self
             .cq
             .reap_batch(n, |cqe| {
+                if cqe.user_data != BENCH_USER_DATA {
+                    foreign += 1;
+                }
                 if bad.is_none() {
                     bad = bench_status(&cqe).err();
                 }
             })
             .map_err(CallError::Corrupted)?;
-        self.bench_outstanding = self.bench_outstanding.saturating_sub(got);
+        self.bench_outstanding = self.bench_outstanding.saturating_sub(got - foreign);
         match bad {
             Some(e) => Err(e),
             None => Ok(got),
@@ -811,7 +818,9 @@ impl RingClient {
     pub fn bench_reap_cqe(&mut self) -> Result<Option<Cqe>, CallError> {
         match self.next_cqe()? {
             Some(cqe) => {
-                self.bench_outstanding = self.bench_outstanding.saturating_sub(1);
+                if cqe.user_data == BENCH_USER_DATA {
+                    self.bench_outstanding = self.bench_outstanding.saturating_sub(1);
+                }
                 bench_status(&cqe).map(|()| Some(cqe))
             }
             None => Ok(None),
@@ -1098,6 +1107,23 @@ mod tests {
             Err(CallError::UnsafeBuffer)
         ));
         assert!(c.bench_push(Op::Nop, 1).is_ok());
+    }
+
+    #[test]
+    fn other_completions_do_not_release_the_bench_buffers() {
+        let (mut c, _, ring) = setup();
+        c.bench_push_recv(7).unwrap();
+        // Another submission's completion arrives while the RECV waits.
+        let mut poster = CompletionPoster::new(ring.ring()).unwrap();
+        let credit = poster.reserve().unwrap();
+        poster.post(credit, &Cqe::success(0xffff, 0));
+        assert!(c.bench_reap_cqe().is_err());
+        // The RECV is still outstanding: its buffer stays the kernel's.
+        assert!(c.bench_buf(BenchBuf::Recv).is_err());
+        let credit = poster.reserve().unwrap();
+        poster.post(credit, &Cqe::success(0xfffe, 0));
+        assert!(c.bench_reap(1).is_err());
+        assert!(c.bench_buf(BenchBuf::Recv).is_err());
     }
 
     #[test]

@@ -14,13 +14,16 @@
 //!   either sees the event and keeps running, or ends up queued;
 //! * it is queued exactly once: by the switch that saves it (woken while
 //!   still on its CPU) or by the waker (woken once off it), never by both;
-//! * with two wakers (a completion and its deadline), still exactly once.
+//! * with two wakers (a completion and its deadline), still exactly once;
+//! * a deadline armed while blocking that fires at once, on another CPU,
+//!   still wakes the thread (it is armed only once the thread is marked
+//!   blocked).
 
 use capos_kcore::runstate::{self as rs, Run, Word8, ON_CPU};
 use loom::sync::atomic::{fence, AtomicBool, AtomicU8};
 use loom::sync::Arc;
 use loom::thread;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Acquire, Release, SeqCst};
 
 /// A loom byte as the state word.
 struct W(AtomicU8);
@@ -41,12 +44,11 @@ impl Word8 for W {
 }
 
 /// The thread running on its CPU blocks until `event` is set, as
-/// `sched::block_current` does: returns whether it kept running and, if it
-/// did not, whether the switch that saved it queued it.
-fn block_until(state: &W, event: &AtomicBool) -> (bool, bool) {
-    rs::mark_blocked(state);
-    if event.load(SeqCst) {
-        rs::keep_running(state);
+/// `sched::block_current` does (through [`rs::block`], arming `arm` as its
+/// deadline): returns whether it kept running and, if it did not, whether
+/// the switch that saved it queued it.
+fn block_until(state: &W, event: &AtomicBool, arm: impl FnOnce()) -> (bool, bool) {
+    if !rs::block(state, arm, || !event.load(Acquire)) {
         return (true, false);
     }
     // Context saved: off the CPU.
@@ -54,10 +56,11 @@ fn block_until(state: &W, event: &AtomicBool) -> (bool, bool) {
     (false, queued)
 }
 
-/// A waker: makes the event visible, then wakes; whether it must queue.
+/// A waker: makes the event visible (a release store, like posting a
+/// completion), then wakes; whether it must queue.
 fn waker(state: Arc<W>, event: Arc<AtomicBool>) -> thread::JoinHandle<bool> {
     thread::spawn(move || {
-        event.store(true, SeqCst);
+        event.store(true, Release);
         rs::wake(&*state) == Some(true)
     })
 }
@@ -68,7 +71,7 @@ fn a_wake_racing_a_block_is_neither_lost_nor_doubled() {
         let state = Arc::new(W(AtomicU8::new(Run::Running as u8 | ON_CPU)));
         let event = Arc::new(AtomicBool::new(false));
         let w = waker(state.clone(), event.clone());
-        let (kept_running, switch_queued) = block_until(&state, &event);
+        let (kept_running, switch_queued) = block_until(&state, &event, || {});
         let waker_queued = w.join().unwrap();
         let outcomes = [kept_running, switch_queued, waker_queued];
         assert_eq!(
@@ -92,12 +95,42 @@ fn two_wakers_queue_a_blocked_thread_once() {
         let event = Arc::new(AtomicBool::new(false));
         let first = waker(state.clone(), event.clone());
         let second = waker(state.clone(), event.clone());
-        let (kept_running, switch_queued) = block_until(&state, &event);
+        let (kept_running, switch_queued) = block_until(&state, &event, || {});
         let queued_by_wakers =
             usize::from(first.join().unwrap()) + usize::from(second.join().unwrap());
         assert_eq!(
             usize::from(kept_running) + usize::from(switch_queued) + queued_by_wakers,
             1
         );
+    });
+}
+
+#[test]
+fn a_deadline_that_fires_at_once_is_not_lost() {
+    loom::model(|| {
+        let state = Arc::new(W(AtomicU8::new(Run::Running as u8 | ON_CPU)));
+        // No completion ever comes: only the deadline can end the wait.
+        let event = AtomicBool::new(false);
+        let armed = Arc::new(AtomicBool::new(false));
+        // Another CPU's tick: finds the deadline in the heap (if armed yet)
+        // and wakes its thread.
+        let tick = {
+            let (state, armed) = (state.clone(), armed.clone());
+            thread::spawn(move || armed.load(Acquire).then(|| rs::wake(&*state) == Some(true)))
+        };
+        let (kept_running, switch_queued) =
+            block_until(&state, &event, || armed.store(true, Release));
+        match tick.join().unwrap() {
+            // It fired: the thread is queued exactly once.
+            Some(tick_queued) => {
+                assert!(!kept_running);
+                assert_eq!(usize::from(switch_queued) + usize::from(tick_queued), 1);
+            }
+            // Not yet: the thread waits, blocked, for a later tick.
+            None => {
+                assert!(!kept_running && !switch_queued);
+                assert_eq!(state.load(), Run::Blocked as u8);
+            }
+        }
     });
 }

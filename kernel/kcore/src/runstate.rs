@@ -91,6 +91,21 @@ pub fn mark_blocked<W: Word8>(w: &W) {
     w.fence();
 }
 
+/// The running thread blocks: marks itself blocked, then `arm`s its
+/// deadline (so a deadline that fires at once, on another CPU, finds it
+/// blocked and wakes it), then asks `still_needed` (whether the event it
+/// waits for has not come yet). Returns `true` if the caller must switch
+/// away; `false` if it keeps running (marked running again).
+pub fn block<W: Word8>(w: &W, arm: impl FnOnce(), still_needed: impl FnOnce() -> bool) -> bool {
+    mark_blocked(w);
+    arm();
+    if still_needed() {
+        return true;
+    }
+    keep_running(w);
+    false
+}
+
 /// The thread marked blocked does not wait after all. A waker that made it
 /// `Ready` meanwhile saw `ON_CPU` and left it to this CPU.
 pub fn keep_running<W: Word8>(w: &W) {

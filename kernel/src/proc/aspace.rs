@@ -651,6 +651,7 @@ impl AddressSpace {
         d: u64,
         n: u64,
     ) -> Result<(), CopySide> {
+        debug_assert!(s % PAGE_SIZE + n <= PAGE_SIZE && d % PAGE_SIZE + n <= PAGE_SIZE);
         let sp = from.phys(ft, s).ok_or(CopySide::Source)?;
         let dp = to.phys(tt, d).ok_or(CopySide::Destination)?;
         // SAFETY: both frames are user frames of their spaces, checked

@@ -569,6 +569,12 @@ fn overlapping_copy(
         })
         .encode(0);
         let recv = ring.submit_raw_into(recv, buf)?;
+        // The runtime holds the buffer for the kernel: it may not go.
+        let unmap = match vm.unmap(base, SIZE) {
+            Err(CallError::InvalidArgument(_)) => "refused",
+            Err(_) => "failed otherwise",
+            Ok(()) => "done",
+        };
         let call = ring.submit_raw(raw_call(
             facet.cap().id(),
             (base + SRC as u64, LEN as u32),
@@ -589,10 +595,15 @@ fn overlapping_copy(
             ),
             _ => "not sent",
         };
-        outcome.push(format!(
-            "{shift:+}: RECV {}, parameters exact: {exact}, RETURN {ret}, CALL {}",
-            name(&delivered),
+        // Without a RETURN the CALL would wait for good: say so instead.
+        let called = if ret == "not sent" {
+            "left waiting"
+        } else {
             wait_name(ring, call)
+        };
+        outcome.push(format!(
+            "{shift:+}: unmap while lent {unmap}, RECV {}, parameters exact: {exact}, RETURN {ret}, CALL {called}",
+            name(&delivered),
         ));
     }
     say(&format!(
