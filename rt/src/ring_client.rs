@@ -797,11 +797,9 @@ impl RingClient {
         let got = self
             .cq
             .reap_batch(n, |cqe| {
-                if cqe.user_data != BENCH_USER_DATA {
-                    foreign += 1;
-                }
-                if bad.is_none() {
-                    bad = bench_status(&cqe).err();
+                if let Err(e) = bench_status(&cqe) {
+                    foreign += u32::from(cqe.user_data != BENCH_USER_DATA);
+                    bad.get_or_insert(e);
                 }
             })
             .map_err(CallError::Corrupted)?;
