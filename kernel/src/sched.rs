@@ -736,9 +736,16 @@ pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
         let arm = || {
             if let Some(d) = deadline {
                 let key = crate::timers::add(d, crate::timers::Event::Wake(Arc::downgrade(t)));
-                // A deadline that already fired leaves a stale key here,
-                // which removal refuses (keys carry a generation).
                 t.timer.store(key.to_raw(), Ordering::SeqCst);
+                // A waker that came between marking the thread blocked and
+                // the store above found no key to take: take it here, or it
+                // would stay in the heap after the thread has moved on. (A
+                // waker after the store takes it itself; the swap in
+                // `take_timer` lets only one of the two remove it, and the
+                // key of a deadline that already fired is refused.)
+                if State::run(t.state.load()) != Run::Blocked {
+                    take_timer(t);
+                }
             }
         };
         if runstate::block(&t.state.0, arm, still_needed) {
