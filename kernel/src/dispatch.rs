@@ -226,46 +226,48 @@ fn run_call(
 ) -> Option<(CqCredit, Cqe)> {
     let process = &thread.process;
     let fail = |credit, e| Some((credit, Cqe::error(user_data, e)));
-    if call.transfers.count() != 0 && !object.accepts_transfers() {
+    let shape = object.shape();
+    if call.transfers.count() != 0 && !shape.accepts_transfers {
         return fail(credit, TransportError::TransferDenied);
     }
     let params_user = UserRead::from_buf(call.params);
     let result_buf = UserWrite::from_buf(call.result);
-    let copy = object.copies_params() && !params_user.is_empty();
-    let params_len = if copy { params_user.len() as usize } else { 0 };
+    let params_len = if shape.copies_params {
+        params_user.len() as usize
+    } else {
+        0
+    };
     // An object that writes its result only when the call completes later
     // does not write it through the scratch buffer either.
-    let results_len = if object.probes_result() {
+    let results_len = if shape.probes_result {
         result_buf.len() as usize
     } else {
         0
     };
-    if let Err(e) = scratch.fit(process, params_len, results_len) {
-        return fail(credit, e);
-    }
-    let params: &[u8] = if copy {
-        scratch
-            .params
-            .resize(params_len.div_ceil(8), capnp::word(0, 0, 0, 0, 0, 0, 0, 0));
-        let bytes = &mut capnp::Word::words_to_bytes_mut(scratch.params)[..params_len];
-        if process.aspace.read(params_user, bytes).is_err() {
+    let params: &[u8] = if params_len | results_len == 0 {
+        &[]
+    } else {
+        if let Err(e) = scratch.fit(process, params_len, results_len) {
+            return fail(credit, e);
+        }
+        // The result buffer must be writable before the method runs, so a
+        // bad buffer never lets a side effect happen without its result.
+        if results_len != 0 && process.aspace.probe_write(result_buf, results_len).is_err() {
             return fail(credit, TransportError::BadAddress);
         }
-        bytes
-    } else {
-        &[]
+        if params_len == 0 {
+            &[]
+        } else {
+            scratch
+                .params
+                .resize(params_len.div_ceil(8), capnp::word(0, 0, 0, 0, 0, 0, 0, 0));
+            let bytes = &mut capnp::Word::words_to_bytes_mut(scratch.params)[..params_len];
+            if process.aspace.read(params_user, bytes).is_err() {
+                return fail(credit, TransportError::BadAddress);
+            }
+            bytes
+        }
     };
-    // The result buffer must be writable before the method runs, so a bad
-    // buffer never lets a side effect happen without its result.
-    if !result_buf.is_empty()
-        && object.probes_result()
-        && process
-            .aspace
-            .probe_write(result_buf, result_buf.len() as usize)
-            .is_err()
-    {
-        return fail(credit, TransportError::BadAddress);
-    }
     scratch.results.clear();
     let mut cx = Call {
         sub: Submitted::new(thread, user_data, credit, result_buf),
@@ -297,6 +299,8 @@ fn run_call(
                 c
             }
         }
+        // Nothing to copy out and no capabilities to install.
+        Outcome::Done(0) if cx.result_caps.is_empty() => Cqe::success(user_data, 0),
         Outcome::Done(len) => finish_done(process, &mut cx, len),
     };
     Some((credit, cqe))

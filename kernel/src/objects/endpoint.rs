@@ -29,7 +29,9 @@
 //! one atomic word).
 
 use super::transfer::{self, RECORD};
-use super::{names, serve, Call, Completion, KernelObject, Outcome, Recv, ResultCap, Return};
+use super::{
+    names, serve, Call, CallShape, Completion, KernelObject, Outcome, Recv, ResultCap, Return,
+};
 use crate::proc::aspace::{AddressSpace, CopySide};
 use crate::proc::Process;
 use crate::ring::{ParkKey, Queue, WaitQueue};
@@ -757,19 +759,15 @@ impl KernelObject for ClientEndpoint {
         self.ep.call(cx, transfers)
     }
 
-    /// Parameters go straight from the caller to the server at delivery.
-    fn copies_params(&self) -> bool {
-        false
-    }
-
-    /// Capabilities sent with a call go to the server.
-    fn accepts_transfers(&self) -> bool {
-        true
-    }
-
-    /// The result is written (and its buffer checked) at the RETURN; the
-    /// server's work is not a side effect of the caller's buffer.
-    fn probes_result(&self) -> bool {
-        false
+    /// Parameters go straight from the caller to the server at delivery;
+    /// capabilities sent with a call go to the server; the result is written
+    /// (and its buffer checked) at the RETURN: the server's work is not a
+    /// side effect of the caller's buffer.
+    fn shape(&self) -> CallShape {
+        CallShape {
+            copies_params: false,
+            accepts_transfers: true,
+            probes_result: false,
+        }
     }
 }

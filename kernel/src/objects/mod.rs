@@ -55,23 +55,10 @@ pub trait KernelObject: CapObject {
         Outcome::Error(TransportError::InterfaceMismatch)
     }
 
-    /// Whether the dispatcher copies CALL parameters into kernel memory
-    /// first (a forwarding object reads them from the caller later).
-    fn copies_params(&self) -> bool {
-        true
-    }
-
-    /// Whether capabilities may be sent with a CALL on this object.
-    fn accepts_transfers(&self) -> bool {
-        false
-    }
-
-    /// Whether the dispatcher checks the caller's result buffer before the
-    /// call (so that a bad buffer never lets a side effect happen without
-    /// its result). An object that writes its result only when the call
-    /// completes later, and checks the buffer then, says no.
-    fn probes_result(&self) -> bool {
-        true
+    /// How the dispatcher prepares a CALL on this object (one question per
+    /// call, so the fast path pays for one indirect call, not three).
+    fn shape(&self) -> CallShape {
+        CallShape::PLAIN
     }
 
     /// Called after the object's capability was moved out of `holder`'s
@@ -88,6 +75,31 @@ pub trait KernelObject: CapObject {
     /// before that process runs: objects tied to their holder (its address
     /// space, its ledger) remember it. Later holders do not rebind.
     fn bind_holder(&self, _holder: &Arc<Process>) {}
+}
+
+/// How the dispatcher prepares a CALL on an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallShape {
+    /// Whether the parameters are copied into kernel memory first (a
+    /// forwarding object reads them from the caller later).
+    pub copies_params: bool,
+    /// Whether capabilities may be sent with the call.
+    pub accepts_transfers: bool,
+    /// Whether the caller's result buffer is checked writable before the
+    /// call (so that a bad buffer never lets a side effect happen without
+    /// its result). An object that writes its result only when the call
+    /// completes later, and checks the buffer then, says no.
+    pub probes_result: bool,
+}
+
+impl CallShape {
+    /// Parameters copied, no transfers, result buffer checked first: most
+    /// objects.
+    pub const PLAIN: CallShape = CallShape {
+        copies_params: true,
+        accepts_transfers: false,
+        probes_result: true,
+    };
 }
 
 /// A kernel object as the capability table holds it.
@@ -277,7 +289,7 @@ pub struct Call<'a> {
     /// The method ordinal.
     pub method_id: u16,
     /// The parameters, copied into kernel memory (empty for objects that
-    /// do not copy them; see [`KernelObject::copies_params`]).
+    /// do not copy them; see [`CallShape::copies_params`]).
     pub params: &'a [u8],
     /// The parameters where the caller keeps them.
     pub params_user: UserRead,

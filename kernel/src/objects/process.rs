@@ -13,7 +13,9 @@ use super::boot_package::BootPackage;
 use super::endpoint::ClientEndpoint;
 use super::kinds;
 use super::transfer::{self, Checked};
-use super::{names, param, serve, tri, Call, Completion, KernelObject, Outcome, ResultCap};
+use super::{
+    names, param, serve, tri, Call, CallShape, Completion, KernelObject, Outcome, ResultCap,
+};
 use crate::proc::{self, Grant, Process};
 use crate::ring::{ParkKey, Queue, WaitQueue};
 use crate::sync::IrqLock;
@@ -147,8 +149,11 @@ impl KernelObject for ProcessSpawner {
     }
 
     /// Capabilities sent with `spawn` become the child's grants.
-    fn accepts_transfers(&self) -> bool {
-        true
+    fn shape(&self) -> CallShape {
+        CallShape {
+            accepts_transfers: true,
+            ..CallShape::PLAIN
+        }
     }
 }
 
