@@ -426,24 +426,34 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// The frame and flags mapping user page `va`, if any.
+    /// The frame and flags mapping user page `va`, if any (present and
+    /// user-accessible at every level, no large pages).
     fn lookup(t: &Tables, va: u64) -> Option<(u64, F)> {
+        /// Bits every entry on a user walk has.
+        const NEED: u64 = F::PRESENT.bits() | F::USER_ACCESSIBLE.bits();
+        /// And one it must not have (a large page; at the last level the
+        /// same bit is PAT, which user mappings never use).
+        const HUGE: u64 = F::HUGE_PAGE.bits();
+        /// The frame address bits of an entry.
+        const ADDR: u64 = 0x000f_ffff_ffff_f000;
         if va >= USER_END {
             return None;
         }
         let mut phys = t.pml4;
         for level in [39u64, 30, 21, 12] {
             let idx = ((va >> level) & 0x1ff) as usize;
-            // SAFETY: `phys` is one of this space's table frames.
-            let entry = unsafe { &table(phys)[idx] };
-            let flags = entry.flags();
-            if !flags.contains(F::PRESENT | F::USER_ACCESSIBLE) || flags.contains(F::HUGE_PAGE) {
+            // SAFETY: `phys` is one of this space's table frames (the PML4,
+            // or a frame a present entry of the level above names), reached
+            // through the direct map; `idx` < 512 stays inside it; the
+            // caller holds the tables' lock, so nothing changes it meanwhile.
+            let entry = unsafe { (phys_to_virt(phys) as *const u64).add(idx).read() };
+            if entry & (NEED | HUGE) != NEED {
                 return None;
             }
+            phys = entry & ADDR;
             if level == 12 {
-                return Some((entry.addr().as_u64(), flags));
+                return Some((phys, F::from_bits_truncate(entry)));
             }
-            phys = entry.addr().as_u64();
         }
         None
     }
@@ -578,6 +588,13 @@ impl AddressSpace {
         };
         let dst_at = dst.addr() + offset as u64;
         let head_at = dst_at - header.len() as u64;
+        let within_page = |at: u64, n: u64| at % PAGE_SIZE + n <= PAGE_SIZE;
+        if !same
+            && within_page(src.addr(), len as u64)
+            && within_page(head_at, (header.len() + len) as u64)
+        {
+            return Self::copy_in_pages(ft, src.addr(), tt, head_at, header, len);
+        }
         // Both ranges checked whole before a byte moves; the frames found
         // on the way are kept, so a message within a page or two is copied
         // without walking the tables again.
@@ -633,6 +650,52 @@ impl AddressSpace {
                 );
             }
             done += n;
+        }
+        Ok(())
+    }
+
+    /// [`AddressSpace::copy_framed`] of a message whose source lies within
+    /// one page and whose destination (header included) within one page of
+    /// another space (so nothing overlaps): one walk each, and small copies
+    /// done inline. `ft` and `tt` are the two spaces' locked tables.
+    fn copy_in_pages(
+        ft: &Tables,
+        src_at: u64,
+        tt: &Tables,
+        head_at: u64,
+        header: &[u8],
+        len: usize,
+    ) -> Result<(), CopySide> {
+        let source = if len == 0 {
+            0
+        } else {
+            match Self::lookup(ft, src_at) {
+                Some((frame, _)) => frame + src_at % PAGE_SIZE,
+                None => return Err(CopySide::Source),
+            }
+        };
+        let dest = match Self::lookup(tt, head_at) {
+            Some((frame, flags)) if flags.contains(F::WRITABLE) => frame + head_at % PAGE_SIZE,
+            _ => return Err(CopySide::Destination),
+        };
+        let dest = phys_to_virt(dest) as *mut u8;
+        // SAFETY: `dest` is a user frame of the destination space, checked
+        // writable under its lock (held by the caller); the header and the
+        // bytes after it stay within that page (checked by the caller).
+        // `source` is a user frame of the source space, checked readable
+        // under its lock, `len` bytes within its page. The spaces differ, so
+        // the ranges are distinct frames or, for a frame shared between
+        // them (a memory object), the process gets what overlapping writes
+        // give, as documented on `copy_framed`.
+        unsafe {
+            small_copy(header.as_ptr(), dest, header.len());
+            if len != 0 {
+                small_copy(
+                    phys_to_virt(source) as *const u8,
+                    dest.add(header.len()),
+                    len,
+                );
+            }
         }
         Ok(())
     }
@@ -708,6 +771,37 @@ impl AddressSpace {
             at += n;
         }
         Ok(())
+    }
+}
+
+/// Copies `n` bytes from `src` to `dst` (which must not overlap): eight
+/// bytes at a time inline for a short message (a call header, a small
+/// argument block), `memcpy` for a long one.
+///
+/// # Safety
+/// `src` must be readable and `dst` writable for `n` bytes, and the two
+/// ranges must not overlap.
+#[inline(always)]
+unsafe fn small_copy(src: *const u8, dst: *mut u8, n: usize) {
+    if n > 64 {
+        // SAFETY: the caller's contract.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, n) };
+        return;
+    }
+    let mut at = 0;
+    while at + 8 <= n {
+        // SAFETY: [at, at + 8) lies within both ranges (the caller's
+        // contract); unaligned accesses are fine on x86-64.
+        unsafe {
+            let w = src.add(at).cast::<u64>().read_unaligned();
+            dst.add(at).cast::<u64>().write_unaligned(w);
+        }
+        at += 8;
+    }
+    while at < n {
+        // SAFETY: as above, one byte within both ranges.
+        unsafe { dst.add(at).write(src.add(at).read()) };
+        at += 1;
     }
 }
 
