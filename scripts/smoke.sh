@@ -585,6 +585,7 @@ abuse_case() {
         "self-abuse: 1d a CALL whose parameters are its own ring \([0-9]+ bytes\), received by its own RECV: RECV ok with [0-9]+ bytes of its ring \(magic intact: true\), RETURN ok, CALL ok; a CALL whose result buffer is its parameter buffer: refused by the runtime \(UnsafeBuffer\)" \
         "self-abuse: 1d a queued CALL whose parameters it unmapped before receiving it: BAD_ADDRESS; the same RECV took its next CALL, which completed ok" \
         "self-abuse: 1d a CALL across a page boundary delivered into its own parameters shifted by \+64: unmap while lent refused, RECV ok, parameters exact: true, RETURN ok, CALL ok; -64: unmap while lent refused, RECV ok, parameters exact: true, RETURN ok, CALL ok" \
+        "self-abuse: 1e calls on another process: parameters unmapped BAD_ADDRESS; result buffer read-only BAD_ADDRESS" \
         "self-abuse: the keeper quit \(ok\); a CALL on the moved endpoint's facet: CANCELLED" \
         "self-abuse: done" "init: service keeper exited with code 0" "init: service self-abuse exited with code 0" \
         "init: service victim exited with code 142" "init: done" \

@@ -97,6 +97,7 @@ pub fn run(rt: &Runtime, say: &dyn Fn(&str)) -> i32 {
     report("aliased buffers", aliased_buffers(rt, &c.own, &c.vm, say));
     report("unmapped", unmapped_parameters(rt, &c.own, &c.vm, say));
     report("overlapping", overlapping_copy(rt, &c.own, &c.vm, say));
+    report("cross-space", cross_space(rt, &c.keeper, &c.vm, say));
     let quit = c.keeper.quit();
     match moved_facet {
         Ok(facet) => {
@@ -532,6 +533,42 @@ fn unmapped_parameters(
         wait_name(ring, second)
     ));
     Ok(())
+}
+
+/// Copies between two spaces that fail on one side, against the keeper
+/// (another process, waiting in a RECV): a CALL whose parameters are
+/// unmapped fails with BAD_ADDRESS without reaching the keeper (its RECV
+/// stays open); a CALL whose result buffer is read-only is answered by the
+/// keeper (an unknown method: an exception) and completes with
+/// BAD_ADDRESS when the answer cannot be written. The keeper keeps serving:
+/// its `quit` is answered later.
+fn cross_space(
+    rt: &Runtime,
+    keeper: &Keeper,
+    vm: &VirtualMemory,
+    say: &dyn Fn(&str),
+) -> Result<(), CallError> {
+    let ring = rt.ring();
+    let id = keeper.cap().id();
+    let gone = vm.map_buffer(4096)?;
+    vm.unmap(gone.addr(), 4096)?;
+    let unmapped = ring.submit_raw(raw_call(id, (gone.addr(), 16), (0, 0))?)?;
+    let unmapped = wait_name(ring, unmapped);
+    let buf = vm.map_buffer(4096)?;
+    let addr = buf.addr();
+    vm.protect(addr, 4096, capos_rt::prot::READ)?;
+    let mut sqe = raw_call(id, (0, 0), (addr, 256))?;
+    sqe.method_id = 0x7ff0;
+    let read_only = ring.submit_raw_into(sqe, buf)?;
+    let read_only = match ring.wait_raw(read_only) {
+        Ok((c, _)) => name(&c),
+        Err(e) => error_name(&e),
+    };
+    say(&format!(
+        "self-abuse: 1e calls on another process: parameters unmapped {unmapped}; result buffer read-only {read_only}"
+    ));
+    vm.protect(addr, 4096, capos_rt::prot::READ | capos_rt::prot::WRITE)?;
+    vm.unmap(addr, 4096)
 }
 
 /// A CALL on its own endpoint whose parameters cross a page boundary and
