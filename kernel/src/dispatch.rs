@@ -55,7 +55,7 @@ pub fn enter(thread: &Arc<Thread>) -> Result<u32, Corrupted> {
         // One CQ slot per submission present, reserved ahead (usually by
         // the previous drain); completions that are ready now are posted
         // together at the end.
-        ring.reserve_credits(standing, batch.remaining())?;
+        ring.reserve_credits(standing, batch.remaining(), DEFAULT_LAYOUT.sq_entries())?;
         let stop = loop {
             match batch.pop_credited(standing) {
                 Ok(sub) => {

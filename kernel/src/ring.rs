@@ -200,15 +200,22 @@ impl Ring {
     }
 
     /// Makes sure `credits` holds a CQ slot for each of `want` submissions
-    /// about to be consumed (fewer if the CQ has no more room).
-    pub fn reserve_credits(&self, credits: &mut Credits, want: u32) -> Result<(), Corrupted> {
+    /// about to be consumed (fewer if the CQ has no more room). When it must
+    /// take the completion side's lock, it tops up to `keep` (at least
+    /// `want`), so that the next drains find their credits standing.
+    pub fn reserve_credits(
+        &self,
+        credits: &mut Credits,
+        want: u32,
+        keep: u32,
+    ) -> Result<(), Corrupted> {
         if credits.len() >= want {
             return Ok(());
         }
         self.cq
             .lock()
             .poster
-            .top_up(credits, want)
+            .top_up(credits, want.max(keep))
             .map_err(|_| Corrupted)
     }
 
