@@ -205,21 +205,35 @@ impl<'a> RawRing<'a> {
         self.header
     }
 
+    #[inline(always)]
     fn sq_slot(&self, slot: u32) -> &'a SqeSlot {
-        // The length is a non-zero power of two, so the mask keeps the index
-        // in bounds for any `slot`.
-        &self.sq[slot as usize & (self.sq.len() - 1)]
+        // Masked with the layout's size rather than the slice's length (the
+        // same value) so that the compiler can fold this mask into the
+        // views' own, which use `sq_entries()`.
+        let i = (slot & (self.layout.sq_entries() - 1)) as usize;
+        // SAFETY: `sq` is exactly `layout.sq_entries()` slots long
+        // (`from_parts` and `OwnedRing::ring` build it so, and nothing
+        // changes either after), and `RingLayout::new` checked that size to
+        // be a power of two, so non-zero: masking with `size - 1` gives an
+        // index below the length for any `slot`.
+        unsafe { self.sq.get_unchecked(i) }
     }
 
+    #[inline(always)]
     fn cq_slot(&self, slot: u32) -> &'a CqeSlot {
-        &self.cq[slot as usize & (self.cq.len() - 1)]
+        let i = (slot & (self.layout.cq_entries() - 1)) as usize;
+        // SAFETY: as in `sq_slot`: `cq` is exactly `layout.cq_entries()`
+        // slots long, a non-zero power of two.
+        unsafe { self.cq.get_unchecked(i) }
     }
 }
 
 impl RingMemory for RawRing<'_> {
+    #[inline(always)]
     fn sq_entries(&self) -> u32 {
         self.layout.sq_entries()
     }
+    #[inline(always)]
     fn cq_entries(&self) -> u32 {
         self.layout.cq_entries()
     }
