@@ -229,14 +229,10 @@ impl<M: RingMemory> SubmissionProducer<M> {
         if self.entries - self.tail.wrapping_sub(self.head) < n {
             self.make_room(n)?;
         }
-        let mask = self.slot_mask();
-        let mut tail = self.tail;
-        for _ in 0..n {
-            // Relaxed word stores: published by the Release in `publish`.
-            self.mem.store_sqe(tail & mask, words);
-            tail = tail.wrapping_add(1);
-        }
-        self.tail = tail;
+        // Relaxed word stores: published by the Release in `publish`.
+        self.mem
+            .store_sqe_copies(self.tail & self.slot_mask(), n, words);
+        self.tail = self.tail.wrapping_add(n);
         Ok(())
     }
 

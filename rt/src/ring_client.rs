@@ -174,9 +174,14 @@ impl RingClient {
             cq: CompletionConsumer::new(raw)?,
             kernel,
             shared,
-            // Not the current epoch: the first sync adopts it, and only if
-            // the stash is empty (see `in_sync`).
-            epoch: shared.epoch().wrapping_sub(1),
+            // The current epoch only if the stash is empty (see `in_sync`);
+            // otherwise the first sync rebuilds the views and adopts it
+            // once the stash has been emptied.
+            epoch: if shared.stashed() == 0 {
+                shared.epoch()
+            } else {
+                shared.epoch().wrapping_sub(1)
+            },
             next_user_data: 1,
             pending: BTreeMap::new(),
             done: BTreeMap::new(),
