@@ -47,6 +47,15 @@ pub trait RingMemory {
     fn load_sqe(&self, slot: u32) -> [u64; SQE_WORDS];
     /// Writes SQ slot `slot`, each word with a relaxed atomic store.
     fn store_sqe(&self, slot: u32, words: &[u64; SQE_WORDS]);
+    /// Writes `words` into the `n` SQ slots from `first` on (wrapping round
+    /// the queue), as `n` calls of [`RingMemory::store_sqe`] would.
+    /// `first` is reduced like any `slot`; `n` is at most the queue size.
+    fn store_sqe_copies(&self, first: u32, n: u32, words: &[u64; SQE_WORDS]) {
+        let mask = self.sq_entries() - 1;
+        for i in 0..n {
+            self.store_sqe(first.wrapping_add(i) & mask, words);
+        }
+    }
     /// Copies CQ slot `slot` out, each word with a relaxed atomic load.
     fn load_cqe(&self, slot: u32) -> [u64; CQE_WORDS];
     /// Writes CQ slot `slot`, each word with a relaxed atomic store.
@@ -71,6 +80,9 @@ impl<T: RingMemory + ?Sized> RingMemory for &T {
     }
     fn store_sqe(&self, slot: u32, words: &[u64; SQE_WORDS]) {
         (**self).store_sqe(slot, words)
+    }
+    fn store_sqe_copies(&self, first: u32, n: u32, words: &[u64; SQE_WORDS]) {
+        (**self).store_sqe_copies(first, n, words)
     }
     fn load_cqe(&self, slot: u32) -> [u64; CQE_WORDS] {
         (**self).load_cqe(slot)
@@ -205,21 +217,35 @@ impl<'a> RawRing<'a> {
         self.header
     }
 
+    #[inline(always)]
     fn sq_slot(&self, slot: u32) -> &'a SqeSlot {
-        // The length is a non-zero power of two, so the mask keeps the index
-        // in bounds for any `slot`.
-        &self.sq[slot as usize & (self.sq.len() - 1)]
+        // Masked with the layout's size rather than the slice's length (the
+        // same value) so that the compiler can fold this mask into the
+        // views' own, which use `sq_entries()`.
+        let i = (slot & (self.layout.sq_entries() - 1)) as usize;
+        // SAFETY: `sq` is exactly `layout.sq_entries()` slots long
+        // (`from_parts` and `OwnedRing::ring` build it so, and nothing
+        // changes either after), and `RingLayout::new` checked that size to
+        // be a power of two, so non-zero: masking with `size - 1` gives an
+        // index below the length for any `slot`.
+        unsafe { self.sq.get_unchecked(i) }
     }
 
+    #[inline(always)]
     fn cq_slot(&self, slot: u32) -> &'a CqeSlot {
-        &self.cq[slot as usize & (self.cq.len() - 1)]
+        let i = (slot & (self.layout.cq_entries() - 1)) as usize;
+        // SAFETY: as in `sq_slot`: `cq` is exactly `layout.cq_entries()`
+        // slots long, a non-zero power of two.
+        unsafe { self.cq.get_unchecked(i) }
     }
 }
 
 impl RingMemory for RawRing<'_> {
+    #[inline(always)]
     fn sq_entries(&self) -> u32 {
         self.layout.sq_entries()
     }
+    #[inline(always)]
     fn cq_entries(&self) -> u32 {
         self.layout.cq_entries()
     }
@@ -234,6 +260,19 @@ impl RingMemory for RawRing<'_> {
     }
     fn store_sqe(&self, slot: u32, words: &[u64; SQE_WORDS]) {
         self.sq_slot(slot).store(words)
+    }
+    // Out of line, so that the loop is not unrolled for a constant `n`
+    // (unrolled, the compiler reloads the words for every copy rather than
+    // keep all eight in registers).
+    #[inline(never)]
+    fn store_sqe_copies(&self, first: u32, n: u32, words: &[u64; SQE_WORDS]) {
+        // The words, the slots' base and the mask in locals, so the loop
+        // does not reload them around every store.
+        let words = *words;
+        let ring = *self;
+        for i in 0..n {
+            ring.sq_slot(first.wrapping_add(i)).store(&words);
+        }
     }
     fn load_cqe(&self, slot: u32) -> [u64; CQE_WORDS] {
         self.cq_slot(slot).load()
@@ -329,6 +368,9 @@ impl<const SQ: usize, const CQ: usize> RingMemory for OwnedRing<SQ, CQ> {
     fn store_sqe(&self, slot: u32, words: &[u64; SQE_WORDS]) {
         self.ring().store_sqe(slot, words)
     }
+    fn store_sqe_copies(&self, first: u32, n: u32, words: &[u64; SQE_WORDS]) {
+        self.ring().store_sqe_copies(first, n, words)
+    }
     fn load_cqe(&self, slot: u32) -> [u64; CQE_WORDS] {
         self.ring().load_cqe(slot)
     }
@@ -366,6 +408,22 @@ mod tests {
         assert_eq!(raw.load_sqe(u32::MAX), [4; SQE_WORDS]);
         assert_eq!(raw.load_cqe(9), [101; CQE_WORDS]);
         assert_eq!(raw.load_cqe(u32::MAX), [107; CQE_WORDS]);
+    }
+
+    #[test]
+    fn sqe_copies_wrap_round_the_queue() {
+        let ring = OwnedRing::<4, 4>::new();
+        let raw = ring.ring();
+        raw.store_sqe_copies(u32::MAX - 1, 3, &[9; SQE_WORDS]);
+        // Slots 2, 3 and 0; slot 1 untouched.
+        assert_eq!(raw.load_sqe(2), [9; SQE_WORDS]);
+        assert_eq!(raw.load_sqe(3), [9; SQE_WORDS]);
+        assert_eq!(raw.load_sqe(0), [9; SQE_WORDS]);
+        assert_eq!(raw.load_sqe(1), [0; SQE_WORDS]);
+        ring.store_sqe_copies(1, 4, &[5; SQE_WORDS]);
+        for slot in 0..4 {
+            assert_eq!(raw.load_sqe(slot), [5; SQE_WORDS]);
+        }
     }
 
     /// A 64-byte aligned buffer big enough for the default ring.

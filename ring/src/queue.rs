@@ -59,7 +59,7 @@
 
 use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use crate::entry::{Cqe, Sqe};
+use crate::entry::{Cqe, Sqe, SQE_WORDS};
 use crate::error::TransportError;
 use crate::layout::{LayoutError, RingIndex, MAX_ENTRIES};
 use crate::memory::RingMemory;
@@ -159,46 +159,85 @@ impl<M: RingMemory> SubmissionProducer<M> {
         Ok(())
     }
 
+    /// Re-reads `sq_head` because fewer than `n` slots look free by the
+    /// cached one; `Full` if there still are not `n`. Out of line: the
+    /// cached head only lags, so this runs once per queue's worth of
+    /// pushes.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self, n: u32) -> Result<(), SubmitError> {
+        self.refresh_head().map_err(SubmitError::Corrupted)?;
+        if self.entries - self.tail.wrapping_sub(self.head) < n {
+            return Err(SubmitError::Full);
+        }
+        Ok(())
+    }
+
     /// Writes `sqe` into the next slot without publishing it. Call
     /// [`SubmissionProducer::publish`] to make pushed entries visible.
     pub fn try_push(&mut self, sqe: &Sqe) -> Result<(), SubmitError> {
+        self.try_push_words(&sqe.to_words())
+    }
+
+    /// [`Self::try_push`] for an entry already encoded as its slot words
+    /// ([`Sqe::to_words`]).
+    #[inline]
+    pub fn try_push_words(&mut self, words: &[u64; SQE_WORDS]) -> Result<(), SubmitError> {
         if self.tail.wrapping_sub(self.head) >= self.entries {
             // Looks full by the cached head (which only lags); re-read it.
-            self.refresh_head().map_err(SubmitError::Corrupted)?;
-            if self.tail.wrapping_sub(self.head) >= self.entries {
-                return Err(SubmitError::Full);
-            }
+            self.make_room(1)?;
         }
         // Relaxed word stores: published by the Release in `publish`.
-        self.mem
-            .store_sqe(self.tail & (self.entries - 1), &sqe.to_words());
+        self.mem.store_sqe(self.tail & self.slot_mask(), words);
         self.tail = self.tail.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Reduces an index to a slot. The memory's own size (equal to
+    /// `entries`, checked at construction) rather than the copy in `self`,
+    /// so that the compiler can fold this mask into the one the memory
+    /// applies again.
+    #[inline(always)]
+    fn slot_mask(&self) -> u32 {
+        self.mem.sq_entries() - 1
+    }
+
+    /// Writes the entries whose slot words are `entries`, in order, without
+    /// publishing them (all or none: `Full` if fewer slots are free).
+    #[inline]
+    pub fn push_all(&mut self, entries: &[&[u64; SQE_WORDS]]) -> Result<(), SubmitError> {
+        let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        if self.entries - self.tail.wrapping_sub(self.head) < n {
+            self.make_room(n)?;
+        }
+        let mask = self.slot_mask();
+        let mut tail = self.tail;
+        for words in entries {
+            // Relaxed word stores: published by the Release in `publish`.
+            self.mem.store_sqe(tail & mask, words);
+            tail = tail.wrapping_add(1);
+        }
+        self.tail = tail;
         Ok(())
     }
 
     /// Writes `n` copies of the entry whose slot words are `words` without
     /// publishing them (all or none: `Full` if fewer than `n` slots are
     /// free).
-    pub fn push_copies(
-        &mut self,
-        words: &[u64; crate::entry::SQE_WORDS],
-        n: u32,
-    ) -> Result<(), SubmitError> {
+    #[inline]
+    pub fn push_copies(&mut self, words: &[u64; SQE_WORDS], n: u32) -> Result<(), SubmitError> {
         if self.entries - self.tail.wrapping_sub(self.head) < n {
-            self.refresh_head().map_err(SubmitError::Corrupted)?;
-            if self.entries - self.tail.wrapping_sub(self.head) < n {
-                return Err(SubmitError::Full);
-            }
+            self.make_room(n)?;
         }
-        for _ in 0..n {
-            // Relaxed word stores: published by the Release in `publish`.
-            self.mem.store_sqe(self.tail & (self.entries - 1), words);
-            self.tail = self.tail.wrapping_add(1);
-        }
+        // Relaxed word stores: published by the Release in `publish`.
+        self.mem
+            .store_sqe_copies(self.tail & self.slot_mask(), n, words);
+        self.tail = self.tail.wrapping_add(n);
         Ok(())
     }
 
     /// Publishes every pushed entry to the kernel.
+    #[inline]
     pub fn publish(&self) {
         // Release: the slot writes above happen before the kernel's Acquire
         // load of sq_tail that observes this value.
@@ -242,6 +281,7 @@ impl<M: RingMemory> CompletionConsumer<M> {
         })
     }
 
+    #[inline]
     fn refresh_tail(&mut self) -> Result<(), Corruption> {
         // Acquire: pairs with the kernel's Release of cq_tail, making the
         // CQE words it wrote before that store visible to the reads below.
@@ -280,22 +320,45 @@ impl<M: RingMemory> CompletionConsumer<M> {
 
     /// Takes up to `max` completions, oldest first, handing each to `f`, and
     /// releases their slots with one `cq_head` store; returns how many.
+    #[inline]
     pub fn reap_batch(&mut self, max: u32, mut f: impl FnMut(Cqe)) -> Result<u32, Corruption> {
-        if self.tail.wrapping_sub(self.head) < max {
-            self.refresh_tail()?;
+        self.reap_while(max, |cqe| {
+            f(*cqe);
+            true
+        })
+    }
+
+    /// Like [`Self::reap_batch`], but stops at the first completion for
+    /// which `take` says `false`: that one is released too (it is the last
+    /// one taken), and the ones after it stay in the queue. Returns how
+    /// many were taken (counting that one). Reads `cq_tail` once.
+    #[inline]
+    pub fn reap_while(
+        &mut self,
+        max: u32,
+        mut take: impl FnMut(&Cqe) -> bool,
+    ) -> Result<u32, Corruption> {
+        self.refresh_tail()?;
+        let start = self.head;
+        let end = start.wrapping_add(max.min(self.tail.wrapping_sub(start)));
+        // The memory's own size (equal to `entries`, checked at
+        // construction), so that this mask folds into the one it applies.
+        let mask = self.mem.cq_entries() - 1;
+        let mut head = start;
+        while head != end {
+            let cqe = Cqe::from_words(&self.mem.load_cqe(head & mask));
+            head = head.wrapping_add(1);
+            if !take(&cqe) {
+                break;
+            }
         }
-        let n = max.min(self.tail.wrapping_sub(self.head));
-        for i in 0..n {
-            let slot = self.head.wrapping_add(i) & (self.entries - 1);
-            f(Cqe::from_words(&self.mem.load_cqe(slot)));
-        }
-        if n > 0 {
-            self.head = self.head.wrapping_add(n);
-            // Release: our reads of the slots happen before the kernel's
-            // Acquire load of cq_head that lets it reuse them.
-            self.mem.store_index(RingIndex::CqHead, self.head, Release);
-        }
-        Ok(n)
+        self.head = head;
+        // Release: our reads of the slots happen before the kernel's
+        // Acquire load of cq_head that lets it reuse them. (Storing an
+        // unchanged head is harmless: the kernel accepts any head between
+        // the last one and its tail.)
+        self.mem.store_index(RingIndex::CqHead, head, Release);
+        Ok(head.wrapping_sub(start))
     }
 
     /// This consumer's head.
@@ -726,6 +789,68 @@ mod tests {
         assert_eq!(batch.pop(&mut post).err(), Some(DrainStop::CqFull));
         drop(batch);
         post.post(c.credit, &Cqe::success(c.user_data, 0));
+    }
+
+    #[test]
+    fn push_all_and_reap_while_across_the_wrap() {
+        let ring = OwnedRing::<4, 4>::new();
+        let mut sq = SubmissionProducer::new(&ring).unwrap();
+        let mut cq = CompletionConsumer::new(&ring).unwrap();
+        let mut drain = SubmissionDrain::new(&ring).unwrap();
+        let mut post = CompletionPoster::new(&ring).unwrap();
+        let words: Vec<_> = (0..5).map(|i| nop(i).to_words()).collect();
+        let five: Vec<_> = words.iter().collect();
+        assert_eq!(sq.push_all(&five), Err(SubmitError::Full));
+        for round in 0..10u64 {
+            // Three in a row, over the slot wrap on most rounds.
+            let a = nop(3 * round).to_words();
+            let b = nop(3 * round + 1).to_words();
+            let c = nop(3 * round + 2).to_words();
+            sq.push_all(&[&a, &b]).unwrap();
+            sq.try_push_words(&c).unwrap();
+            sq.publish();
+            let mut batch = drain.begin().unwrap();
+            while let Ok(s) = batch.pop(&mut post) {
+                let result = if s.user_data % 3 == 1 { -1 } else { 0 };
+                let mut cqe = Cqe::success(s.user_data, 0);
+                cqe.result = result;
+                post.post(s.credit, &cqe);
+            }
+            drop(batch);
+            // Stops at the failed one, which it takes; the rest stays.
+            let mut seen = Vec::new();
+            let took = cq
+                .reap_while(8, |c| {
+                    seen.push(c.user_data);
+                    c.result >= 0
+                })
+                .unwrap();
+            assert_eq!(took, 2);
+            assert_eq!(seen, [3 * round, 3 * round + 1]);
+            assert_eq!(ring.header().cq_head.value.load(Relaxed), cq.head());
+            assert_eq!(cq.reap_while(8, |_| true).unwrap(), 1);
+            assert_eq!(cq.reap_while(8, |_| unreachable!()).unwrap(), 0);
+        }
+        // A corrupted tail is reported and nothing is taken.
+        let head = cq.head();
+        ring.header()
+            .index_word(RingIndex::CqTail)
+            .store(head.wrapping_add(5), Relaxed);
+        assert_eq!(
+            cq.reap_while(1, |_| unreachable!()),
+            Err(Corruption {
+                head,
+                tail: head.wrapping_add(5)
+            })
+        );
+        assert_eq!(cq.head(), head);
+        // So is a corrupted head on the producer side, once it is re-read.
+        ring.header()
+            .index_word(RingIndex::SqHead)
+            .store(0x8000_0000, Relaxed);
+        let w = nop(0).to_words();
+        let err = (0..5).find_map(|_| sq.try_push_words(&w).err());
+        assert!(matches!(err, Some(SubmitError::Corrupted(_))));
     }
 
     #[test]

@@ -79,7 +79,9 @@ pub use error::CallError;
 #[cfg(target_os = "none")]
 pub use handle::RawTicket;
 pub use handle::{Cap, CapHandle, Owned, Ring};
-pub use ring_client::{BenchBuf, Completion, Enter, RingClient, RingStats, Ticket, BENCH_BUF_LEN};
+pub use ring_client::{
+    BenchBuf, BenchSqe, Completion, Enter, RingClient, RingStats, Ticket, BENCH_BUF_LEN,
+};
 pub use runtime::Runtime;
 
 /// Exit code of a process whose `main` panicked.

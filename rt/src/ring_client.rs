@@ -174,7 +174,14 @@ impl RingClient {
             cq: CompletionConsumer::new(raw)?,
             kernel,
             shared,
-            epoch: shared.epoch(),
+            // The current epoch only if the stash is empty (see `in_sync`);
+            // otherwise the first sync rebuilds the views and adopts it
+            // once the stash has been emptied.
+            epoch: if shared.stashed() == 0 {
+                shared.epoch()
+            } else {
+                shared.epoch().wrapping_sub(1)
+            },
             next_user_data: 1,
             pending: BTreeMap::new(),
             done: BTreeMap::new(),
@@ -205,25 +212,61 @@ impl RingClient {
         self.shared
     }
 
+    /// [`Self::shared`] for the hot paths: in a capOS process it is always
+    /// the process's static, so no pointer is loaded.
+    #[inline(always)]
+    fn shared_state(&self) -> &'static RingShared {
+        #[cfg(target_os = "none")]
+        {
+            &crate::direct::PROCESS
+        }
+        #[cfg(not(target_os = "none"))]
+        {
+            self.shared
+        }
+    }
+
     /// The kernel entry, for tests that make direct calls on this ring.
     #[cfg(test)]
     pub(crate) fn kernel_for_test(&mut self) -> &mut (dyn Enter + 'static) {
         &mut *self.kernel
     }
 
+    /// Whether the queue views are current and the direct calls' stash is
+    /// empty: one compare of the shared epoch with the one last adopted.
+    /// [`Self::resync`] adopts an epoch only while the stash is empty, and
+    /// a direct call moves the epoch before it moves an index or stashes a
+    /// completion, so an unchanged epoch means both.
+    #[inline(always)]
+    fn in_sync(&self) -> bool {
+        self.shared_state().epoch() == self.epoch
+    }
+
     /// Rebuilds the queue views from the indices in shared memory if a
     /// direct call may have moved them. Called before every use of `sq` or
     /// `cq`; allocates nothing.
+    #[inline]
     fn sync(&mut self) -> Result<(), CallError> {
-        let epoch = self.shared.epoch();
-        if epoch != self.epoch {
-            // Everything this client pushed is published, so the shared
-            // `sq_tail` is its real tail; `cq_head` is only written by
-            // consumers, which always store it as they reap.
-            self.sq = SubmissionProducer::new(self.raw)
-                .map_err(|_| CallError::InvalidArgument("ring geometry changed"))?;
-            self.cq = CompletionConsumer::new(self.raw)
-                .map_err(|_| CallError::InvalidArgument("ring geometry changed"))?;
+        if self.in_sync() {
+            return Ok(());
+        }
+        self.resync()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resync(&mut self) -> Result<(), CallError> {
+        let epoch = self.shared_state().epoch();
+        // Everything this client pushed is published, so the shared
+        // `sq_tail` is its real tail; `cq_head` is only written by
+        // consumers, which always store it as they reap.
+        self.sq = SubmissionProducer::new(self.raw)
+            .map_err(|_| CallError::InvalidArgument("ring geometry changed"))?;
+        self.cq = CompletionConsumer::new(self.raw)
+            .map_err(|_| CallError::InvalidArgument("ring geometry changed"))?;
+        // Adopted only with the stash empty (see `in_sync`); until then
+        // every sync rebuilds the views, which is always correct.
+        if self.shared_state().stashed() == 0 {
             self.epoch = epoch;
         }
         Ok(())
@@ -232,7 +275,7 @@ impl RingClient {
     /// The next completion: a stashed one first (they were reaped from the
     /// CQ earlier), then the CQ's.
     fn next_cqe(&mut self) -> Result<Option<Cqe>, CallError> {
-        if let Some(cqe) = self.shared.take_stashed() {
+        if let Some(cqe) = self.shared_state().take_stashed() {
             return Ok(Some(cqe));
         }
         self.sync()?;
@@ -265,7 +308,7 @@ impl RingClient {
             // stash only ever holds completions of requests already in the
             // ring (which bounds it). Delivering may allocate, and so make
             // a direct call that stashes more: repeat until it is empty.
-            while let Some(cqe) = self.shared.take_stashed() {
+            while let Some(cqe) = self.shared_state().take_stashed() {
                 self.deliver(cqe);
             }
             self.sync()?;
@@ -720,94 +763,283 @@ pub enum BenchBuf {
     Recv = 2,
 }
 
-/// Whether a completion reaped on the benchmark path is a successful
-/// benchmark completion.
-fn bench_status(cqe: &Cqe) -> Result<(), CallError> {
+/// The error a completion reaped on the benchmark path stands for: a
+/// completion of another submission, or a negative result. Only called for
+/// completions that are one of the two.
+#[cold]
+#[inline(never)]
+fn bench_error(cqe: &Cqe) -> CallError {
     if cqe.user_data != BENCH_USER_DATA {
-        return Err(CallError::InvalidArgument(
-            "unexpected completion during a benchmark",
-        ));
+        return CallError::InvalidArgument("unexpected completion during a benchmark");
     }
     match cqe.status() {
-        CqeStatus::Ok(_) => Ok(()),
-        CqeStatus::Err(e) => Err(CallError::Transport(e)),
-        CqeStatus::Unknown(code) => Err(CallError::UnknownTransport(code)),
+        CqeStatus::Ok(_) => CallError::Protocol("benchmark completion reported as failed"),
+        CqeStatus::Err(e) => CallError::Transport(e),
+        CqeStatus::Unknown(code) => CallError::UnknownTransport(code),
+    }
+}
+
+/// Whether `cqe` is a successful benchmark completion.
+#[inline(always)]
+fn bench_ok(cqe: &Cqe) -> bool {
+    cqe.user_data == BENCH_USER_DATA && cqe.result >= 0
+}
+
+#[cold]
+#[inline(never)]
+fn bench_refused(why: &'static str) -> CallError {
+    CallError::InvalidArgument(why)
+}
+
+/// One benchmark submission, encoded once (outside the timed loop) and
+/// pushed as it is by [`RingClient::bench_push`] and friends: the slot
+/// words of an SQE tagged [`BENCH_USER_DATA`].
+///
+/// Only a [`RingClient`] makes them, and only with no result buffer or
+/// with its own benchmark buffers ([`BenchBuf`]) as the buffers; each
+/// remembers which client made it, and another client refuses to push it.
+/// So the kernel only ever writes memory the runtime holds for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchSqe {
+    words: [u64; capos_ring::entry::SQE_WORDS],
+    /// The benchmark buffers of the client that made it.
+    owner: u64,
+}
+
+impl BenchSqe {
+    /// Index of `call_id` among the slot words (see `Sqe::to_words`).
+    const CALL_ID_WORD: usize = 7;
+
+    /// The entry as it will be written to the ring.
+    pub fn sqe(&self) -> Sqe {
+        Sqe::from_words(&self.words)
+    }
+
+    /// Sets the call a RETURN answers (the `call_id` of the RECV
+    /// completion that delivered it). The kernel refuses a `call_id` on
+    /// any other opcode.
+    #[inline]
+    pub fn set_call_id(&mut self, call_id: core::num::NonZeroU64) {
+        self.words[Self::CALL_ID_WORD] = call_id.get();
     }
 }
 
 impl RingClient {
-    /// Pushes `n` copies of `op` (NOP or an argument-free CALL) tagged
-    /// [`BENCH_USER_DATA`] and publishes them with one tail store. Only
-    /// allowed while nothing the runtime tracks is in flight, so the
-    /// benchmark's completions can never be mistaken for a real call's.
-    /// An op with a result buffer is refused with
-    /// [`CallError::UnsafeBuffer`]: the kernel would write memory the
-    /// runtime does not hold for it (the `bench_push_*` helpers below use
-    /// the runtime's own benchmark buffers).
-    pub fn bench_push(&mut self, op: Op, n: u32) -> Result<(), CallError> {
-        let sqe = op.encode(BENCH_USER_DATA);
-        if sqe.result_len != 0 {
+    /// Identifies this client's benchmark buffers in a [`BenchSqe`].
+    #[inline(always)]
+    fn bench_owner(&self) -> u64 {
+        self.bench_bufs[0].as_ptr() as u64
+    }
+
+    fn bench_sqe_of(&self, op: Op) -> BenchSqe {
+        BenchSqe {
+            words: op.encode(BENCH_USER_DATA).to_words(),
+            owner: self.bench_owner(),
+        }
+    }
+
+    /// Encodes `op` (a NOP, or a CALL or RETURN whose only buffers the
+    /// kernel reads) as a benchmark submission. An op with a result buffer
+    /// is refused with [`CallError::UnsafeBuffer`]: the kernel would write
+    /// memory the runtime does not hold for it (use [`Self::bench_call`]
+    /// and [`Self::bench_recv`], whose buffers are the runtime's own).
+    pub fn bench_sqe(&self, op: Op) -> Result<BenchSqe, CallError> {
+        let sqe = self.bench_sqe_of(op);
+        if sqe.sqe().result_len != 0 {
             return Err(CallError::UnsafeBuffer);
         }
-        self.bench_push_sqe(sqe, n)
+        Ok(sqe)
     }
 
-    /// [`Self::bench_push`] for ops whose buffers are the runtime's own.
-    fn bench_push_held(&mut self, op: Op, n: u32) -> Result<(), CallError> {
-        self.bench_push_sqe(op.encode(BENCH_USER_DATA), n)
+    /// A benchmark CALL of `method` on `cap_id` sending the first
+    /// `params_len` bytes of [`BenchBuf::Out`], its result going to
+    /// [`BenchBuf::Result`] (`result_len` bytes of room).
+    pub fn bench_call(
+        &mut self,
+        cap_id: u64,
+        method: u16,
+        params_len: u32,
+        result_len: u32,
+    ) -> Result<BenchSqe, CallError> {
+        let params = self.bench_user_buf(BenchBuf::Out, params_len)?;
+        let result = self.bench_user_buf(BenchBuf::Result, result_len)?;
+        Ok(self.bench_sqe_of(Op::Call(Call {
+            cap_id,
+            method_id: method,
+            params,
+            result,
+            transfers: TransferList::NONE,
+        })))
     }
 
+    /// A benchmark RECV on endpoint `cap_id` into [`BenchBuf::Recv`].
+    pub fn bench_recv(&mut self, cap_id: u64) -> Result<BenchSqe, CallError> {
+        let buffer = self.bench_user_buf(BenchBuf::Recv, BENCH_BUF_LEN as u32)?;
+        Ok(self.bench_sqe_of(Op::Recv(capos_ring::Recv { cap_id, buffer })))
+    }
+
+    /// A benchmark RETURN on endpoint `cap_id` with the first `len` bytes
+    /// of [`BenchBuf::Out`] as the result. Name the call it answers with
+    /// [`BenchSqe::set_call_id`] before pushing it (the kernel refuses
+    /// call id 0).
+    pub fn bench_return(&mut self, cap_id: u64, len: u32) -> Result<BenchSqe, CallError> {
+        let payload = self.bench_user_buf(BenchBuf::Out, len)?;
+        let mut sqe = self.bench_sqe_of(Op::Return(capos_ring::Return {
+            cap_id,
+            call_id: core::num::NonZeroU64::MIN,
+            payload,
+            transfers: TransferList::NONE,
+            exception: false,
+        }));
+        sqe.words[BenchSqe::CALL_ID_WORD] = 0;
+        Ok(sqe)
+    }
+
+    /// Checks that a benchmark push may go ahead: nothing the runtime
+    /// tracks is in flight (so the benchmark's completions can never be
+    /// mistaken for a real call's), every entry in `sqes` was made by this
+    /// client, and the queue views are current.
     #[inline(always)]
-    fn bench_push_sqe(&mut self, sqe: Sqe, n: u32) -> Result<(), CallError> {
-        if self.in_flight() != 0 {
-            return Err(CallError::InvalidArgument(
-                "benchmark while calls are in flight",
-            ));
+    fn bench_push_check(&mut self, sqes: &[&BenchSqe]) -> Result<(), CallError> {
+        if !self.pending.is_empty() {
+            return Err(bench_refused("benchmark while calls are in flight"));
         }
-        let words = sqe.to_words();
-        self.sync()?;
+        let owner = self.bench_owner();
+        for sqe in sqes {
+            if sqe.owner != owner {
+                return Err(bench_refused("benchmark entry of another ring client"));
+            }
+        }
+        self.sync()
+    }
+
+    /// Pushes `sqes` in order and publishes them with one tail store (all
+    /// or nothing).
+    #[inline(always)]
+    fn bench_push_all<const N: usize>(&mut self, sqes: [&BenchSqe; N]) -> Result<(), CallError> {
+        self.bench_push_check(&sqes)?;
         self.sq
-            .push_copies(&words, n)
-            .map_err(|_| CallError::InvalidArgument("benchmark batch larger than the free SQ"))?;
+            .push_all(&sqes.map(|s| &s.words))
+            .map_err(|_| bench_refused("the submission queue is full"))?;
+        self.bench_outstanding += N as u32;
+        self.sq.publish();
+        Ok(())
+    }
+
+    /// Pushes `sqe` and publishes it (one tail store). Refused while
+    /// anything the runtime tracks is in flight.
+    #[inline]
+    pub fn bench_push(&mut self, sqe: &BenchSqe) -> Result<(), CallError> {
+        self.bench_push_all([sqe])
+    }
+
+    /// Pushes `first` and `second`, in that order, and publishes both with
+    /// one tail store (all or nothing).
+    #[inline]
+    pub fn bench_push_pair(
+        &mut self,
+        first: &BenchSqe,
+        second: &BenchSqe,
+    ) -> Result<(), CallError> {
+        self.bench_push_all([first, second])
+    }
+
+    /// Pushes `n` copies of `sqe` and publishes them with one tail store
+    /// (all or nothing: refused if fewer than `n` SQ slots are free).
+    #[inline]
+    pub fn bench_push_batch(&mut self, sqe: &BenchSqe, n: u32) -> Result<(), CallError> {
+        self.bench_push_check(&[sqe])?;
+        self.sq
+            .push_copies(&sqe.words, n)
+            .map_err(|_| bench_refused("benchmark batch larger than the free SQ"))?;
         self.bench_outstanding += n;
         self.sq.publish();
         Ok(())
     }
 
-    /// Reaps up to `n` benchmark completions (with one `cq_head` store);
-    /// fails on any other completion or on a negative result.
+    /// Reaps up to `n` benchmark completions (with one `cq_head` store)
+    /// and returns how many. Fails on any other completion and on a
+    /// negative result: the failing completion is the last one reaped
+    /// (later ones stay in the queue), and one of another submission does
+    /// not count as a benchmark completion (the benchmark buffers stay the
+    /// kernel's).
+    #[inline]
     pub fn bench_reap(&mut self, n: u32) -> Result<u32, CallError> {
-        if self.shared.stashed() != 0 {
-            // A direct call kept completions aside: take them one by one.
-            let mut got = 0;
-            while got < n {
-                match self.bench_reap_cqe()? {
-                    Some(_) => got += 1,
-                    None => break,
-                }
+        self.bench_reap_with(n, |_| {})
+    }
+
+    /// [`Self::bench_reap`] of exactly `n` completions (fewer is an error),
+    /// returning the call id carried by the last RECV completion among them
+    /// (0 if none).
+    #[inline]
+    pub fn bench_reap_call(&mut self, n: u32) -> Result<u64, CallError> {
+        let mut call_id = 0;
+        let got = self.bench_reap_with(n, |cqe| {
+            if cqe.call_id != 0 {
+                call_id = cqe.call_id;
             }
-            return Ok(got);
+        })?;
+        if got != n {
+            return Err(bench_refused("a benchmark completion went missing"));
         }
-        self.sync()?;
+        Ok(call_id)
+    }
+
+    #[inline(always)]
+    fn bench_reap_with(&mut self, n: u32, mut seen: impl FnMut(&Cqe)) -> Result<u32, CallError> {
+        if !self.in_sync() {
+            return self.bench_reap_slow(n, &mut seen);
+        }
         let mut bad = None;
-        // Completions of other submissions are errors here, and do not
-        // count against the benchmark's outstanding ones (whose buffers the
-        // kernel may still write).
-        let mut foreign = 0;
         let got = self
             .cq
-            .reap_batch(n, |cqe| {
-                if let Err(e) = bench_status(&cqe) {
-                    foreign += u32::from(cqe.user_data != BENCH_USER_DATA);
-                    bad.get_or_insert(e);
+            .reap_while(n, |cqe| {
+                if bench_ok(cqe) {
+                    seen(cqe);
+                    true
+                } else {
+                    bad = Some(*cqe);
+                    false
                 }
             })
             .map_err(CallError::Corrupted)?;
-        self.bench_outstanding = self.bench_outstanding.saturating_sub(got - foreign);
-        match bad {
-            Some(e) => Err(e),
-            None => Ok(got),
+        if let Some(cqe) = bad {
+            return Err(self.bench_reap_failed(got, &cqe));
         }
+        // Every completion taken here is a benchmark one, so `got` are
+        // outstanding (were the kernel to post more than were pushed, the
+        // count would wrap to a huge one, and the buffers stay locked).
+        self.bench_outstanding = self.bench_outstanding.wrapping_sub(got);
+        Ok(got)
+    }
+
+    /// The end of a reap of `got` completions whose last one, `cqe`, is a
+    /// failed or foreign one.
+    #[cold]
+    #[inline(never)]
+    fn bench_reap_failed(&mut self, got: u32, cqe: &Cqe) -> CallError {
+        let foreign = u32::from(cqe.user_data != BENCH_USER_DATA);
+        self.bench_outstanding = self.bench_outstanding.saturating_sub(got - foreign);
+        bench_error(cqe)
+    }
+
+    /// [`Self::bench_reap`] while a direct call has moved the indices or
+    /// left completions in the stash: one completion at a time, stashed
+    /// ones first.
+    #[cold]
+    #[inline(never)]
+    fn bench_reap_slow(&mut self, n: u32, seen: &mut dyn FnMut(&Cqe)) -> Result<u32, CallError> {
+        let mut got = 0;
+        while got < n {
+            match self.bench_reap_cqe()? {
+                Some(cqe) => {
+                    seen(&cqe);
+                    got += 1;
+                }
+                None => break,
+            }
+        }
+        Ok(got)
     }
 
     /// Reaps one benchmark completion, if one is posted, and returns it
@@ -819,7 +1051,11 @@ impl RingClient {
                 if cqe.user_data == BENCH_USER_DATA {
                     self.bench_outstanding = self.bench_outstanding.saturating_sub(1);
                 }
-                bench_status(&cqe).map(|()| Some(cqe))
+                if bench_ok(&cqe) {
+                    Ok(Some(cqe))
+                } else {
+                    Err(bench_error(&cqe))
+                }
             }
             None => Ok(None),
         }
@@ -828,11 +1064,10 @@ impl RingClient {
     /// The benchmark buffer `which` ([`BENCH_BUF_LEN`] bytes, zeroed at
     /// first), to fill before a push or read after the reap. Refused while a
     /// benchmark submission is outstanding.
+    #[inline]
     pub fn bench_buf(&mut self, which: BenchBuf) -> Result<&mut [u8], CallError> {
         if self.bench_outstanding != 0 {
-            return Err(CallError::InvalidArgument(
-                "benchmark buffer in use by the kernel",
-            ));
+            return Err(bench_refused("benchmark buffer in use by the kernel"));
         }
         Ok(&mut self.bench_bufs[which as usize])
     }
@@ -851,67 +1086,13 @@ impl RingClient {
         };
         UserBuf::new(addr, len, MAX_RESULT_LEN).map_err(CallError::Transport)
     }
-
-    /// Pushes one benchmark CALL of `method` on `cap_id` sending the first
-    /// `params_len` bytes of [`BenchBuf::Out`], its result going to
-    /// [`BenchBuf::Result`] (`result_len` bytes of room).
-    pub fn bench_push_call(
-        &mut self,
-        cap_id: u64,
-        method: u16,
-        params_len: u32,
-        result_len: u32,
-    ) -> Result<(), CallError> {
-        let params = self.bench_user_buf(BenchBuf::Out, params_len)?;
-        let result = self.bench_user_buf(BenchBuf::Result, result_len)?;
-        self.bench_push_held(
-            Op::Call(Call {
-                cap_id,
-                method_id: method,
-                params,
-                result,
-                transfers: TransferList::NONE,
-            }),
-            1,
-        )
-    }
-
-    /// Pushes one benchmark RECV on endpoint `cap_id` into
-    /// [`BenchBuf::Recv`].
-    pub fn bench_push_recv(&mut self, cap_id: u64) -> Result<(), CallError> {
-        let buffer = self.bench_user_buf(BenchBuf::Recv, BENCH_BUF_LEN as u32)?;
-        self.bench_push_held(Op::Recv(capos_ring::Recv { cap_id, buffer }), 1)
-    }
-
-    /// Pushes one benchmark RETURN of `call_id` on endpoint `cap_id` with
-    /// the first `len` bytes of [`BenchBuf::Out`] as the result.
-    pub fn bench_push_return(
-        &mut self,
-        cap_id: u64,
-        call_id: u64,
-        len: u32,
-    ) -> Result<(), CallError> {
-        let call_id =
-            core::num::NonZeroU64::new(call_id).ok_or(CallError::InvalidArgument("call id 0"))?;
-        let payload = self.bench_user_buf(BenchBuf::Out, len)?;
-        self.bench_push_held(
-            Op::Return(capos_ring::Return {
-                cap_id,
-                call_id,
-                payload,
-                transfers: TransferList::NONE,
-                exception: false,
-            }),
-            1,
-        )
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sim::{setup, setup_with};
-    use capos_ring::{CompletionPoster, Recv, RingIndex, TransportError};
+    use capos_ring::{CompletionPoster, Recv, RingIndex, TransportError, SQ_ENTRIES};
     use core::sync::atomic::Ordering::Relaxed;
 
     #[test]
@@ -1094,23 +1275,86 @@ mod tests {
     }
 
     #[test]
-    fn bench_pushes_carry_no_result_buffer() {
+    fn bench_entries_carry_no_foreign_result_buffer() {
         let (mut c, _, _) = setup();
         let recv = Op::Recv(Recv {
             cap_id: 1,
             buffer: UserBuf::new(0x1800, 64, MAX_RESULT_LEN).unwrap(),
         });
+        assert!(matches!(c.bench_sqe(recv), Err(CallError::UnsafeBuffer)));
+        let nop = c.bench_sqe(Op::Nop).unwrap();
+        assert_eq!(nop.sqe(), Op::Nop.encode(BENCH_USER_DATA));
+        // The runtime's own RECV buffer is fine.
+        let recv = c.bench_recv(1).unwrap();
+        assert_eq!(recv.sqe().result_len, BENCH_BUF_LEN as u32);
+        // Entries made by another client are refused, even without buffers.
+        let (mut other, _, _) = setup();
         assert!(matches!(
-            c.bench_push(recv, 1),
-            Err(CallError::UnsafeBuffer)
+            other.bench_push(&recv),
+            Err(CallError::InvalidArgument(_))
         ));
-        assert!(c.bench_push(Op::Nop, 1).is_ok());
+        assert!(other.bench_push(&nop).is_err());
+        assert!(other.bench_push_batch(&nop, 2).is_err());
+        assert!(c.bench_push(&nop).is_ok());
+    }
+
+    #[test]
+    fn bench_push_and_reap_one_at_a_time() {
+        let (mut c, log, ring) = setup();
+        let nop = c.bench_sqe(Op::Nop).unwrap();
+        // More than a queue's worth, so both indices wrap and the cached
+        // SQ head has to be re-read.
+        for _ in 0..100 {
+            c.bench_push(&nop).unwrap();
+            assert!(c.bench_buf(BenchBuf::Out).is_err());
+            assert_eq!(c.kernel.enter(1, 0), 1);
+            assert_eq!(c.bench_reap(1).unwrap(), 1);
+            assert!(c.bench_buf(BenchBuf::Out).is_ok());
+        }
+        assert_eq!(c.bench_reap(1).unwrap(), 0);
+        assert_eq!(log.borrow().enters.len(), 100);
+        let header = ring.header();
+        assert_eq!(header.index_word(RingIndex::SqTail).load(Relaxed), 100);
+        assert_eq!(header.index_word(RingIndex::CqHead).load(Relaxed), 100);
+        assert_eq!(c.stats().submitted, 0, "bench pushes bypass the tickets");
+    }
+
+    #[test]
+    fn bench_batches_fill_the_queue() {
+        let (mut c, _, _) = setup();
+        let nop = c.bench_sqe(Op::Nop).unwrap();
+        for _ in 0..5 {
+            c.bench_push_batch(&nop, SQ_ENTRIES).unwrap();
+            // No room for one more until the kernel drains.
+            assert!(c.bench_push(&nop).is_err());
+            assert_eq!(
+                c.kernel.enter(u64::from(SQ_ENTRIES), 0),
+                i64::from(SQ_ENTRIES)
+            );
+            assert_eq!(c.bench_reap(SQ_ENTRIES).unwrap(), SQ_ENTRIES);
+        }
+        assert!(c.bench_push_batch(&nop, SQ_ENTRIES + 1).is_err());
+        assert!(c.bench_buf(BenchBuf::Out).is_ok(), "nothing outstanding");
+    }
+
+    #[test]
+    fn bench_pushes_wait_for_ticketed_calls() {
+        let (mut c, _, _) = setup();
+        let nop = c.bench_sqe(Op::Nop).unwrap();
+        let t = c.submit_nop().unwrap();
+        assert!(matches!(
+            c.bench_push(&nop),
+            Err(CallError::InvalidArgument(_))
+        ));
+        c.wait(t).unwrap();
+        c.bench_push(&nop).unwrap();
     }
 
     #[test]
     fn other_completions_do_not_release_the_bench_buffers() {
         let (mut c, _, ring) = setup();
-        c.bench_push_recv(7).unwrap();
+        let recv = c.bench_recv(7).unwrap();
+        c.bench_push(&recv).unwrap();
         // Another submission's completion arrives while the RECV waits.
         let mut poster = CompletionPoster::new(ring.ring()).unwrap();
         let credit = poster.reserve().unwrap();
@@ -1122,6 +1366,135 @@ mod tests {
         poster.post(credit, &Cqe::success(0xfffe, 0));
         assert!(c.bench_reap(1).is_err());
         assert!(c.bench_buf(BenchBuf::Recv).is_err());
+        // The same through a batch: a benchmark completion, then a foreign
+        // one, then another benchmark one. The reap stops at the foreign
+        // one; the first counts, the last stays in the queue.
+        let nop = c.bench_sqe(Op::Nop).unwrap();
+        c.bench_push(&nop).unwrap();
+        for user_data in [BENCH_USER_DATA, 0xfffd, BENCH_USER_DATA] {
+            let credit = poster.reserve().unwrap();
+            poster.post(credit, &Cqe::success(user_data, 0));
+        }
+        assert!(matches!(
+            c.bench_reap(3),
+            Err(CallError::InvalidArgument(_))
+        ));
+        assert_eq!(c.bench_reap(3).unwrap(), 1);
+        // Both benchmark submissions are accounted for: the RECV's buffer
+        // would be free now had its completion been a real one.
+        assert!(c.bench_buf(BenchBuf::Recv).is_ok());
+    }
+
+    #[test]
+    fn bench_failures_are_reported_and_counted() {
+        let (mut c, _, ring) = setup();
+        let nop = c.bench_sqe(Op::Nop).unwrap();
+        c.bench_push_batch(&nop, 2).unwrap();
+        let mut poster = CompletionPoster::new(ring.ring()).unwrap();
+        let credit = poster.reserve().unwrap();
+        poster.post(credit, &Cqe::error(BENCH_USER_DATA, TransportError::BadCap));
+        let credit = poster.reserve().unwrap();
+        poster.post(credit, &Cqe::success(BENCH_USER_DATA, 0));
+        assert_eq!(
+            c.bench_reap(2).unwrap_err().transport(),
+            Some(TransportError::BadCap)
+        );
+        // The failed one was a benchmark completion: one left outstanding.
+        assert!(c.bench_buf(BenchBuf::Out).is_err());
+        assert_eq!(c.bench_reap(2).unwrap(), 1);
+        assert!(c.bench_buf(BenchBuf::Out).is_ok());
+    }
+
+    #[test]
+    fn bench_reap_detects_corrupted_indices() {
+        let (mut c, _, ring) = setup();
+        let nop = c.bench_sqe(Op::Nop).unwrap();
+        c.bench_push(&nop).unwrap();
+        assert_eq!(c.kernel.enter(1, 0), 1);
+        let tail = ring.header().index_word(RingIndex::CqTail);
+        tail.store(1000, Relaxed);
+        assert!(matches!(c.bench_reap(1), Err(CallError::Corrupted(_))));
+        tail.store(1, Relaxed);
+        assert_eq!(c.bench_reap(1).unwrap(), 1);
+        // A corrupted SQ head is caught when the push re-reads it.
+        let head = ring.header().index_word(RingIndex::SqHead);
+        for _ in 0..SQ_ENTRIES {
+            c.bench_push(&nop).unwrap();
+        }
+        head.store(0x8000_0000, Relaxed);
+        assert!(c.bench_push(&nop).is_err());
+    }
+
+    #[test]
+    fn bench_reap_takes_stashed_completions_first() {
+        let (mut c, _, ring) = setup();
+        let nop = c.bench_sqe(Op::Nop).unwrap();
+        c.bench_push_batch(&nop, 2).unwrap();
+        assert_eq!(c.kernel.enter(2, 0), 2);
+        // A direct call on the same ring reaps both completions and keeps
+        // them for the client.
+        let shared = c.shared();
+        let raw = ring.ring();
+        let kernel = c.kernel_for_test();
+        shared
+            .call(
+                raw,
+                kernel,
+                7,
+                0,
+                |b| {
+                    b[0] = 1;
+                    1
+                },
+                |_, _| (),
+            )
+            .unwrap();
+        assert_eq!(shared.stashed(), 2);
+        assert!(c.bench_buf(BenchBuf::Out).is_err());
+        assert_eq!(c.bench_reap(1).unwrap(), 1);
+        assert_eq!(c.bench_reap(8).unwrap(), 1);
+        assert_eq!(shared.stashed(), 0);
+        assert!(c.bench_buf(BenchBuf::Out).is_ok());
+        // Back on the fast path with the views rebuilt.
+        c.bench_push(&nop).unwrap();
+        assert_eq!(c.kernel.enter(1, 0), 1);
+        assert_eq!(c.bench_reap(1).unwrap(), 1);
+    }
+
+    #[test]
+    fn bench_server_round_trip() {
+        let (mut c, _, ring) = setup();
+        let recv = c.bench_recv(5).unwrap();
+        let mut ret = c.bench_return(5, 8).unwrap();
+        assert_eq!(ret.sqe().call_id, 0);
+        c.bench_push(&recv).unwrap();
+        // The kernel delivers a call to the RECV: drain it by hand and
+        // post its completion with a call id.
+        let mut drain = capos_ring::SubmissionDrain::new(ring.ring()).unwrap();
+        let mut poster = CompletionPoster::new(ring.ring()).unwrap();
+        let mut batch = drain.begin().unwrap();
+        let sub = batch.pop(&mut poster).unwrap();
+        drop(batch);
+        let mut done = Cqe::success(sub.user_data, 24);
+        done.call_id = 42;
+        poster.post(sub.credit, &done);
+        assert_eq!(c.bench_reap_call(1).unwrap(), 42);
+        ret.set_call_id(core::num::NonZeroU64::new(42).unwrap());
+        c.bench_push_pair(&ret, &recv).unwrap();
+        let mut batch = drain.begin().unwrap();
+        let first = batch.pop(&mut poster).unwrap();
+        let second = batch.pop(&mut poster).unwrap();
+        drop(batch);
+        assert!(matches!(first.op, Ok(Op::Return(r)) if r.call_id.get() == 42));
+        assert!(matches!(second.op, Ok(Op::Recv(_))));
+        poster.post(first.credit, &Cqe::success(first.user_data, 0));
+        // Only one of two has completed: reaping two is an error.
+        assert!(c.bench_reap_call(2).is_err());
+        let mut done = Cqe::success(second.user_data, 24);
+        done.call_id = 43;
+        poster.post(second.credit, &done);
+        assert_eq!(c.bench_reap_call(1).unwrap(), 43);
+        assert!(c.bench_buf(BenchBuf::Recv).is_ok());
     }
 
     #[test]
@@ -1174,7 +1547,8 @@ mod tests {
     fn bench_calls_use_client_owned_buffers() {
         let (mut c, _, _) = setup();
         c.bench_buf(BenchBuf::Out).unwrap()[..16].copy_from_slice(&[7u8; 16]);
-        c.bench_push_call(7, 0, 16, 16).unwrap();
+        let call = c.bench_call(7, 0, 16, 16).unwrap();
+        c.bench_push(&call).unwrap();
         // Pushed, not reaped: the kernel may still write the buffers.
         assert!(matches!(
             c.bench_buf(BenchBuf::Result),
@@ -1189,16 +1563,22 @@ mod tests {
         assert_eq!(c.bench_reap_cqe().unwrap(), None);
         // Errors come back as errors; buffers longer than the bench buffers
         // are refused before anything is pushed.
-        c.bench_push_call(99, 0, 0, 0).unwrap();
+        let bad = c.bench_call(99, 0, 0, 0).unwrap();
+        c.bench_push(&bad).unwrap();
         c.kernel.enter(1, 0);
         assert_eq!(
             c.bench_reap_cqe().unwrap_err().transport(),
             Some(TransportError::BadCap)
         );
-        assert!(c
-            .bench_push_call(7, 0, BENCH_BUF_LEN as u32 + 1, 0)
-            .is_err());
-        assert!(c.bench_push_return(7, 0, 8).is_err());
+        c.bench_push(&bad).unwrap();
+        c.kernel.enter(1, 0);
+        assert_eq!(
+            c.bench_reap(1).unwrap_err().transport(),
+            Some(TransportError::BadCap)
+        );
+        assert!(c.bench_call(7, 0, BENCH_BUF_LEN as u32 + 1, 0).is_err());
+        assert!(c.bench_return(7, BENCH_BUF_LEN as u32 + 1).is_err());
+        assert!(c.bench_buf(BenchBuf::Out).is_ok());
         assert_eq!(c.stats().submitted, 0, "bench pushes bypass the tickets");
     }
 

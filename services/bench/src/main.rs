@@ -42,9 +42,10 @@ use capos_rt::ring::{Call, Op, TransferList, UserBuf, SQ_ENTRIES};
 use capos_rt::syscall::cap_enter;
 use capos_rt::time::{counted_loop, counted_loop_instructions, rdtsc};
 use capos_rt::{
-    BenchBuf, CallError, Console, Endpoint, GrantSpec, Interface, NullCap, Placement,
+    BenchBuf, BenchSqe, CallError, Console, Endpoint, GrantSpec, Interface, NullCap, Placement,
     ProcessSpawner, RingClient, Runtime,
 };
+use core::num::NonZeroU64;
 
 capos_rt::entry!(main);
 
@@ -168,20 +169,35 @@ fn single_process(rt: &mut Runtime, say: &dyn Fn(&str)) -> Result<(), i32> {
         say("bench: no null cap");
         return Err(2);
     };
-    let null_call = Op::Call(Call {
-        cap_id: null.cap().id(),
-        method_id: 0,
-        params: UserBuf::EMPTY,
-        result: UserBuf::EMPTY,
-        transfers: TransferList::NONE,
+    // The submissions are encoded once, outside the timed loops.
+    let encoded = rt.ring().with_bench(|c| {
+        let null_call = Op::Call(Call {
+            cap_id: null.cap().id(),
+            method_id: 0,
+            params: UserBuf::EMPTY,
+            result: UserBuf::EMPTY,
+            transfers: TransferList::NONE,
+        });
+        Ok((c.bench_sqe(Op::Nop)?, c.bench_sqe(null_call)?))
     });
+    let (nop, null_call) = match encoded {
+        Ok(e) => e,
+        Err(e) => {
+            say(&format!(
+                "bench: cannot encode the benchmark submissions: {e}"
+            ));
+            return Err(3);
+        }
+    };
     let benches: [(&str, Body<'_>); 4] = [
-        ("nop-single", &|c| repeat(OPS, || op_nop_single(c))),
+        ("nop-single", &|c| repeat(OPS, || op_nop_single(c, &nop))),
         ("nop-batched", &|c| {
-            repeat(OPS / SQ_ENTRIES, || op_nop_batch(c)).map(|n| n * SQ_ENTRIES)
+            repeat(OPS / SQ_ENTRIES, || op_nop_batch(c, &nop)).map(|n| n * SQ_ENTRIES)
         }),
         ("cap-enter-empty", &|_| repeat(OPS, op_cap_enter_empty)),
-        ("null-call", &|c| repeat(OPS, || op_null_call(c, null_call))),
+        ("null-call", &|c| {
+            repeat(OPS, || op_null_call(c, &null_call))
+        }),
     ];
     for (name, body) in benches {
         // Warm up caches, the TLB and the kernel's per-ring buffers.
@@ -252,35 +268,40 @@ fn repeat(n: u32, mut op: impl FnMut() -> Result<(), CallError>) -> Result<u32, 
     Ok(n)
 }
 
-/// Pushes one `op`, enters the kernel, reaps its completion.
+/// Pushes `sqe`, enters the kernel, reaps its completion. `name` is the
+/// benchmark's, for the error (and it keeps the `op_*` functions, whose
+/// bodies are otherwise the same, from being merged into one).
 #[inline(always)]
-fn one_per_enter(c: &mut RingClient, op: Op) -> Result<(), CallError> {
-    c.bench_push(op, 1)?;
+fn one_per_enter(c: &mut RingClient, sqe: &BenchSqe, name: &'static str) -> Result<(), CallError> {
+    c.bench_push(sqe)?;
     let n = cap_enter(1, 0);
-    if n < 1 || c.bench_reap(1)? != 1 {
+    if n < 1 {
         return Err(CallError::Syscall(n));
+    }
+    if c.bench_reap(1)? != 1 {
+        return Err(CallError::Protocol(name));
     }
     Ok(())
 }
 
 /// One operation of `nop-single`: one NOP per `cap_enter`.
 #[inline(never)]
-fn op_nop_single(c: &mut RingClient) -> Result<(), CallError> {
-    one_per_enter(c, Op::Nop)
+fn op_nop_single(c: &mut RingClient, nop: &BenchSqe) -> Result<(), CallError> {
+    one_per_enter(c, nop, "nop-single: the completion went missing")
 }
 
 /// One operation of `null-call`: one CALL on the null cap per `cap_enter`.
 #[inline(never)]
-fn op_null_call(c: &mut RingClient, call: Op) -> Result<(), CallError> {
-    one_per_enter(c, call)
+fn op_null_call(c: &mut RingClient, call: &BenchSqe) -> Result<(), CallError> {
+    one_per_enter(c, call, "null-call: the completion went missing")
 }
 
 /// One batch of `nop-batched`: a full submission queue of NOPs, one
 /// `cap_enter`, all completions reaped (`SQ_ENTRIES` operations).
 #[inline(never)]
-fn op_nop_batch(c: &mut RingClient) -> Result<(), CallError> {
+fn op_nop_batch(c: &mut RingClient, nop: &BenchSqe) -> Result<(), CallError> {
     let batch = SQ_ENTRIES;
-    c.bench_push(Op::Nop, batch)?;
+    c.bench_push_batch(nop, batch)?;
     let n = cap_enter(u64::from(batch), 0);
     if n < i64::from(batch) || c.bench_reap(batch)? != batch {
         return Err(CallError::Syscall(n));
@@ -371,23 +392,18 @@ fn ipc(spawner: &ProcessSpawner, name: &str, client_cpu: u32, server_cpu: u32, s
 /// `cap_enter` (which comes back once both have completed).
 fn serve(rt: &Runtime, ep: u64) -> Result<(), CallError> {
     rt.ring().with_bench(|c| {
-        c.bench_push_recv(ep)?;
+        let recv = c.bench_recv(ep)?;
+        let mut answer = c.bench_return(ep, IPC_BYTES)?;
+        c.bench_push(&recv)?;
         let mut pending = 1;
         loop {
-            let n = cap_enter(pending, TIMEOUT_FOREVER);
-            if n < pending as i64 {
+            let n = cap_enter(u64::from(pending), TIMEOUT_FOREVER);
+            if n < i64::from(pending) {
                 return Err(CallError::Syscall(n));
             }
             let arrived = rdtsc();
-            let mut call_id = 0;
-            for _ in 0..pending {
-                let cqe = c
-                    .bench_reap_cqe()?
-                    .ok_or(CallError::Protocol("a completion went missing"))?;
-                if cqe.call_id != 0 {
-                    call_id = cqe.call_id;
-                }
-            }
+            let call_id = NonZeroU64::new(c.bench_reap_call(pending)?)
+                .ok_or(CallError::Protocol("no call delivered"))?;
             let header = CallHeader::from_bytes(c.bench_buf(BenchBuf::Recv)?)
                 .ok_or(CallError::Protocol("short call header"))?;
             match header.method_id {
@@ -398,7 +414,9 @@ fn serve(rt: &Runtime, ep: u64) -> Result<(), CallError> {
                     out[8..16].copy_from_slice(&rdtsc().to_le_bytes());
                 }
                 _ => {
-                    c.bench_push_return(ep, call_id, 0)?;
+                    let mut last = c.bench_return(ep, 0)?;
+                    last.set_call_id(call_id);
+                    c.bench_push(&last)?;
                     let n = cap_enter(1, TIMEOUT_FOREVER);
                     if n < 1 || c.bench_reap(1)? != 1 {
                         return Err(CallError::Syscall(n));
@@ -406,18 +424,18 @@ fn serve(rt: &Runtime, ep: u64) -> Result<(), CallError> {
                     return Ok(());
                 }
             }
-            c.bench_push_return(ep, call_id, IPC_BYTES)?;
-            c.bench_push_recv(ep)?;
+            answer.set_call_id(call_id);
+            c.bench_push_pair(&answer, &recv)?;
             pending = 2;
         }
     })
 }
 
-/// One CALL of `method` on `cap_id` with `IPC_BYTES` each way, waited for:
-/// one operation of the IPC benchmarks.
+/// One CALL (`call`, made by `bench_call` with `IPC_BYTES` each way),
+/// waited for: one operation of the IPC benchmarks.
 #[inline(never)]
-fn op_ipc_round_trip(c: &mut RingClient, cap_id: u64, method: u16) -> Result<(), CallError> {
-    c.bench_push_call(cap_id, method, IPC_BYTES, IPC_BYTES)?;
+fn op_ipc_round_trip(c: &mut RingClient, call: &BenchSqe) -> Result<(), CallError> {
+    c.bench_push(call)?;
     let n = cap_enter(1, TIMEOUT_FOREVER);
     if n < 1 || c.bench_reap(1)? != 1 {
         return Err(CallError::Syscall(n));
@@ -434,12 +452,17 @@ fn call_loop(
     cap_id: u64,
 ) -> Result<Vec<alloc::string::String>, CallError> {
     let null = rt.cap::<NullCap>("null").ok();
-    rt.ring().with_bench(|c| {
+    let (echo, stamp, quit) = rt.ring().with_bench(|c| {
         c.bench_buf(BenchBuf::Out)?[..IPC_BYTES as usize].fill(0x5a);
+        let echo = c.bench_call(cap_id, method::ECHO, IPC_BYTES, IPC_BYTES)?;
         for _ in 0..IPC_OPS {
-            op_ipc_round_trip(c, cap_id, method::ECHO)?; // warm up
+            op_ipc_round_trip(c, &echo)?; // warm up
         }
-        Ok(())
+        Ok((
+            echo,
+            c.bench_call(cap_id, method::STAMP, IPC_BYTES, IPC_BYTES)?,
+            c.bench_call(cap_id, method::QUIT, 0, 0)?,
+        ))
     })?;
     let before = heap_allocations(null.as_ref());
     let samples = rt.ring().with_bench(|c| {
@@ -447,7 +470,7 @@ fn call_loop(
         for _ in 0..RUNS {
             let start = rdtsc();
             for _ in 0..IPC_OPS {
-                op_ipc_round_trip(c, cap_id, method::ECHO)?;
+                op_ipc_round_trip(c, &echo)?;
             }
             samples.push((rdtsc() - start) / u64::from(IPC_OPS));
         }
@@ -461,7 +484,7 @@ fn call_loop(
             let mut sums = [0u64; 3];
             for _ in 0..IPC_OPS {
                 let sent = rdtsc();
-                op_ipc_round_trip(c, cap_id, method::STAMP)?;
+                op_ipc_round_trip(c, &stamp)?;
                 let back = rdtsc();
                 let r = c.bench_buf(BenchBuf::Result)?;
                 let arrived = u64::from_le_bytes(r[..8].try_into().unwrap_or_default());
@@ -476,7 +499,7 @@ fn call_loop(
                 p.push(s / u64::from(IPC_OPS));
             }
         }
-        c.bench_push_call(cap_id, method::QUIT, 0, 0)?;
+        c.bench_push(&quit)?;
         let n = cap_enter(1, TIMEOUT_FOREVER);
         if n < 1 || c.bench_reap(1)? != 1 {
             return Err(CallError::Syscall(n));
