@@ -89,3 +89,25 @@ interface Sleeper @0xf565d208d07278bf {
   result @1 () -> (result :SleeperResult);
   # What the child saw, once its sleeps are done; it exits after answering.
 }
+
+interface SchemaRegistry @0xc05b8a67f0ed2afb {
+  # The compiled schema of every interface the system knows: the kernel's
+  # interfaces and the protocols services define (this file), so that tools
+  # (the shell's `inspect` and typed calls) reflect on interfaces instead of
+  # hard-coding them. Served by the `registry` service from the schema
+  # compiled into it at build time.
+  interfaces @0 () -> (entries :List(SchemaEntry)) $C.resultBytes(65536);
+  # Every interface, in schema order.
+  node @1 (id :UInt64) -> (node :Data) $C.resultBytes(65536);
+  # The schema node with type id `id` (an interface, a struct or an enum) as
+  # a single-segment Cap'n Proto message whose root is a `schema.capnp`
+  # `Node`. A failed exception names an id no node has.
+}
+
+struct SchemaEntry {
+  # One interface the registry knows.
+  id @0 :UInt64;
+  # Its type id (the interface id on the wire).
+  name @1 :Text;
+  # Its display name, e.g. `capos.capnp:Timer`.
+}

@@ -40,6 +40,13 @@ pub mod schema {
     }
 }
 
+/// The compiled schema of `caps/schema/*.capnp`: the `CodeGeneratorRequest`
+/// that `capnp compile` produced at build time (a Cap'n Proto message, not
+/// necessarily word-aligned in memory: read it with a copying reader). Holds
+/// every node of every file: interfaces, structs, enums and the schema's
+/// annotations. The schema registry serves it; reflection reads it.
+pub const SCHEMA_REQUEST: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/schema.request"));
+
 pub mod api {
     //! Generated from `caps/schema/*.capnp` by `capos-codegen`: per
     //! interface its id (`ID`), one constant per method ordinal, a
