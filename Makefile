@@ -36,7 +36,7 @@ NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
 .PHONY: setup kernel kernel-lockdep kernel-irqoff services manifests iso run run-uefi test test-host test-loom check-manifests check-dispatch smoke stress bench pathprof fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
-SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers
+SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers terminal-test
 # The manifest `make run` boots (init reads it through BootPackage).
 RUN_MANIFEST  := default
 MANIFESTS     := $(basename $(notdir $(wildcard manifests/*.capnp)))

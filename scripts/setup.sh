@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs what capOS needs to build, boot and test, on Debian or Ubuntu:
 # Debian packages (QEMU, GRUB for BIOS and UEFI, xorriso, mtools, capnp,
-# OVMF, binutils) and the pinned Rust toolchain with the bare-metal target.
+# OVMF, binutils, Python with pexpect for the terminal smoke) and the pinned Rust toolchain with the bare-metal target.
 # Fast when everything is present; prints what it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(qemu-system-x86 grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools capnproto ovmf binutils python3)
+packages=(qemu-system-x86 grub-pc-bin grub-efi-amd64-bin grub-common xorriso mtools capnproto ovmf binutils python3 python3-pexpect)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

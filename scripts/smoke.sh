@@ -59,14 +59,16 @@ iso_for() {
 
 # run_case NAME ACCEL FIRMWARE SMP CMDLINE EXPECT [--cpu MODEL] [--stop-on RE]
 #          [--manifest NAME] [--override NAME=FILE] [--omit NAME]
-#          [--type RE BYTES] [--timeout SECONDS] -- MARKER...
+#          [--type RE BYTES] [--timeout SECONDS] [--scenario NAME] -- MARKER...
+# --scenario runs the terminal on COM2 under scripts/terminal_run.py, which
+# types scenario NAME into it (the log is COM1's).
 # EXPECT is an exit status, or "stopped" for boots that halt on purpose.
 # A MARKER starting with 'NOT:' must not appear; 'COUNT<n>:' must match
 # exactly n lines.
 run_case() {
     local name=$1 accel=$2 firmware=$3 smp=$4 cmdline=$5 expect=$6
     shift 6
-    local cpu="" stop_on="" manifest="" override="" omit="" typing=() timeout=""
+    local cpu="" stop_on="" manifest="" override="" omit="" typing=() timeout="" scenario=""
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do
         case $1 in
             --cpu) cpu=$2; shift 2 ;;
@@ -75,6 +77,7 @@ run_case() {
             --override) override=$2; shift 2 ;;
             --omit) omit=$2; shift 2 ;;
             --type) typing+=(--type "$2" "$3"); shift 3 ;;
+            --scenario) scenario=$2; shift 2 ;;
             --stop-on) stop_on=$2; shift 2 ;;
             *) echo "smoke: bad option $1" >&2; return 1 ;;
         esac
@@ -92,6 +95,7 @@ run_case() {
     local runner=(python3 "$here/qemu_run.py" --log "$log" --timeout "$timeout" --mark 'kernel ready')
     [ -n "$stop_on" ] && runner+=(--stop-on "$stop_on")
     runner+=("${typing[@]}")
+    [ -n "$scenario" ] && runner=(python3 "$here/terminal_run.py" --log "$log" --timeout "$timeout" --scenario "$scenario" --mark 'kernel ready')
     local summary
     # shellcheck disable=SC2086
     summary=$("${runner[@]}" -- qemu-system-x86_64 $args -cdrom "$iso")
@@ -430,6 +434,24 @@ default_case() {
         "proc: all processes exited; frames held by processes 0;" "timers: 0 pending;" "test: all processes exited" \
         "NOT:FAIL|not started|could not start|EXCEPTION|PANIC"
 }
+# The terminal, typed into as a person would (scripts/terminal_run.py): the
+# line discipline, hidden input, key reads, type-ahead and its scrubbing,
+# cancellation, a 100 KB line, binary garbage; the dump key on the
+# terminal's line. Then the whole system exits with nothing held.
+terminal_case() {
+    local name=$1 smp=$2
+    selected "$name" || return 0
+    run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest terminal --scenario terminal-test -- \
+        "terminal: COM2 \(0x2f8\), input by interrupt \(ISA IRQ 3, vector 4[0-7]\)" \
+        "init: started service terminal-test \(pid [0-9]+\)" \
+        "terminal-test: refusals: maxBytes 5000 refused \(maxBytes 5000 is more than 4096\); a 40-byte result buffer for 64 bytes refused \(BUFFER_TOO_SMALL\)" \
+        "dump [0-9]+: scheduler state" \
+        "terminal-test: done" "init: service terminal-test exited with code 0" \
+        "proc: all processes exited; frames held by processes 0;" "timers: 0 pending;" "test: all processes exited" \
+        "NOT:FAIL|not started|could not start|EXCEPTION|PANIC"
+}
+terminal_case tcg-terminal-smp1 1
+terminal_case tcg-terminal-smp4 4
 default_case tcg-default-smp1 1
 default_case tcg-default-smp4 4
 default_case tcg-uefi-default-smp1 1 uefi

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod cpu;
 pub mod fault;
 pub mod gdt;
+pub mod ioapic;
 pub mod percpu;
 pub mod pic;
 pub mod pit;

@@ -1,4 +1,5 @@
-//! A polled 16550 UART driver for the COM1 console.
+//! A 16550 UART driver: polled output, and input either polled or raised
+//! as an interrupt (the terminal's line).
 //!
 //! The boot assembly already programs COM1 at 115200 8N1; `Uart::init` does
 //! the same again so the driver does not depend on who ran before it.
@@ -7,6 +8,12 @@ use x86_64::instructions::port::Port;
 
 /// I/O base of COM1.
 pub const COM1: u16 = 0x3f8;
+/// I/O base of COM2.
+pub const COM2: u16 = 0x2f8;
+/// ISA interrupt line of COM1.
+pub const COM1_IRQ: u8 = 4;
+/// ISA interrupt line of COM2.
+pub const COM2_IRQ: u8 = 3;
 
 /// Transmit-holding-register-empty bit of the line status register.
 const LSR_THR_EMPTY: u8 = 1 << 5;
@@ -43,6 +50,31 @@ impl Uart {
             self.port(3).write(0x03); // LCR: 8N1
             self.port(2).write(0xc7); // FCR: FIFO on, cleared
             self.port(4).write(0x03); // MCR: DTR, RTS
+        }
+    }
+
+    /// Whether a UART answers at this base: its scratch register keeps
+    /// what is written to it (an absent port reads as all ones).
+    pub fn present(&mut self) -> bool {
+        // SAFETY: the scratch register (offset 7) has no function; writing
+        // and reading it only tests that the UART is there.
+        unsafe {
+            let mut scratch = self.port(7);
+            scratch.write(0x5a);
+            let first = scratch.read();
+            scratch.write(0xa5);
+            first == 0x5a && scratch.read() == 0xa5
+        }
+    }
+
+    /// Raises the UART's interrupt line whenever received data is waiting
+    /// (IER bit 0; MCR OUT2, which gates the line on PC hardware).
+    pub fn enable_receive_interrupt(&mut self) {
+        // SAFETY: IER and MCR of the caller's UART; this only changes when
+        // the UART signals its interrupt line.
+        unsafe {
+            self.port(4).write(0x0b); // MCR: DTR, RTS, OUT2
+            self.port(1).write(0x01); // IER: received data available
         }
     }
 

@@ -66,15 +66,61 @@ interface Console @0xdfa84506728bf29c {
 }
 
 interface TerminalSession @0xe87c6bb0e2f15053 {
-  # An interactive line terminal: output plus line input.
+  # An interactive terminal on a serial line: output, and input a line or a
+  # key at a time. One holder at a time: the capability only moves. A read
+  # completes when the person has typed what it waits for; one read may be
+  # pending at a time. Input typed while no read is pending waits in a
+  # bounded buffer (the excess is dropped) and is echoed when a read takes it.
   write @0 (data :Data) -> ();
+  # Writes the bytes as they are (escape sequences included).
   writeLine @1 (text :Text) -> ();
-  readLine @2 (maxBytes :UInt32, echo :Bool) -> (status :LineStatus, line :Data);
+  # Writes the text and a line break.
+  readLine @2 (maxBytes :UInt32, echo :EchoMode) -> (status :LineStatus, line :Data)
+      $resultBytes(4128);
+  # Waits for a line of at most `maxBytes` bytes (at most 4096; 0 means
+  # 4096), edited with Backspace, Ctrl-U (erase the line), Ctrl-C (give up
+  # the line: `interrupted`) and Ctrl-D on an empty line (`endOfInput`).
+  # UTF-8 characters stay whole. Fails with an exception while another read
+  # is pending.
+  readKey @3 () -> (key :Key);
+  # Waits for one key, unechoed: for line editors in userspace.
+  cancelRead @4 () -> (cancelled :Bool);
+  # Ends the pending read, if any, as `cancelled` (a key read: with an
+  # exception) and throws away typed input not yet read.
+
+  enum EchoMode {
+    visible @0;      # characters are echoed as typed
+    hidden @1;       # only the final line break is echoed (passwords)
+  }
 
   enum LineStatus {
     complete @0;     # a full line, without its terminator
     truncated @1;    # the line was longer than maxBytes; the rest is dropped
-    endOfInput @2;   # the terminal was closed
+    endOfInput @2;   # Ctrl-D on an empty line
+    interrupted @3;  # Ctrl-C: the line was thrown away
+    cancelled @4;    # cancelRead ended the read
+  }
+
+  struct Key {
+    union {
+      char @0 :UInt32;        # a printable character (a Unicode scalar value)
+      named @1 :NamedKey;
+      ctrl @2 :UInt8;         # Ctrl and a letter, as the lower-case ASCII letter
+    }
+  }
+
+  enum NamedKey {
+    enter @0;
+    backspace @1;
+    delete @2;
+    tab @3;
+    escape @4;
+    up @5;
+    down @6;
+    left @7;
+    right @8;
+    home @9;
+    end @10;
   }
 }
 

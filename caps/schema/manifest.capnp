@@ -24,6 +24,12 @@ struct KernelParams {
   logLevel @0 :LogLevel = info;
   maxCpus @1 :UInt32;              # 0: every CPU the firmware reports
   bootProcesses @2 :List(InitProcess);  # started by the kernel beside init, kernel-minted caps only; for tests and bring-up
+  terminal @3 :SerialPort = com2;  # the serial line of the `terminal` cap; the kernel log stays on com1
+
+  enum SerialPort {
+    com1 @0;       # shared with the kernel log: the two interleave
+    com2 @1;
+  }
 
   enum LogLevel {
     error @0;

@@ -42,6 +42,8 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
         manifest::decode(manifest_bytes).map_err(|e| format!("manifest: cannot decode: {e}"))?;
     manifest::validate_kernel_layer(&manifest).map_err(|e| format!("manifest: {e}"))?;
 
+    crate::terminal::configure(manifest.kernel.terminal);
+
     let mut binaries = Vec::new();
     for b in &manifest.binaries {
         let m = modules.iter().find(|m| m.name == b.module).ok_or_else(|| {

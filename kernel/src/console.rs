@@ -92,6 +92,15 @@ pub fn write_parts(parts: &[&[u8]]) {
     }
 }
 
+/// Writes `parts` exactly as given (no line-break translation) under one
+/// hold of the console lock: the terminal's output when it shares COM1.
+pub fn write_raw(parts: &[&[u8]]) {
+    let mut uart = UART.lock();
+    for &b in parts.iter().flat_map(|p| p.iter()) {
+        uart.write_byte(b);
+    }
+}
+
 /// Writes from a fault or panic path: takes the console lock if it frees up
 /// soon, otherwise writes around it (output may interleave, but is never lost
 /// to a deadlock).

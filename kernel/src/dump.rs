@@ -2,10 +2,12 @@
 //! every CPU's current thread and run queue and every blocked thread with
 //! what it waits for.
 //!
-//! Receive side: CPU 0 polls the UART's line status register from its timer
-//! tick (no receive interrupt is routed; at the 100 Hz tick a key waits at
-//! most 10 ms, and the UART's FIFO holds what arrives meanwhile). Until a
-//! console reader exists, other received bytes are dropped.
+//! Receive side: CPU 0 polls COM1's line status register from its timer
+//! tick (at the 100 Hz tick a key waits at most 10 ms, and the UART's FIFO
+//! holds what arrives meanwhile), and other received bytes are dropped;
+//! unless the terminal reads COM1, in which case the terminal's input path
+//! sees the key first and asks for the dump ([`request`]). The key also
+//! works on the terminal's line when that is COM2.
 //!
 //! The dump is spread over timer ticks so that no CPU ever waits for
 //! another: CPU 0 opens a dump (a new generation) and prints the global part
@@ -42,11 +44,23 @@ static OPENED_AT: AtomicU64 = AtomicU64::new(0);
 /// The generation each CPU last printed its part for.
 static ANSWERED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
+/// The dump key arrived on the terminal's line.
+static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks for a dump at the boot CPU's next tick (the terminal saw the key).
+pub fn request() {
+    REQUESTED.store(true, Ordering::Release);
+}
+
 /// Called from every CPU's timer interrupt, before the scheduler's tick.
 pub fn on_tick(frame: &TrapFrame) {
     let cpu = capos_arch::percpu::this_cpu_index() as usize;
-    if cpu == 0 && key_pressed() {
-        open_dump();
+    if cpu == 0 {
+        crate::terminal::on_tick();
+        let asked = REQUESTED.swap(false, Ordering::AcqRel);
+        if asked || (!crate::terminal::reads_com1() && key_pressed()) {
+            open_dump();
+        }
     }
     let open = OPEN.load(Ordering::Acquire);
     let generation = GENERATION.load(Ordering::Acquire);

@@ -13,6 +13,7 @@ pub mod console;
 mod cpuinit;
 mod dispatch;
 mod dump;
+mod irq;
 mod irqoff;
 mod mem;
 mod objects;
@@ -23,6 +24,7 @@ mod sched;
 mod smp;
 mod sync;
 mod syscall;
+mod terminal;
 mod testmode;
 mod time;
 mod timers;
@@ -139,6 +141,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
                 madt.cpus.len(),
                 madt.cpus.iter().filter(|c| c.is_usable()).count()
             );
+            irq::init(&madt, bsp_apic);
             let plan = smp::Plan {
                 max_cpus: opts.max_cpus.unwrap_or(u32::MAX),
                 timeout_ms: opts.ap_timeout_ms,

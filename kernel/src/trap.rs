@@ -46,6 +46,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         // The 8259s are masked; only their spurious IRQ 7/15 lands here, and
         // those must not be acknowledged at the local APIC.
         v if vector::LEGACY_PIC.contains(&(v as u8)) => {}
+        v if crate::irq::DEVICE_VECTORS.contains(&(v as u8)) => {
+            if !crate::irq::dispatch(v as u8) {
+                crate::warn!("trap: device vector {v} has no handler");
+            }
+            eoi();
+        }
         v => {
             crate::warn!("trap: unexpected interrupt vector {v}");
             eoi();

@@ -18,7 +18,7 @@ use crate::handle::{Cap, CapHandle, Owned};
 
 pub use crate::api::{
     BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator, MemoryObject, ProcessHandle,
-    ProcessSpawner, Timer,
+    ProcessSpawner, TerminalSession, Timer,
 };
 
 /// The measurement-only `Null` interface.

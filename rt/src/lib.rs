@@ -71,7 +71,7 @@ pub use capset::{CapLookupError, Interface};
 pub use client::{
     prot, Answer, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator,
     GrantSpec, IncomingCall, KernelGrant, MemoryObject, NullCap, Placement, ProcessHandle,
-    ProcessSpawner, ServerCall, SpawnOptions, Spawned, Timer, VirtualMemory,
+    ProcessSpawner, ServerCall, SpawnOptions, Spawned, TerminalSession, Timer, VirtualMemory,
 };
 #[cfg(target_os = "none")]
 pub use client::{AnonBuffer, SharedMemory};

@@ -10,7 +10,7 @@ use core::fmt;
 
 use super::{
     Binary, CapRef, CapSource, Export, Facet, InitProcess, KernelKind, KernelParams, LogLevel,
-    Manifest, Placement, Service,
+    Manifest, Placement, SerialPort, Service,
 };
 use crate::schema::capos_capnp::{placement, KernelCapKind};
 use crate::schema::manifest_capnp::{cap_ref, export, kernel_params, system_manifest};
@@ -89,6 +89,8 @@ pub enum DecodeError {
     NotUtf8(&'static str),
     /// The log level is not one this build knows.
     UnknownLogLevel(u16),
+    /// `kernel.terminal` names a serial port this build does not know.
+    UnknownSerialPort(u16),
 }
 
 impl fmt::Display for DecodeError {
@@ -114,6 +116,7 @@ impl fmt::Display for DecodeError {
             }
             Self::NotUtf8(what) => write!(f, "a {what} is not valid UTF-8"),
             Self::UnknownLogLevel(n) => write!(f, "kernel log level {n} is not known"),
+            Self::UnknownSerialPort(n) => write!(f, "kernel terminal serial port {n} is not known"),
         }
     }
 }
@@ -175,6 +178,11 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
         },
         max_cpus: kernel.get_max_cpus(),
         boot_processes: Vec::new(),
+        terminal: match kernel.get_terminal() {
+            Ok(kernel_params::SerialPort::Com1) => SerialPort::Com1,
+            Ok(kernel_params::SerialPort::Com2) => SerialPort::Com2,
+            Err(capnp::NotInSchema(n)) => return Err(DecodeError::UnknownSerialPort(n)),
+        },
     };
     let boot = kernel.get_boot_processes()?;
     d.list("boot processes", boot.len(), limits.max_boot_processes)?;
@@ -383,6 +391,10 @@ impl Manifest {
             LogLevel::Trace => kernel_params::LogLevel::Trace,
         });
         kernel.set_max_cpus(self.kernel.max_cpus);
+        kernel.set_terminal(match self.kernel.terminal {
+            SerialPort::Com1 => kernel_params::SerialPort::Com1,
+            SerialPort::Com2 => kernel_params::SerialPort::Com2,
+        });
         let boot = &self.kernel.boot_processes;
         let mut list = kernel.init_boot_processes(len32(boot.len()));
         for (i, p) in boot.iter().enumerate() {

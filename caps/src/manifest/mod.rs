@@ -91,6 +91,19 @@ pub struct KernelParams {
     /// Processes the kernel starts beside init, with kernel-minted caps only (for
     /// tests and bring-up). At most [`MAX_BOOT_PROCESSES`].
     pub boot_processes: Vec<InitProcess>,
+    /// The serial line of the `terminal` capability (the kernel log is on
+    /// COM1).
+    pub terminal: SerialPort,
+}
+
+/// A PC serial port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SerialPort {
+    /// COM1 (I/O 0x3f8, ISA IRQ 4), where the kernel log is.
+    Com1,
+    /// COM2 (I/O 0x2f8, ISA IRQ 3): the default terminal.
+    #[default]
+    Com2,
 }
 
 /// Kernel log verbosity.
@@ -287,7 +300,7 @@ impl KernelKind {
     /// refuses the others, with [`not_implemented_message`], the text the
     /// kernel itself gives.
     pub const fn is_implemented(self) -> bool {
-        !matches!(self, KernelKind::Terminal | KernelKind::ThreadSpawner)
+        !matches!(self, KernelKind::ThreadSpawner)
     }
 
     /// The schema enumerant name, e.g. `processSpawner`.

@@ -324,6 +324,13 @@ fn boot_process_rules() {
             |m| m.kernel.boot_processes[1].cap_slots = 2,
             "boot process 1 (\"echo-client\"): asks for capSlots = 2, fewer than the 3 caps it starts with",
         ),
+        (
+            |m| {
+                m.init.caps.push(CapRef::kernel("terminal", KernelKind::Terminal));
+                m.kernel.boot_processes[0].caps.push(CapRef::kernel("tty", KernelKind::Terminal));
+            },
+            "boot process 0 (\"timer-demo\"): cap \"tty\": asks for the terminal, which has one holder: init (cap \"terminal\") has it",
+        ),
     ];
     for (mutate, expected) in cases {
         let mut m = with_boot_processes();
@@ -369,6 +376,14 @@ fn service_graph_rules() {
         (
             |m| m.services[2].caps.push(CapRef::kernel("tty", KernelKind::Terminal)),
             "service \"timer-demo\": cap \"tty\": needs a kernel terminal cap, which init does not hold to pass on",
+        ),
+        (
+            |m| {
+                m.init.caps.push(CapRef::kernel("terminal", KernelKind::Terminal));
+                m.services[1].caps.push(CapRef::kernel("tty", KernelKind::Terminal));
+                m.services[2].caps.push(CapRef::kernel("tty", KernelKind::Terminal));
+            },
+            "service \"timer-demo\": cap \"tty\": asks for the terminal, which has one holder: service \"echo-client\" has it",
         ),
         (
             |m| m.services[1].caps[1] = CapRef::import("echo", "echo-srv", "echo"),

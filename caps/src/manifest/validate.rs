@@ -5,6 +5,7 @@
 //! checks everything in manifest order and reports the first violation; [`check`]
 //! collects every violation of both layers for friendly host-side reporting.
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -178,6 +179,12 @@ pub enum Rule {
     },
     /// A service has a placement variant this build does not know.
     UnknownPlacement(u16),
+    /// The terminal has one holder; this is a second (init and boot
+    /// processes are minted their own, a service gets init's, moved).
+    TerminalTaken {
+        /// Who holds it already.
+        holder: String,
+    },
     /// A process asks for a cap-slot quota above [`MAX_CAP_SLOTS`].
     CapSlotsTooMany(u32),
     /// A process asks for a cap-slot quota smaller than the caps it starts with.
@@ -220,6 +227,9 @@ impl fmt::Display for Rule {
                 write!(f, "has {n} boot processes; at most {MAX_BOOT_PROCESSES} are allowed")
             }
             Rule::InitOnly(kind) => write!(f, "{kind} is only granted to init"),
+            Rule::TerminalTaken { holder } => {
+                write!(f, "asks for the terminal, which has one holder: {holder} has it")
+            }
             Rule::BootPackageReserved => f.write_str("boot package authority is reserved for init"),
             Rule::NotHeldByInit(kind) => write!(f, "needs a kernel {kind} cap, which init does not hold to pass on"),
             Rule::InitLacks(kind) => write!(f, "has services to start but holds no kernel {kind} cap"),
@@ -338,7 +348,26 @@ pub fn check(manifest: &Manifest) -> Result<(), Vec<ManifestError>> {
     }
 }
 
+/// Who holds the terminal so far, for [`Rule::TerminalTaken`].
+#[derive(Default)]
+struct TerminalHolder(Option<String>);
+
+impl TerminalHolder {
+    fn claim(&mut self, who: String, subject: Subject, report: &mut Report) {
+        match &self.0 {
+            Some(holder) => report.push(
+                subject,
+                Rule::TerminalTaken {
+                    holder: holder.clone(),
+                },
+            ),
+            None => self.0 = Some(who),
+        }
+    }
+}
+
 fn kernel_layer(m: &Manifest, report: &mut Report) {
+    let mut terminal = TerminalHolder::default();
     if m.schema_version != SCHEMA_VERSION {
         report.push(Subject::Manifest, Rule::SchemaVersion(m.schema_version));
     }
@@ -370,7 +399,12 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
             report.push(subject(), Rule::Duplicate);
         }
         match &cap.source {
-            CapSource::Kernel(kind) => kernel_source(cap, *kind, subject(), report),
+            CapSource::Kernel(kind) => {
+                if *kind == KernelKind::Terminal {
+                    terminal.claim(format!("init (cap {:?})", cap.name), subject(), report);
+                }
+                kernel_source(cap, *kind, subject(), report)
+            }
             CapSource::Import { .. } => report.push(subject(), Rule::InitImport),
             other => source_rule(other, subject(), report),
         }
@@ -413,7 +447,13 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
                 CapSource::Kernel(
                     kind @ (KernelKind::BootPackage | KernelKind::ProcessSpawner),
                 ) => report.push(subject(), Rule::InitOnly(*kind)),
-                CapSource::Kernel(kind) => kernel_source(cap, *kind, subject(), report),
+                CapSource::Kernel(kind) => {
+                    if *kind == KernelKind::Terminal {
+                        let who = format!("boot process {index} ({})", p.binary);
+                        terminal.claim(who, subject(), report);
+                    }
+                    kernel_source(cap, *kind, subject(), report)
+                }
                 CapSource::Import { .. } => report.push(subject(), Rule::BootProcessImport),
                 other => source_rule(other, subject(), report),
             }
@@ -461,6 +501,7 @@ fn init_holds(m: &Manifest, kind: KernelKind) -> bool {
 }
 
 fn service_graph(m: &Manifest, report: &mut Report) {
+    let mut terminal = TerminalHolder::default();
     if !m.services.is_empty() {
         for kind in [KernelKind::BootPackage, KernelKind::ProcessSpawner] {
             if !init_holds(m, kind) {
@@ -507,6 +548,10 @@ fn service_graph(m: &Manifest, report: &mut Report) {
                 CapSource::Kernel(kind) => {
                     if !kind.is_child_local() && !init_holds(m, *kind) {
                         report.push(subject(), Rule::NotHeldByInit(*kind));
+                    }
+                    if *kind == KernelKind::Terminal {
+                        let who = format!("service {:?}", service.name);
+                        terminal.claim(who, subject(), report);
                     }
                     kernel_source(cap, *kind, subject(), report);
                 }

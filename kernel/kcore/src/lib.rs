@@ -1,6 +1,7 @@
 //! Host-testable kernel core logic: frame allocator, ACPI/MADT parsing, boot
 //! checks, TLB shoot-down bookkeeping, the timer heap and its firing-order
-//! check, the lock-order validator.
+//! check, the lock-order validator, the terminal's key decoder and line
+//! discipline.
 //!
 //! Everything here is pure logic over plain data: it builds for the host (so
 //! `cargo test` exercises it directly) and for `x86_64-unknown-none` (where the
@@ -28,5 +29,6 @@ pub mod memmap;
 pub mod range;
 pub mod runstate;
 pub mod shootdown;
+pub mod term;
 pub mod timerheap;
 pub mod window;

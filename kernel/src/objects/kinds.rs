@@ -12,6 +12,7 @@ use super::endpoint::{Endpoint, EndpointOwner};
 use super::memory::FrameAllocator;
 use super::null::Null;
 use super::process::ProcessSpawner;
+use super::terminal::TerminalSession;
 use super::timer::Timer;
 use super::vm::VirtualMemory;
 use super::Object;
@@ -66,7 +67,8 @@ fn mint(kind: KernelKind, boot: Option<&Arc<BootPackage>>) -> Result<Minted, Str
                 Minted::of(Arc::new(ProcessSpawner { boot: boot.clone() }))
             }
         }
-        KernelKind::Terminal | KernelKind::ThreadSpawner => {
+        KernelKind::Terminal => Minted::of(Arc::new(TerminalSession::open()?)),
+        KernelKind::ThreadSpawner => {
             return Err(capos_caps::manifest::not_implemented_message(kind))
         }
     })

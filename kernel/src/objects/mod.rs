@@ -26,6 +26,7 @@ pub mod kinds;
 pub mod memory;
 pub mod null;
 pub mod process;
+pub mod terminal;
 pub mod timer;
 pub mod transfer;
 pub mod vm;

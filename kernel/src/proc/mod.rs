@@ -146,13 +146,14 @@ fn process_limits() -> Limits {
 
 /// How a granted capability may leave its holder: init-only authority and
 /// caps bound to the holder's own address space never leave; an endpoint's
-/// owner side may only move (one server); everything else may be copied.
+/// owner side and the terminal session may only move (one server, one
+/// holder); everything else may be copied.
 pub fn transfer_mode_for(interface_id: u64) -> capos_caps::cap_table::TransferMode {
     use capos_caps::cap_table::TransferMode;
     use capos_caps::interfaces as i;
     match interface_id {
         i::BOOT_PACKAGE | i::PROCESS_SPAWNER | i::VIRTUAL_MEMORY => TransferMode::NonTransferable,
-        i::ENDPOINT => TransferMode::Move,
+        i::ENDPOINT | i::TERMINAL_SESSION => TransferMode::Move,
         _ => TransferMode::Copy,
     }
 }

@@ -103,19 +103,33 @@ fn main(rt: &mut Runtime) -> i32 {
             return code::READ_FAILED;
         }
     }
+    // The terminal has one holder: init passes its own on, moved.
+    let terminal = m
+        .init
+        .caps
+        .iter()
+        .find(|c| c.source == manifest::CapSource::Kernel(manifest::KernelKind::Terminal))
+        .and_then(|c| rt.cap_any(&c.name).ok());
     if let Ok(spawner) = rt.cap::<ProcessSpawner>("spawner") {
-        start_services(&m, &spawner, &say);
+        start_services(&m, &spawner, terminal, &say);
     }
     say("init: done");
     0
 }
 
 /// Starts every service in declaration order with exactly the caps it
-/// declares (kernel-minted ones minted for it; imports as copies of the
+/// declares (kernel-minted ones minted for it, except the terminal, which
+/// has one holder: init moves its own `terminal`; imports as copies of the
 /// client facet of the exporting service's endpoint), then waits for each
 /// to exit and reports its code. Init keeps only client facets, never the
 /// owner side of a child's endpoint.
-fn start_services(m: &manifest::Manifest, spawner: &ProcessSpawner, say: &dyn Fn(&str)) {
+fn start_services(
+    m: &manifest::Manifest,
+    spawner: &ProcessSpawner,
+    terminal: Option<capos_rt::Cap>,
+    say: &dyn Fn(&str),
+) {
+    let mut terminal = terminal;
     let mut running = Vec::new();
     // (service, cap name) -> client facet of that service's endpoint.
     let mut facets: Vec<(
@@ -128,6 +142,12 @@ fn start_services(m: &manifest::Manifest, spawner: &ProcessSpawner, say: &dyn Fn
         let mut missing = None;
         for c in &s.caps {
             match &c.source {
+                manifest::CapSource::Kernel(manifest::KernelKind::Terminal) => {
+                    match terminal.as_ref() {
+                        Some(cap) => grants.push(GrantSpec::Move { name: &c.name, cap }),
+                        None => missing = Some(format!("the terminal (cap {})", c.name)),
+                    }
+                }
                 manifest::CapSource::Kernel(kind) => grants.push(GrantSpec::Kernel {
                     name: &c.name,
                     kind: *kind,
@@ -163,7 +183,14 @@ fn start_services(m: &manifest::Manifest, spawner: &ProcessSpawner, say: &dyn Fn
             cap_slot_limit: s.cap_slots,
             ..SpawnOptions::default()
         };
-        match spawner.spawn_with_options(&s.name, &s.binary, &grants, options) {
+        let moves_terminal = grants.iter().any(|g| matches!(g, GrantSpec::Move { .. }));
+        let started = spawner.spawn_with_options(&s.name, &s.binary, &grants, options);
+        drop(grants);
+        if moves_terminal && started.is_ok() {
+            // Moved to the child: init no longer holds it.
+            terminal = None;
+        }
+        match started {
             Ok(spawned) => {
                 let pid = spawned.handle.pid().unwrap_or(0);
                 match s.placement {

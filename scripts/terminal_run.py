@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Boots capOS with its terminal on a pseudo-terminal and types into it as a
+person would (pexpect), while the kernel log goes to a file.
+
+    terminal_run.py --log FILE --timeout SECONDS --scenario NAME
+                    [--mark REGEX]... -- qemu-system-x86_64 ARGS...
+
+COM1 (the kernel log and the Console capability) is written to FILE; COM2,
+the terminal, is QEMU's stdio, driven through pexpect (its transcript goes
+to FILE.term). Runs the named scenario, then waits for QEMU to exit. Prints
+one line in the format of qemu_run.py:
+
+    status=<QEMU exit code | timeout | scenario-failed> seconds=<wall time> mark<N>=<seconds|->
+
+A failed expectation ends the run at once (QEMU is killed) and is described
+on stderr with the last terminal output.
+"""
+import argparse
+import re
+import sys
+import threading
+import time
+
+import pexpect
+
+
+class Failed(Exception):
+    """A scenario expectation did not hold."""
+
+
+class Terminal:
+    """The terminal side of the test: send bytes, expect output."""
+
+    def __init__(self, child: pexpect.spawn, timeout: float):
+        self.child = child
+        self.timeout = timeout
+
+    def send(self, data: bytes) -> None:
+        self.child.send(data)
+
+    def expect(self, pattern: bytes, what: str) -> bytes:
+        """Waits for `pattern` (a regex); returns what came before it."""
+        try:
+            self.child.expect(pattern, timeout=self.timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF) as e:
+            kind = "timed out" if isinstance(e, pexpect.TIMEOUT) else "terminal closed"
+            tail = (self.child.before or b"")[-400:]
+            raise Failed(f"{what}: {kind} waiting for {pattern!r}; last output: {tail!r}")
+        return self.child.before
+
+    def line(self, typed: bytes, reply: bytes, what: str) -> bytes:
+        """At the prompt, types `typed` and waits for `reply`."""
+        self.expect(rb"> ", f"{what}: prompt")
+        self.send(typed)
+        return self.expect(reply, what)
+
+
+def terminal_test(t: Terminal) -> None:
+    """The `terminal-test` service's commands, as manifests/terminal.capnp
+    starts it."""
+    t.expect(rb"terminal-test: ready", "start")
+    before = t.line("hello wörld\r".encode(), rb'line complete 12 "hello w\xc3\xb6rld"', "UTF-8 line")
+    if "hello wörld".encode() not in before:
+        raise Failed(f"the line was not echoed as typed: {before!r}")
+    echo = t.line("ab€\x7fc\r".encode(), rb'line complete 3 "abc"', "backspace over a 3-byte character")
+    if b"\x08 \x08" not in echo:
+        raise Failed(f"backspace was not echoed as an erase: {echo!r}")
+    t.line(b"junk\x15ok\r", rb'line complete 2 "ok"', "Ctrl-U")
+    # An arrow key cut into three writes (three interrupts at least as far
+    # as the sender can make it): ignored in line mode, nothing lost.
+    t.expect(rb"> ", "split escape: prompt")
+    for piece in (b"x\x1b", b"[", b"Dy", b"\r"):
+        t.send(piece)
+        time.sleep(0.05)
+    t.expect(rb'line complete 2 "xy"', "an escape sequence split across writes")
+    t.line(b"abc\x03", rb'\^C\r+\nline interrupted 0 ""', "Ctrl-C")
+    t.line(b"\x04", rb'line endOfInput 0 ""\r+\nterminal-test: end of input', "Ctrl-D on an empty line")
+    t.line(b"keys 5\r", rb"reading 5 keys", "key reads")
+    t.send(b"\x1b[A" + "é".encode() + b"\x18\t\x1b[3~")
+    t.expect(rb"key up\r+\nkey char \xc3\xa9\r+\nkey ctrl x\r+\nkey tab\r+\nkey delete\r+\n", "five keys")
+    t.line(b"hidden\r", rb"password: ", "hidden read")
+    t.send(b"hunter2\r")
+    between = t.expect(rb"secret complete 7 bytes, matches true", "hidden read result")
+    if b"hunter2" in between:
+        raise Failed(f"a hidden read echoed the password: {between!r}")
+    t.line(b"typeahead\r", rb"typeahead: type now", "type-ahead")
+    t.send(b"early\r")
+    between = t.expect(rb'typeahead complete "early"', "type-ahead read")
+    if b"early" in between:
+        raise Failed(f"type-ahead was echoed although the read that took it is hidden: {between!r}")
+    t.line(b"scrub\r", rb"scrub: type now", "scrub")
+    t.send(b"stale\r")
+    t.expect(rb"scrub: a read was waiting: false; read now", "scrub: cancelRead")
+    t.send(b"fresh\r")
+    t.expect(rb'scrub complete "fresh"', "scrub: what was typed before cancelRead is gone")
+    t.line(
+        b"cancel\r",
+        rb"cancel: second read refused \(a read is already waiting on this terminal\); "
+        rb"cancelRead true; first read cancelled 0 bytes",
+        "cancel",
+    )
+    # A 100 KB line: bounded, reported truncated, and the terminal works on.
+    t.line(b"big\r", rb"big: type a long line", "long line")
+    for _ in range(100):
+        t.send(b"y" * 1024)
+    t.send(b"\r")
+    t.expect(rb'line truncated 4096 "y{16}\.\.\."', "a 100 KB line")
+    t.line(b"after\r", rb'line complete 5 "after"', "after the long line")
+    # Binary garbage (every byte value, the dump key among them) and a NUL
+    # flood: whatever lines they make, the next line is read intact.
+    t.expect(rb"> ", "garbage: prompt")
+    t.send(bytes(range(256)) * 4 + b"\x00" * 4096 + b"\r")
+    t.send(b"\x15sync\r")
+    t.expect(rb'line complete 4 "sync"', "a line after binary garbage and a NUL flood")
+    t.line(b"exit\r", rb"terminal-test: bye", "exit")
+
+
+SCENARIOS = {"terminal-test": terminal_test}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--timeout", type=float, required=True)
+    ap.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
+    ap.add_argument("--mark", action="append", default=[])
+    ap.add_argument("qemu", nargs=argparse.REMAINDER)
+    a = ap.parse_args()
+    cmd = a.qemu[1:] if a.qemu[:1] == ["--"] else a.qemu
+    cmd += ["-serial", f"file:{a.log}",
+            "-chardev", "stdio,id=terminal,signal=off", "-serial", "chardev:terminal"]
+    marks = [re.compile(m.encode()) for m in a.mark]
+    mark_times = [None] * len(marks)
+    start = time.monotonic()
+    open(a.log, "wb").close()
+    child = pexpect.spawn(cmd[0], cmd[1:], timeout=a.timeout, maxread=65536)
+    child.logfile_read = open(a.log + ".term", "wb")
+    done = threading.Event()
+
+    def watch_log() -> None:
+        # Marks are looked for in the kernel log as it grows.
+        seen = 0
+        while not done.is_set():
+            try:
+                with open(a.log, "rb") as f:
+                    f.seek(seen)
+                    chunk = f.read()
+            except OSError:
+                chunk = b""
+            if chunk:
+                seen += len(chunk)
+                for i, m in enumerate(marks):
+                    if mark_times[i] is None and m.search(chunk):
+                        mark_times[i] = time.monotonic() - start
+            done.wait(0.1)
+
+    watcher = threading.Thread(target=watch_log, daemon=True)
+    watcher.start()
+    status = None
+    try:
+        SCENARIOS[a.scenario](Terminal(child, a.timeout))
+        child.expect(pexpect.EOF, timeout=a.timeout)
+    except Failed as e:
+        print(f"terminal_run: {a.scenario}: {e}", file=sys.stderr)
+        status = "scenario-failed"
+    except pexpect.TIMEOUT:
+        status = "timeout"
+    child.close(force=status is not None)
+    if status is None:
+        status = str(child.exitstatus if child.exitstatus is not None else child.signalstatus)
+    done.set()
+    watcher.join()
+    seconds = time.monotonic() - start
+    marks_out = " ".join(f"mark{i}={t:.2f}" if t is not None else f"mark{i}=-"
+                         for i, t in enumerate(mark_times))
+    print(f"status={status} seconds={seconds:.1f} {marks_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
