@@ -252,6 +252,9 @@ impl Parser<'_> {
             if self.eat(close) {
                 return Ok(args);
             }
+            if self.peek().is_none() {
+                return Err(self.err(format!("expected `{close}`, found the end of the line")));
+            }
             let at = self.pos;
             let arg = self.arg(depth)?;
             if arg.name.is_none() && args.iter().any(|a: &Arg| a.name.is_some()) {
@@ -560,5 +563,104 @@ impl Parser<'_> {
             out.push(u8::from_str_radix(pair, 16).unwrap_or(0));
             self.pos += 2;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(line: &str) -> String {
+        let e = parse(line).unwrap_err();
+        format!("{}: {}", e.pos, e.message)
+    }
+
+    #[test]
+    fn calls_bindings_and_targets() {
+        let l = parse(" $t = $spawner.spawn( name: \"x\" , 5, ) ").unwrap_err();
+        assert_eq!(l.message, "a positional value cannot follow a named one");
+        let l = parse("$t = $spawner.spawn(5, name = \"x\",)").unwrap();
+        assert_eq!(l.bind.as_deref(), Some("t"));
+        assert_eq!(l.target, Target::Var("spawner".into()));
+        assert_eq!(l.target_span, Span { start: 5, end: 13 });
+        assert_eq!(l.method, "spawn");
+        assert_eq!(l.method_span, Span { start: 14, end: 19 });
+        assert_eq!(l.args.len(), 2);
+        assert!(l.args[0].name.is_none());
+        assert_eq!(l.args[1].name.as_ref().unwrap().0, "name");
+        let l = parse("timer.now()").unwrap();
+        assert_eq!(
+            (l.bind, l.target, l.args.len()),
+            (None, Target::Name("timer".into()), 0)
+        );
+    }
+
+    #[test]
+    fn value_literals() {
+        let v = |s: &str| parse_value(s).unwrap().kind;
+        assert_eq!(v("-0x10"), ValueKind::Int(-16, "-0x10".into()));
+        assert_eq!(
+            v("18446744073709551615"),
+            ValueKind::Int(u64::MAX.into(), "18446744073709551615".into())
+        );
+        assert_eq!(v("1.5e3"), ValueKind::Float("1.5e3".into()));
+        assert_eq!(v("-inf"), ValueKind::Float("-inf".into()));
+        assert_eq!(v("void"), ValueKind::Void);
+        assert_eq!(v("false"), ValueKind::Bool(false));
+        assert_eq!(v("green"), ValueKind::Ident("green".into()));
+        assert_eq!(
+            v(r#""a\n\t\"\\\x41\101\0\u{e9}""#),
+            ValueKind::Str(b"a\n\t\"\\AA\0\xc3\xa9".to_vec())
+        );
+        assert_eq!(v(r#"0x"68 69""#), ValueKind::Bytes(b"hi".to_vec()));
+        let ValueKind::List(items) = v("[1, [2], (a = 3)]") else {
+            panic!()
+        };
+        assert_eq!(items.len(), 3);
+        let ValueKind::Struct(fields) = v("(a = 1, b: 2)") else {
+            panic!()
+        };
+        assert_eq!(fields[1].name.as_ref().unwrap().0, "b");
+    }
+
+    #[test]
+    fn errors_have_positions_and_say_what_was_expected() {
+        assert_eq!(err("timer"), "5: expected `.`, found the end of the line");
+        assert_eq!(
+            err("timer.now("),
+            "10: expected `)`, found the end of the line"
+        );
+        assert_eq!(
+            err("t.m(a: 1"),
+            "8: expected `,` or `)`, found the end of the line"
+        );
+        assert_eq!(err("timer.now() x"), "12: unexpected text after the call");
+        assert_eq!(
+            err(".now()"),
+            "0: expected a capability name or `$variable`, found `.`"
+        );
+        assert_eq!(err("t.m(a: 12ab)"), "9: unexpected `a` in a number");
+        assert_eq!(
+            err("t.m(a: 99999999999999999999)"),
+            "7: integer 99999999999999999999 is too large (the largest is 2^64 - 1)"
+        );
+        assert_eq!(
+            err(r#"t.m(a: "abc)"#),
+            "12: unterminated string: expected `\"`"
+        );
+        assert_eq!(err(r#"t.m(a: "\q")"#), "8: unknown escape `\\q`");
+        assert_eq!(
+            err(r#"t.m(a: "\x4")"#),
+            "10: expected two hex digits after `\\x`"
+        );
+        assert_eq!(
+            err(r#"t.m(a: 0x"6g")"#),
+            "10: expected a pair of hex digits or `\"`, found `6`"
+        );
+        assert_eq!(err("t.m(a: [1 2])"), "10: expected `,` or `]`, found `2`");
+        assert_eq!(err("t.m(a: @)"), "7: expected a value, found `@`");
+        assert_eq!(err("t.m(a: -x)"), "7: expected a number, found `-x`");
+        let deep = format!("t.m({}{})", "[".repeat(40), "]".repeat(40));
+        assert_eq!(err(&deep), "37: values nest too deeply");
     }
 }
