@@ -27,10 +27,10 @@ HOST_DIR      := target/host
 LOOM_DIR      := target/loom
 # Static, higher-half kernel code; frame pointers keep fault reports useful.
 KERNEL_RUSTFLAGS := -C relocation-model=static -C code-model=kernel -C force-frame-pointers=yes
-HOST_CRATES   := -p capos-ring -p capos-caps -p capos-codegen -p capos-kcore -p capos-verify -p capos-rt -p capos-linux-baseline
+HOST_CRATES   := -p capos-ring -p capos-caps -p capos-codegen -p capos-reflect -p capos-kcore -p capos-verify -p capos-rt -p capos-linux-baseline
 SERVICE_CRATES := -p capos-rt -p init -p hostile -p worker -p fault -p template -p bench -p timer-demo -p vm-demo -p heap-demo -p spawn-test -p echo-server -p echo-client -p shm-producer -p shm-consumer -p leak-test -p self-abuse -p sleepers
 SERVICE_RUSTFLAGS = -C relocation-model=static -C link-arg=-T$(CURDIR)/rt/link.ld -C link-arg=--no-pie -C link-arg=-zmax-page-size=4096
-NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-kcore
+NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-reflect -p capos-kcore
 
 
 .PHONY: setup kernel kernel-lockdep kernel-irqoff services manifests iso run run-uefi test test-host test-loom check-manifests check-dispatch smoke stress bench pathprof fmt fmt-check lint clean
