@@ -85,14 +85,17 @@ fn text_and_integers_reach_the_generated_reader() {
     let bytes = call(
         &s,
         "TerminalSession",
-        "t.readLine(maxBytes: 0xff, echo: true)",
+        "t.readLine(maxBytes: 0xff, echo: hidden)",
     );
     let message = read(&bytes);
     let p = message
         .get_root::<capos_capnp::terminal_session::read_line_params::Reader<'_>>()
         .unwrap();
     assert_eq!(p.get_max_bytes(), 255);
-    assert!(p.get_echo());
+    assert_eq!(
+        p.get_echo(),
+        Ok(capos_capnp::terminal_session::EchoMode::Hidden)
+    );
 }
 
 #[test]

@@ -53,6 +53,22 @@ macro_rules! every_method {
             "readLine"
         );
         n += 1;
+        $check!(
+            capos_capnp::terminal_session,
+            read_key_params,
+            read_key_results,
+            "TerminalSession",
+            "readKey"
+        );
+        n += 1;
+        $check!(
+            capos_capnp::terminal_session,
+            cancel_read_params,
+            cancel_read_results,
+            "TerminalSession",
+            "cancelRead"
+        );
+        n += 1;
         $check!(capos_capnp::timer, now_params, now_results, "Timer", "now");
         n += 1;
         $check!(

@@ -41,7 +41,7 @@ const LINES: &[(&str, &str)] = &[
         "ProcessSpawner",
         r#"p.spawn(name: "w", binaryName: "worker", grants: [(name = "c", source = (kernel = console))], placement: (cpu = 1))"#,
     ),
-    ("TerminalSession", "t.readLine(maxBytes: 80, echo: false)"),
+    ("TerminalSession", "t.readLine(maxBytes: 80, echo: visible)"),
 ];
 
 #[test]

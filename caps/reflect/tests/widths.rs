@@ -164,13 +164,28 @@ fn floats_round_trip() {
     assert_eq!((w.get_f32(), w.get_f64()), (3.0, -2.0));
 }
 
+/// `text` as a string literal of the call language, every control
+/// character as `\u{..}` (Rust's own `{:?}` writes NUL as `\0`, which a
+/// following digit would turn into a longer octal escape).
+fn quoted(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[test]
 fn text_round_trips_through_parse_encode_decode_parse() {
     fn prop(text: String) -> TestResult {
         let s = schema();
-        // Rust's escaping (`\"`, `\\`, `\n`, `\u{..}`, `\0`) is a subset of
-        // what the call language reads.
-        let line = format!("t.text(t: {text:?})");
+        let line = format!("t.text(t: {})", quoted(&text));
         let bytes = match encode_line(&s, &line) {
             Ok(b) => b,
             Err(e) => return TestResult::error(format!("{line}: {e}")),
