@@ -25,13 +25,13 @@ use registry::Registry;
 
 capos_rt::entry!(main);
 
-/// Parameter bytes a RECV takes: as many as a RECV buffer can hold with the
-/// call header and the most transfer records a call can carry, so that no
-/// call is too large to receive (a RECV that fails leaves the call queued
-/// for the next one, which would fail again). `node` needs 24.
-const PARAMS_CAPACITY: usize = capos_rt::ring::MAX_RESULT_LEN as usize
-    - capos_rt::ring::process::CALL_HEADER_SIZE
-    - capos_rt::ring::MAX_TRANSFERS as usize * capos_rt::ring::TRANSFER_RESULT_SIZE as usize;
+/// Parameter bytes a RECV takes: the most an endpoint call carries (16 KiB,
+/// the kernel's `MAX_CALL_PARAMS`) with the records of the most
+/// capabilities a call can send, so that no call is too large to receive
+/// (a RECV that fails leaves the call queued for the next one, which would
+/// fail again). `node` needs 24.
+const PARAMS_CAPACITY: usize = 16 * 1024
+    + capos_rt::ring::MAX_TRANSFERS as usize * capos_rt::ring::TRANSFER_RESULT_SIZE as usize;
 
 struct RegistryServer {
     registry: Registry,
