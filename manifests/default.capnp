@@ -1,5 +1,7 @@
 # The default capOS boot manifest: init, an echo server and client pair over
-# an endpoint, a shared-memory producer and consumer, and a timer demo. Check it with
+# an endpoint, the schema registry (which the echo client reads Echo back
+# from, then stops), a shared-memory producer and consumer, and a timer
+# demo. Check it with
 #   cargo run -p capos-caps --features std --bin mkmanifest -- check manifests/default.capnp
 @0xd33f21ec1717a09b;
 
@@ -12,6 +14,7 @@ const manifest :M.SystemManifest = (
     (name = "init", module = "init"),
     (name = "echo-server", module = "echo-server"),
     (name = "echo-client", module = "echo-client"),
+    (name = "registry", module = "registry"),
     (name = "shm-producer", module = "shm-producer"),
     (name = "shm-consumer", module = "shm-consumer"),
     (name = "timer-demo", module = "timer-demo"),
@@ -37,6 +40,19 @@ const manifest :M.SystemManifest = (
       exports = [(name = "echo", cap = "endpoint", facet = client)],
     ),
     (
+      name = "registry",
+      binary = "registry",
+      caps = [
+        (name = "console", expectedInterfaceId = C.consoleInterfaceId, source = (kernel = console)),
+        (name = "endpoint", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint)),
+        (name = "control", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint)),
+      ],
+      exports = [
+        (name = "registry", cap = "endpoint", facet = client),
+        (name = "control", cap = "control", facet = client),
+      ],
+    ),
+    (
       name = "echo-client",
       binary = "echo-client",
       caps = [
@@ -48,6 +64,16 @@ const manifest :M.SystemManifest = (
         ),
         (name = "timer", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer)),
         (name = "own", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint)),
+        (
+          name = "registry",
+          expectedInterfaceId = C.clientEndpointInterfaceId,
+          source = (service = (service = "registry", export = "registry")),
+        ),
+        (
+          name = "registryControl",
+          expectedInterfaceId = C.clientEndpointInterfaceId,
+          source = (service = (service = "registry", export = "control")),
+        ),
       ],
     ),
     (

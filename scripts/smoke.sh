@@ -411,6 +411,14 @@ default_case() {
         "echo-server: the moved timer works here" \
         "echo-client: moved its timer to the server; its own id is now BAD_CAP" \
         "timer-demo: sleeps completed in order \[10, 20, 30\] ms" \
+        "init: started service registry \(pid [0-9]+\)" \
+        "registry: serving [0-9]+ interfaces and [0-9]+ schema nodes \([0-9]+ bytes\)" \
+        "registry-check: [0-9]+ interfaces; services.capnp:Echo is 0x975f538cdc85f147" \
+        "registry-check: Echo has echo@0 fail@1 quit@2 inspectCaps@3 useTimer@4" \
+        'registry-check: services.capnp:Echo.echo\$Params has data :Data' \
+        "registry-check: node\(0x123456789abcdef\) refused: no schema node has id 0x0123456789abcdef" \
+        "registry-check: asked the registry to stop" "registry: stopped" \
+        "init: service registry exited with code 0" \
         "init: started service shm-producer \(pid [0-9]+\)" "init: started service shm-consumer \(pid [0-9]+\)" \
         "shm-producer: wrote 23 bytes at 0x6[0-9a-f]{11}" \
         "shm-consumer: wrong-type adoption refused: result capability has an unexpected interface" \

@@ -111,3 +111,12 @@ struct SchemaEntry {
   name @1 :Text;
   # Its display name, e.g. `capos.capnp:Timer`.
 }
+
+interface ServiceControl @0xc254e48d6a7423de {
+  # The right to end a long-lived service, kept apart from the protocol it
+  # serves so that its clients cannot stop it: the service serves this on
+  # a second endpoint whose client facet only its stopper holds (the
+  # registry's `control`).
+  stop @0 () -> ();
+  # Answers, then the service exits.
+}

@@ -195,7 +195,7 @@ fn default_manifest_checks_and_builds() {
     let (code, stdout, stderr) = mkmanifest(&[Path::new("check"), &default]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stdout.contains("ok (schema 1, 6 binaries, init + 5 services)"),
+        stdout.contains("ok (schema 1, 7 binaries, init + 6 services)"),
         "{stdout}"
     );
     assert!(stdout.contains("echo<-echo-server.echo"), "{stdout}");
@@ -215,6 +215,7 @@ fn default_manifest_checks_and_builds() {
         names,
         [
             "echo-server",
+            "registry",
             "echo-client",
             "shm-producer",
             "shm-consumer",
@@ -228,6 +229,7 @@ fn default_manifest_checks_and_builds() {
             "init",
             "echo-server",
             "echo-client",
+            "registry",
             "shm-producer",
             "shm-consumer",
             "timer-demo"

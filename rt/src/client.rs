@@ -634,12 +634,24 @@ pub struct IncomingCall {
 impl Endpoint {
     /// Blocks until a call arrives (parameters up to `capacity` bytes).
     pub fn recv(&self, capacity: usize) -> Result<IncomingCall, CallError> {
-        let ring = self.cap().ring();
-        let ticket = ring.submit_recv(
+        let ticket = self.start_recv(capacity)?;
+        let done = self.cap().ring().wait(ticket)?;
+        self.finish_recv(done)
+    }
+
+    /// Submits a RECV (parameters up to `capacity` bytes) without waiting:
+    /// wait for it with [`crate::Ring::wait`] or [`crate::Ring::wait_any`]
+    /// and read the call with [`Self::finish_recv`].
+    pub fn start_recv(&self, capacity: usize) -> Result<crate::Ticket, CallError> {
+        self.cap().ring().submit_recv(
             self.cap().id(),
             capos_ring::process::CALL_HEADER_SIZE + capacity,
-        )?;
-        let done = ring.wait(ticket)?;
+        )
+    }
+
+    /// The call a completed RECV of [`Self::start_recv`] delivered.
+    pub fn finish_recv(&self, done: crate::Completion) -> Result<IncomingCall, CallError> {
+        let ring = self.cap().ring();
         let records = if done.cqe.flags & capos_ring::CQE_FLAG_TRANSFER_RESULTS != 0 {
             done.cqe.xfer_count as usize
         } else {

@@ -147,6 +147,12 @@ impl Ring {
         self.with(|c| c.wait(ticket))
     }
 
+    /// Blocks until one of `tickets` completes; returns which (collect it
+    /// with [`Self::take`]).
+    pub fn wait_any(&self, tickets: &[Ticket]) -> Result<Ticket, CallError> {
+        self.with(|c| c.wait_any(tickets))
+    }
+
     /// A blocking NOP round trip.
     pub fn nop(&self) -> Result<(), CallError> {
         self.with(|c| c.nop())

@@ -512,6 +512,25 @@ impl RingClient {
         }
     }
 
+    /// Blocks until one of `tickets` completes and returns it; its
+    /// completion stays for [`Self::take`], and every other completion that
+    /// arrives meanwhile is kept for its own owner. A server waiting on
+    /// more than one endpoint (or on a RECV and a sleep) waits here.
+    pub fn wait_any(&mut self, tickets: &[Ticket]) -> Result<Ticket, CallError> {
+        loop {
+            if let Some(t) = tickets.iter().find(|t| self.done.contains_key(&t.0)) {
+                return Ok(*t);
+            }
+            if !tickets.iter().any(|t| self.pending.contains_key(&t.0)) {
+                return Err(CallError::UnknownTicket);
+            }
+            if self.reap()? > 0 {
+                continue;
+            }
+            self.enter(1, TIMEOUT_FOREVER)?;
+        }
+    }
+
     /// A blocking CALL: submit, then [`Self::wait`]. Returns the result bytes
     /// (possibly empty for methods without results).
     pub fn call(
@@ -1155,6 +1174,20 @@ mod tests {
         }
         assert_eq!(c.wait(tickets[0]).unwrap_err().transport(), None);
         assert!(matches!(c.wait(tickets[0]), Err(CallError::UnknownTicket)));
+    }
+
+    #[test]
+    fn wait_any_returns_a_completed_ticket_and_keeps_the_rest() {
+        let (mut c, _, _) = setup_with(true, Vec::new());
+        let a = c.submit_call(7, 0, b"a".to_vec(), 8).unwrap();
+        let b = c.submit_call(7, 0, b"b".to_vec(), 8).unwrap();
+        let first = c.wait_any(&[a, b]).unwrap();
+        assert!(first == a || first == b);
+        let other = if first == a { b } else { a };
+        assert!(c.take(first).is_some());
+        assert_eq!(c.wait_any(&[first, other]).unwrap(), other);
+        assert!(c.take(other).is_some());
+        assert!(matches!(c.wait_any(&[a, b]), Err(CallError::UnknownTicket)));
     }
 
     #[test]

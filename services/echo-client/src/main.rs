@@ -4,12 +4,15 @@
 //! transfer leaving its table as it was, that a call to a server that has
 //! exited completes with CANCELLED, and that an endpoint's queue is bounded
 //! by its owner's ledger (on an endpoint of its own that nobody serves
-//! until it does so itself).
+//! until it does so itself). With a `registry` cap it also reads the
+//! `Echo` interface back from the schema registry ([`registry_check`]).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+mod registry_check;
 
 use alloc::format;
 use alloc::vec::Vec;
@@ -98,6 +101,7 @@ fn main(rt: &mut Runtime) -> i32 {
         }
         Err(e) => say(&format!("echo-client: FAIL no own endpoint: {e}")),
     }
+    registry_check::run(rt, &say);
     if let Err(e) = proto.quit() {
         say(&format!("echo-client: FAIL quit: {e}"));
     }
