@@ -433,6 +433,14 @@ macro_rules! every_method {
             "node"
         );
         n += 1;
+        $check!(
+            services_capnp::service_control,
+            stop_params,
+            stop_results,
+            "ServiceControl",
+            "stop"
+        );
+        n += 1;
         n
     }};
 }
