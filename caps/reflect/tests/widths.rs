@@ -39,7 +39,7 @@ fn literal(n: i128, hex: bool) -> String {
     match (hex, n < 0) {
         (false, _) => format!("{n}"),
         (true, false) => format!("{n:#x}"),
-        (true, true) => format!("-{:#x}", -n),
+        (true, true) => format!("-{:#x}", n.unsigned_abs()),
     }
 }
 
