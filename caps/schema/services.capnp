@@ -150,3 +150,6 @@ interface StdIO @0xa017c369b232fe98 {
       $C.resultBytes(4128);
   # Reads one line (at most 4096 bytes; 0 means 4096), echoed.
 }
+
+const launcherInterfaceId :UInt64 = 0x8d781b59bd4555a1;
+# What a manifest's launcher cap expects (`source = (launcher = void)`).

@@ -1108,6 +1108,7 @@ fn well_formed(g: &mut Gen) -> Manifest {
             exports,
             placement,
             cap_slots,
+            launchable: Vec::new(),
         });
     }
     // Kernel-started boot processes: kernel-minted caps of any kind but the two
