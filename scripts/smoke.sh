@@ -543,7 +543,7 @@ if selected spawn-test; then
         "spawn-test: ok child pid [0-9]+ exited with Ok\(0\), waited again: Ok\(0\)" \
         "spawn-test: ok boot-package-grant refused: grant \"boot\": BootPackage is only granted to init" \
         "spawn-test: ok spawner-grant refused: grant \"spawner\": ProcessSpawner is only granted to init" \
-        "spawn-test: ok terminal-grant refused: grant \"term\": kernel capability kind terminal is not available in this kernel yet" \
+        "spawn-test: ok terminal-grant refused: grant \"term\": no terminal is configured" \
         "spawn-test: ok unknown-binary refused: no boot binary named \"no-such-binary\"" \
         "spawn-test: ok not-an-elf refused: cannot start \"not-elf\": invalid ELF" \
         'proc: pid [0-9]+ \(pinned\) spawned by pid 1, pinned to CPU 1' \
