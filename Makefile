@@ -38,7 +38,7 @@ HOST_SERVICE_LIBS := -p registry
 .PHONY: setup kernel kernel-lockdep kernel-irqoff services manifests iso run run-uefi test test-host test-loom check-manifests check-dispatch smoke stress bench pathprof fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
-SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers terminal-test registry
+SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers terminal-test registry launcher-test
 # The manifest `make run` boots (init reads it through BootPackage).
 RUN_MANIFEST  := default
 MANIFESTS     := $(basename $(notdir $(wildcard manifests/*.capnp)))

@@ -543,7 +543,7 @@ if selected spawn-test; then
         "spawn-test: ok child pid [0-9]+ exited with Ok\(0\), waited again: Ok\(0\)" \
         "spawn-test: ok boot-package-grant refused: grant \"boot\": BootPackage is only granted to init" \
         "spawn-test: ok spawner-grant refused: grant \"spawner\": ProcessSpawner is only granted to init" \
-        "spawn-test: ok terminal-grant refused: grant \"term\": kernel capability kind terminal is not available in this kernel yet" \
+        "spawn-test: ok terminal-grant refused: grant \"term\": no terminal is configured" \
         "spawn-test: ok unknown-binary refused: no boot binary named \"no-such-binary\"" \
         "spawn-test: ok not-an-elf refused: cannot start \"not-elf\": invalid ELF" \
         'proc: pid [0-9]+ \(pinned\) spawned by pid 1, pinned to CPU 1' \
@@ -560,6 +560,34 @@ if selected spawn-test; then
         "COUNT11:spawner: refused a spawn by pid 1: " "NOT:LEAKED" \
         "spawn-test: done" "NOT:spawn-test: FAIL" \
         "proc: all processes exited; frames held by processes 0;" "test: all processes exited"
+fi
+# init's Launcher (manifests/launcher.capnp): launcher-test lists its
+# allowlist, launches template with a copy of its console, has each bad
+# request refused by init before any spawn, repeats refused and good
+# launches past init's 12 cap slots (a capability init kept would fill its
+# table), and gives a copy of its launcher to a child, which init refuses
+# since it knows holders by pid. Every process exits with nothing held.
+if selected launcher; then
+    run_case launcher tcg bios 2 "test=boot" $ST_SUCCESS --manifest launcher -- \
+        "init: started service launcher-test \(pid [0-9]+\)" \
+        "launcher-test: allowed: template launcher-test" \
+        "launcher-test: ok launched template as pid [0-9]+ with its console; it exited with code 0" \
+        "template: hello from a capOS service" \
+        "launcher-test: ok not-allowlisted refused: exception: failed: binary \"hostile\" is not on this launcher's allowlist" \
+        "launcher-test: ok unsent-index refused: exception: failed: grant \"console\": names transfer index 1, but 1 capabilities were sent" \
+        "launcher-test: ok index-named-twice refused: exception: failed: grant \"log\": transfer index 0 is named by an earlier grant too" \
+        "launcher-test: ok wrong-interface refused: exception: failed: grant \"console\": expects interface 0xa06e7a0d0d2e312e, but capability 0 is 0xdfa84506728bf29c" \
+        "launcher-test: ok shared-kind refused: exception: failed: grant \"console\": a launcher mints only child-local kernel caps, not console" \
+        "launcher-test: ok 40 of 40 launches sending 2 caps refused as expected; 12 of 12 launches exited with code 0" \
+        "launcher-test child: pid [0-9]+ holds console launcher child" \
+        "launcher-test child: ok allowed refused: exception: failed: pid [0-9]+ holds no launcher of init's" \
+        "launcher-test child: ok launch refused: exception: failed: pid [0-9]+ holds no launcher of init's" \
+        "launcher-test: the child it gave its launcher to exited with code 0" \
+        "COUNT14:proc: pid [0-9]+ \((hello|again|launcher-child)\) spawned by pid 1" \
+        "NOT:\(refused\) spawned|\(grandchild\) spawned|spawner: refused a spawn" \
+        "launcher-test: done" "init: service launcher-test exited with code 0" "init: done" \
+        "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \
+        "NOT:FAIL|not started|could not start|not answered|could not be received|EXCEPTION|PANIC"
 fi
 # Nothing leaks over time (manifests/leak.capnp): leak-test, as init,
 # spawns and reaps 10,000 children and creates and releases 100,000

@@ -53,6 +53,7 @@ struct Service {
   exports @3 :List(Export);        # caps later services may import
   placement @4 :Caps.Placement;    # where it runs; left out: any CPU
   capSlots @5 :UInt32;             # cap-slot quota; 0: the default (256); at most 4096
+  launchable @6 :List(Text);       # binaries its launcher may start (needs a `launcher` cap)
 }
 
 struct CapRef {
@@ -62,6 +63,7 @@ struct CapRef {
     unset @2 :Void;                # the default: rejected, sources are explicit
     kernel @3 :Caps.KernelCapKind; # minted by the kernel
     service @4 :ImportRef;         # another service's export
+    launcher @5 :Void;             # init's Launcher, limited to the service's `launchable` binaries
   }
 }
 

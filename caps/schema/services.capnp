@@ -120,3 +120,36 @@ interface ServiceControl @0xc254e48d6a7423de {
   stop @0 () -> ();
   # Answers, then the service exits.
 }
+
+interface Launcher @0x8d781b59bd4555a1 {
+  # Starts programs for its holder: only boot binaries on the holder's
+  # allowlist (the manifest's `launchable` for the service that holds it),
+  # with exactly the capabilities the caller sends and names, plus fresh
+  # child-local kernel caps; never anything else. Served by init; a holder
+  # is known by its pid, so a copy passed on to another process is refused.
+  launch @0 (binary :Text, name :Text, grants :List(C.CapGrant))
+      -> (handle :UInt16 $C.resultCap("ProcessHandle"));
+  # Starts `binary` as a process named `name` whose CapSet is `grants`, in
+  # order: each either a capability sent with the call (`transferred`, its
+  # transfer index; moved or copied as the caller sent it) or a child-local
+  # kernel kind. Answers with the child's ProcessHandle. A binary not on the
+  # allowlist is refused with a failed exception naming it.
+  allowed @1 () -> (binaries :List(Text));
+  # The binaries this holder may start.
+}
+
+interface StdIO @0xa017c369b232fe98 {
+  # A program's standard input and output, served by whoever runs it (the
+  # shell) and bridged to its terminal, so that the program never holds the
+  # terminal itself.
+  write @0 (data :Data) -> ();
+  # Writes the bytes as they are.
+  writeLine @1 (text :Text) -> ();
+  # Writes the text and a line break.
+  readLine @2 (maxBytes :UInt32) -> (status :C.TerminalSession.LineStatus, line :Data)
+      $C.resultBytes(4128);
+  # Reads one line (at most 4096 bytes; 0 means 4096), echoed.
+}
+
+const launcherInterfaceId :UInt64 = 0x8d781b59bd4555a1;
+# What a manifest's launcher cap expects (`source = (launcher = void)`).

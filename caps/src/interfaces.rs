@@ -37,6 +37,11 @@ pub const THREAD_CONTROL: u64 = s::thread_control::_private::TYPE_ID;
 /// `Null`: does nothing; measures the cost of a capability call itself.
 pub const NULL: u64 = s::null::_private::TYPE_ID;
 
+/// `Launcher` (`services.capnp`, served by init): what a manifest's
+/// launcher cap expects. Not a kernel interface: the holder's CapSet shows
+/// the `ClientEndpoint` it speaks `Launcher` through.
+pub const LAUNCHER: u64 = crate::schema::services_capnp::launcher::_private::TYPE_ID;
+
 /// Every kernel interface with its schema name, in schema order.
 pub const ALL: [(&str, u64); 15] = [
     ("Console", CONSOLE),
@@ -89,6 +94,10 @@ mod tests {
             s::NULL_INTERFACE_ID,
         ];
         assert_eq!(declared.len(), ALL.len());
+        assert_eq!(
+            LAUNCHER,
+            crate::schema::services_capnp::LAUNCHER_INTERFACE_ID
+        );
         for ((name, id), want) in ALL.iter().zip(declared) {
             assert_eq!(*id, want, "{name}");
         }

@@ -136,6 +136,22 @@ const CASES: &[(&str, &str)] = &[
         "init: asks for capSlots = 4097; at most 4096 are allowed (0 means the default, 256)",
     ),
     (
+        "launchable-unknown-binary",
+        r#"service "timer-demo": lists launchable binary "hostile", which the manifest does not declare"#,
+    ),
+    (
+        "launchable-without-launcher",
+        r#"service "timer-demo": lists launchable binaries but holds no launcher cap to start them with"#,
+    ),
+    (
+        "launcher-without-init-endpoint",
+        r#"init: services ask for a launcher, but init holds no kernel endpoint cap named "launcher" to serve it on"#,
+    ),
+    (
+        "init-launcher",
+        r#"init: cap "launcher": a launcher is served by init to the services it starts; only a service can hold one"#,
+    ),
+    (
         "init-cap-mismatch",
         r#"init: cap "timer": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xa06e7a0d0d2e312e (Timer)"#,
     ),

@@ -374,6 +374,16 @@ impl<T: Interface> Owned<T> {
     }
 }
 
+impl<T: Interface> Owned<T> {
+    /// Gives up ownership without releasing: for a capability about to
+    /// leave this process (moved in a RETURN or a spawn), whose id the
+    /// kernel retires. Whoever takes the [`Cap`] must release it, or see
+    /// it gone.
+    pub fn into_cap(self) -> Cap {
+        self._handle.into_cap()
+    }
+}
+
 impl<T: Interface> Deref for Owned<T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -1108,6 +1108,7 @@ fn well_formed(g: &mut Gen) -> Manifest {
             exports,
             placement,
             cap_slots,
+            launchable: Vec::new(),
         });
     }
     // Kernel-started boot processes: kernel-minted caps of any kind but the two
@@ -1325,10 +1326,17 @@ fn distinct<'a>(names: impl Iterator<Item = &'a str> + Clone) -> bool {
     names.clone().collect::<BTreeSet<_>>().len() == names.count()
 }
 
-/// Kinds this kernel mints (docs/manifest.md: terminal and threadSpawner
-/// are refused as not available yet).
+/// Kinds this kernel mints (docs/manifest.md: threadSpawner is refused as
+/// not available yet).
 fn minted(k: KernelKind) -> bool {
-    !matches!(k, KernelKind::Terminal | KernelKind::ThreadSpawner)
+    !matches!(k, KernelKind::ThreadSpawner)
+}
+
+/// How many of `caps` ask for the terminal (it has one holder).
+fn terminals<'a>(caps: impl IntoIterator<Item = &'a CapRef>) -> usize {
+    caps.into_iter()
+        .filter(|c| c.source == CapSource::Kernel(KernelKind::Terminal))
+        .count()
 }
 
 /// A cap-slot quota a process with `caps` caps may ask for (docs/manifest.md).
@@ -1352,6 +1360,12 @@ fn oracle_kernel(m: &Manifest) -> bool {
             CapSource::Kernel(k) => minted(k) && c.expected_interface_id == k.interface_id(),
             _ => false,
         })
+        && terminals(
+            m.init
+                .caps
+                .iter()
+                .chain(m.kernel.boot_processes.iter().flat_map(|p| &p.caps)),
+        ) <= 1
         && m.kernel.boot_processes.len() <= 16
         && m.kernel.boot_processes.iter().all(|p| {
             binary_names.contains(p.binary.as_str())
@@ -1389,6 +1403,9 @@ fn oracle_graph(m: &Manifest) -> bool {
     if !distinct(m.services.iter().map(|s| s.name.as_str()))
         || !m.services.iter().all(|s| good_name(&s.name))
     {
+        return false;
+    }
+    if terminals(m.services.iter().flat_map(|s| &s.caps)) > 1 {
         return false;
     }
     // Exports each service offers, known once the service has been started.

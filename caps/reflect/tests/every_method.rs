@@ -441,6 +441,46 @@ macro_rules! every_method {
             "stop"
         );
         n += 1;
+        $check!(
+            services_capnp::launcher,
+            launch_params,
+            launch_results,
+            "Launcher",
+            "launch"
+        );
+        n += 1;
+        $check!(
+            services_capnp::launcher,
+            allowed_params,
+            allowed_results,
+            "Launcher",
+            "allowed"
+        );
+        n += 1;
+        $check!(
+            services_capnp::std_i_o,
+            write_params,
+            write_results,
+            "StdIO",
+            "write"
+        );
+        n += 1;
+        $check!(
+            services_capnp::std_i_o,
+            write_line_params,
+            write_line_results,
+            "StdIO",
+            "writeLine"
+        );
+        n += 1;
+        $check!(
+            services_capnp::std_i_o,
+            read_line_params,
+            read_line_results,
+            "StdIO",
+            "readLine"
+        );
+        n += 1;
         n
     }};
 }

@@ -134,6 +134,7 @@ fn summarize(input: &Path, m: &Manifest) -> String {
             .map(|c| match &c.source {
                 CapSource::Kernel(kind) => format!("{}={kind}", c.name),
                 CapSource::Import { service, export } => format!("{}<-{service}.{export}", c.name),
+                CapSource::Launcher => format!("{}<-init.launcher", c.name),
                 _ => c.name.clone(),
             })
             .collect::<Vec<_>>()
@@ -173,6 +174,9 @@ fn summarize(input: &Path, m: &Manifest) -> String {
                 .map(|e| format!("{}={}", e.name, e.cap))
                 .collect();
             s.push_str(&format!("; exports: {}", exports.join(" ")));
+        }
+        if !svc.launchable.is_empty() {
+            s.push_str(&format!("; launchable: {}", svc.launchable.join(" ")));
         }
         if svc.placement != manifest::Placement::AnyCpu {
             s.push_str(&format!("; pinned to {}", svc.placement));

@@ -31,6 +31,9 @@ pub struct Limits {
     pub max_caps: usize,
     /// Most exports of one service.
     pub max_exports: usize,
+    /// Most names in one service's `launchable` list (validation allows
+    /// fewer; see [`MAX_LAUNCHABLE`](super::MAX_LAUNCHABLE)).
+    pub max_launchable: usize,
     /// Longest text field, in bytes.
     pub max_text: usize,
     /// Cap'n Proto nesting limit.
@@ -39,8 +42,8 @@ pub struct Limits {
 
 impl Limits {
     /// The limits [`decode`] uses: 1 MiB, 256 binaries, 128 services, 64 boot
-    /// processes, 64 caps per process, 32 exports per service, 256-byte texts,
-    /// nesting depth 16.
+    /// processes, 64 caps per process, 32 exports per service, 256 launchable
+    /// binaries per service, 256-byte texts, nesting depth 16.
     pub const DEFAULT: Limits = Limits {
         max_bytes: 1 << 20,
         max_binaries: 256,
@@ -48,6 +51,7 @@ impl Limits {
         max_boot_processes: 64,
         max_caps: 64,
         max_exports: 32,
+        max_launchable: 256,
         max_text: 256,
         nesting: 16,
     };
@@ -216,6 +220,16 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
                 },
             });
         }
+        let launchable = s.get_launchable()?;
+        d.list(
+            "launchable binaries in one service",
+            launchable.len(),
+            limits.max_launchable,
+        )?;
+        let launchable = launchable
+            .iter()
+            .map(|t| d.text("launchable binary name", t))
+            .collect::<Result<Vec<_>, _>>()?;
         manifest.services.push(Service {
             name: d.text("service name", s.get_name())?,
             binary: d.text("binary name", s.get_binary())?,
@@ -223,6 +237,7 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
             exports: decoded,
             placement: placement_from_schema(s.get_placement()?),
             cap_slots: s.get_cap_slots(),
+            launchable,
         });
     }
     Ok(manifest)
@@ -279,6 +294,7 @@ impl Decoder<'_> {
                         export: self.text("export name", import.get_export())?,
                     }
                 }
+                Ok(cap_ref::source::Launcher(())) => CapSource::Launcher,
                 Err(capnp::NotInSchema(n)) => CapSource::UnknownVariant(n),
             };
             out.push(CapRef {
@@ -355,6 +371,7 @@ fn encode_caps(caps: &[CapRef], mut list: capnp::struct_list::Builder<'_, cap_re
                 import.set_service(service.as_str());
                 import.set_export(export.as_str());
             }
+            CapSource::Launcher => source.set_launcher(()),
             // Values the schema cannot express are written as "no source".
             CapSource::Unset | CapSource::UnknownKernelKind(_) | CapSource::UnknownVariant(_) => {
                 source.set_unset(())
@@ -416,6 +433,10 @@ impl Manifest {
             encode_caps(&s.caps, b.reborrow().init_caps(len32(s.caps.len())));
             if s.placement != Placement::AnyCpu {
                 write_placement(s.placement, b.reborrow().init_placement());
+            }
+            let mut launchable = b.reborrow().init_launchable(len32(s.launchable.len()));
+            for (j, name) in s.launchable.iter().enumerate() {
+                launchable.set(j as u32, name.as_str());
             }
             let mut exports = b.init_exports(len32(s.exports.len()));
             for (j, e) in s.exports.iter().enumerate() {

@@ -37,6 +37,13 @@ pub const MAX_NAME_LEN: usize = 32;
 /// Most processes the kernel starts beside init (`KernelParams::boot_processes`).
 pub const MAX_BOOT_PROCESSES: usize = 16;
 
+/// Most binaries one service's `launchable` allowlist may name.
+pub const MAX_LAUNCHABLE: usize = 64;
+
+/// The name of init's kernel `endpoint` cap that serves the Launcher: init
+/// must hold one when any service asks for a launcher.
+pub const INIT_LAUNCHER_CAP: &str = "launcher";
+
 /// The cap-slot quota of a process whose manifest entry or spawn leaves it at 0.
 pub const DEFAULT_CAP_SLOTS: u32 = 256;
 
@@ -149,6 +156,9 @@ pub struct Service {
     pub placement: Placement,
     /// Cap-slot quota; 0 means [`DEFAULT_CAP_SLOTS`], at most [`MAX_CAP_SLOTS`].
     pub cap_slots: u32,
+    /// Binaries its launcher (a [`CapSource::Launcher`] cap) may start; at
+    /// most [`MAX_LAUNCHABLE`].
+    pub launchable: Vec<String>,
 }
 
 /// Where the scheduler may run a process (`Placement` in the schema).
@@ -201,6 +211,10 @@ pub enum CapSource {
         /// Export name.
         export: String,
     },
+    /// Init's Launcher: a copy of the client facet of init's
+    /// [`INIT_LAUNCHER_CAP`] endpoint, limited to the service's
+    /// `launchable` binaries. Services only.
+    Launcher,
     /// A source variant this build does not know (rejected).
     UnknownVariant(u16),
 }
@@ -363,6 +377,15 @@ impl CapRef {
             name: name.into(),
             expected_interface_id: kind.interface_id(),
             source: CapSource::Kernel(kind),
+        }
+    }
+
+    /// Init's Launcher, expecting the `Launcher` interface.
+    pub fn launcher(name: &str) -> CapRef {
+        CapRef {
+            name: name.into(),
+            expected_interface_id: interfaces::LAUNCHER,
+            source: CapSource::Launcher,
         }
     }
 

@@ -40,6 +40,7 @@ fn sample() -> Manifest {
                 exports: vec![Export::client("echo", "endpoint")],
                 placement: Placement::AnyCpu,
                 cap_slots: 1024,
+                launchable: vec![],
             },
             Service {
                 name: "echo-client".into(),
@@ -51,6 +52,7 @@ fn sample() -> Manifest {
                 exports: vec![],
                 placement: Placement::Cpu(1),
                 cap_slots: 0,
+                launchable: vec![],
             },
             Service {
                 name: "timer-demo".into(),
@@ -62,6 +64,7 @@ fn sample() -> Manifest {
                 exports: vec![],
                 placement: Placement::AnyCpu,
                 cap_slots: MAX_CAP_SLOTS,
+                launchable: vec![],
             },
         ],
     }
@@ -560,4 +563,130 @@ fn kinds_map_to_their_interfaces() {
     assert!(KernelKind::Null.is_child_local());
     assert_eq!(KernelKind::Null.interface_id(), crate::interfaces::NULL);
     assert_eq!(KernelKind::Null.to_string(), "null");
+}
+
+/// The sample with a launcher: init serves it on its `launcher` endpoint,
+/// timer-demo holds one that may start echo-client and timer-demo.
+fn with_launcher() -> Manifest {
+    let mut m = sample();
+    m.init
+        .caps
+        .push(CapRef::kernel(INIT_LAUNCHER_CAP, KernelKind::Endpoint));
+    m.services[2].caps.push(CapRef::launcher("launcher"));
+    m.services[2].launchable = vec!["echo-client".into(), "timer-demo".into()];
+    m
+}
+
+#[test]
+fn launchers_are_valid_and_round_trip() {
+    let m = with_launcher();
+    assert_eq!(check(&m), Ok(()));
+    let decoded = decode(&m.encode()).unwrap();
+    assert_eq!(decoded, m);
+    assert_eq!(decoded.services[2].caps[2].source, CapSource::Launcher);
+    assert_eq!(
+        decoded.services[2].caps[2].expected_interface_id,
+        crate::interfaces::LAUNCHER
+    );
+    assert_eq!(
+        decoded.services[2].launchable,
+        ["echo-client", "timer-demo"]
+    );
+
+    // A launcher with nothing to launch is useless but harmless; the longest
+    // allowlist passes.
+    let mut empty = with_launcher();
+    empty.services[2].launchable.clear();
+    assert_eq!(check(&empty), Ok(()));
+    let mut full = with_launcher();
+    full.binaries = (0..MAX_LAUNCHABLE)
+        .map(|i| bin(&alloc::format!("b{i}")))
+        .chain(sample().binaries)
+        .collect();
+    full.services[2].launchable = (0..MAX_LAUNCHABLE)
+        .map(|i| alloc::format!("b{i}"))
+        .collect();
+    assert_eq!(check(&full), Ok(()));
+    assert_eq!(decode(&full.encode()).unwrap(), full);
+
+    // The decoder bounds the list before validation sees it.
+    let mut crowded = with_launcher();
+    crowded.services[2].launchable = vec!["timer-demo".into(); 257];
+    assert_eq!(
+        decode(&crowded.encode()).unwrap_err().to_string(),
+        "manifest has 257 launchable binaries in one service; at most 256 are accepted"
+    );
+}
+
+#[test]
+fn launcher_rules() {
+    let cases: Vec<Case> = vec![
+        (
+            |m| m.services[2].launchable.push("hostile".into()),
+            "service \"timer-demo\": lists launchable binary \"hostile\", which the manifest does not declare",
+        ),
+        (
+            |m| m.services[2].launchable.push("echo-client".into()),
+            "service \"timer-demo\": lists launchable binary \"echo-client\" more than once",
+        ),
+        (
+            |m| m.services[2].launchable = vec!["timer-demo".into(); MAX_LAUNCHABLE + 1],
+            "service \"timer-demo\": lists 65 launchable binaries; at most 64 are allowed",
+        ),
+        (
+            |m| {
+                m.services[2].caps.pop();
+            },
+            "service \"timer-demo\": lists launchable binaries but holds no launcher cap to start them with",
+        ),
+        (
+            |m| m.services[1].launchable.push("timer-demo".into()),
+            "service \"echo-client\": lists launchable binaries but holds no launcher cap to start them with",
+        ),
+        (
+            |m| m.services[2].caps[2].expected_interface_id = crate::interfaces::CLIENT_ENDPOINT,
+            "service \"timer-demo\": cap \"launcher\": expects interface 0x9e8a4b887bf7d685 (ClientEndpoint) but its source provides 0x8d781b59bd4555a1 (Launcher)",
+        ),
+        (
+            |m| {
+                m.init.caps.pop();
+            },
+            "init: services ask for a launcher, but init holds no kernel endpoint cap named \"launcher\" to serve it on",
+        ),
+        (
+            |m| m.init.caps[4] = CapRef::kernel("launcher", KernelKind::Null),
+            "init: services ask for a launcher, but init holds no kernel endpoint cap named \"launcher\" to serve it on",
+        ),
+        (
+            |m| m.init.caps[4].name = "ep".into(),
+            "init: services ask for a launcher, but init holds no kernel endpoint cap named \"launcher\" to serve it on",
+        ),
+    ];
+    for (mutate, expected) in cases {
+        let mut m = with_launcher();
+        mutate(&mut m);
+        assert_eq!(validate_kernel_layer(&m), Ok(()), "{expected}");
+        assert_eq!(
+            validate_service_graph(&m).unwrap_err().to_string(),
+            expected
+        );
+    }
+}
+
+#[test]
+fn only_services_hold_a_launcher() {
+    let mut m = with_launcher();
+    m.init.caps.push(CapRef::launcher("mine"));
+    assert_eq!(
+        validate_kernel_layer(&m).unwrap_err().to_string(),
+        "init: cap \"mine\": a launcher is served by init to the services it starts; only a service can hold one"
+    );
+    let mut m = with_boot_processes();
+    m.kernel.boot_processes[0]
+        .caps
+        .push(CapRef::launcher("launcher"));
+    assert_eq!(
+        validate_kernel_layer(&m).unwrap_err().to_string(),
+        "boot process 0 (\"timer-demo\"): cap \"launcher\": a launcher is served by init to the services it starts; only a service can hold one"
+    );
 }

@@ -12,7 +12,8 @@ use core::fmt;
 
 use super::{
     CapRef, CapSource, Facet, KernelKind, Manifest, Placement, Service, DEFAULT_CAP_SLOTS,
-    MAX_BOOT_PROCESSES, MAX_CAP_SLOTS, MAX_CPUS, MAX_NAME_LEN, SCHEMA_VERSION,
+    INIT_LAUNCHER_CAP, MAX_BOOT_PROCESSES, MAX_CAP_SLOTS, MAX_CPUS, MAX_LAUNCHABLE, MAX_NAME_LEN,
+    SCHEMA_VERSION,
 };
 use crate::interfaces;
 
@@ -185,6 +186,19 @@ pub enum Rule {
         /// Who holds it already.
         holder: String,
     },
+    /// Init or a boot process holds a launcher (init serves it, to services).
+    LauncherOnlyForServices,
+    /// Services ask for a launcher, but init holds no kernel endpoint named
+    /// [`INIT_LAUNCHER_CAP`] to serve it on.
+    InitLacksLauncherEndpoint,
+    /// A service's `launchable` names a binary the manifest does not declare.
+    LaunchableUnknownBinary(String),
+    /// A service's `launchable` names a binary twice.
+    LaunchableDuplicate(String),
+    /// A service's `launchable` is longer than [`MAX_LAUNCHABLE`].
+    TooManyLaunchable(usize),
+    /// A service has `launchable` binaries but no launcher cap.
+    LaunchableWithoutLauncher,
     /// A process asks for a cap-slot quota above [`MAX_CAP_SLOTS`].
     CapSlotsTooMany(u32),
     /// A process asks for a cap-slot quota smaller than the caps it starts with.
@@ -197,7 +211,11 @@ pub enum Rule {
 }
 
 fn interface_name(id: u64) -> &'static str {
-    interfaces::name_of(id).unwrap_or("unknown interface")
+    match interfaces::name_of(id) {
+        Some(name) => name,
+        None if id == interfaces::LAUNCHER => "Launcher",
+        None => "unknown interface",
+    }
 }
 
 impl fmt::Display for Rule {
@@ -264,6 +282,23 @@ impl fmt::Display for Rule {
                 max_cpus - 1
             ),
             Rule::UnknownPlacement(n) => write!(f, "has unknown placement variant {n}"),
+            Rule::LauncherOnlyForServices => f.write_str(
+                "a launcher is served by init to the services it starts; only a service can hold one",
+            ),
+            Rule::InitLacksLauncherEndpoint => write!(
+                f,
+                "services ask for a launcher, but init holds no kernel endpoint cap named {INIT_LAUNCHER_CAP:?} to serve it on"
+            ),
+            Rule::LaunchableUnknownBinary(b) => {
+                write!(f, "lists launchable binary {b:?}, which the manifest does not declare")
+            }
+            Rule::LaunchableDuplicate(b) => write!(f, "lists launchable binary {b:?} more than once"),
+            Rule::TooManyLaunchable(n) => {
+                write!(f, "lists {n} launchable binaries; at most {MAX_LAUNCHABLE} are allowed")
+            }
+            Rule::LaunchableWithoutLauncher => f.write_str(
+                "lists launchable binaries but holds no launcher cap to start them with",
+            ),
             Rule::CapSlotsTooMany(n) => write!(
                 f,
                 "asks for capSlots = {n}; at most {MAX_CAP_SLOTS} are allowed (0 means the default, {DEFAULT_CAP_SLOTS})"
@@ -406,6 +441,7 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
                 kernel_source(cap, *kind, subject(), report)
             }
             CapSource::Import { .. } => report.push(subject(), Rule::InitImport),
+            CapSource::Launcher => report.push(subject(), Rule::LauncherOnlyForServices),
             other => source_rule(other, subject(), report),
         }
     }
@@ -455,6 +491,7 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
                     kernel_source(cap, *kind, subject(), report)
                 }
                 CapSource::Import { .. } => report.push(subject(), Rule::BootProcessImport),
+                CapSource::Launcher => report.push(subject(), Rule::LauncherOnlyForServices),
                 other => source_rule(other, subject(), report),
             }
         }
@@ -467,7 +504,7 @@ fn source_rule(source: &CapSource, subject: Subject, report: &mut Report) {
         CapSource::Unset => report.push(subject, Rule::MissingSource),
         CapSource::UnknownKernelKind(n) => report.push(subject, Rule::UnknownKernelKind(*n)),
         CapSource::UnknownVariant(n) => report.push(subject, Rule::UnknownSourceVariant(*n)),
-        CapSource::Kernel(_) | CapSource::Import { .. } => {}
+        CapSource::Kernel(_) | CapSource::Import { .. } | CapSource::Launcher => {}
     }
 }
 
@@ -508,6 +545,16 @@ fn service_graph(m: &Manifest, report: &mut Report) {
                 report.push(Subject::Init, Rule::InitLacks(kind));
             }
         }
+    }
+    let launcher_wanted = m
+        .services
+        .iter()
+        .any(|s| s.caps.iter().any(|c| c.source == CapSource::Launcher));
+    let launcher_served = m.init.caps.iter().any(|c| {
+        c.name == INIT_LAUNCHER_CAP && c.source == CapSource::Kernel(KernelKind::Endpoint)
+    });
+    if launcher_wanted && !launcher_served {
+        report.push(Subject::Init, Rule::InitLacksLauncherEndpoint);
     }
     for (position, service) in m.services.iter().enumerate() {
         let subject = || Subject::Service(service.name.clone());
@@ -563,9 +610,13 @@ fn service_graph(m: &Manifest, report: &mut Report) {
                         expect_interface(cap, interfaces::CLIENT_ENDPOINT, subject(), report);
                     }
                 }
+                CapSource::Launcher => {
+                    expect_interface(cap, interfaces::LAUNCHER, subject(), report)
+                }
                 other => source_rule(other, subject(), report),
             }
         }
+        launchable_rules(m, service, report);
         for (i, export) in service.exports.iter().enumerate() {
             let subject = || Subject::Export {
                 service: service.name.clone(),
@@ -583,6 +634,26 @@ fn service_graph(m: &Manifest, report: &mut Report) {
                 report.push(subject(), rule);
             }
         }
+    }
+}
+
+/// A service's `launchable` allowlist: at most [`MAX_LAUNCHABLE`] declared
+/// binaries, each once, and only with a launcher cap to use them.
+fn launchable_rules(m: &Manifest, service: &Service, report: &mut Report) {
+    let subject = || Subject::Service(service.name.clone());
+    let list = &service.launchable;
+    if list.len() > MAX_LAUNCHABLE {
+        report.push(subject(), Rule::TooManyLaunchable(list.len()));
+    }
+    for (i, binary) in list.iter().enumerate() {
+        if m.binary(binary).is_none() {
+            report.push(subject(), Rule::LaunchableUnknownBinary(binary.clone()));
+        } else if list[..i].contains(binary) {
+            report.push(subject(), Rule::LaunchableDuplicate(binary.clone()));
+        }
+    }
+    if !list.is_empty() && !service.caps.iter().any(|c| c.source == CapSource::Launcher) {
+        report.push(subject(), Rule::LaunchableWithoutLauncher);
     }
 }
 

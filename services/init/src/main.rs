@@ -7,6 +7,15 @@
 //! them (reports each exit with its code).
 //! An imported endpoint reaches its importer as a copy of the client facet
 //! the spawner returned for the exporting service's endpoint grant.
+//!
+//! Init serves the `Launcher` on its own `launcher` endpoint: a service
+//! whose manifest entry has a launcher cap gets a copy of that endpoint's
+//! client facet and may start the binaries its `launchable` allowlist
+//! names, with exactly the capabilities it sends (moved on to the child)
+//! and fresh child-local kernel caps. Callers are known by pid: only the
+//! services init started with a launcher are served. After starting the
+//! services, init waits in one loop for launcher calls and service exits,
+//! and is done when every service it started has exited.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -15,8 +24,21 @@ extern crate alloc;
 
 use alloc::format;
 use alloc::vec::Vec;
+use capos_rt::caps::api::{launcher, process_handle};
+use capos_rt::caps::exception::CapException;
 use capos_rt::caps::manifest;
-use capos_rt::{BootPackage, Console, GrantSpec, Interface, ProcessSpawner, Runtime, SpawnOptions};
+use capos_rt::caps::schema::capos_capnp::cap_grant;
+use capos_rt::caps::schema::services_capnp::launcher as proto;
+use capos_rt::{
+    capnp, Answer, BootPackage, Cap, CapHandle, Console, Endpoint, GrantSpec, Interface, Owned,
+    ProcessHandle, ProcessSpawner, Runtime, ServerCall, SpawnOptions, Ticket,
+};
+
+/// Parameter bytes a RECV on the launcher endpoint takes: the most an
+/// endpoint call carries (16 KiB) with the records of the most
+/// capabilities a call can send, so that no call is too large to receive.
+const PARAMS_CAPACITY: usize = 16 * 1024
+    + capos_rt::ring::MAX_TRANSFERS as usize * capos_rt::ring::TRANSFER_RESULT_SIZE as usize;
 
 capos_rt::entry!(main);
 
@@ -111,24 +133,55 @@ fn main(rt: &mut Runtime) -> i32 {
         .find(|c| c.source == manifest::CapSource::Kernel(manifest::KernelKind::Terminal))
         .and_then(|c| rt.cap_any(&c.name).ok());
     if let Ok(spawner) = rt.cap::<ProcessSpawner>("spawner") {
-        start_services(&m, &spawner, terminal, &say);
+        // The Launcher is served on init's own endpoint, and only when a
+        // service asks for one (the manifest check makes sure it exists).
+        let wanted = m.services.iter().any(|s| {
+            s.caps
+                .iter()
+                .any(|c| c.source == manifest::CapSource::Launcher)
+        });
+        let endpoint = if wanted {
+            rt.cap::<Endpoint>(manifest::INIT_LAUNCHER_CAP).ok()
+        } else {
+            None
+        };
+        let facet = endpoint.as_ref().and_then(|ep| match ep.client_facet() {
+            Ok(facet) => Some(facet),
+            Err(e) => {
+                say(&format!("init: no launcher facet: {e}"));
+                None
+            }
+        });
+        let started = start_services(&m, &spawner, terminal, facet.as_ref(), &say);
+        // Services hold copies; init keeps none of its own.
+        drop(facet);
+        supervise(rt, &started, endpoint.as_ref(), &spawner, &say);
     }
     say("init: done");
     0
 }
 
+/// A service init started and has not seen exit yet.
+struct Started<'m> {
+    service: &'m manifest::Service,
+    pid: u32,
+    handle: Owned<ProcessHandle>,
+}
+
 /// Starts every service in declaration order with exactly the caps it
 /// declares (kernel-minted ones minted for it, except the terminal, which
 /// has one holder: init moves its own `terminal`; imports as copies of the
-/// client facet of the exporting service's endpoint), then waits for each
-/// to exit and reports its code. Init keeps only client facets, never the
-/// owner side of a child's endpoint.
-fn start_services(
-    m: &manifest::Manifest,
+/// client facet of the exporting service's endpoint; a launcher as a copy
+/// of `launcher`, the client facet of init's own launcher endpoint).
+/// Returns what started. Init keeps only client facets, never the owner
+/// side of a child's endpoint.
+fn start_services<'m>(
+    m: &'m manifest::Manifest,
     spawner: &ProcessSpawner,
     terminal: Option<capos_rt::Cap>,
+    launcher: Option<&Owned<capos_rt::ClientEndpoint>>,
     say: &dyn Fn(&str),
-) {
+) -> Vec<Started<'m>> {
     let mut terminal = terminal;
     let mut running = Vec::new();
     // (service, cap name) -> client facet of that service's endpoint.
@@ -168,6 +221,13 @@ fn start_services(
                         None => missing = Some(format!("{service}.{export}")),
                     }
                 }
+                manifest::CapSource::Launcher => match launcher {
+                    Some(facet) => grants.push(GrantSpec::Copy {
+                        name: &c.name,
+                        cap: facet.cap(),
+                    }),
+                    None => missing = Some(format!("the launcher (cap {})", c.name)),
+                },
                 _ => missing = Some(format!("cap {}", c.name)),
             }
         }
@@ -203,15 +263,320 @@ fn start_services(
                 for (grant, facet) in spawned.facets {
                     facets.push((s.name.as_str(), grant, facet));
                 }
-                running.push((s.name.as_str(), spawned.handle));
+                running.push(Started {
+                    service: s,
+                    pid: u32::try_from(pid).unwrap_or(0),
+                    handle: spawned.handle,
+                });
             }
             Err(e) => say(&format!("init: service {} could not start: {e}", s.name)),
         }
     }
-    for (name, handle) in running {
-        match handle.wait() {
-            Ok(code) => say(&format!("init: service {name} exited with code {code}")),
-            Err(e) => say(&format!("init: waiting for service {name} failed: {e}")),
+    running
+}
+
+/// Waits in one loop for the services' exits (each reported with its code,
+/// as it happens) and, on `endpoint`, for Launcher calls from the services
+/// that hold a launcher. Returns once every started service has exited;
+/// programs they launched are theirs to wait for.
+fn supervise(
+    rt: &Runtime,
+    started: &[Started<'_>],
+    endpoint: Option<&Endpoint>,
+    spawner: &ProcessSpawner,
+    say: &dyn Fn(&str),
+) {
+    let ring = rt.ring();
+    // One WAIT in flight per service: (ticket, index into `started`).
+    let mut waits: Vec<(Ticket, usize)> = Vec::new();
+    for (i, s) in started.iter().enumerate() {
+        match start_wait(&s.handle) {
+            Ok(t) => waits.push((t, i)),
+            Err(e) => say(&format!(
+                "init: waiting for service {} failed: {e}",
+                s.service.name
+            )),
         }
+    }
+    let server = Launcher {
+        spawner,
+        holders: started
+            .iter()
+            .filter(|s| {
+                s.service
+                    .caps
+                    .iter()
+                    .any(|c| c.source == manifest::CapSource::Launcher)
+            })
+            .map(|s| (s.pid, s.service))
+            .collect(),
+    };
+    let mut recv = match endpoint {
+        Some(ep) if !server.holders.is_empty() => match ep.start_recv(PARAMS_CAPACITY) {
+            Ok(t) => Some((ep, t)),
+            Err(e) => {
+                say(&format!("init: the launcher cannot receive: {e}"));
+                None
+            }
+        },
+        _ => None,
+    };
+    while !waits.is_empty() {
+        let tickets: Vec<Ticket> = waits
+            .iter()
+            .map(|(t, _)| *t)
+            .chain(recv.map(|(_, t)| t))
+            .collect();
+        let ready = match ring.wait_any(&tickets) {
+            Ok(t) => t,
+            Err(e) => {
+                say(&format!("init: waiting failed: {e}"));
+                return;
+            }
+        };
+        let Some(done) = ring.take(ready) else {
+            say("init: a completion went missing");
+            return;
+        };
+        if let Some(at) = waits.iter().position(|(t, _)| *t == ready) {
+            let (_, i) = waits.swap_remove(at);
+            let name = &started[i].service.name;
+            match exit_code(done) {
+                Ok(code) => say(&format!("init: service {name} exited with code {code}")),
+                Err(e) => say(&format!("init: waiting for service {name} failed: {e}")),
+            }
+            continue;
+        }
+        let Some((ep, _)) = recv else { continue };
+        match ep.finish_recv(done) {
+            Ok(call) => server.serve(ep, call, say),
+            Err(e) => say(&format!("init: a launcher call could not be received: {e}")),
+        }
+        recv = match ep.start_recv(PARAMS_CAPACITY) {
+            Ok(t) => Some((ep, t)),
+            Err(e) => {
+                say(&format!("init: the launcher cannot receive: {e}"));
+                None
+            }
+        };
+    }
+}
+
+/// Submits `ProcessHandle.wait` on `handle` without waiting for it.
+fn start_wait(handle: &ProcessHandle) -> Result<Ticket, capos_rt::CallError> {
+    let mut m = capnp::message::Builder::new_default();
+    m.init_root::<capos_rt::caps::schema::capos_capnp::process_handle::wait_params::Builder<'_>>();
+    handle.cap().ring().submit(
+        handle.cap().id(),
+        process_handle::WAIT,
+        capos_rt::wire::to_bytes(&m),
+        256,
+    )
+}
+
+/// The exit code a completed `ProcessHandle.wait` carries.
+fn exit_code(done: capos_rt::Completion) -> Result<i64, capos_rt::CallError> {
+    let bytes = done.into_result()?;
+    let reply = capos_rt::Reply::<
+        capos_rt::caps::schema::capos_capnp::process_handle::wait_results::Owned,
+    >::new(&bytes, Vec::new())?;
+    Ok(reply.get()?.get_exit_code())
+}
+
+/// The Launcher init serves: who may call (the pids of the services it
+/// started with a launcher) and what each may start (its `launchable`).
+struct Launcher<'a, 'm> {
+    spawner: &'a ProcessSpawner,
+    holders: Vec<(u32, &'m manifest::Service)>,
+}
+
+impl Launcher<'_, '_> {
+    /// Answers one call. Every capability sent with it that the handler
+    /// did not pass on is released; a result capability that could not be
+    /// returned is released too, and the caller told so.
+    fn serve(&self, ep: &Endpoint, mut call: capos_rt::IncomingCall, say: &dyn Fn(&str)) {
+        let params = call.aligned_params();
+        let mut cx = call.context();
+        let answer = launcher::dispatch(
+            self,
+            &mut cx,
+            call.method_id,
+            &capnp::Word::words_to_bytes(&params)[..call.params.len()],
+        );
+        for c in core::mem::take(&mut cx.caps) {
+            drop(CapHandle::adopt(c));
+        }
+        let returned: Vec<Cap> = match &answer {
+            Answer::Result { caps, .. } => caps.iter().map(|(c, _)| c.clone()).collect(),
+            Answer::Exception(_) => Vec::new(),
+        };
+        if let Err(e) = ep.answer(call.call_id, answer) {
+            // Nothing moved: the caller is gone, or its table is full.
+            for c in returned {
+                drop(CapHandle::adopt(c));
+            }
+            let refusal = CapException::failed(format!("the result could not be returned: {e}"));
+            if ep.reply_exception(call.call_id, &refusal).is_err() {
+                say(&format!(
+                    "init: a launcher call from pid {} was not answered: {e}",
+                    call.caller_pid
+                ));
+            }
+        }
+    }
+
+    /// The allowlist of the service with `pid`, if init started it with a
+    /// launcher.
+    fn holder(&self, pid: u32) -> Result<&manifest::Service, CapException> {
+        self.holders
+            .iter()
+            .find(|(p, _)| *p == pid)
+            .map(|(_, s)| *s)
+            .ok_or_else(|| {
+                CapException::failed(format!(
+                    "pid {pid} holds no launcher of init's (only the services init starts with one are served)"
+                ))
+            })
+    }
+}
+
+/// `text` as a `&str`, or the failure to answer with.
+fn text<'r>(
+    what: &str,
+    t: capnp::Result<capnp::text::Reader<'r>>,
+) -> Result<&'r str, CapException> {
+    t.ok()
+        .and_then(|t| t.to_str().ok())
+        .ok_or_else(|| CapException::failed(format!("{what} is not UTF-8 text")))
+}
+
+impl Launcher<'_, '_> {
+    fn try_launch(
+        &self,
+        cx: &mut ServerCall,
+        p: proto::launch_params::Reader<'_>,
+    ) -> Result<Answer, CapException> {
+        // Everything sent is owned from here on: whatever is not passed on
+        // to the child is released on every path out.
+        let sent: Vec<Option<CapHandle>> = core::mem::take(&mut cx.caps)
+            .into_iter()
+            .map(|c| Some(CapHandle::adopt(c)))
+            .collect();
+        let holder = self.holder(cx.caller_pid)?;
+        let binary = text("binary", p.get_binary())?;
+        if !holder.launchable.iter().any(|b| b == binary) {
+            return Err(CapException::failed(format!(
+                "binary {binary:?} is not on this launcher's allowlist"
+            )));
+        }
+        let name = text("name", p.get_name())?;
+        let list = p
+            .get_grants()
+            .map_err(|e| CapException::failed(format!("malformed grants: {e}")))?;
+        let mut names: Vec<&str> = Vec::with_capacity(list.len() as usize);
+        // Each grant's source: a capability sent with the call, or a kind.
+        let mut sources: Vec<Result<&Cap, manifest::KernelKind>> = Vec::new();
+        let mut used = alloc::vec![false; sent.len()];
+        for g in list.iter() {
+            let gname = text("grant name", g.get_name())?;
+            let expected = g.get_expected_interface_id();
+            match g.get_source().which() {
+                Ok(cap_grant::source::Transferred(i)) => {
+                    let i = usize::from(i);
+                    let Some(cap) = sent.get(i).and_then(Option::as_ref) else {
+                        return Err(CapException::failed(format!(
+                            "grant {gname:?}: names transfer index {i}, but {} capabilities were sent",
+                            sent.len()
+                        )));
+                    };
+                    if core::mem::replace(&mut used[i], true) {
+                        return Err(CapException::failed(format!(
+                            "grant {gname:?}: transfer index {i} is named by an earlier grant too"
+                        )));
+                    }
+                    if cap.interface_id() != expected {
+                        return Err(CapException::failed(format!(
+                            "grant {gname:?}: expects interface {expected:#x}, but capability {i} is {:#x}",
+                            cap.interface_id()
+                        )));
+                    }
+                    sources.push(Ok(cap));
+                }
+                Ok(cap_grant::source::Kernel(Ok(kind))) => {
+                    let kind = manifest::kind_from_schema(kind);
+                    if !kind.is_child_local() {
+                        return Err(CapException::failed(format!(
+                            "grant {gname:?}: a launcher mints only child-local kernel caps, not {kind}; send a {kind} cap you hold instead"
+                        )));
+                    }
+                    if kind.interface_id() != expected {
+                        return Err(CapException::failed(format!(
+                            "grant {gname:?}: expects interface {expected:#x}, but kind {kind} provides {:#x}",
+                            kind.interface_id()
+                        )));
+                    }
+                    sources.push(Err(kind));
+                }
+                _ => {
+                    return Err(CapException::failed(format!(
+                        "grant {gname:?}: unknown source"
+                    )))
+                }
+            }
+            names.push(gname);
+        }
+        let grants: Vec<GrantSpec<'_>> = names
+            .iter()
+            .zip(&sources)
+            .map(|(name, source)| match source {
+                Ok(cap) => GrantSpec::Move { name, cap },
+                Err(kind) => GrantSpec::Kernel { name, kind: *kind },
+            })
+            .collect();
+        let spawned = self
+            .spawner
+            .spawn_with_options(name, binary, &grants, SpawnOptions::default())
+            .map_err(|e| CapException::failed(format!("cannot start {binary:?}: {e}")))?;
+        drop(grants);
+        drop(sources);
+        // The moved caps now belong to the child: forget them, release the
+        // rest.
+        for (i, cap) in sent.into_iter().enumerate() {
+            if let Some(cap) = cap {
+                if used[i] {
+                    let _ = cap.into_cap();
+                }
+            }
+        }
+        // Client facets of child-local endpoints stay unused here.
+        drop(spawned.facets);
+        let mut out = capnp::message::Builder::new_default();
+        out.init_root::<proto::launch_results::Builder<'_>>()
+            .set_handle(0);
+        Ok(cx.result_with_caps(
+            &out,
+            alloc::vec![(spawned.handle.into_cap(), capos_rt::ring::TRANSFER_MOVE)],
+        ))
+    }
+}
+
+impl launcher::Server<ServerCall> for Launcher<'_, '_> {
+    fn launch(&self, cx: &mut ServerCall, p: proto::launch_params::Reader<'_>) -> Answer {
+        self.try_launch(cx, p).unwrap_or_else(Answer::Exception)
+    }
+
+    fn allowed(&self, cx: &mut ServerCall) -> Answer {
+        let holder = match self.holder(cx.caller_pid) {
+            Ok(h) => h,
+            Err(e) => return Answer::Exception(e),
+        };
+        let mut out = capnp::message::Builder::new_default();
+        let mut list = out
+            .init_root::<proto::allowed_results::Builder<'_>>()
+            .init_binaries(holder.launchable.len() as u32);
+        for (i, b) in holder.launchable.iter().enumerate() {
+            list.set(i as u32, b.as_str());
+        }
+        cx.result(&out)
     }
 }

@@ -79,7 +79,8 @@ fn main(rt: &mut Runtime) -> i32 {
     refused(
         "terminal-grant",
         spawner.spawn("bad", "template", &terminal),
-        "not available in this kernel yet",
+        // This boot has no UART on the terminal's line (COM2).
+        "no terminal is configured",
     );
     refused(
         "unknown-binary",

@@ -110,7 +110,7 @@ fn read(
     let status = r
         .get_status()
         .map_err(|_| CallError::InvalidArgument("unknown status"))?;
-    let line = r.get_line().map_err(|e| CallError::Decode(e))?;
+    let line = r.get_line().map_err(CallError::Decode)?;
     Ok((status, String::from_utf8_lossy(line).into_owned()))
 }
 
