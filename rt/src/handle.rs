@@ -374,6 +374,13 @@ impl<T: Interface> Owned<T> {
     }
 }
 
+impl<T: Interface> Owned<T> {
+    /// The capability as an untyped owned handle (released on drop).
+    pub fn into_handle(self) -> CapHandle {
+        self._handle
+    }
+}
+
 impl<T: Interface> Deref for Owned<T> {
     type Target = T;
     fn deref(&self) -> &T {
