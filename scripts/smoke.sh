@@ -460,6 +460,24 @@ terminal_case() {
 }
 terminal_case tcg-terminal-smp1 1
 terminal_case tcg-terminal-smp4 4
+# The shell as `make run` boots it (manifests/system.capnp), typed into as a
+# person would: help, caps, inspect, typed calls and their typed errors,
+# history, Ctrl-C, editing keys, Tab completion, a 100 KB line; then the
+# person stops the echo server and the registry and leaves, and the whole
+# system exits with nothing held.
+shell_case() {
+    local name=$1 smp=$2
+    selected "$name" || return 0
+    run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest system --scenario shell --timeout 240 -- \
+        "init: started service shell \(pid [0-9]+\)" \
+        "shell: started on the terminal; registry yes, launcher no, [0-9]+ capabilities" \
+        "shell: exited" "init: service shell exited with code 0" \
+        "init: service echo-server exited with code 0" "init: service registry exited with code 0" \
+        "proc: all processes exited; frames held by processes 0;" "timers: 0 pending;" "test: all processes exited" \
+        "NOT:FAIL|not started|could not start|EXCEPTION|PANIC"
+}
+shell_case tcg-shell-smp1 1
+shell_case tcg-shell-smp4 4
 default_case tcg-default-smp1 1
 default_case tcg-default-smp4 4
 default_case tcg-uefi-default-smp1 1 uefi

@@ -115,7 +115,63 @@ def terminal_test(t: Terminal) -> None:
     t.line(b"exit\r", rb"terminal-test: bye", "exit")
 
 
-SCENARIOS = {"terminal-test": terminal_test}
+def shell(t: Terminal) -> None:
+    """The capability shell as `make run` boots it (manifests/system.capnp)."""
+    prompt = rb"capos> "
+    t.expect(rb"capOS shell\. `help` lists the commands", "banner")
+
+    def cmd(typed: bytes, reply: bytes, what: str) -> bytes:
+        t.expect(prompt, f"{what}: prompt")
+        t.send(typed)
+        return t.expect(reply, what)
+
+    cmd(b"help\r", rb"(?s)Commands:.*protocol <cap> <Interface>.*Calls:.*Keys:", "help")
+    cmd(b"help run\r", rb'run "binary" \[with \{ name: source, \.\.\. \}\]', "help run")
+    cmd(b"help frobnicate\r", rb"! no command `frobnicate`; the commands: help, caps", "help of an unknown command")
+    caps = cmd(b"caps\r", rb"registryControl +ClientEndpoint", "caps")
+    for want in (rb"terminal +TerminalSession", rb"timer +Timer", rb"echo +ClientEndpoint \(Echo\)",
+                 rb"registry +ClientEndpoint \(SchemaRegistry\)", rb"null +Null"):
+        if not re.search(want, caps):
+            raise Failed(f"caps lacks {want!r}: {caps!r}")
+    cmd(b"inspect timer\r", rb"(?s)timer: Timer \(0xa06e7a0d0d2e312e\).*now @0 \(\) -> \(nanos :UInt64\).*sleep @1 \(nanos :UInt64\) -> \(\)", "inspect timer")
+    cmd(b"inspect echo\r", rb"echo @0 \(data :Data\) -> \(data :Data\)", "inspect an endpoint client")
+    cmd(b"timer.now()\r", rb"\(nanos = [0-9]+\)", "a typed call on a kernel capability")
+    cmd(b'echo.echo(data: "hi")\r', rb'\(data = "hi"\)', "a typed call through an endpoint")
+    cmd(b'echo.echo(data: 42)\r', rb"! .*`data` .*Data.*an integer", "a wrong argument type")
+    cmd(b"echo.ech()\r", rb"! .*no method `ech`.*echo, fail, quit, inspectCaps, useTimer", "an unknown method")
+    cmd(b"nosuch.x()\r", rb"! no capability named `nosuch`; `caps` lists what the shell holds", "an unknown capability")
+    cmd(b"echo.fail()\r", rb"! exception: failed: .*", "an application exception")
+    cmd(b'null.echoLater(data: "later", nanos: 1000000)\r', rb'\(data = "later"\)', "a call that completes later")
+    cmd(b"timer.now(\r", rb"\^\r+\n! ", "a line that does not parse")
+    # History: Up recalls the last line; Ctrl-C throws a half-typed line away.
+    t.expect(prompt, "history: prompt")
+    t.send(b"\x1b[A")
+    t.expect(rb"timer\.now\(", "Up recalls the last line")
+    t.send(b"\x15junk\x03")
+    t.expect(rb"junk(\x1b\[K)?\^C\r+\n", "Ctrl-C drops the line")
+    # Line editing: type, move left, insert, Home, Delete.
+    t.expect(prompt, "editing: prompt")
+    t.send(b"xtimer.nw()" + b"\x1b[D\x1b[D\x1b[Do" + b"\x1b[H\x1b[3~" + b"\r")
+    t.expect(rb"\(nanos = [0-9]+\)", "an edited line")
+    # Tab completes a method name.
+    t.expect(prompt, "completion: prompt")
+    t.send(b"echo.ec\t")
+    t.expect(rb"echo\.echo\(", "Tab completes a method")
+    t.send(b'data: "tab")\r')
+    t.expect(rb'\(data = "tab"\)', "the completed call")
+    cmd(b"protocol registryControl ServiceControl\r", rb"registryControl speaks ServiceControl", "protocol")
+    cmd(b"run \"worker\"\r", rb"! no launcher: this shell cannot start programs", "run without a launcher")
+    # A 100 KB line: bounded, and the shell works on.
+    t.expect(prompt, "long line: prompt")
+    t.send(b"y" * (100 * 1024))
+    t.send(b"\x15timer.now()\r")
+    t.expect(rb"\(nanos = [0-9]+\)", "after a 100 KB line")
+    cmd(b"echo.quit()\r", rb"\(\)", "stopping the echo server")
+    cmd(b"registryControl.stop()\r", rb"\(\)", "stopping the registry")
+    cmd(b"exit\r", rb"exit", "exit")
+
+
+SCENARIOS = {"terminal-test": terminal_test, "shell": shell}
 
 
 def main() -> int:

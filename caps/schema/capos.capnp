@@ -87,6 +87,10 @@ interface TerminalSession @0xe87c6bb0e2f15053 {
   cancelRead @4 () -> (cancelled :Bool);
   # Ends the pending read, if any, as `cancelled` (a key read: with an
   # exception) and throws away typed input not yet read.
+  readKeys @5 (max :UInt32) -> (keys :List(Key)) $resultBytes(1056);
+  # Waits for at least one key, then answers every key already typed, up
+  # to `max` (at most 128; 0 means 128), unechoed: a line editor's read,
+  # one call per burst of typing (or a paste) rather than per key.
 
   enum EchoMode {
     visible @0;      # characters are echoed as typed

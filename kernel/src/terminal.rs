@@ -42,6 +42,8 @@ const MAX_BYTES_PER_INTERRUPT: usize = 64;
 enum Reading {
     Line,
     Key,
+    /// Keys, at most this many, at least one.
+    Keys(usize),
 }
 
 /// The read that waits for input.
@@ -63,6 +65,11 @@ struct Input {
     decoder: KeyDecoder,
     editor: LineEditor,
     pending: Option<Pending>,
+    /// Keys gathered for a pending `readKeys`.
+    keys: [Key; term::MAX_KEYS],
+    gathered: usize,
+    /// Where a `readKeys` result is framed.
+    keys_message: [u8; term::keys_result_len(term::MAX_KEYS)],
 }
 
 impl Input {
@@ -70,6 +77,7 @@ impl Input {
     fn scrub(&mut self) {
         self.start = 0;
         self.len = 0;
+        self.gathered = 0;
         self.leftover = None;
         self.decoder.reset();
         self.editor.restart(0, EchoMode::Hidden);
@@ -156,6 +164,9 @@ pub fn configure(port: SerialPort) {
                 decoder: KeyDecoder::new(),
                 editor: LineEditor::new(0, EchoMode::Hidden),
                 pending: None,
+                keys: [Key::Enter; term::MAX_KEYS],
+                gathered: 0,
+                keys_message: [0; term::keys_result_len(term::MAX_KEYS)],
             }),
             output: IrqLock::new(Uart::new(base)),
             held: AtomicBool::new(false),
@@ -213,28 +224,27 @@ pub fn open_session() -> Result<Arc<Terminal>, &'static str> {
 }
 
 impl Terminal {
-    /// Takes what the UART has received.
+    /// Takes what the UART has received into the type-ahead buffer, then
+    /// gives it to the pending read, if any (so a key read answers every
+    /// key of the burst at once).
     fn receive(&self) {
         let (base, _) = wiring(self.port);
         let mut uart = Uart::new(base);
+        let mut input = self.input.lock();
         for _ in 0..MAX_BYTES_PER_INTERRUPT {
             match uart.try_read_byte() {
                 Some(crate::dump::DUMP_KEY) => crate::dump::request(),
-                Some(byte) => self.byte(byte),
+                Some(byte) => {
+                    if !input.push_typeahead(byte) {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 None => break,
             }
         }
-    }
-
-    fn byte(&self, byte: u8) {
-        let mut input = self.input.lock();
-        if input.pending.is_none() {
-            if !input.push_typeahead(byte) {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            return;
+        if input.pending.is_some() {
+            self.take_typeahead(&mut input);
         }
-        self.decode(&mut input, byte);
     }
 
     /// Decodes `byte` for the pending read.
@@ -254,8 +264,9 @@ impl Terminal {
         }
     }
 
-    /// Feeds type-ahead to a read that just began, until it completes or
-    /// the type-ahead runs out.
+    /// Feeds type-ahead to the pending read until it completes or the
+    /// type-ahead runs out; a key read that has gathered keys by then
+    /// completes with them.
     fn take_typeahead(&self, input: &mut Input) {
         if let Some(key) = input.leftover.take() {
             self.key(input, key);
@@ -266,23 +277,55 @@ impl Terminal {
                 None => break,
             }
         }
+        let gathering = matches!(
+            input.pending,
+            Some(Pending {
+                reading: Reading::Keys(_),
+                ..
+            })
+        );
+        if gathering && input.gathered > 0 {
+            self.complete_keys(input);
+        }
+    }
+
+    /// Completes the pending `readKeys` with the keys gathered.
+    fn complete_keys(&self, input: &mut Input) {
+        let Some(Pending { completion, .. }) = input.pending.take() else {
+            return;
+        };
+        let n = core::mem::take(&mut input.gathered);
+        let Input {
+            keys, keys_message, ..
+        } = input;
+        let len = term::keys_result(&keys[..n], keys_message);
+        finish(completion, &[&keys_message[..len]]);
     }
 
     /// Gives `key` to the pending read.
     fn key(&self, input: &mut Input, key: Key) {
-        let Some(reading) = input
-            .pending
-            .as_ref()
-            .map(|p| matches!(p.reading, Reading::Key))
-        else {
+        let Some(reading) = input.pending.as_ref().map(|p| match p.reading {
+            Reading::Line => None,
+            Reading::Key => Some(0),
+            Reading::Keys(max) => Some(max),
+        }) else {
             return;
         };
         match reading {
-            true => {
+            // One key, answered at once.
+            Some(0) => {
                 let result = term::key_result(key);
                 self.complete(input, &[&result]);
             }
-            false => {
+            Some(max) => {
+                let at = input.gathered;
+                input.keys[at] = key;
+                input.gathered += 1;
+                if input.gathered >= max {
+                    self.complete_keys(input);
+                }
+            }
+            None => {
                 let status = input.editor.key(key, &mut |echo| self.write(echo));
                 if let Some(status) = status {
                     self.complete_line(input, status as u16);
@@ -332,10 +375,19 @@ impl Terminal {
 
     /// Starts a read for `cx`: a line of at most `max` bytes (`Some`), or a
     /// key (`None`).
-    pub fn read(&self, cx: &mut Call<'_>, line: Option<(u32, EchoMode)>) -> Outcome {
-        let (reading, need) = match line {
-            Some((max, _)) => (Reading::Line, term::line_result_len(max as usize)),
-            None => (Reading::Key, term::KEY_RESULT_LEN),
+    pub fn read(&self, cx: &mut Call<'_>, read: Read) -> Outcome {
+        let (reading, need, line) = match read {
+            Read::Line(max, echo) => (
+                Reading::Line,
+                term::line_result_len(max as usize),
+                Some((max, echo)),
+            ),
+            Read::Key => (Reading::Key, term::KEY_RESULT_LEN, None),
+            Read::Keys(max) => (
+                Reading::Keys(max.clamp(1, term::MAX_KEYS)),
+                term::keys_result_len(max),
+                None,
+            ),
         };
         if (cx.result_buf.len() as usize) < need {
             return Outcome::Error(TransportError::BufferTooSmall);
@@ -355,6 +407,7 @@ impl Terminal {
         if let Some((max, echo)) = line {
             input.editor.restart(max as usize, echo);
         }
+        input.gathered = 0;
         let (completion, deferred) = cx.sub.defer(self.queue());
         input.pending = Some(Pending {
             completion,
@@ -384,7 +437,7 @@ impl Terminal {
             // A key read has no status to carry the news: it fails.
             Some(Pending {
                 completion,
-                reading: Reading::Key,
+                reading: Reading::Key | Reading::Keys(_),
             }) => {
                 completion.fail(TransportError::Cancelled);
                 true
@@ -437,3 +490,13 @@ fn finish(completion: Completion, parts: &[&[u8]]) {
 
 /// The longest line a read may ask for.
 pub const MAX_READ: u32 = MAX_LINE as u32;
+
+/// What a read waits for.
+pub enum Read {
+    /// A line of at most this many bytes, echoed so.
+    Line(u32, EchoMode),
+    /// One key.
+    Key,
+    /// At least one key, at most this many.
+    Keys(usize),
+}

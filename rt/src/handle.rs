@@ -382,6 +382,11 @@ impl<T: Interface> Owned<T> {
     pub fn into_cap(self) -> Cap {
         self._handle.into_cap()
     }
+
+    /// The capability as an untyped owned handle (released on drop).
+    pub fn into_handle(self) -> CapHandle {
+        self._handle
+    }
 }
 
 impl<T: Interface> Deref for Owned<T> {

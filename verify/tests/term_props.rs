@@ -150,3 +150,40 @@ fn a_flood_is_one_truncated_line() {
     assert_eq!(editor.line().len(), MAX_LINE);
     assert_eq!(echoed, MAX_LINE + 2, "echo stops at the bound");
 }
+
+quickcheck! {
+    /// The hand-built `readKeys` result reads back through the generated
+    /// reader as the same keys, in order.
+    fn keys_results_read_back(text: String, extra: Vec<u8>) -> bool {
+        use capos_kcore::term::{keys_result, keys_result_len, MAX_KEYS};
+        let mut keys: Vec<Key> = text.chars().filter(|c| !c.is_control()).map(Key::Char).collect();
+        keys.extend(extra.iter().map(|b| match b % 4 {
+            0 => Key::Up,
+            1 => Key::Ctrl(b'a' + b % 26),
+            2 => Key::Enter,
+            _ => Key::Delete,
+        }));
+        keys.truncate(MAX_KEYS);
+        let mut out = vec![0xaa_u8; keys_result_len(MAX_KEYS)];
+        let len = keys_result(&keys, &mut out);
+        let reader = capnp::serialize::read_message(
+            &mut &out[..len],
+            capnp::message::ReaderOptions::new(),
+        )
+        .unwrap();
+        let list = reader
+            .get_root::<terminal_session::read_keys_results::Reader>()
+            .unwrap()
+            .get_keys()
+            .unwrap();
+        list.len() as usize == keys.len()
+            && list.iter().zip(&keys).all(|(r, k)| {
+                let (tag, value) = capos_kcore::term::key_union(*k);
+                match r.which().unwrap() {
+                    terminal_session::key::Which::Char(c) => tag == 0 && c == value,
+                    terminal_session::key::Which::Named(n) => tag == 1 && n.unwrap() as u32 == value,
+                    terminal_session::key::Which::Ctrl(c) => tag == 2 && u32::from(c) == value,
+                }
+            })
+    }
+}

@@ -467,6 +467,45 @@ pub fn key_result(key: Key) -> [u8; KEY_RESULT_LEN] {
     m
 }
 
+/// Most keys one `readKeys` answers.
+pub const MAX_KEYS: usize = 128;
+
+/// Bytes of a `readKeys` result with `n` keys.
+pub const fn keys_result_len(n: usize) -> usize {
+    32 + 8 * n
+}
+
+/// Writes the whole `readKeys` result (`(keys :List(Key))`) for `keys`
+/// into `out` (at least [`keys_result_len`] bytes); returns its length. A
+/// single-segment message: the root struct with one pointer, a composite
+/// list pointer to the `Key` structs (its tag word counting them, one data
+/// word and no pointers each), then one word per key as in [`key_result`].
+/// Built without allocating.
+pub fn keys_result(keys: &[Key], out: &mut [u8]) -> usize {
+    let n = keys.len().min(MAX_KEYS);
+    let len = keys_result_len(n);
+    let out = &mut out[..len];
+    out.fill(0);
+    let segment_words = (3 + n) as u32;
+    out[4..8].copy_from_slice(&segment_words.to_le_bytes());
+    // Root: struct pointer, offset 0, no data, one pointer.
+    out[8..16].copy_from_slice(&(1u64 << 48).to_le_bytes());
+    // Pointer 0: list pointer to the next word, element size 7 (composite),
+    // `n` words of elements after the tag.
+    let list: u64 = 1 | (7u64 << 32) | ((n as u64) << 35);
+    out[16..24].copy_from_slice(&list.to_le_bytes());
+    // Tag: a struct pointer whose offset field counts the elements; each
+    // one data word, no pointers.
+    let tag: u64 = ((n as u64) << 2) | (1u64 << 32);
+    out[24..32].copy_from_slice(&tag.to_le_bytes());
+    for (i, key) in keys[..n].iter().enumerate() {
+        let (tag, value) = key_union(*key);
+        let word = u64::from(value) | (u64::from(tag) << 32);
+        out[32 + 8 * i..40 + 8 * i].copy_from_slice(&word.to_le_bytes());
+    }
+    len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,14 +5,14 @@
 
 use super::{names, param, serve, tri, Call, KernelObject, Outcome};
 use crate::proc::Process;
-use crate::terminal::{Terminal, MAX_READ};
+use crate::terminal::{Read, Terminal, MAX_READ};
 use alloc::string::String;
 use alloc::sync::Arc;
 use capnp::message::Builder;
 use capos_caps::api::terminal_session::Server;
 use capos_caps::exception::CapException;
 use capos_caps::schema::capos_capnp::terminal_session;
-use capos_kcore::term::EchoMode;
+use capos_kcore::term::{EchoMode, MAX_KEYS};
 
 /// A session on the terminal.
 pub struct TerminalSession {
@@ -88,11 +88,28 @@ impl<'a> Server<Call<'a>> for TerminalSession {
                 )))
             }
         };
-        self.terminal.read(cx, Some((max, echo)))
+        self.terminal.read(cx, Read::Line(max, echo))
     }
 
     fn read_key(&self, cx: &mut Call<'a>) -> Outcome {
-        self.terminal.read(cx, None)
+        self.terminal.read(cx, Read::Key)
+    }
+
+    fn read_keys(
+        &self,
+        cx: &mut Call<'a>,
+        p: terminal_session::read_keys_params::Reader<'_>,
+    ) -> Outcome {
+        let max = match p.get_max() as usize {
+            0 => MAX_KEYS,
+            n if n <= MAX_KEYS => n,
+            n => {
+                return Outcome::Exception(CapException::failed(alloc::format!(
+                    "max {n} is more than {MAX_KEYS}"
+                )))
+            }
+        };
+        self.terminal.read(cx, Read::Keys(max))
     }
 
     fn cancel_read(&self, cx: &mut Call<'a>) -> Outcome {
