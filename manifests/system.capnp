@@ -1,7 +1,8 @@
 # What `make run` boots: a person at the terminal (COM2, the serial console
 # `make run` puts on your terminal) gets the capability shell, holding the
 # schema registry (and the right to stop it), an echo service, a timer, a
-# console and the measurement Null; the kernel log goes to COM1 (a file).
+# console, the measurement Null, and init's Launcher for the programs on its
+# allowlist (`hello`); the kernel log goes to COM1 (a file).
 # Stopping the echo server (`echo.quit()`) and the registry
 # (`registryControl.stop()`) and leaving the shell (`exit`) ends the system. Check it with
 #   cargo run -p capos-caps --features std --bin mkmanifest -- check manifests/system.capnp
@@ -9,6 +10,7 @@
 
 using M = import "/manifest.capnp";
 using C = import "/capos.capnp";
+using S = import "/services.capnp";
 
 const manifest :M.SystemManifest = (
   schemaVersion = 1,
@@ -17,6 +19,7 @@ const manifest :M.SystemManifest = (
     (name = "registry", module = "registry"),
     (name = "echo-server", module = "echo-server"),
     (name = "shell", module = "shell"),
+    (name = "hello", module = "hello"),
   ],
   kernel = (logLevel = info, maxCpus = 0, terminal = com2),
   init = (
@@ -27,6 +30,7 @@ const manifest :M.SystemManifest = (
       (name = "boot", expectedInterfaceId = C.bootPackageInterfaceId, source = (kernel = bootPackage)),
       (name = "spawner", expectedInterfaceId = C.processSpawnerInterfaceId, source = (kernel = processSpawner)),
       (name = "terminal", expectedInterfaceId = C.terminalSessionInterfaceId, source = (kernel = terminal)),
+      (name = "launcher", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint)),
     ],
   ),
   services = [
@@ -76,7 +80,9 @@ const manifest :M.SystemManifest = (
           expectedInterfaceId = C.clientEndpointInterfaceId,
           source = (service = (service = "registry", export = "control")),
         ),
+        (name = "launcher", expectedInterfaceId = S.launcherInterfaceId, source = (launcher = void)),
       ],
+      launchable = ["hello"],
     ),
   ],
 );

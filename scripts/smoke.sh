@@ -470,7 +470,7 @@ shell_case() {
     selected "$name" || return 0
     run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest system --scenario shell --timeout 240 -- \
         "init: started service shell \(pid [0-9]+\)" \
-        "shell: started on the terminal; registry yes, launcher no, [0-9]+ capabilities" \
+        "shell: started on the terminal; registry yes, launcher yes, [0-9]+ capabilities" \
         "shell: exited" "init: service shell exited with code 0" \
         "init: service echo-server exited with code 0" "init: service registry exited with code 0" \
         "proc: all processes exited; frames held by processes 0;" "timers: 0 pending;" "test: all processes exited" \

@@ -160,7 +160,32 @@ def shell(t: Terminal) -> None:
     t.send(b'data: "tab")\r')
     t.expect(rb'\(data = "tab"\)', "the completed call")
     cmd(b"protocol registryControl ServiceControl\r", rb"registryControl speaks ServiceControl", "protocol")
-    cmd(b"run \"worker\"\r", rb"! no launcher: this shell cannot start programs", "run without a launcher")
+    # Programs: run in the foreground with exactly the caps named, StdIO
+    # served on the terminal, the exit code reported.
+    cmd(b'run "hello" with { stdio: @stdio, echo: @echo }\r',
+        rb"hello from pid [0-9]+, holding 2 capabilities", "run a program")
+    t.expect(rb"what is your name\? ", "the program asks")
+    t.send(b"Ada\r")
+    t.expect(rb'hello, Ada!\r+\nthe echo service says "Ada"\r+\n\[pid [0-9]+ exited with code 0\]',
+             "the program's answer and exit")
+    cmd(b'run "hello" with { stdio: @stdio }\r', rb"holding 1 capabilities", "run with fewer caps")
+    t.expect(rb"what is your name\? ", "the program asks again")
+    t.send(b"fail\r")
+    t.expect(rb"hello, fail!\r+\n\[pid [0-9]+ exited with code 3\]", "an exit code")
+    cmd(b'run "hostile"\r', rb'! exception: failed: binary "hostile" is not on this launcher.s allowlist',
+        "a binary not on the allowlist")
+    cmd(b'run "hello" with { x: @nosuch }\r', rb"! no capability named `nosuch`", "a grant the shell does not hold")
+    cmd(b'run "hello" with { stdio: @stdio }\r', rb"what is your name\? ", "Ctrl-C stops a program")
+    t.send(b"\x03")
+    t.expect(rb"\^C\r+\n\[pid [0-9]+ was killed\]", "the stopped program")
+    cmd(b'spawn "hello" with { timer: @timer } -> $h\r', rb"\[pid ([0-9]+)\] hello started; \$h is its handle",
+        "spawn")
+    cmd(b"jobs\r", rb"\$h +pid [0-9]+ +hello +running", "jobs")
+    cmd(b"wait $h\r", rb"", "wait")
+    t.send(b"\x03")
+    t.expect(rb"\(stopped waiting; \$h still runs\)", "Ctrl-C stops waiting")
+    cmd(b"kill $h\r", rb"\[pid [0-9]+\] hello killed", "kill")
+    cmd(b"wait $h\r", rb"\[pid [0-9]+ was killed\]", "wait after kill")
     # A 100 KB line: bounded, and the shell works on.
     t.expect(prompt, "long line: prompt")
     t.send(b"y" * (100 * 1024))

@@ -756,7 +756,7 @@ impl<'a> Shell<'a> {
         if !partial.is_empty() {
             self.term.write(b"\r\n")?;
         }
-        self.say(&format!("[pid {pid} exited with code {code}]"))?;
+        self.say(&ended(pid, code))?;
         Ok(())
     }
 
@@ -837,10 +837,7 @@ impl<'a> Shell<'a> {
     fn wait(&mut self, var: &str) -> Result<(), Problem> {
         let i = self.job_index(var)?;
         if let Some(code) = self.jobs[i].exited {
-            self.say(&format!(
-                "[pid {} exited with code {code}]",
-                self.jobs[i].pid
-            ))?;
+            self.say(&ended(self.jobs[i].pid, code))?;
             return Ok(());
         }
         let handle = self.var_cap(var)?;
@@ -859,10 +856,7 @@ impl<'a> Shell<'a> {
                 let code = exit_code(c);
                 self.stop_key(key);
                 self.jobs[i].exited = Some(code);
-                self.say(&format!(
-                    "[pid {} exited with code {code}]",
-                    self.jobs[i].pid
-                ))?;
+                self.say(&ended(self.jobs[i].pid, code))?;
                 return Ok(());
             }
             let c = ring
@@ -897,6 +891,7 @@ impl<'a> Shell<'a> {
         let mut text = String::new();
         for j in &self.jobs {
             let state = match j.exited {
+                Some(KILLED) => String::from("killed"),
                 Some(c) => format!("exited with code {c}"),
                 None => String::from("running (or not yet waited for)"),
             };
@@ -938,6 +933,18 @@ fn speaks(rt: &Runtime, names: &[(u64, String)], protocols: &[(u64, u64)], cap: 
     match fitting[..] {
         [one] => one,
         _ => cap.interface_id(),
+    }
+}
+
+/// The exit code of a killed process (`ProcessHandle.kill`).
+const KILLED: i64 = 1 << 32;
+
+/// How a program ended, for the person.
+fn ended(pid: u64, code: i64) -> String {
+    if code == KILLED {
+        format!("[pid {pid} was killed]")
+    } else {
+        format!("[pid {pid} exited with code {code}]")
     }
 }
 
