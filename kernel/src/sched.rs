@@ -563,7 +563,8 @@ fn send_wake_ipi(cpu: usize, timed: bool) {
 /// another CPU has that CPU interrupted (a wake-up IPI), so it sees the
 /// mark on its way back to user mode even if it makes no system call. A
 /// queued thread, or one in the kernel, sees it at its next return to
-/// user mode ([`crate::proc::exit_if_killed`]).
+/// user mode ([`crate::proc::exit_if_killed`]). Returns where it found
+/// the thread, for the kill's log line.
 ///
 /// Why a running thread cannot miss both the mark and the IPI: the
 /// killer's mark (a compare-exchange, sequentially consistent) comes
