@@ -688,6 +688,51 @@ sleepers_case() {
 }
 sleepers_case tcg-sleepers-smp1 1
 sleepers_case tcg-sleepers-smp4 4
+# ProcessHandle.kill (manifests/kill.capnp): kill-test, as init, kills a
+# child spinning in user mode with no system calls (pinned to CPU 3 with 4
+# CPUs: the kill interrupts that CPU), one blocked in an hour's sleep (then
+# kills it again, and once more after it is gone), one blocked in a RECV
+# with the parent's call delivered to it (the call completes CANCELLED)
+# and a call of its own queued on the parent's endpoint (cancelled at its
+# exit), one that had exited (ok, its code unchanged), one that kills
+# itself through its own handle, and one killed right after its spawn
+# (with one CPU, before it first runs). Every killed child exits with 2^32, each
+# kill is logged once, and nothing is left behind.
+kill_case() {
+    local name=$1 smp=$2 spinner where
+    selected "$name" || return 0
+    if [ "$smp" -gt 1 ]; then
+        spinner="pinned to CPU 3 killed"
+        where="running on cpu 3, interrupted"
+    else
+        spinner="on the parent's CPU killed"
+        where="ready, stopped before it runs"
+    fi
+    run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest kill -- \
+        "kill-test spinner: pid [0-9]+ spinning in user mode with no system calls" \
+        "kill-test: \(a\) a child spinning in user mode $spinner: exit code 4294967296 \(killed\); its call, answered after: CANCELLED" \
+        "proc: pid [0-9]+ \(spinner\) killed by pid 1 \(its thread: $where\)" \
+        "kill-test: \(b\) a child blocked in an hour's sleep killed: exit code 4294967296 \(killed\); its call, answered after: CANCELLED" \
+        "proc: pid [0-9]+ \(sleeper\) killed by pid 1 \(its thread: blocked, woken\)" \
+        "proc: pid [0-9]+ \(sleeper\) had 2 operations waiting; cancelled" \
+        "kill-test: \(e\) the same child killed twice before it was gone: ok, ok; once more after: ok; waited again: 4294967296 \(killed\)" \
+        "COUNT1:\(sleeper\) killed by" \
+        "kill-test: \(c\) a child blocked in a RECV with the parent's call in flight to it killed: exit code 4294967296 \(killed\); the parent's call: CANCELLED; its delivered call, answered after: CANCELLED" \
+        "proc: pid [0-9]+ \(server\) killed by pid 1 \(its thread: blocked, woken\)" \
+        "proc: pid [0-9]+ \(server\) had 3 operations waiting; cancelled" \
+        "kill-test: \(d\) a child that had exited with code 7 killed: ok; waited again: 7" \
+        "COUNT0:\(quick\) killed by" \
+        "kill-test self: pid ([0-9]+) kills itself through its own handle \(pid \1\)" \
+        "proc: pid ([0-9]+) \(selfish\) killed by pid \1 \(its thread: running here, the killer itself\)" \
+        "kill-test: \(f\) a child that killed itself through its own handle: exit code 4294967296 \(killed\); the call that carried the handle: CANCELLED" \
+        "kill-test: \(g\) a child killed right after its spawn: exit code 4294967296 \(killed\)" \
+        "COUNT5:proc: pid [0-9]+ \([a-z]+\) exited with code 4294967296;" \
+        "kill-test: done" "proc: pid 1 \(kill-test\) exited with code 0;" \
+        "proc: all processes exited; frames held by processes 0;" "timers: 0 pending;" "test: all processes exited" \
+        "NOT:FAIL|EXCEPTION|PANIC|LEAKED"
+}
+kill_case tcg-kill-smp1 1
+kill_case tcg-kill-smp4 4
 if selected no-long-mode; then
     run_case no-long-mode tcg bios 1 "test=boot" stopped --cpu qemu32 \
         --stop-on "does not support 64-bit long mode" -- \

@@ -189,6 +189,18 @@ interface ProcessHandle @0xbe7424d191f1a8df {
   wait @0 () -> (exitCode :Int64);
   pid @1 () -> (pid :UInt64);
   kill @2 () -> ();
+  # `wait` answers with the exit code once the process is gone: what it
+  # passed to `exit` (a service's `main` returns an Int32), 128 + the vector
+  # for a CPU exception that killed it, or 4294967296 (2^32, outside Int32)
+  # if `kill` ended it.
+  # `kill` ends the process: every thread of it stops before it next runs
+  # in user mode (one running on another CPU is interrupted, one blocked is
+  # woken), and it exits as through `exit`, with 2^32: its pending calls are
+  # cancelled, its endpoints closed (their callers get CANCELLED), its
+  # capabilities released. It answers at once; `wait` tells when the
+  # process is gone. A second kill, or a kill of a process that has exited
+  # or started exiting on its own, answers ok and changes nothing. Its own
+  # children are not killed.
 }
 
 struct BinaryInfo {

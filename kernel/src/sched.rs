@@ -533,20 +533,96 @@ fn enqueue_at(cpu: usize, thread: Arc<Thread>, front: bool) {
         }
     }
     if cpu != this_cpu() && CPUS[cpu].idle.load(Ordering::Acquire) {
-        if let Some(apic) = percpu::get(cpu as u32).map(|c| c.arch.apic_id.load(Ordering::Relaxed))
-        {
-            // Only the first outstanding send is timed.
-            let sent = capos_arch::cpu::rdtsc();
-            let _ = CPUS[cpu].wake_sent_tsc.compare_exchange(
-                0,
-                sent,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            percpu::with_lapic(|l| l.send_ipi(vector::IPI_WAKE, apic));
-            me().ipi_send
-                .add(capos_arch::cpu::rdtsc().saturating_sub(sent));
-            WAKE_IPIS_SENT.fetch_add(1, Ordering::Relaxed);
+        send_wake_ipi(cpu, true);
+    }
+}
+
+/// Sends CPU `cpu` (not this one) a wake-up IPI; `timed`: a wake-up of an
+/// idle CPU, whose delivery and switch are measured (only the first
+/// outstanding send is).
+fn send_wake_ipi(cpu: usize, timed: bool) {
+    let Some(apic) = percpu::get(cpu as u32).map(|c| c.arch.apic_id.load(Ordering::Relaxed)) else {
+        return;
+    };
+    let sent = capos_arch::cpu::rdtsc();
+    if timed {
+        let _ =
+            CPUS[cpu]
+                .wake_sent_tsc
+                .compare_exchange(0, sent, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    percpu::with_lapic(|l| l.send_ipi(vector::IPI_WAKE, apic));
+    me().ipi_send
+        .add(capos_arch::cpu::rdtsc().saturating_sub(sent));
+    WAKE_IPIS_SENT.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Stops a thread of a killed process (its process is marked killed
+/// first, [`Process::kill`]) wherever it is: a blocked thread is woken (it
+/// leaves `cap_enter` instead of blocking again), and a thread running on
+/// another CPU has that CPU interrupted (a wake-up IPI), so it sees the
+/// mark on its way back to user mode even if it makes no system call. A
+/// queued thread, or one in the kernel, sees it at its next return to
+/// user mode ([`crate::proc::exit_if_killed`]). Returns where it found
+/// the thread, for the kill's log line.
+///
+/// Why a running thread cannot miss both the mark and the IPI: the
+/// killer's mark (a compare-exchange, sequentially consistent) comes
+/// before its reads of the thread's state and `last_cpu`; [`prepare`]
+/// stores `last_cpu` before the state exchange that makes the thread
+/// running, and the thread reads the mark (sequentially consistent) only
+/// after that. So either the thread's read sees the mark, or the killer
+/// sees it running on the CPU it runs on.
+pub fn kick(t: &Arc<Thread>) -> Kicked {
+    match ready(t) {
+        Some(true) => {
+            enqueue(t.last_cpu.load(Ordering::Relaxed) as usize, t.clone());
+            return Kicked::Woken;
+        }
+        Some(false) => return Kicked::Woken,
+        None => {}
+    }
+    match State::run(t.state.load()) {
+        Run::Running => {
+            let cpu = t.last_cpu.load(Ordering::SeqCst);
+            if cpu as usize == this_cpu() {
+                Kicked::Here
+            } else {
+                if cpu < online_cpus() {
+                    send_wake_ipi(cpu as usize, false);
+                }
+                Kicked::Interrupted(cpu)
+            }
+        }
+        Run::Ready | Run::Blocked => Kicked::Queued,
+        Run::Exited => Kicked::Exiting,
+    }
+}
+
+/// Where [`kick`] found a thread (for the kill's log line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kicked {
+    /// Blocked: woken, it leaves `cap_enter` and ends.
+    Woken,
+    /// Running on this CPU: the killer itself, which ends on its way out.
+    Here,
+    /// Running on that CPU, which was sent an IPI.
+    Interrupted(u32),
+    /// Ready (queued, or just woken by someone else): ends when it next
+    /// runs, before user mode.
+    Queued,
+    /// Exiting already.
+    Exiting,
+}
+
+impl core::fmt::Display for Kicked {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Kicked::Woken => f.write_str("blocked, woken"),
+            Kicked::Here => f.write_str("running here, the killer itself"),
+            Kicked::Interrupted(cpu) => write!(f, "running on cpu {cpu}, interrupted"),
+            Kicked::Queued => f.write_str("ready, stopped before it runs"),
+            Kicked::Exiting => f.write_str("exiting"),
         }
     }
 }
@@ -661,10 +737,12 @@ fn schedule() {
 
 /// Prepares this CPU to run `next`: its page tables and kernel stacks.
 fn prepare(next: &Arc<Thread>) {
+    // Where it runs, before it is marked running: a killer that sees it
+    // running interrupts this CPU (see `kick`).
+    next.last_cpu.store(this_cpu() as u32, Ordering::Relaxed);
     // A queued thread is Ready and off every CPU, and nothing else changes
     // a Ready thread.
     runstate::start_running(&next.state.0);
-    next.last_cpu.store(this_cpu() as u32, Ordering::Relaxed);
     // Time a switch that a wake-up IPI caused; any other switch ends the
     // previous sample unfinished.
     let woken = me().wake_taken_tsc.swap(0, Ordering::Relaxed);
@@ -680,6 +758,15 @@ fn prepare(next: &Arc<Thread>) {
         tss.set_rsp0(next.kstack.top);
     }
     capos_arch::percpu::set_kernel_rsp(next.kstack.top);
+}
+
+/// A new thread's first run (from `thread_first_entry`, just before its
+/// first entry to ring 3): the second half of the switch, then the kill
+/// check every way back to user mode makes.
+#[unsafe(no_mangle)]
+extern "C" fn sched_first_entry() {
+    sched_finish_switch();
+    crate::proc::exit_if_killed();
 }
 
 /// Second half of a switch, on the new stack: requeue or reap the thread
@@ -748,6 +835,9 @@ pub fn block_current(deadline: Option<u64>, still_needed: impl Fn() -> bool) {
                 }
             }
         };
+        // A thread of a killed process does not wait (the killer marks the
+        // process before it wakes the thread, like a posted completion).
+        let still_needed = || !t.process.killed() && still_needed();
         if runstate::block(&t.state.0, arm, still_needed) {
             schedule();
         } else {

@@ -11,7 +11,7 @@ use capos_ring::TransportError;
 /// the user's RAX, RDI and RSI; returns what goes back in RAX.
 #[unsafe(no_mangle)]
 extern "C" fn syscall_dispatch(number: u64, arg0: u64, arg1: u64) -> u64 {
-    match number {
+    let result = match number {
         SYS_CAP_ENTER => {
             let n = cap_enter(arg0, arg1);
             sched::note_return_to_user();
@@ -19,7 +19,11 @@ extern "C" fn syscall_dispatch(number: u64, arg0: u64, arg1: u64) -> u64 {
         }
         SYS_EXIT => crate::proc::exit_current(arg0 as i64),
         _ => SyscallError::BadSyscall.code() as u64,
-    }
+    };
+    // A process killed while this thread was in the kernel (or blocked in
+    // `cap_enter`) ends here instead of going back.
+    crate::proc::exit_if_killed();
+    result
 }
 
 fn cap_enter(min_complete: u64, timeout_ns: u64) -> i64 {
@@ -61,6 +65,10 @@ fn drain_and_wait(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i
         sched::block_current(deadline, || {
             available().is_ok_and(|n| u64::from(n) < min_complete)
         });
+        // Killed: woken to leave (the caller does not return to user mode).
+        if thread.process.killed() {
+            return 0;
+        }
         match available() {
             Err(_) => return i64::from(TransportError::RingCorrupted.code()),
             Ok(n) if u64::from(n) >= min_complete => return i64::from(n),

@@ -57,6 +57,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             eoi();
         }
     }
+    // Back to ring 3 (an exception from ring 3 never gets here): a thread
+    // of a killed process ends instead. A kill's IPI to a CPU running it in
+    // user mode lands here; so does a tick that preempted it and resumes
+    // it later. The interrupts-off stretch goes on into the switch.
+    if frame.from_user() {
+        crate::proc::exit_if_killed();
+    }
 }
 
 /// The interrupts-off stretch of one interrupt handler.

@@ -17,8 +17,16 @@
 //! * with two wakers (a completion and its deadline), still exactly once;
 //! * a deadline armed while blocking that fires at once, on another CPU,
 //!   still wakes the thread (it is armed only once the thread is marked
-//!   blocked).
+//!   blocked);
+//! * a kill (`capos_kcore::fate`) racing a thread that blocks is never
+//!   lost either: the killer marks the process and then wakes the thread,
+//!   the blocker asks whether it was killed after marking itself blocked,
+//!   so the thread either keeps running (and ends on its way to user mode)
+//!   or is queued exactly once;
+//! * a kill racing the process's own exit: exactly one of the two decides,
+//!   and the exit code is the kill's if and only if the kill counted.
 
+use capos_kcore::fate;
 use capos_kcore::runstate::{self as rs, Run, Word8, ON_CPU};
 use loom::sync::atomic::{fence, AtomicBool, AtomicU8};
 use loom::sync::Arc;
@@ -132,5 +140,58 @@ fn a_deadline_that_fires_at_once_is_not_lost() {
                 assert_eq!(state.load(), Run::Blocked as u8);
             }
         }
+    });
+}
+
+#[test]
+fn a_kill_racing_a_block_is_never_lost() {
+    loom::model(|| {
+        let state = Arc::new(W(AtomicU8::new(Run::Running as u8 | ON_CPU)));
+        let process = Arc::new(W(AtomicU8::new(fate::LIVE)));
+        // The event it waits for never comes: only the kill ends the wait.
+        let event = AtomicBool::new(false);
+        // The killer (`ProcessHandle.kill`, then `sched::kick`).
+        let killer = {
+            let (state, process) = (state.clone(), process.clone());
+            thread::spawn(move || {
+                assert!(fate::kill(&*process));
+                rs::wake(&*state) == Some(true)
+            })
+        };
+        // `sched::block_current` with `cap_enter`'s check.
+        let (kept_running, switch_queued) = match rs::block(
+            &*state,
+            || {},
+            || !fate::killed(&*process) && !event.load(Acquire),
+        ) {
+            false => (true, false),
+            true => (
+                false,
+                matches!(rs::switched_out(&*state), Run::Running | Run::Ready),
+            ),
+        };
+        let killer_queued = killer.join().unwrap();
+        assert_eq!(
+            usize::from(kept_running) + usize::from(switch_queued) + usize::from(killer_queued),
+            1,
+            "kept running / queued by the switch / queued by the killer"
+        );
+        // Whichever way it runs again, it sees the kill.
+        assert!(fate::killed(&*process));
+    });
+}
+
+#[test]
+fn a_kill_racing_an_exit_is_decided_once() {
+    loom::model(|| {
+        let process = Arc::new(W(AtomicU8::new(fate::LIVE)));
+        let killer = {
+            let process = process.clone();
+            thread::spawn(move || fate::kill(&*process))
+        };
+        let own_code = fate::exit(&*process);
+        let kill_counted = killer.join().unwrap();
+        assert_ne!(own_code, kill_counted, "exactly one of the two decides");
+        assert_eq!(fate::killed(&*process), kill_counted);
     });
 }

@@ -105,12 +105,14 @@ context_switch:
  * thread_first_entry: where a new thread's first context_switch returns.
  * Its kernel stack holds, from the current RSP upwards: RDI, RSI, RDX for the
  * process entry, then an IRETQ frame (RIP, CS, RFLAGS, RSP, SS) for ring 3.
- * sched_finish_switch() completes the switch (interrupts stay off), then all
- * other registers are cleared so no kernel value leaks to the process.
+ * sched_first_entry() completes the switch (interrupts stay off) and ends
+ * the process there if it was killed before it first ran (it does not
+ * return then), then all other registers are cleared so no kernel value
+ * leaks to the process.
  */
     .global thread_first_entry
 thread_first_entry:
-    call sched_finish_switch
+    call sched_first_entry
     popq %rdi
     popq %rsi
     popq %rdx

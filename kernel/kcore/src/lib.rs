@@ -22,6 +22,7 @@ pub mod bootcheck;
 pub mod clock;
 pub mod cmdline;
 pub mod elf;
+pub mod fate;
 pub mod firing;
 pub mod frame;
 pub mod lockdep;

@@ -18,11 +18,12 @@ use super::{
 };
 use crate::proc::{self, Grant, Process};
 use crate::ring::{ParkKey, Queue, WaitQueue};
+use crate::sched::Thread;
 use crate::sync::IrqLock;
 use crate::usermem::UserWrite;
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use capnp::message::Builder;
 use capos_caps::exception::CapException;
@@ -87,12 +88,16 @@ fn wait_result(process: &Process, user_data: u64, result: UserWrite, code: i64) 
     }
 }
 
-/// A child process: its pid and exit status.
+/// A child process: its pid, exit status, and (weakly: a handle does not
+/// keep an exited child alive) its thread, which a kill reaches the
+/// process through.
 pub struct ProcessHandle {
     /// The child's pid.
     pub pid: u32,
     /// The child's exit status.
     pub exit: Arc<ExitStatus>,
+    /// The child's thread.
+    pub thread: Weak<Thread>,
 }
 
 names!(ProcessHandle, process_handle, "process-handle");
@@ -127,11 +132,39 @@ impl<'a> capos_caps::api::process_handle::Server<Call<'a>> for ProcessHandle {
         cx.reply(&out)
     }
 
-    fn kill(&self, _cx: &mut Call<'a>) -> Outcome {
-        Outcome::Exception(CapException::unimplemented(
-            capos_caps::api::process_handle::ID,
-            capos_caps::api::process_handle::KILL,
-        ))
+    /// Ends the child: marks it killed, then stops each of its threads
+    /// wherever it is ([`crate::sched::kick`]); each one ends the process
+    /// at its next return to user mode, through the same path as `exit`,
+    /// with [`proc::KILLED_EXIT_CODE`]. Answers at once (`wait` tells when
+    /// the child is gone). A second kill, or a kill of a child that has
+    /// exited or is exiting on its own, answers ok and does nothing. A
+    /// process killing itself gets the answer posted, and ends on the way
+    /// out of this `cap_enter`.
+    fn kill(&self, cx: &mut Call<'a>) -> Outcome {
+        // The thread is the way to the process: once it is reaped, the
+        // child is exiting or gone, and there is nothing to kill.
+        if let Some(thread) = self.thread.upgrade() {
+            let process = &thread.process;
+            if process.kill() {
+                let mut found = String::new();
+                for t in process.threads() {
+                    let kicked = crate::sched::kick(&t);
+                    let sep = if found.is_empty() { "" } else { "; " };
+                    found.push_str(&format!("{sep}{kicked}"));
+                    // Its last reference may be this one (reaped meanwhile):
+                    // not torn down inside this drain.
+                    crate::sched::release_thread(t);
+                }
+                crate::info!(
+                    "proc: pid {} ({}) killed by pid {} (its thread: {found})",
+                    process.pid,
+                    process.name,
+                    cx.caller().pid
+                );
+            }
+            crate::sched::release_thread(thread);
+        }
+        cx.reply_empty()
     }
 }
 
@@ -316,6 +349,7 @@ impl ProcessSpawner {
         let handle = Arc::new(ProcessHandle {
             pid: thread.process.pid,
             exit: thread.process.exit.clone(),
+            thread: Arc::downgrade(&thread),
         });
         let pid = thread.process.pid;
         crate::sched::start_pinned(thread, pin)

@@ -18,10 +18,15 @@ use capos_ring::process::{
 };
 use capos_ring::{RawRing, DEFAULT_LAYOUT};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU8, Ordering};
 
 /// Kernel stack pages per thread.
 pub const KERNEL_STACK_PAGES: u64 = 8;
+
+/// The exit code of a process ended by `ProcessHandle.kill`: 2^32, outside
+/// the `i32` a service's `main` returns (so no runtime exit gives it) and
+/// far from a fault's 128 + vector.
+pub const KILLED_EXIT_CODE: i64 = 1 << 32;
 
 /// A process.
 pub struct Process {
@@ -41,6 +46,9 @@ pub struct Process {
     pub aspace: AddressSpace,
     /// Exit code once exited.
     pub exit_code: AtomicI64,
+    /// How it ends ([`capos_kcore::fate`]): live, killed, or exiting on
+    /// its own. Looked at on every return to user mode.
+    fate: AtomicU8,
     /// Exit code for `ProcessHandle.wait`, and its waiters.
     pub exit: Arc<crate::objects::process::ExitStatus>,
     /// Its threads: what keeps a blocked thread alive (the scheduler holds
@@ -247,6 +255,7 @@ pub fn spawn(
         ledger,
         aspace,
         exit_code: AtomicI64::new(0),
+        fate: AtomicU8::new(capos_kcore::fate::LIVE),
         exit: crate::objects::process::ExitStatus::new(),
         threads: crate::sync::SpinLock::new(alloc::vec::Vec::new()),
         _bootstrap: charge,
@@ -441,6 +450,24 @@ impl Process {
         self.threads.lock().push(thread);
     }
 
+    /// Marks the process killed: `true` for the first kill of a live
+    /// process (the caller then stops its threads, [`crate::sched::kick`]);
+    /// `false` if it was killed already or is exiting on its own.
+    pub fn kill(&self) -> bool {
+        capos_kcore::fate::kill(&self.fate)
+    }
+
+    /// Whether a kill was asked: its threads must not return to user mode.
+    #[inline]
+    pub fn killed(&self) -> bool {
+        capos_kcore::fate::killed(&self.fate)
+    }
+
+    /// Its threads, for a kill to stop (thread context: this allocates).
+    pub fn threads(&self) -> alloc::vec::Vec<Arc<Thread>> {
+        self.threads.lock().clone()
+    }
+
     /// Removes a thread that is being reaped.
     pub fn remove_thread(&self, thread: &Arc<Thread>) {
         let gone = {
@@ -457,10 +484,30 @@ impl Process {
 /// Free frames just before the first process was created.
 pub static FREE_BEFORE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// Ends the current process with `code` (from `exit` or a fault).
+/// Ends the current process with `code` (from `exit`, a fault or a
+/// kill). A process killed before it started exiting on its own exits with
+/// [`KILLED_EXIT_CODE`] whatever `code` says.
 pub fn exit_current(code: i64) -> ! {
     if let Some(t) = crate::sched::current() {
+        let code = if capos_kcore::fate::exit(&t.process.fate) {
+            code
+        } else {
+            KILLED_EXIT_CODE
+        };
         t.process.exit_code.store(code, Ordering::Release);
     }
     crate::sched::exit_current()
+}
+
+/// On every way back to user mode (a system call's return, an interrupt
+/// or exception return to ring 3, a thread's first entry): a thread of a
+/// killed process does not go back, it ends the process here. One load
+/// when there is no kill.
+#[inline]
+pub fn exit_if_killed() {
+    if let Some(t) = crate::sched::current_arc() {
+        if t.process.killed() {
+            exit_current(KILLED_EXIT_CODE)
+        }
+    }
 }
