@@ -241,12 +241,17 @@ impl<'a> Shell<'a> {
         self.term.write(prompt.as_bytes())?;
         self.editor.start(prompt);
         loop {
-            let key = self.read_key()?;
-            if key == Key::Tab {
-                self.load_for_completion();
+            if self.keys.is_empty() {
+                let key = self.read_key()?;
+                self.keys.push_front(key);
             }
+            // Every key of the burst, then one write of their echo.
             let mut out = Vec::new();
-            let edit = {
+            let mut edit = Edit::Pending;
+            while let Some(key) = self.keys.pop_front() {
+                if key == Key::Tab {
+                    self.load_for_completion();
+                }
                 let Shell {
                     editor,
                     rt,
@@ -256,10 +261,15 @@ impl<'a> Shell<'a> {
                     protocols,
                     ..
                 } = self;
-                editor.key(key, &mut out, &mut |line, at| {
+                edit = editor.key(key, &mut out, &mut |line, at| {
                     complete(rt, vars, schema, names, protocols, line, at)
-                })
-            };
+                });
+                if edit != Edit::Pending {
+                    break;
+                }
+            }
+            // One bell for a burst of refused keys.
+            out.dedup_by(|a, b| *a == 0x07 && *b == 0x07);
             if !out.is_empty() {
                 self.term.write(&out)?;
             }
@@ -774,8 +784,8 @@ impl<'a> Shell<'a> {
             &mut &params[..],
             capnp::message::ReaderOptions::new(),
         );
-        let empty =
-            || capnp::serialize::write_message_to_words(&capnp::message::Builder::new_default());
+        // Zero result bytes: every field at its default (an empty result).
+        let empty = Vec::new;
         match (call.method_id, reader) {
             (std_i_o::WRITE, Ok(r)) => {
                 let data = r
