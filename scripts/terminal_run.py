@@ -174,6 +174,11 @@ def shell(t: Terminal) -> None:
     t.expect(rb"what is your name\? ", "the program asks again")
     t.send(b"fail\r")
     t.expect(rb"hello, fail!\r+\n\[pid [0-9]+ exited with code 3\]", "an exit code")
+    # Typing while the program prints: what was typed waits for its read.
+    cmd(b'run "hello" with { stdio: @stdio, timer: @timer }\r', rb"holding 2 capabilities", "a program that prints")
+    t.expect(rb"tick 1", "the first tick")
+    t.send(b"Grace\r")
+    t.expect(rb"(?s)tick 3.*hello, Grace!\r+\n\[pid [0-9]+ exited with code 0\]", "typed while it printed")
     cmd(b'run "hostile"\r', rb'! exception: failed: binary "hostile" is not on this launcher.s allowlist',
         "a binary not on the allowlist")
     cmd(b'run "hello" with { x: @nosuch }\r', rb"! no capability named `nosuch`", "a grant the shell does not hold")
@@ -193,6 +198,12 @@ def shell(t: Terminal) -> None:
     t.send(b"y" * (100 * 1024))
     t.send(b"\x15timer.now()\r")
     t.expect(rb"\(nanos = [0-9]+\)", "after a 100 KB line")
+    # Binary garbage and a NUL flood at the prompt (Ctrl-D, which would
+    # leave, left out): whatever lines they make, the shell reads on.
+    t.expect(prompt, "garbage: prompt")
+    t.send(bytes(b for b in range(256) if b != 0x04) * 2 + b"\x00" * 2048 + b"\r")
+    t.send(b"\x15timer.now()\r")
+    t.expect(rb"\(nanos = [0-9]+\)", "after binary garbage and a NUL flood")
     cmd(b"echo.quit()\r", rb"\(\)", "stopping the echo server")
     cmd(b"registryControl.stop()\r", rb"\(\)", "stopping the registry")
     cmd(b"exit\r", rb"exit", "exit")

@@ -69,6 +69,14 @@ macro_rules! every_method {
             "cancelRead"
         );
         n += 1;
+        $check!(
+            capos_capnp::terminal_session,
+            read_keys_params,
+            read_keys_results,
+            "TerminalSession",
+            "readKeys"
+        );
+        n += 1;
         $check!(capos_capnp::timer, now_params, now_results, "Timer", "now");
         n += 1;
         $check!(

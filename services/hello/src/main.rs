@@ -1,5 +1,6 @@
 //! A program to run from the shell (`run "hello" with { stdio: @stdio, echo:
-//! @echo }`): it greets through the StdIO it is given, asks for a name,
+//! @echo }`): it greets through the StdIO it is given (with a timer, it
+//! first counts three ticks a tenth of a second apart), asks for a name,
 //! answers, has the echo service (if granted one) repeat the name, and exits
 //! with code 0, or 3 if the name was `fail`. Without StdIO (`spawn "hello"
 //! with { timer: @timer } -> $h`) it sleeps, a second at a time, until it
@@ -27,29 +28,38 @@ fn main(rt: &mut Runtime) -> i32 {
         .cap::<ClientEndpoint>("echo")
         .ok()
         .map(|c| c.protocol::<Echo>());
+    let timer = rt.cap::<Timer>("timer").ok();
     match stdio {
-        Some(io) => match talk(rt, &io, echo.as_ref()) {
-            Ok(code) => code,
-            Err(_) => 2,
-        },
-        None => match rt.cap::<Timer>("timer") {
+        Some(io) => talk(rt, &io, echo.as_ref(), timer.as_ref()).unwrap_or(2),
+        None => match timer {
             // Nobody to talk to: sleep until stopped.
-            Ok(timer) => loop {
+            Some(timer) => loop {
                 if timer.sleep(1_000_000_000).is_err() {
                     return 4;
                 }
             },
-            Err(_) => 1,
+            None => 1,
         },
     }
 }
 
-fn talk(rt: &Runtime, io: &StdIO, echo: Option<&Echo>) -> Result<i32, CallError> {
+fn talk(
+    rt: &Runtime,
+    io: &StdIO,
+    echo: Option<&Echo>,
+    timer: Option<&Timer>,
+) -> Result<i32, CallError> {
     io.write_line(&format!(
         "hello from pid {}, holding {} capabilities",
         rt.pid(),
         rt.capset().len()
     ))?;
+    if let Some(timer) = timer {
+        for tick in 1..=3 {
+            timer.sleep(100_000_000)?;
+            io.write_line(&format!("tick {tick}"))?;
+        }
+    }
     io.write(b"what is your name? ")?;
     let reply = io.read_line(64)?;
     let r = reply.get()?;

@@ -735,7 +735,12 @@ impl<'a> Shell<'a> {
                 }
             }
             // Keys go to a line the program waits for.
-            while let (Some(id), Some(k)) = (reading, typed.pop_front()) {
+            // (A key is taken only for a line the program waits for: keys
+            // typed before its read wait for it.)
+            while let Some(id) = reading {
+                let Some(k) = typed.pop_front() else {
+                    break;
+                };
                 let mut out = Vec::new();
                 let edit = self.editor.key(k, &mut out, &mut |_, at| Completion {
                     start: at,
