@@ -11,25 +11,41 @@ use capos_ring::TransportError;
 /// the user's RAX, RDI and RSI; returns what goes back in RAX.
 #[unsafe(no_mangle)]
 extern "C" fn syscall_dispatch(number: u64, arg0: u64, arg1: u64) -> u64 {
-    let result = match number {
+    match number {
         SYS_CAP_ENTER => {
             let n = cap_enter(arg0, arg1);
             sched::note_return_to_user();
             n as u64
         }
         SYS_EXIT => crate::proc::exit_current(arg0 as i64),
-        _ => SyscallError::BadSyscall.code() as u64,
-    };
-    // A process killed while this thread was in the kernel (or blocked in
-    // `cap_enter`) ends here instead of going back.
-    crate::proc::exit_if_killed();
-    result
+        _ => {
+            crate::proc::exit_if_killed();
+            SyscallError::BadSyscall.code() as u64
+        }
+    }
 }
 
 fn cap_enter(min_complete: u64, timeout_ns: u64) -> i64 {
     let Some(thread) = sched::current_arc() else {
         return SyscallError::BadSyscall.code();
     };
+    // The process, through the thread object itself: `thread` refers to
+    // this CPU's current slot, which another thread owns once this one has
+    // blocked and moved to another CPU.
+    let process: &crate::proc::Process = &thread.process;
+    let n = enter_as(thread, min_complete, timeout_ns);
+    // A process killed while this thread was in the kernel (or blocked in
+    // `cap_enter`) ends here instead of going back: the last thing before
+    // the return to user.
+    if process.killed() {
+        crate::proc::exit_current(crate::proc::KILLED_EXIT_CODE)
+    }
+    n
+}
+
+/// `cap_enter` for `thread`.
+#[inline(always)]
+fn enter_as(thread: &Arc<Thread>, min_complete: u64, timeout_ns: u64) -> i64 {
     let ring = &thread.process.ring;
     if min_complete > u64::from(capos_ring::DEFAULT_LAYOUT.cq_entries()) {
         return SyscallError::MinCompleteTooLarge.code();
