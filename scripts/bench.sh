@@ -87,6 +87,35 @@ check_status() {
     fi
 }
 
+# terminal_figures: the shell of `make run` typed into (scripts/terminal_run.py,
+# scenario shell-bench) under path-length mode with the kernel's debug log,
+# whose lines time the writes after each burst of input: one keystroke to
+# its echo, and a typed call's Enter to its result. No goal yet.
+terminal_figures() {
+    local services=(init registry echo-server shell hello) mods=() s
+    for s in "${services[@]}"; do mods+=(--module "$root/build/services/$s" "$s"); done
+    "$here/mkiso.sh" "$out/shell.iso" "$kernel" --cmdline "test=boot log=debug" \
+        --module "$root/build/manifests/system.bin" manifest "${mods[@]}" || exit 1
+    local summary
+    # shellcheck disable=SC2046,SC2086
+    summary=$(python3 "$here/terminal_run.py" --log "$out/shell.log" --timeout 300 --scenario shell-bench \
+        -- qemu-system-x86_64 $(qemu_args tcg bios 1) $icount -cdrom "$out/shell.iso")
+    check_status "capOS shell" "$(sed -n 's/.*status=\([^ ]*\).*/\1/p' <<<"$summary")" 33 "$out/shell.log"
+    echo
+    echo "Terminal (the shell of make run typed into; path length; no goal yet):"
+    grep -a 'writes after the previous input' "$out/shell.log" | tr -d '\r' | python3 -c '
+import re, sys
+rows = [tuple(map(int, re.search(r"(\d+) writes after the previous input, the first at \+(\d+) \+(\d+) \+(\d+)", l).groups()))
+        for l in sys.stdin]
+keys, calls = rows[0:5], rows[6:11]
+if len(calls) < 5 or any(r[0] != 1 for r in keys) or any(r[0] < 3 for r in calls):
+    sys.exit("bench: the terminal timing lines are not as expected: %r" % rows)
+k, c = sorted(r[1] for r in keys), sorted(r[2] for r in calls)
+print("  one echoed keystroke (receive interrupt to echo written):  %6d instructions (5 keys: %d to %d)" % (k[0], k[0], k[-1]))
+print("  typed call timer.now() (Enter received to result written): %6d instructions (5 calls: %d to %d; the first reads the schema)" % (c[0], c[0], c[-1]))
+' || exit 1
+}
+
 for m in "${modes[@]}"; do
     if [ "$m" = pathlen ]; then
         # shellcheck disable=SC2046,SC2086
@@ -133,6 +162,9 @@ for m in "${modes[@]}"; do
         # The kernel's end-of-boot line names where the longest one began.
         grep -a 'longest interrupts-off stretch (TSC cycles)' "$out/capos-irqoff.log" | tr -d '\r' |
             sed -n 's/.*cpu0=\([0-9]*\) (from \([^)]*\)).*/  kernel: the longest (\1 instructions, whole boot) began at \2/p'
+    fi
+    if [ "$m" = pathlen ]; then
+        terminal_figures
     fi
     if [ "$m" = cycles ]; then
         echo

@@ -209,7 +209,31 @@ def shell(t: Terminal) -> None:
     cmd(b"exit\r", rb"exit", "exit")
 
 
-SCENARIOS = {"terminal-test": terminal_test, "shell": shell}
+def shell_bench(t: Terminal) -> None:
+    """`make bench`'s terminal figures: five keystrokes typed one at a
+    time, each waited for its echo, then five `timer.now()` lines, each
+    waited for its result and the next prompt (the kernel logs the delays
+    of the writes after each burst of input, at debug level)."""
+    prompt = rb"capos> "
+    t.expect(rb"capOS shell\.", "banner")
+    t.expect(prompt, "prompt")
+    for _ in range(5):
+        t.send(b"x")
+        t.expect(rb"x", "a keystroke's echo")
+    t.send(b"\x15")
+    t.expect(rb"\x1b\[K", "the line erased")
+    for _ in range(5):
+        t.send(b"timer.now()\r")
+        t.expect(rb"\(nanos = [0-9]+\)", "a typed call's result")
+        t.expect(prompt, "the next prompt")
+    for line, reply in ((b"echo.quit()\r", rb"\(\)"),
+                        (b"protocol registryControl ServiceControl\r", rb"speaks ServiceControl"),
+                        (b"registryControl.stop()\r", rb"\(\)"), (b"exit\r", rb"exit")):
+        t.send(line)
+        t.expect(reply, "shutting down")
+
+
+SCENARIOS = {"terminal-test": terminal_test, "shell": shell, "shell-bench": shell_bench}
 
 
 def main() -> int:

@@ -119,6 +119,13 @@ pub struct Terminal {
 }
 
 static TERMINAL: spin::Once<Arc<Terminal>> = spin::Once::new();
+
+/// For `make bench` (debug-level lines): when the last burst of input
+/// arrived (TSC), and how many writes to the line followed it.
+static INPUT_AT: AtomicU64 = AtomicU64::new(0);
+static WRITES_AFTER_INPUT: AtomicU64 = AtomicU64::new(0);
+/// The delays of the first three writes after the last input (TSC).
+static WRITE_DELAYS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 /// The line is polled from the boot CPU's tick (no interrupt routing).
 static POLLED: AtomicBool = AtomicBool::new(false);
 
@@ -232,7 +239,9 @@ impl Terminal {
     fn receive(&self) {
         let (base, _) = wiring(self.port);
         let mut uart = Uart::new(base);
+        let arrived = capos_arch::cpu::rdtsc();
         let mut input = self.input.lock();
+        let before = input.len;
         for _ in 0..MAX_BYTES_PER_INTERRUPT {
             match uart.try_read_byte() {
                 Some(crate::dump::DUMP_KEY) => crate::dump::request(),
@@ -243,6 +252,13 @@ impl Terminal {
                 }
                 None => break,
             }
+        }
+        if input.len != before {
+            if crate::console::enabled(capos_kcore::cmdline::LogLevel::Debug) {
+                report_writes();
+            }
+            INPUT_AT.store(arrived, Ordering::Relaxed);
+            WRITES_AFTER_INPUT.store(0, Ordering::Relaxed);
         }
         if input.pending.is_some() {
             self.take_typeahead(&mut input);
@@ -364,6 +380,7 @@ impl Terminal {
     /// 115,200 baud a piece is about 5 ms of a real UART, not a whole
     /// 16 KiB message's 1.4 s.
     pub fn write(&self, bytes: &[u8]) {
+        note_write();
         for piece in bytes.chunks(OUTPUT_PIECE) {
             match self.port {
                 SerialPort::Com1 => crate::console::write_raw(&[piece]),
@@ -482,6 +499,43 @@ impl WaitQueue for Terminal {
         };
         drop(gone);
     }
+}
+
+/// Times a write to the line after the last burst of input (TSC delta; in
+/// `make bench`'s path-length mode, instructions): the first three are
+/// kept (a shell's echo, a call's result, its next prompt) and logged at
+/// debug level when the next input arrives ([`report_writes`]), so that
+/// logging never falls inside a timed stretch.
+fn note_write() {
+    if INPUT_AT.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let n = WRITES_AFTER_INPUT.fetch_add(1, Ordering::Relaxed) as usize;
+    if let Some(slot) = WRITE_DELAYS.get(n) {
+        let delay = capos_arch::cpu::rdtsc().saturating_sub(INPUT_AT.load(Ordering::Relaxed));
+        slot.store(delay, Ordering::Relaxed);
+    }
+}
+
+/// Logs (debug level) the writes timed after the previous burst of input.
+fn report_writes() {
+    let n = WRITES_AFTER_INPUT.load(Ordering::Relaxed) as usize;
+    if INPUT_AT.load(Ordering::Relaxed) == 0 || n == 0 {
+        return;
+    }
+    let d = |i: usize| {
+        if i < n {
+            WRITE_DELAYS[i].load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    };
+    crate::debug!(
+        "terminal: {n} writes after the previous input, the first at +{} +{} +{} TSC",
+        d(0),
+        d(1),
+        d(2)
+    );
 }
 
 /// Fires `completion` with the result message `parts`, written into the
