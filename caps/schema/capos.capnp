@@ -53,6 +53,9 @@ enum KernelCapKind {
   virtualMemory @7;    # child-local: map anonymous memory in the holder
   threadSpawner @8;    # child-local: start threads in the holder
   null @9;             # child-local: the measurement-only Null interface
+  entropy @10;         # shared: random bytes (RDSEED/RDRAND, else TSC jitter)
+  systemInfo @11;      # shared: uptime, memory, CPUs, processes, message of the day
+  sessionAuthority @12; # shared: mint, scope and end sessions (the session manager's)
 }
 
 const protRead :UInt32 = 1;    # mapping protection bit: readable
@@ -174,12 +177,15 @@ struct Placement {
 
 interface ProcessSpawner @0xceb500d0b476a0d0 {
   spawn @0 (name :Text, binaryName :Text, grants :List(CapGrant), placement :Placement,
-            frameLimit :UInt32, capSlotLimit :UInt32)
+            frameLimit :UInt32, capSlotLimit :UInt32, session :UInt16 = 0xffff)
       -> (handle :UInt16, facets :List(SpawnedFacet));
+  # `session` is the index of a transfer descriptor holding the UserSession
+  # the child runs in (it must be live), or 0xffff: the caller's own
+  # session. A process's session never changes after it starts.
   # `handle` is the result-cap index of the child's ProcessHandle.
   # A `placement` pinning the child to a CPU that is not online is refused.
-  # `frameLimit` is the child's frame quota in pages (0: the default, 4096,
-  # which is also the most it may be); a child whose image, stack, ring,
+  # `frameLimit` is the child's frame quota in pages (0: the default, 4096;
+  # at most 16384); a child whose image, stack, ring,
   # CapSet and page tables do not fit it is refused before it runs.
   # `capSlotLimit` is the child's cap-slot quota (0: the default, 256; at
   # most 4096); the child's capability table grows on demand up to it.
@@ -267,6 +273,69 @@ interface Null @0xebbe9c3253cdbcaa {
   # completion and a timer entry), with no help from the dispatcher.
 }
 
+interface EntropySource @0xed384e4186929325 {
+  # Random bytes from the CPU's generator: RDSEED where the CPU has it, else
+  # RDRAND, else jitter between TSC reads, always conditioned through
+  # SHA-256 with the kernel's pool. Which one is reported at boot.
+  read @0 (count :UInt32) -> (bytes :Data);
+  # `count` random bytes (1 to 256).
+  source @1 () -> (source :Source);
+  # Where the bytes come from.
+
+  enum Source {
+    rdseed @0;
+    rdrand @1;
+    tscJitter @2;
+  }
+}
+
+struct ProcessInfo {
+  # One live process, as SystemInfo reports it.
+  pid @0 :UInt32;
+  name @1 :Text;
+  caps @2 :UInt32;       # capabilities in its table
+  frames @3 :UInt64;     # frames charged to its ledger
+}
+
+interface SystemInfo @0x94f871b5472448ab {
+  # What the system is doing: read-only facts for an operator.
+  summary @0 () -> (uptimeNanos :UInt64, cpus :UInt32, totalFrames :UInt64,
+                    freeFrames :UInt64, processes :List(ProcessInfo))
+      $resultBytes(16384);
+  # Uptime, online CPUs, physical frames (4 KiB) in all and free, and every
+  # live process in pid order.
+  motd @1 () -> (text :Text);
+  # The message of the day: the manifest's `kernel.motd`, or a default.
+}
+
+interface SessionAuthority @0x971cf3f456c19c2d {
+  # The right to mint, scope and end sessions: held by the session manager
+  # only. The kernel attaches no meaning to principals or profiles; they
+  # are labels the session manager chose and the session reports back.
+  create @0 (principal :Text, profile :Text) -> (session :UInt16 $resultCap("UserSession"));
+  # A new live session (labels at most 64 bytes each), with a fresh
+  # 128-bit random identity that nothing outside the kernel ever sees.
+  scope @1 () -> (scoped :UInt16);
+  # Transfers: [0] a UserSession, [1] any capability. Answers a capability
+  # with the same interface that works only while the session is live and
+  # that speaks for the session: an endpoint call made through it carries
+  # that session as the caller's, whatever process makes it. Once the
+  # session ends, every copy of it fails with `disconnected`, wherever it
+  # has been passed, and the object behind it is let go.
+  end @2 () -> ();
+  # Transfer [0] a UserSession: ends it (a second end changes nothing).
+  reference @3 () -> (reference :Data);
+  # Transfers: [0] a UserSession, [1] an Endpoint (the owner side). The
+  # 16-byte reference that endpoint's server sees for calls in that session.
+}
+
+interface UserSession @0xadf6e7b59f2655bc {
+  # One session: the context a process runs in and bundle capabilities are
+  # scoped to. Holding it lets the holder start processes in it (through
+  # ProcessSpawner) and read its labels.
+  info @0 () -> (principal :Text, profile :Text, live :Bool);
+}
+
 const consoleInterfaceId :UInt64 = 0xdfa84506728bf29c;
 const terminalSessionInterfaceId :UInt64 = 0xe87c6bb0e2f15053;
 const timerInterfaceId :UInt64 = 0xa06e7a0d0d2e312e;
@@ -282,3 +351,7 @@ const threadSpawnerInterfaceId :UInt64 = 0xbc49c1f9e26ad428;
 const threadHandleInterfaceId :UInt64 = 0xf0abf367d007d1c3;
 const threadControlInterfaceId :UInt64 = 0xea47a5dcd9ea001e;
 const nullInterfaceId :UInt64 = 0xebbe9c3253cdbcaa;
+const entropySourceInterfaceId :UInt64 = 0xed384e4186929325;
+const systemInfoInterfaceId :UInt64 = 0x94f871b5472448ab;
+const sessionAuthorityInterfaceId :UInt64 = 0x971cf3f456c19c2d;
+const userSessionInterfaceId :UInt64 = 0xadf6e7b59f2655bc;

@@ -13,6 +13,33 @@ struct SystemManifest {
   kernel @2 :KernelParams;
   init @3 :InitProcess;            # the first process the kernel starts
   services @4 :List(Service);      # started by init, in this order
+  sessions @5 :SessionsConfig;     # accounts and profiles (docs/sessions.md)
+}
+
+struct SessionsConfig {
+  # What the credential store and the session manager are configured with.
+  # A service with `sessionsConfig = true` receives it as a read-only
+  # MemoryObject cap named `config` holding this struct as a
+  # single-segment message.
+  accounts @0 :List(Account);
+  profiles @1 :List(Profile);
+}
+
+struct Account {
+  name @0 :Text;          # what `login` asks for
+  principal @1 :Text;     # the stable principal id (audit records name it)
+  profile @2 :Text;       # one of `profiles`; at most one account is `operator`
+  passwordHash @3 :Text;  # Argon2id PHC string (`mkmanifest passwd`); empty: none
+                          # set yet (`setup` may create a volatile one for the operator)
+}
+
+struct Profile {
+  name @0 :Text;          # `operator`, `guest`, `anonymous` or another name
+  launchable @1 :List(Text);  # binaries its sessions' launcher may start
+  bundle @2 :List(Text);  # the session manager's caps (by CapSet name) each
+                          # session of this profile receives, scoped to the
+                          # session; `audit` names the session manager's
+                          # audit log
 }
 
 struct Binary {
@@ -25,6 +52,7 @@ struct KernelParams {
   maxCpus @1 :UInt32;              # 0: every CPU the firmware reports
   bootProcesses @2 :List(InitProcess);  # started by the kernel beside init, kernel-minted caps only; for tests and bring-up
   terminal @3 :SerialPort = com2;  # the serial line of the `terminal` cap; the kernel log stays on com1
+  motd @4 :Text;                   # SystemInfo's message of the day; empty: the default
 
   enum SerialPort {
     com1 @0;       # shared with the kernel log: the two interleave
@@ -54,6 +82,10 @@ struct Service {
   placement @4 :Caps.Placement;    # where it runs; left out: any CPU
   capSlots @5 :UInt32;             # cap-slot quota; 0: the default (256); at most 4096
   launchable @6 :List(Text);       # binaries its launcher may start (needs a `launcher` cap)
+  frameLimit @7 :UInt32;           # frame quota in pages; 0: the default (4096); at most 16384
+  session @8 :ImportRef;           # left out: init's session; else the SessionManager export
+                                   # that mints the anonymous session it runs in
+  sessionsConfig @9 :Bool;         # receives the manifest's `sessions` as cap `config`
 }
 
 struct CapRef {
@@ -64,6 +96,7 @@ struct CapRef {
     kernel @3 :Caps.KernelCapKind; # minted by the kernel
     service @4 :ImportRef;         # another service's export
     launcher @5 :Void;             # init's Launcher, limited to the service's `launchable` binaries
+    spawner @6 :Void;              # a copy of init's ProcessSpawner (for a session manager)
   }
 }
 

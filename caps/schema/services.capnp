@@ -153,3 +153,104 @@ interface StdIO @0xa017c369b232fe98 {
 
 const launcherInterfaceId :UInt64 = 0x8d781b59bd4555a1;
 # What a manifest's launcher cap expects (`source = (launcher = void)`).
+
+interface CredentialStore @0x8adfe0ea7a7d63c7 {
+  # Checks passwords against the manifest's accounts (Argon2id PHC hashes)
+  # and a volatile operator password made by `setup`. Served by `authd`;
+  # only the session manager holds it. Never answers with a hash.
+  verify @0 (account :Text, password :Data, terminal :Data) -> (outcome :VerifyOutcome,
+      principal :Text, profile :Text, delayedMillis :UInt32);
+  # `success` (with the account's principal and profile), `denied` (unknown
+  # account, wrong password, a password over 1024 bytes: one answer for all)
+  # or `unavailable` (no password is set for the account). The work done
+  # does not depend on the password or on whether the account exists.
+  # Failures are counted per `terminal` (an opaque key: the session manager
+  # passes the caller's session reference): after n consecutive failures
+  # the next attempt from that terminal is answered no sooner than
+  # 500 ms * 2^(n-1) (at most 16 s) after the last one; `delayedMillis`
+  # says how long this answer was held back. A success clears the count.
+  setup @1 (password :Data) -> (account :Text);
+  # Sets a volatile (RAM only, gone at reboot) password for the operator
+  # account, only while it has none; fails otherwise. 1 to 1024 bytes.
+  status @2 () -> (operatorAccount :Text, operatorPasswordSet :Bool, volatile :Bool);
+  # Whether `setup` is needed.
+
+  enum VerifyOutcome {
+    success @0;
+    denied @1;
+    unavailable @2;
+  }
+}
+
+struct BundleCap {
+  # One capability of a session's bundle, as a result capability.
+  name @0 :Text;
+  cap @1 :UInt16;          # result-cap index
+  interfaceId @2 :UInt64;
+}
+
+interface SessionManager @0xb2b98a6027307ac2 {
+  # Sessions for the people at terminals. Served by `sessiond`, which holds
+  # the kernel's SessionAuthority. Who is calling is the caller's session
+  # (endpoint caller context), never a parameter.
+  anonymous @0 () -> (session :UInt16 $C.resultCap("UserSession"));
+  # A new anonymous session (what a terminal's shell starts in).
+  login @1 (account :Text, password :Data) -> (outcome :LoginOutcome,
+      session :UInt16, bundle :List(BundleCap)) $C.resultBytes(8192);
+  # Checks the password (CredentialStore) and on success answers a new
+  # session of the account's profile (`session`, a UserSession result cap)
+  # and its bundle, every cap scoped to the new session. On failure no
+  # caps, and the outcome only.
+  setup @2 (password :Data) -> (outcome :LoginOutcome, session :UInt16,
+      bundle :List(BundleCap)) $C.resultBytes(8192);
+  # First-boot setup: sets the volatile operator password (only when none
+  # exists) and logs the operator in as `login` does.
+  logout @3 () -> ();
+  # Ends the caller's session: every capability scoped to it stops
+  # working, in every process holding a copy.
+  current @4 () -> (principal :Text, profile :Text, live :Bool, bundle :List(Text));
+  # The caller's session: principal (empty for anonymous), profile, and the
+  # names of its bundle.
+  bundle @5 () -> (bundle :List(BundleCap)) $C.resultBytes(8192);
+  # The caller's session's bundle, freshly scoped copies.
+  setupNeeded @6 () -> (needed :Bool, account :Text);
+  # Whether the operator account has no password yet.
+
+  enum LoginOutcome {
+    success @0;
+    denied @1;
+    unavailable @2;
+  }
+}
+
+struct AuditRecord {
+  # One audited event. Never holds a password or a hash.
+  seq @0 :UInt64;
+  nanos @1 :UInt64;        # monotonic time
+  kind @2 :Kind;
+  session @3 :Data;        # the session's 16-byte reference (as the session manager sees it)
+  principal @4 :Text;      # the account's principal, where one is known
+  detail @5 :Text;         # the binary launched, the refusal, the delay
+
+  enum Kind {
+    loginSuccess @0;
+    loginFailure @1;
+    setup @2;
+    sessionStart @3;
+    sessionEnd @4;
+    launch @5;
+    launchRefused @6;
+  }
+}
+
+interface AuditLog @0x81e729c7470de6d9 {
+  # The session manager's append-only audit log (operator bundles only).
+  read @0 (from :UInt64, max :UInt32) -> (records :List(AuditRecord), next :UInt64)
+      $C.resultBytes(32768);
+  # Records with `seq >= from`, at most `max` (0: 64), and the seq to read
+  # from next.
+}
+
+const credentialStoreInterfaceId :UInt64 = 0x8adfe0ea7a7d63c7;
+const sessionManagerInterfaceId :UInt64 = 0xb2b98a6027307ac2;
+const auditLogInterfaceId :UInt64 = 0x81e729c7470de6d9;

@@ -36,6 +36,14 @@ pub const THREAD_HANDLE: u64 = s::thread_handle::_private::TYPE_ID;
 pub const THREAD_CONTROL: u64 = s::thread_control::_private::TYPE_ID;
 /// `Null`: does nothing; measures the cost of a capability call itself.
 pub const NULL: u64 = s::null::_private::TYPE_ID;
+/// `EntropySource`: random bytes.
+pub const ENTROPY_SOURCE: u64 = s::entropy_source::_private::TYPE_ID;
+/// `SystemInfo`: uptime, memory, CPUs, processes.
+pub const SYSTEM_INFO: u64 = s::system_info::_private::TYPE_ID;
+/// `SessionAuthority`: mint, scope and end sessions.
+pub const SESSION_AUTHORITY: u64 = s::session_authority::_private::TYPE_ID;
+/// `UserSession`: one session.
+pub const USER_SESSION: u64 = s::user_session::_private::TYPE_ID;
 
 /// `Launcher` (`services.capnp`, served by init): what a manifest's
 /// launcher cap expects. Not a kernel interface: the holder's CapSet shows
@@ -43,7 +51,7 @@ pub const NULL: u64 = s::null::_private::TYPE_ID;
 pub const LAUNCHER: u64 = crate::schema::services_capnp::launcher::_private::TYPE_ID;
 
 /// Every kernel interface with its schema name, in schema order.
-pub const ALL: [(&str, u64); 15] = [
+pub const ALL: [(&str, u64); 19] = [
     ("Console", CONSOLE),
     ("TerminalSession", TERMINAL_SESSION),
     ("Timer", TIMER),
@@ -59,6 +67,10 @@ pub const ALL: [(&str, u64); 15] = [
     ("ThreadHandle", THREAD_HANDLE),
     ("ThreadControl", THREAD_CONTROL),
     ("Null", NULL),
+    ("EntropySource", ENTROPY_SOURCE),
+    ("SystemInfo", SYSTEM_INFO),
+    ("SessionAuthority", SESSION_AUTHORITY),
+    ("UserSession", USER_SESSION),
 ];
 
 /// The schema name of a kernel interface id, if it is one.
@@ -92,6 +104,10 @@ mod tests {
             s::THREAD_HANDLE_INTERFACE_ID,
             s::THREAD_CONTROL_INTERFACE_ID,
             s::NULL_INTERFACE_ID,
+            s::ENTROPY_SOURCE_INTERFACE_ID,
+            s::SYSTEM_INFO_INTERFACE_ID,
+            s::SESSION_AUTHORITY_INTERFACE_ID,
+            s::USER_SESSION_INTERFACE_ID,
         ];
         assert_eq!(declared.len(), ALL.len());
         assert_eq!(

@@ -295,6 +295,7 @@ impl Decoder<'_> {
                     }
                 }
                 Ok(cap_ref::source::Launcher(())) => CapSource::Launcher,
+                Ok(cap_ref::source::Spawner(())) => CapSource::Spawner,
                 Err(capnp::NotInSchema(n)) => CapSource::UnknownVariant(n),
             };
             out.push(CapRef {
@@ -339,6 +340,9 @@ pub fn kind_from_schema(kind: KernelCapKind) -> KernelKind {
         KernelCapKind::VirtualMemory => KernelKind::VirtualMemory,
         KernelCapKind::ThreadSpawner => KernelKind::ThreadSpawner,
         KernelCapKind::Null => KernelKind::Null,
+        KernelCapKind::Entropy => KernelKind::Entropy,
+        KernelCapKind::SystemInfo => KernelKind::SystemInfo,
+        KernelCapKind::SessionAuthority => KernelKind::SessionAuthority,
     }
 }
 
@@ -355,6 +359,9 @@ pub fn kind_to_schema(kind: KernelKind) -> KernelCapKind {
         KernelKind::VirtualMemory => KernelCapKind::VirtualMemory,
         KernelKind::ThreadSpawner => KernelCapKind::ThreadSpawner,
         KernelKind::Null => KernelCapKind::Null,
+        KernelKind::Entropy => KernelCapKind::Entropy,
+        KernelKind::SystemInfo => KernelCapKind::SystemInfo,
+        KernelKind::SessionAuthority => KernelCapKind::SessionAuthority,
     }
 }
 
@@ -372,6 +379,7 @@ fn encode_caps(caps: &[CapRef], mut list: capnp::struct_list::Builder<'_, cap_re
                 import.set_export(export.as_str());
             }
             CapSource::Launcher => source.set_launcher(()),
+            CapSource::Spawner => source.set_spawner(()),
             // Values the schema cannot express are written as "no source".
             CapSource::Unset | CapSource::UnknownKernelKind(_) | CapSource::UnknownVariant(_) => {
                 source.set_unset(())

@@ -215,6 +215,8 @@ pub enum CapSource {
     /// [`INIT_LAUNCHER_CAP`] endpoint, limited to the service's
     /// `launchable` binaries. Services only.
     Launcher,
+    /// A copy of init's ProcessSpawner. Services only.
+    Spawner,
     /// A source variant this build does not know (rejected).
     UnknownVariant(u16),
 }
@@ -264,11 +266,17 @@ pub enum KernelKind {
     ThreadSpawner,
     /// The measurement-only `Null` interface (each holder gets its own).
     Null,
+    /// Random bytes.
+    Entropy,
+    /// Uptime, memory, CPUs, processes, message of the day.
+    SystemInfo,
+    /// Mint, scope and end sessions (the session manager's).
+    SessionAuthority,
 }
 
 impl KernelKind {
     /// Every kind, in schema order.
-    pub const ALL: [KernelKind; 10] = [
+    pub const ALL: [KernelKind; 13] = [
         KernelKind::Console,
         KernelKind::Terminal,
         KernelKind::Timer,
@@ -279,6 +287,9 @@ impl KernelKind {
         KernelKind::VirtualMemory,
         KernelKind::ThreadSpawner,
         KernelKind::Null,
+        KernelKind::Entropy,
+        KernelKind::SystemInfo,
+        KernelKind::SessionAuthority,
     ];
 
     /// The interface a cap of this kind exposes.
@@ -294,6 +305,9 @@ impl KernelKind {
             KernelKind::VirtualMemory => interfaces::VIRTUAL_MEMORY,
             KernelKind::ThreadSpawner => interfaces::THREAD_SPAWNER,
             KernelKind::Null => interfaces::NULL,
+            KernelKind::Entropy => interfaces::ENTROPY_SOURCE,
+            KernelKind::SystemInfo => interfaces::SYSTEM_INFO,
+            KernelKind::SessionAuthority => interfaces::SESSION_AUTHORITY,
         }
     }
 
@@ -314,7 +328,13 @@ impl KernelKind {
     /// refuses the others, with [`not_implemented_message`], the text the
     /// kernel itself gives.
     pub const fn is_implemented(self) -> bool {
-        !matches!(self, KernelKind::ThreadSpawner)
+        !matches!(
+            self,
+            KernelKind::ThreadSpawner
+                | KernelKind::Entropy
+                | KernelKind::SystemInfo
+                | KernelKind::SessionAuthority
+        )
     }
 
     /// The schema enumerant name, e.g. `processSpawner`.
@@ -330,6 +350,9 @@ impl KernelKind {
             KernelKind::VirtualMemory => "virtualMemory",
             KernelKind::ThreadSpawner => "threadSpawner",
             KernelKind::Null => "null",
+            KernelKind::Entropy => "entropy",
+            KernelKind::SystemInfo => "systemInfo",
+            KernelKind::SessionAuthority => "sessionAuthority",
         }
     }
 }

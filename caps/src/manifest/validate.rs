@@ -504,7 +504,10 @@ fn source_rule(source: &CapSource, subject: Subject, report: &mut Report) {
         CapSource::Unset => report.push(subject, Rule::MissingSource),
         CapSource::UnknownKernelKind(n) => report.push(subject, Rule::UnknownKernelKind(*n)),
         CapSource::UnknownVariant(n) => report.push(subject, Rule::UnknownSourceVariant(*n)),
-        CapSource::Kernel(_) | CapSource::Import { .. } | CapSource::Launcher => {}
+        CapSource::Kernel(_)
+        | CapSource::Import { .. }
+        | CapSource::Launcher
+        | CapSource::Spawner => {}
     }
 }
 

@@ -68,7 +68,10 @@ fn mint(kind: KernelKind, boot: Option<&Arc<BootPackage>>) -> Result<Minted, Str
             }
         }
         KernelKind::Terminal => Minted::of(Arc::new(TerminalSession::open()?)),
-        KernelKind::ThreadSpawner => {
+        KernelKind::ThreadSpawner
+        | KernelKind::Entropy
+        | KernelKind::SystemInfo
+        | KernelKind::SessionAuthority => {
             return Err(capos_caps::manifest::not_implemented_message(kind))
         }
     })
