@@ -80,6 +80,14 @@ impl<R: capnp::traits::Owned> Reply<R> {
         Owned::adopt_checked(handle.into_cap())
     }
 
+    /// Takes result capability `index` whatever its interface.
+    pub fn take_any(&mut self, index: u16) -> Result<CapHandle, CallError> {
+        self.caps
+            .get_mut(usize::from(index))
+            .and_then(Option::take)
+            .ok_or(CallError::Protocol("result capability index out of range"))
+    }
+
     /// Result capabilities not taken yet.
     pub fn caps_left(&self) -> usize {
         self.caps.iter().flatten().count()

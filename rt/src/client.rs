@@ -712,6 +712,7 @@ impl Endpoint {
                 self.reply_with_caps(call_id, bytes, &sent)
             }
             Answer::Exception(e) => self.reply_exception(call_id, &e),
+            Answer::Later => Ok(()),
         }
     }
 }
@@ -729,6 +730,10 @@ pub enum Answer {
     },
     /// An application exception.
     Exception(CapException),
+    /// Nothing yet: the handler kept the call's id
+    /// ([`ServerCall::call_id`]) and answers it later itself, e.g. once a
+    /// call of its own completes, while the server goes on serving others.
+    Later,
 }
 
 /// One incoming call as a userspace server's handlers see it: who called,

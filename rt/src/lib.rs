@@ -42,8 +42,10 @@ pub mod direct;
 pub mod error;
 pub mod handle;
 pub mod heap;
+pub mod launch;
 pub mod ring_client;
 pub mod runtime;
+pub mod serve;
 pub mod wire;
 
 #[cfg(test)]

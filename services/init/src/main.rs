@@ -27,7 +27,6 @@ use alloc::vec::Vec;
 use capos_rt::caps::api::{launcher, process_handle};
 use capos_rt::caps::exception::CapException;
 use capos_rt::caps::manifest;
-use capos_rt::caps::schema::capos_capnp::cap_grant;
 use capos_rt::caps::schema::services_capnp::launcher as proto;
 use capos_rt::{
     capnp, Answer, BootPackage, Cap, CapHandle, Console, Endpoint, GrantSpec, Interface, Owned,
@@ -408,7 +407,7 @@ impl Launcher<'_, '_> {
         }
         let returned: Vec<Cap> = match &answer {
             Answer::Result { caps, .. } => caps.iter().map(|(c, _)| c.clone()).collect(),
-            Answer::Exception(_) => Vec::new(),
+            Answer::Exception(_) | Answer::Later => Vec::new(),
         };
         if let Err(e) = ep.answer(call.call_id, answer) {
             // Nothing moved: the caller is gone, or its table is full.
@@ -440,143 +439,29 @@ impl Launcher<'_, '_> {
     }
 }
 
-/// `text` as a `&str`, or the failure to answer with.
-fn text<'r>(
-    what: &str,
-    t: capnp::Result<capnp::text::Reader<'r>>,
-) -> Result<&'r str, CapException> {
-    t.ok()
-        .and_then(|t| t.to_str().ok())
-        .ok_or_else(|| CapException::failed(format!("{what} is not UTF-8 text")))
-}
-
-impl Launcher<'_, '_> {
-    fn try_launch(
-        &self,
-        cx: &mut ServerCall,
-        p: proto::launch_params::Reader<'_>,
-    ) -> Result<Answer, CapException> {
-        // Everything sent is owned from here on: whatever is not passed on
-        // to the child is released on every path out.
-        let sent: Vec<Option<CapHandle>> = core::mem::take(&mut cx.caps)
-            .into_iter()
-            .map(|c| Some(CapHandle::adopt(c)))
-            .collect();
-        let holder = self.holder(cx.caller_pid)?;
-        let binary = text("binary", p.get_binary())?;
-        if !holder.launchable.iter().any(|b| b == binary) {
-            return Err(CapException::failed(format!(
-                "binary {binary:?} is not on this launcher's allowlist"
-            )));
-        }
-        let name = text("name", p.get_name())?;
-        let list = p
-            .get_grants()
-            .map_err(|e| CapException::failed(format!("malformed grants: {e}")))?;
-        let mut names: Vec<&str> = Vec::with_capacity(list.len() as usize);
-        // Each grant's source: a capability sent with the call, or a kind.
-        let mut sources: Vec<Result<&Cap, manifest::KernelKind>> = Vec::new();
-        let mut used = alloc::vec![false; sent.len()];
-        for g in list.iter() {
-            let gname = text("grant name", g.get_name())?;
-            let expected = g.get_expected_interface_id();
-            match g.get_source().which() {
-                Ok(cap_grant::source::Transferred(i)) => {
-                    let i = usize::from(i);
-                    let Some(cap) = sent.get(i).and_then(Option::as_ref) else {
-                        return Err(CapException::failed(format!(
-                            "grant {gname:?}: names transfer index {i}, but {} capabilities were sent",
-                            sent.len()
-                        )));
-                    };
-                    if core::mem::replace(&mut used[i], true) {
-                        return Err(CapException::failed(format!(
-                            "grant {gname:?}: transfer index {i} is named by an earlier grant too"
-                        )));
-                    }
-                    if cap.interface_id() != expected {
-                        return Err(CapException::failed(format!(
-                            "grant {gname:?}: expects interface {expected:#x}, but capability {i} is {:#x}",
-                            cap.interface_id()
-                        )));
-                    }
-                    sources.push(Ok(cap));
-                }
-                Ok(cap_grant::source::Kernel(Ok(kind))) => {
-                    let kind = manifest::kind_from_schema(kind);
-                    if !kind.is_child_local() {
-                        return Err(CapException::failed(format!(
-                            "grant {gname:?}: a launcher mints only child-local kernel caps, not {kind}; send a {kind} cap you hold instead"
-                        )));
-                    }
-                    if kind.interface_id() != expected {
-                        return Err(CapException::failed(format!(
-                            "grant {gname:?}: expects interface {expected:#x}, but kind {kind} provides {:#x}",
-                            kind.interface_id()
-                        )));
-                    }
-                    sources.push(Err(kind));
-                }
-                _ => {
-                    return Err(CapException::failed(format!(
-                        "grant {gname:?}: unknown source"
-                    )))
-                }
-            }
-            names.push(gname);
-        }
-        let grants: Vec<GrantSpec<'_>> = names
-            .iter()
-            .zip(&sources)
-            .map(|(name, source)| match source {
-                Ok(cap) => GrantSpec::Move { name, cap },
-                Err(kind) => GrantSpec::Kernel { name, kind: *kind },
-            })
-            .collect();
-        let spawned = self
-            .spawner
-            .spawn_with_options(name, binary, &grants, SpawnOptions::default())
-            .map_err(|e| CapException::failed(format!("cannot start {binary:?}: {e}")))?;
-        drop(grants);
-        drop(sources);
-        // The moved caps now belong to the child: forget them, release the
-        // rest.
-        for (i, cap) in sent.into_iter().enumerate() {
-            if let Some(cap) = cap {
-                if used[i] {
-                    let _ = cap.into_cap();
-                }
-            }
-        }
-        // Client facets of child-local endpoints stay unused here.
-        drop(spawned.facets);
-        let mut out = capnp::message::Builder::new_default();
-        out.init_root::<proto::launch_results::Builder<'_>>()
-            .set_handle(0);
-        Ok(cx.result_with_caps(
-            &out,
-            alloc::vec![(spawned.handle.into_cap(), capos_rt::ring::TRANSFER_MOVE)],
-        ))
-    }
-}
-
 impl launcher::Server<ServerCall> for Launcher<'_, '_> {
     fn launch(&self, cx: &mut ServerCall, p: proto::launch_params::Reader<'_>) -> Answer {
-        self.try_launch(cx, p).unwrap_or_else(Answer::Exception)
+        let holder = self.holder(cx.caller_pid);
+        let allowed = |binary: &str| {
+            let holder = holder?;
+            if holder.launchable.iter().any(|b| b == binary) {
+                Ok(())
+            } else {
+                Err(CapException::failed(format!(
+                    "binary {binary:?} is not on this launcher's allowlist"
+                )))
+            }
+        };
+        match capos_rt::launch::launch(self.spawner, cx, p, SpawnOptions::default(), allowed) {
+            Ok(l) => l.answer,
+            Err(e) => Answer::Exception(e),
+        }
     }
 
     fn allowed(&self, cx: &mut ServerCall) -> Answer {
-        let holder = match self.holder(cx.caller_pid) {
-            Ok(h) => h,
-            Err(e) => return Answer::Exception(e),
-        };
-        let mut out = capnp::message::Builder::new_default();
-        let mut list = out
-            .init_root::<proto::allowed_results::Builder<'_>>()
-            .init_binaries(holder.launchable.len() as u32);
-        for (i, b) in holder.launchable.iter().enumerate() {
-            list.set(i as u32, b.as_str());
+        match self.holder(cx.caller_pid) {
+            Ok(h) => capos_rt::launch::allowed_answer(cx, &h.launchable),
+            Err(e) => Answer::Exception(e),
         }
-        cx.result(&out)
     }
 }

@@ -677,6 +677,7 @@ fn watch_the_victim(rt: &Runtime, c: &Caps, say: &dyn Fn(&str)) -> Result<(), Ca
     let (bytes, exception) = match answer {
         Answer::Result { bytes, .. } => (bytes, false),
         Answer::Exception(e) => (e.encode(), true),
+        Answer::Later => return Err(CallError::Protocol("the keeper never answers later")),
     };
     ring.wait(ring.submit_return(control, call.call_id, bytes, exception, &[])?)?
         .into_result()?;

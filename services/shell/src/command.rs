@@ -29,6 +29,19 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("wait", "wait $p", "waits for a spawned program and prints its exit code (Ctrl-C stops waiting)"),
     ("kill", "kill $p", "ends a spawned program"),
     ("jobs", "jobs", "the programs spawned in the background"),
+    (
+        "login",
+        "login [account]",
+        "logs in: asks for the account and the password (not echoed); the session's bundle joins `caps`",
+    ),
+    (
+        "setup",
+        "setup",
+        "first boot: sets the operator's password (volatile: until reboot) and logs in",
+    ),
+    ("session", "session", "who the shell's session is: principal, profile, bundle, what it may launch"),
+    ("logout", "logout", "ends the session: its bundle stops working everywhere; back to anonymous"),
+    ("audit", "audit", "the session manager's audit log (operators)"),
     ("exit", "exit", "leaves the shell"),
 ];
 
@@ -86,6 +99,16 @@ pub enum Command {
     Kill(String),
     /// `jobs`.
     Jobs,
+    /// `login` or `login <account>`.
+    Login(Option<String>),
+    /// `setup`.
+    Setup,
+    /// `session`.
+    Session,
+    /// `logout`.
+    Logout,
+    /// `audit`.
+    Audit,
     /// `exit`.
     Exit,
     /// A typed call.
@@ -129,6 +152,15 @@ pub fn parse(line: &str) -> Result<Command, Mistake> {
         )),
         "caps" => no_args(Command::Caps),
         "jobs" => no_args(Command::Jobs),
+        "setup" => no_args(Command::Setup),
+        "session" => no_args(Command::Session),
+        "logout" => no_args(Command::Logout),
+        "audit" => no_args(Command::Audit),
+        "login" => match rest {
+            "" => Ok(Command::Login(None)),
+            r if r.contains(char::is_whitespace) => Err(mistake(None, "usage: login [account]")),
+            r => Ok(Command::Login(Some(String::from(r)))),
+        },
         "exit" => no_args(Command::Exit),
         "inspect" => match rest {
             "" => Err(mistake(None, "usage: inspect <cap>")),
@@ -316,6 +348,28 @@ mod tests {
             .message
             .contains("usage: wait $p"));
         assert!(parse("inspect").is_err());
+    }
+
+    #[test]
+    fn session_commands() {
+        assert_eq!(parse("login"), Ok(Command::Login(None)));
+        assert_eq!(
+            parse("login operator"),
+            Ok(Command::Login(Some("operator".into())))
+        );
+        assert!(parse("login a b")
+            .unwrap_err()
+            .message
+            .contains("usage: login"));
+        assert_eq!(parse("setup"), Ok(Command::Setup));
+        assert_eq!(parse("session"), Ok(Command::Session));
+        assert_eq!(parse("logout"), Ok(Command::Logout));
+        assert_eq!(parse("audit"), Ok(Command::Audit));
+        assert!(parse("logout now").is_err());
+        // Every command has help.
+        for w in ["login", "setup", "session", "logout", "audit"] {
+            assert!(COMMANDS.iter().any(|c| c.0 == w), "{w}");
+        }
     }
 
     #[test]

@@ -36,6 +36,8 @@ use capos_rt::{
 use shell::command::{self, Command, Grant, Source, COMMANDS};
 use shell::editor::{Completion, Edit, Editor, Key};
 
+mod login;
+
 capos_rt::entry!(main);
 
 /// The prompt.
@@ -59,18 +61,22 @@ fn main(rt: &mut Runtime) -> i32 {
         return 2;
     };
     let mut shell = Shell::new(rt, term);
+    if let Err(e) = shell.join_anonymous() {
+        log(&format!("shell: the session manager did not answer: {e}"));
+    }
     log(&format!(
-        "shell: started on the terminal; registry {}, launcher {}, {} capabilities",
+        "shell: started on the terminal; registry {}, launcher {}, session {}, {} capabilities",
         if shell.registry.is_some() {
             "yes"
         } else {
             "no"
         },
-        if shell.launcher.is_some() {
+        if shell.current_launcher().is_some() {
             "yes"
         } else {
             "no"
         },
+        shell.view().map_or("none", |v| v.profile.as_str()),
         rt.capset().len()
     ));
     let code = match shell.run() {
@@ -120,6 +126,11 @@ struct Shell<'a> {
     protocols: Vec<(u64, u64)>,
     /// Keys read and not yet used (a burst can hold more than one line).
     keys: VecDeque<Key>,
+    /// The anonymous session the shell was started in, if it has a
+    /// session manager (`sessions`).
+    anonymous: Option<login::SessionView>,
+    /// The session `login` or `setup` opened.
+    user: Option<login::SessionView>,
 }
 
 /// Something to tell the person instead of a result.
@@ -128,6 +139,12 @@ struct Problem(String);
 impl From<CallError> for Problem {
     fn from(e: CallError) -> Self {
         Problem(describe_error(&e))
+    }
+}
+
+impl From<capnp::Error> for Problem {
+    fn from(e: capnp::Error) -> Self {
+        Problem(describe_error(&CallError::from(e)))
     }
 }
 
@@ -178,6 +195,8 @@ impl<'a> Shell<'a> {
             editor: Editor::new(),
             protocols: Vec::new(),
             keys: VecDeque::new(),
+            anonymous: None,
+            user: None,
         }
     }
 
@@ -197,7 +216,8 @@ impl<'a> Shell<'a> {
     fn run(&mut self) -> Result<(), CallError> {
         self.say("capOS shell. `help` lists the commands; `caps` what you hold.")?;
         loop {
-            let line = match self.read_line(PROMPT)? {
+            let prompt = self.prompt();
+            let line = match self.read_line(&prompt)? {
                 Edit::Line(l) => l,
                 Edit::Interrupted | Edit::Pending => continue,
                 Edit::EndOfInput => {
@@ -214,7 +234,8 @@ impl<'a> Shell<'a> {
                 }
                 Err(m) => {
                     if let Some(at) = m.at {
-                        let col = PROMPT.len() + line[..at.min(line.len())].chars().count();
+                        let col =
+                            prompt.chars().count() + line[..at.min(line.len())].chars().count();
                         self.say(&format!("{}^", " ".repeat(col)))?;
                     }
                     self.say(&format!("! {}", m.message))?;
@@ -320,6 +341,11 @@ impl<'a> Shell<'a> {
             Command::Wait(var) => self.wait(&var),
             Command::Kill(var) => self.kill(&var),
             Command::Jobs => self.list_jobs(),
+            Command::Login(account) => self.login(account),
+            Command::Setup => self.setup(),
+            Command::Session => self.session(),
+            Command::Logout => self.logout(),
+            Command::Audit => self.audit(),
         }
     }
 
@@ -376,6 +402,21 @@ impl<'a> Shell<'a> {
             };
             text.push_str(&format!("  {name:<16} {shown:<32} id {:#x}\n", e.cap_id));
         }
+        if let Some(view) = self.view() {
+            text.push_str(&format!("session {} bundle:", view.who()));
+            if view.bundle.is_empty() {
+                text.push_str(" (none)");
+            }
+            text.push('\n');
+            for (name, cap) in &view.bundle {
+                let speaks = self.interface_of(cap);
+                text.push_str(&format!(
+                    "  {name:<16} {:<32} id {:#x}\n",
+                    self.interface_name(speaks),
+                    cap.id()
+                ));
+            }
+        }
         for v in &self.vars {
             text.push_str(&format!(
                 "  ${:<11} {:<18} id {:#x}\n",
@@ -391,11 +432,16 @@ impl<'a> Shell<'a> {
     /// The capability a name (`timer`) or variable (`$t`) denotes.
     fn resolve(&self, target: &Target) -> Result<Cap, Problem> {
         match target {
-            Target::Name(n) => self.rt.cap_any(n).map_err(|_| {
-                Problem(format!(
-                    "no capability named `{n}`; `caps` lists what the shell holds"
-                ))
-            }),
+            Target::Name(n) => {
+                if let Some(cap) = self.view().and_then(|v| v.find(n)) {
+                    return Ok(cap);
+                }
+                self.rt.cap_any(n).map_err(|_| {
+                    Problem(format!(
+                        "no capability named `{n}`; `caps` lists what the shell holds"
+                    ))
+                })
+            }
             Target::Var(v) => self
                 .vars
                 .iter()
@@ -526,7 +572,7 @@ impl<'a> Shell<'a> {
         grants: &[Grant],
         spawn: Option<String>,
     ) -> Result<(), Problem> {
-        let Some(launcher) = self.launcher.as_ref() else {
+        let Some(launcher) = self.current_launcher() else {
             return Err(Problem(String::from(
                 "no launcher: this shell cannot start programs",
             )));
@@ -928,15 +974,17 @@ fn speaks(rt: &Runtime, names: &[(u64, String)], protocols: &[(u64, u64)], cap: 
     if let Some((_, iface)) = protocols.iter().find(|(c, _)| *c == cap.id()) {
         return *iface;
     }
-    let name = rt
-        .capset()
+    rt.capset()
         .iter()
         .find(|e| e.cap_id == cap.id())
         .and_then(|e| e.name())
-        .map(str::to_ascii_lowercase);
-    let Some(name) = name else {
-        return cap.interface_id();
-    };
+        .and_then(|name| protocol_named(names, name))
+        .unwrap_or(cap.interface_id())
+}
+
+/// The one interface whose name is, or ends with, `name` (any case).
+fn protocol_named(names: &[(u64, String)], name: &str) -> Option<u64> {
+    let name = name.to_ascii_lowercase();
     let fitting: Vec<u64> = names
         .iter()
         .filter(|(_, n)| {
@@ -946,8 +994,8 @@ fn speaks(rt: &Runtime, names: &[(u64, String)], protocols: &[(u64, u64)], cap: 
         .map(|(id, _)| *id)
         .collect();
     match fitting[..] {
-        [one] => one,
-        _ => cap.interface_id(),
+        [one] => Some(one),
+        _ => None,
     }
 }
 
