@@ -31,9 +31,21 @@ class Failed(Exception):
 class Terminal:
     """The terminal side of the test: send bytes, expect output."""
 
-    def __init__(self, child: pexpect.spawn, timeout: float):
+    def __init__(self, child: pexpect.spawn, timeout: float, log: str = ""):
         self.child = child
         self.timeout = timeout
+        self.log = log
+
+    def wait_log(self, pattern: bytes, what: str) -> None:
+        """Waits until the kernel log (COM1) holds `pattern`: an event of
+        a process that writes only to the console."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            with open(self.log, "rb") as f:
+                if re.search(pattern, f.read()):
+                    return
+            time.sleep(0.05)
+        raise Failed(f"{what}: timed out waiting for {pattern!r} in the kernel log")
 
     def send(self, data: bytes) -> None:
         self.child.send(data)
@@ -127,6 +139,20 @@ def shell(t: Terminal) -> None:
         t.send(typed)
         return t.expect(reply, what)
 
+    # First boot: the operator has no password; `setup` sets a volatile one
+    # and logs in.
+    cmd(b'run "hello" with { stdio: @stdio }\r',
+        rb'! exception: failed: "hello" is not on the launch allowlist of profile anonymous', "anonymous launches nothing")
+    cmd(b"setup\r", rb"Setting the password of account operator\.", "setup")
+    t.expect(rb"new password: ", "setup asks")
+    t.send(b"first boot\r")
+    t.expect(rb"again: ", "setup asks again")
+    t.send(b"first boot\r")
+    before = t.expect(rb"Logged in as operator \(profile operator\)\. Bundle: systemInfo, echo, audit\.", "setup logs in")
+    if b"first boot" in before:
+        raise Failed(f"setup echoed the password: {before!r}")
+    t.expect(rb"The password is volatile", "setup says it is volatile")
+    cmd(b"setup\r", rb"! setup is only for the first boot", "setup refused once a password exists")
     cmd(b"help\r", rb"(?s)Commands:.*protocol <cap> <Interface>.*Calls:.*Keys:", "help")
     cmd(b"help run\r", rb'run "binary" \[with \{ name: source, \.\.\. \}\]', "help run")
     cmd(b"help frobnicate\r", rb"! no command `frobnicate`; the commands: help, caps", "help of an unknown command")
@@ -179,7 +205,7 @@ def shell(t: Terminal) -> None:
     t.expect(rb"tick 1", "the first tick")
     t.send(b"Grace\r")
     t.expect(rb"(?s)tick 3.*hello, Grace!\r+\n\[pid [0-9]+ exited with code 0\]", "typed while it printed")
-    cmd(b'run "hostile"\r', rb'! exception: failed: binary "hostile" is not on this launcher.s allowlist',
+    cmd(b'run "hostile"\r', rb'! exception: failed: "hostile" is not on the launch allowlist of profile operator',
         "a binary not on the allowlist")
     cmd(b'run "hello" with { x: @nosuch }\r', rb"! no capability named `nosuch`", "a grant the shell does not hold")
     cmd(b'run "hello" with { stdio: @stdio }\r', rb"what is your name\? ", "Ctrl-C stops a program")
@@ -226,14 +252,117 @@ def shell_bench(t: Terminal) -> None:
         t.send(b"timer.now()\r")
         t.expect(rb"\(nanos = [0-9]+\)", "a typed call's result")
         t.expect(prompt, "the next prompt")
-    for line, reply in ((b"echo.quit()\r", rb"\(\)"),
-                        (b"protocol registryControl ServiceControl\r", rb"speaks ServiceControl"),
-                        (b"registryControl.stop()\r", rb"\(\)"), (b"exit\r", rb"exit")):
-        t.send(line)
-        t.expect(reply, "shutting down")
+    # Leaving the shell ends the system (the manifest says so).
+    t.send(b"exit\r")
+    t.expect(rb"exit", "shutting down")
 
 
-SCENARIOS = {"terminal-test": terminal_test, "shell": shell, "shell-bench": shell_bench}
+OPERATOR_PASSWORD = b"correct horse battery"
+GUEST_PASSWORD = b"guest pass"
+
+
+def login(t: Terminal) -> None:
+    """Sessions as manifests/login.capnp boots them: an anonymous shell, a
+    refused launch, wrong passwords (refused, the second answered later), the
+    right one, the operator's bundle, a child in the session, logout revoking
+    the bundle in a running child, the audit log, a guest, hostile input."""
+    anon = rb"anonymous@capos> "
+    oper = rb"operator@capos> "
+    t.expect(rb"capOS shell\. `help` lists the commands", "banner")
+
+    def cmd(prompt: bytes, typed: bytes, reply: bytes, what: str) -> bytes:
+        t.expect(prompt, f"{what}: prompt")
+        t.send(typed)
+        return t.expect(reply, what)
+
+    def password(secret: bytes, reply: bytes, what: str) -> tuple[bytes, float]:
+        t.expect(rb"password: ", f"{what}: password prompt")
+        start = time.monotonic()
+        t.send(secret + b"\r")
+        before = t.expect(reply, what)
+        if secret and secret[:8] in before:
+            raise Failed(f"{what}: the password was echoed: {before!r}")
+        return before, time.monotonic() - start
+
+    cmd(anon, b"caps\r", rb"session anonymous bundle: \(none\)", "no bundle while anonymous")
+    cmd(anon, b"session\r", rb"session: principal \(none\), profile anonymous\r+\nbundle: \(none\)\r+\nmay launch: \(nothing\)",
+        "the anonymous session")
+    cmd(anon, b'run "hello" with { stdio: @stdio }\r',
+        rb'! exception: failed: "hello" is not on the launch allowlist of profile anonymous', "a launch refused")
+    cmd(anon, b"login operator\r", rb"", "login with a wrong password")
+    _, first = password(b"wrong one", rb"login incorrect\r+\n", "a wrong password")
+    cmd(anon, b"login operator\r", rb"", "a second wrong password")
+    _, second = password(b"wrong two", rb"login incorrect\r+\n", "a second wrong password")
+    if second < first + 0.25:
+        raise Failed(f"the second failure was not slower: {first:.2f} s then {second:.2f} s")
+    cmd(anon, b"login\r", rb"account: ", "login asking for the account")
+    t.send(b"operator\r")
+    password(OPERATOR_PASSWORD, rb"Logged in as operator \(profile operator\)\. Bundle: systemInfo, echo, audit\.",
+             "the right password")
+    caps = cmd(oper, b"caps\r", rb"session operator bundle:\r+\n(.*?)operator@", "the operator's bundle")
+    for want in (rb"systemInfo +SystemInfo", rb"echo +ClientEndpoint \(Echo\)", rb"audit +ClientEndpoint \(AuditLog\)"):
+        if not re.search(want, t.child.match.group(1)):
+            raise Failed(f"caps lacks {want!r}: {t.child.match.group(1)!r}")
+    t.send(b"\r")
+    cmd(oper, b"systemInfo.summary()\r", rb"\(uptimeNanos = [0-9]+, cpus = [0-9]+, totalFrames", "a bundle capability works")
+    cmd(oper, b'echo.echo(data: "as operator")\r', rb'\(data = "as operator"\)', "a bundle endpoint works")
+    cmd(oper, b'run "session-probe" with { stdio: @stdio, sessions: @sessions, info: @systemInfo }\r',
+        rb"probe: pid [0-9]+ holds 3: stdio, sessions, info", "a child holds exactly its grants")
+    t.expect(rb"probe: runs in session principal=operator profile=operator live=true", "the child inherits the session")
+    t.expect(rb"probe: systemInfo: [0-9]+ processes", "the child uses a bundle capability")
+    t.expect(rb"\[pid [0-9]+ exited with code 0\]", "the child exits")
+    cmd(oper, b'spawn "session-probe" with { info: @systemInfo, timer: @timer, console: @console } -> $p\r',
+        rb"\[pid [0-9]+\] session-probe started; \$p is its handle", "a child keeps a bundle capability")
+    t.wait_log(rb"probe: systemInfo works", "the running child's bundle capability works")
+    cmd(oper, b"logout\r", rb"Logged out: the session's capabilities no longer work anywhere\.", "logout")
+    t.wait_log(rb"probe: systemInfo stopped working: exception: disconnected: session ended",
+               "the running child's copy stops working")
+    cmd(anon, b"wait $p\r", rb"\[pid [0-9]+ exited with code 0\]", "the child saw the typed error")
+    cmd(anon, b"systemInfo.summary()\r", rb"! no capability named `systemInfo`", "the bundle left the shell")
+    cmd(anon, b"login operator\r", rb"", "login again")
+    password(OPERATOR_PASSWORD, rb"Logged in as operator", "login again")
+    log = cmd(oper, b"audit\r", rb"operator@capos> ", "the audit log")
+    t.send(b"\r")
+    steps = [rb"launchRefused +session [0-9a-f]{16} - \"hello\" is not on the launch allowlist",
+             rb"loginFailure +session [0-9a-f]{16} - account \"operator\": denied",
+             rb"loginFailure +session [0-9a-f]{16} - account \"operator\": denied, answer held [0-9]+ ms",
+             rb"loginSuccess +session [0-9a-f]{16} operator account \"operator\"",
+             rb"sessionStart +session [0-9a-f]{16} operator profile operator",
+             rb"launch +session [0-9a-f]{16} operator session-probe as pid [0-9]+",
+             rb"launch +session [0-9a-f]{16} operator session-probe as pid [0-9]+",
+             rb"sessionEnd +session [0-9a-f]{16} operator logout",
+             rb"loginSuccess +session [0-9a-f]{16} operator"]
+    at = 0
+    for step in steps:
+        m = re.compile(step).search(log, at)
+        if not m:
+            raise Failed(f"the audit log lacks {step!r} after offset {at}: {log!r}")
+        at = m.end()
+    for secret in (b"wrong one", b"wrong two", OPERATOR_PASSWORD, b"$argon2"):
+        if secret in log:
+            raise Failed(f"the audit log holds a secret: {secret!r}")
+    cmd(oper, b"logout\r", rb"Logged out", "logout again")
+    # A guest: no bundle, nothing to launch, no audit log.
+    cmd(anon, b"login guest\r", rb"", "a guest")
+    password(GUEST_PASSWORD, rb"Logged in as guest-1 \(profile guest\)\. Bundle: none\.", "a guest's password")
+    cmd(rb"guest-1@capos> ", b'run "hello" with { stdio: @stdio }\r',
+        rb'! exception: failed: "hello" is not on the launch allowlist of profile guest', "a guest's launch refused")
+    cmd(rb"guest-1@capos> ", b"audit\r", rb"! this session holds no audit log", "a guest reads no audit log")
+    cmd(rb"guest-1@capos> ", b"logout\r", rb"Logged out", "the guest logs out")
+    # Hostile input: a 1 MB password line, non-UTF-8 account and password.
+    cmd(anon, b"login operator\r", rb"", "a 1 MB password")
+    t.expect(rb"password: ", "a 1 MB password: prompt")
+    t.send(b"p" * (1024 * 1024) + b"\r")
+    t.expect(rb"login incorrect", "a 1 MB password refused")
+    cmd(anon, b"login\r", rb"account: ", "a non-UTF-8 account")
+    t.send(b"\xff\xfe\xc3operator\r")
+    password(b"\xff\xfe\x80\x81", rb"login incorrect", "non-UTF-8 bytes refused")
+    cmd(anon, b"login operator\r", rb"", "the operator after hostile input")
+    password(OPERATOR_PASSWORD, rb"Logged in as operator", "the operator after hostile input")
+    cmd(oper, b"exit\r", rb"exit", "exit")
+
+
+SCENARIOS = {"terminal-test": terminal_test, "shell": shell, "shell-bench": shell_bench, "login": login}
 
 
 def main() -> int:
@@ -277,7 +406,7 @@ def main() -> int:
     status = None
     try:
         # Each step waits at most a minute: a stuck step fails soon.
-        SCENARIOS[a.scenario](Terminal(child, min(a.timeout, 60.0)))
+        SCENARIOS[a.scenario](Terminal(child, min(a.timeout, 60.0), a.log))
         child.expect(pexpect.EOF, timeout=a.timeout)
     except Failed as e:
         print(f"terminal_run: {a.scenario}: {e}", file=sys.stderr)

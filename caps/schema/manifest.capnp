@@ -86,6 +86,7 @@ struct Service {
   session @8 :ImportRef;           # left out: init's session; else the SessionManager export
                                    # that mints the anonymous session it runs in
   sessionsConfig @9 :Bool;         # receives the manifest's `sessions` as cap `config`
+  endsSystem @10 :Bool;            # when it exits, init ends the services still running
 }
 
 struct CapRef {

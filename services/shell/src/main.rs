@@ -390,17 +390,7 @@ impl<'a> Shell<'a> {
         for e in self.rt.capset() {
             let name = e.name().unwrap_or("<invalid name>");
             let cap = Cap::new(e.cap_id, e.interface_id, self.rt.ring().clone());
-            let speaks = self.interface_of(&cap);
-            let shown = if speaks == e.interface_id {
-                self.interface_name(e.interface_id)
-            } else {
-                format!(
-                    "{} ({})",
-                    self.interface_name(e.interface_id),
-                    self.interface_name(speaks)
-                )
-            };
-            text.push_str(&format!("  {name:<16} {shown:<32} id {:#x}\n", e.cap_id));
+            text.push_str(&self.cap_line(name, &cap));
         }
         if let Some(view) = self.view() {
             text.push_str(&format!("session {} bundle:", view.who()));
@@ -409,12 +399,7 @@ impl<'a> Shell<'a> {
             }
             text.push('\n');
             for (name, cap) in &view.bundle {
-                let speaks = self.interface_of(cap);
-                text.push_str(&format!(
-                    "  {name:<16} {:<32} id {:#x}\n",
-                    self.interface_name(speaks),
-                    cap.id()
-                ));
+                text.push_str(&self.cap_line(name, cap));
             }
         }
         for v in &self.vars {
@@ -427,6 +412,22 @@ impl<'a> Shell<'a> {
         }
         self.say(text.trim_end_matches('\n'))?;
         Ok(())
+    }
+
+    /// One line of `caps`: name, interface (and the protocol an endpoint
+    /// client speaks), id.
+    fn cap_line(&self, name: &str, cap: &Cap) -> String {
+        let speaks = self.interface_of(cap);
+        let shown = if speaks == cap.interface_id() {
+            self.interface_name(speaks)
+        } else {
+            format!(
+                "{} ({})",
+                self.interface_name(cap.interface_id()),
+                self.interface_name(speaks)
+            )
+        };
+        format!("  {name:<16} {shown:<32} id {:#x}\n", cap.id())
     }
 
     /// The capability a name (`timer`) or variable (`$t`) denotes.
