@@ -129,7 +129,7 @@ const services :List(M.Service) = [
         source = (service = (service = "registry", export = "registry")),
       ),
       (
-        name = "sessions",
+        name = "sessionManager",
         expectedInterfaceId = C.clientEndpointInterfaceId,
         source = (service = (service = "sessiond", export = "sessions")),
       ),

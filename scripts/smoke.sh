@@ -461,23 +461,50 @@ terminal_case() {
 terminal_case tcg-terminal-smp1 1
 terminal_case tcg-terminal-smp4 4
 # The shell as `make run` boots it (manifests/system.capnp), typed into as a
-# person would: help, caps, inspect, typed calls and their typed errors,
-# history, Ctrl-C, editing keys, Tab completion, a 100 KB line; then the
-# person stops the echo server and the registry and leaves, and the whole
-# system exits with nothing held.
+# person would: an anonymous session refused a launch, the first-boot
+# `setup` of a volatile operator password, then help, caps, inspect, typed
+# calls and their typed errors, history, Ctrl-C, editing keys, Tab
+# completion, a 100 KB line; then the person stops the echo server and the
+# registry and leaves, which ends the system, with nothing held.
 shell_case() {
     local name=$1 smp=$2
     selected "$name" || return 0
     run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest system --scenario shell --timeout 240 -- \
         "init: started service shell \(pid [0-9]+\)" \
-        "shell: started on the terminal; registry yes, launcher yes, [0-9]+ capabilities" \
+        "shell: started on the terminal; registry yes, launcher yes, session anonymous, [0-9]+ capabilities" \
         "shell: exited" "init: service shell exited with code 0" \
         "init: service echo-server exited with code 0" "init: service registry exited with code 0" \
+        "init: shell ended the system: stopping 2 services" \
         "proc: all processes exited; frames held by processes 0;" "timers: 0 pending;" "test: all processes exited" \
         "NOT:FAIL|not started|could not start|EXCEPTION|PANIC"
 }
 shell_case tcg-shell-smp1 1
 shell_case tcg-shell-smp4 4
+# Login and sessions (manifests/login.capnp, docs/sessions.md), typed into
+# as a person would: an anonymous shell with no bundle and a refused
+# launch; two wrong passwords (the second answered later, neither echoed);
+# the right one and the operator's bundle; a child holding exactly its
+# grants in the operator's session; logout revoking the bundle in a child
+# still running (a typed error); the audit log of every step with no
+# secret in it; a guest with nothing; a 1 MB password line and non-UTF-8
+# bytes refused. Then the system ends with nothing held.
+login_case() {
+    local name=$1 smp=$2
+    selected "$name" || return 0
+    run_case "$name" tcg bios "$smp" "test=boot" $ST_SUCCESS --manifest login --scenario login --timeout 400 -- \
+        "entropy: (rdseed|rdrand|tsc jitter)" \
+        "sessiond: serving 2 accounts, 3 profiles" \
+        "init: started service shell \(pid [0-9]+\)" \
+        "shell: started on the terminal; registry yes, launcher yes, session anonymous, [0-9]+ capabilities" \
+        "probe: systemInfo works" \
+        "probe: systemInfo stopped working: exception: disconnected: session ended" \
+        "shell: exited" "init: service shell exited with code 0" \
+        "init: shell ended the system: stopping 4 services" \
+        "proc: all processes exited; frames held by processes 0;" "timers: 0 pending;" "test: all processes exited" \
+        "NOT:FAIL|not started|could not start|EXCEPTION|PANIC|correct horse|guest pass|wrong one"
+}
+login_case tcg-login-smp1 1
+login_case tcg-login-smp4 4
 default_case tcg-default-smp1 1
 default_case tcg-default-smp4 4
 default_case tcg-uefi-default-smp1 1 uefi

@@ -306,7 +306,7 @@ def login(t: Terminal) -> None:
     t.send(b"\r")
     cmd(oper, b"systemInfo.summary()\r", rb"\(uptimeNanos = [0-9]+, cpus = [0-9]+, totalFrames", "a bundle capability works")
     cmd(oper, b'echo.echo(data: "as operator")\r', rb'\(data = "as operator"\)', "a bundle endpoint works")
-    cmd(oper, b'run "session-probe" with { stdio: @stdio, sessions: @sessions, info: @systemInfo }\r',
+    cmd(oper, b'run "session-probe" with { stdio: @stdio, sessions: @sessionManager, info: @systemInfo }\r',
         rb"probe: pid [0-9]+ holds 3: stdio, sessions, info", "a child holds exactly its grants")
     t.expect(rb"probe: runs in session principal=operator profile=operator live=true", "the child inherits the session")
     t.expect(rb"probe: systemInfo: [0-9]+ processes", "the child uses a bundle capability")

@@ -1,6 +1,6 @@
 //! A program to run from the shell that shows a session from the inside.
 //!
-//! With StdIO (`run "session-probe" with { stdio: @stdio, sessions: @sessions,
+//! With StdIO (`run "session-probe" with { stdio: @stdio, sessions: @sessionManager,
 //! info: @systemInfo }`) it reports every capability it holds (its whole
 //! CapSet, by name), the session it runs in as the session manager sees
 //! its calls (through `sessions`, a facet that is not scoped to any

@@ -117,9 +117,9 @@ impl SessionView {
 
 impl Shell<'_> {
     /// Joins the anonymous session: its bundle, through the manifest's
-    /// `sessions` capability.
+    /// `sessionManager` capability.
     pub(crate) fn join_anonymous(&mut self) -> Result<(), CallError> {
-        let Ok(plain) = self.rt.cap::<ClientEndpoint>("sessions") else {
+        let Ok(plain) = self.rt.cap::<ClientEndpoint>("sessionManager") else {
             return Ok(());
         };
         let manager: SessionManager = plain.protocol();
