@@ -41,12 +41,14 @@ pub fn text<'r>(
 /// Runs one `launch` call: checks the binary with `allowed` (which answers
 /// the refusal to send), resolves the grants against the capabilities the
 /// call carried (taken from `cx`), and starts the child through `spawner`
-/// with `options`.
+/// with `options`, in `session` (a UserSession) if given, else in the
+/// launcher's own.
 pub fn launch(
     spawner: &ProcessSpawner,
     cx: &mut ServerCall,
     p: proto::launch_params::Reader<'_>,
     options: SpawnOptions,
+    session: Option<&Cap>,
     allowed: impl FnOnce(&str) -> Result<(), CapException>,
 ) -> Result<Launched, CapException> {
     // Everything sent is owned from here on: whatever is not passed on to
@@ -122,7 +124,7 @@ pub fn launch(
         })
         .collect();
     let spawned = spawner
-        .spawn_with_options(name, binary, &grants, options)
+        .spawn_in_session(name, binary, &grants, options, session)
         .map_err(|e| CapException::failed(format!("cannot start {binary:?}: {e}")))?;
     drop(grants);
     drop(sources);

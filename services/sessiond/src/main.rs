@@ -267,20 +267,7 @@ impl<'a> Manager<'a> {
         let handle = self.authority.create(principal, profile).map_err(fail)?;
         let mut references = [[0u8; 16]; DOORS];
         for (i, door) in self.doors.iter().enumerate() {
-            let facet = door.client_facet().map_err(fail)?;
-            let reply = self
-                .authority
-                .call_reference(
-                    |_| {},
-                    &[(handle.cap(), TRANSFER_COPY), (facet.cap(), TRANSFER_COPY)],
-                )
-                .map_err(fail)?;
-            let bytes = reply.get().map_err(fail)?.get_reference().map_err(|e| {
-                CapException::failed(format!("the kernel's reference is malformed: {e}"))
-            })?;
-            references[i] = bytes
-                .try_into()
-                .map_err(|_| CapException::failed("the kernel's reference is not 16 bytes"))?;
+            references[i] = self.authority.reference_at(&handle, door).map_err(fail)?;
         }
         let reference = references[0];
         self.state
@@ -629,10 +616,7 @@ impl session_manager::Server<ServerCall> for Manager<'_> {
             .table
             .remove(Door::Sessions, &reference);
         if let Some(s) = session {
-            if let Err(e) = self
-                .authority
-                .call_end(|_| {}, &[(s.handle.cap(), TRANSFER_COPY)])
-            {
+            if let Err(e) = self.authority.end_session(&s.handle) {
                 return Answer::Exception(CapException::failed(format!(
                     "the session could not be ended: {e}"
                 )));
@@ -722,11 +706,8 @@ impl launcher::Server<ServerCall> for Manager<'_> {
                 )))
             }
         };
-        let options = SpawnOptions {
-            session: Some(&session),
-            ..SpawnOptions::default()
-        };
-        match capos_rt::launch::launch(&self.spawner, cx, p, options, allowed) {
+        let options = SpawnOptions::default();
+        match capos_rt::launch::launch(&self.spawner, cx, p, options, Some(&session), allowed) {
             Ok(l) => {
                 self.audit(
                     Event::Launch,
