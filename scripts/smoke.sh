@@ -614,6 +614,8 @@ fi
 # (500 ms, 1 s, 2 s after the previous), another terminal answered while
 # one is held, a success clearing the count, every other refusal denied
 # alike and setup refused; then it stops authd. Nothing is left held.
+# authd's frameLimit (8192) needs the kernel's 16384-page frame-limit
+# maximum; a kernel whose maximum is the 4096-page default refuses the spawn.
 if selected authd; then
     run_case authd tcg bios 2 "test=boot" $ST_SUCCESS --manifest authd --timeout 240 -- \
         "init: started service authd \(pid [0-9]+\)" \
