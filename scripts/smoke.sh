@@ -634,6 +634,37 @@ if selected launcher; then
         "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \
         "NOT:FAIL|not started|could not start|not answered|could not be received|EXCEPTION|PANIC"
 fi
+# The credential store (manifests/authd.capnp): init writes the manifest's
+# accounts into a MemoryObject for authd and spawns it with a frame quota
+# Argon2id's 19 MiB fits in; authd times one check; authd-test sees the
+# right password verify, wrong ones denied with each answer held longer
+# (500 ms, 1 s, 2 s after the previous), another terminal answered while
+# one is held, a success clearing the count, every other refusal denied
+# alike and setup refused; then it stops authd. Nothing is left held.
+# authd's frameLimit (8192) needs the kernel's 16384-page frame-limit
+# maximum; a kernel whose maximum is the 4096-page default refuses the spawn.
+if selected authd; then
+    run_case authd tcg bios 2 "test=boot" $ST_SUCCESS --manifest authd --timeout 240 -- \
+        "init: started service authd \(pid [0-9]+\)" \
+        "authd: 2 accounts; operator operator: password set" \
+        "authd: one Argon2id check \(m=19456 KiB, t=2, p=1\) took [0-9]+ ms" \
+        "authd-test: status: operator operator, password set true, volatile false" \
+        "authd-test: ok right password: success as \"operator\"" \
+        "authd-test: ok wrong password 1: denied" \
+        "authd-test: ok wrong password 2: denied, held [0-9]+ ms, answered [0-9]+ ms after the previous answer \(owed 500 ms\)" \
+        "authd-test: ok wrong password 3: denied, held [0-9]+ ms, answered [0-9]+ ms after the previous answer \(owed 1000 ms\)" \
+        "authd-test: ok wrong password 4: denied, held [0-9]+ ms, answered [0-9]+ ms after the previous answer \(owed 2000 ms\)" \
+        "authd-test: ok a held answer blocks no one: tty-b answered first" \
+        "authd-test: ok a success is held like a failure, and clears the failure count" \
+        "authd-test: ok unknown account: denied" \
+        "authd-test: ok non-UTF-8 account name: denied" \
+        "authd-test: ok 2000-byte password: denied" \
+        "authd-test: ok setup with a password set refused" \
+        "authd: stopped" "authd-test: done" \
+        "init: service authd exited with code 0" "init: service authd-test exited with code 0" "init: done" \
+        "proc: all processes exited; frames held by processes 0;" "test: all processes exited" \
+        "NOT:FAIL|not started|could not start|could not be sent|EXCEPTION|PANIC"
+fi
 # Nothing leaks over time (manifests/leak.capnp): leak-test, as init,
 # spawns and reaps 10,000 children and creates and releases 100,000
 # capabilities; then spawns and inserts still work, up to its cap-slot

@@ -155,6 +155,22 @@ const CASES: &[(&str, &str)] = &[
         "init-cap-mismatch",
         r#"init: cap "timer": expects interface 0xdfa84506728bf29c (Console) but its source provides 0xa06e7a0d0d2e312e (Timer)"#,
     ),
+    (
+        "bad-password-hash",
+        r#"account "operator": password hash is not a valid Argon2id PHC string"#,
+    ),
+    (
+        "weak-password-hash",
+        r#"account "operator": password hash has parameters m=4096,t=3,p=1; accepted are m from 19456 to 65536 KiB, t from 2 to 10, p = 1"#,
+    ),
+    (
+        "second-operator",
+        r#"account "root": has profile "operator", which account "operator" has already; at most one account is the operator"#,
+    ),
+    (
+        "frame-limit-too-many",
+        r#"service "timer-demo": asks for frameLimit = 16385; at most 16384 are allowed (0 means the default, 4096)"#,
+    ),
 ];
 
 fn crate_dir() -> &'static Path {
@@ -338,4 +354,53 @@ fn hostile_inputs_and_usage_errors() {
     let (code, _, stderr) = mkmanifest(&[Path::new("frobnicate")]);
     assert_eq!(code, 2);
     assert!(stderr.starts_with("usage:"));
+}
+
+/// Runs `mkmanifest passwd` with `input` on stdin.
+fn passwd(input: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mkmanifest"))
+        .arg("passwd")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mkmanifest runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+#[test]
+fn passwd_prints_an_argon2id_hash_of_the_line() {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let (code, stdout, stderr) = passwd(b"correct horse\n");
+    assert_eq!(code, 0, "{stderr}");
+    let hash = stdout.trim_end();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert_eq!(
+        capos_caps::manifest::phc::check(hash),
+        Ok(capos_caps::manifest::phc::Params::DEFAULT)
+    );
+    let parsed = PasswordHash::new(hash).unwrap();
+    let argon = argon2::Argon2::default();
+    assert!(argon.verify_password(b"correct horse", &parsed).is_ok());
+    assert!(argon.verify_password(b"correct horse\n", &parsed).is_err());
+    // A fresh salt each time.
+    let (_, again, _) = passwd(b"correct horse\n");
+    assert_ne!(again, stdout);
+    // Nothing to hash, or more than authd accepts.
+    let (code, _, stderr) = passwd(b"\n");
+    assert_eq!(code, 1, "{stderr}");
+    let (code, _, stderr) = passwd(&[b'x'; 1025]);
+    assert_eq!(code, 1, "{stderr}");
 }

@@ -449,11 +449,37 @@ impl ProcessSpawner {
         grants: &[GrantSpec<'_>],
         options: SpawnOptions,
     ) -> Result<Spawned, CallError> {
+        self.spawn_inner(name, binary, grants, options, None)
+    }
+
+    /// Like [`Self::spawn_with_options`], with the child running in
+    /// `session` (a `UserSession`, moved with the call as the spawn's
+    /// `session` transfer, after the grants' own) instead of the caller's
+    /// session.
+    pub fn spawn_in_session(
+        &self,
+        name: &str,
+        binary: &str,
+        grants: &[GrantSpec<'_>],
+        options: SpawnOptions,
+        session: &Cap,
+    ) -> Result<Spawned, CallError> {
+        self.spawn_inner(name, binary, grants, options, Some(session))
+    }
+
+    fn spawn_inner(
+        &self,
+        name: &str,
+        binary: &str,
+        grants: &[GrantSpec<'_>],
+        options: SpawnOptions,
+        session: Option<&Cap>,
+    ) -> Result<Spawned, CallError> {
         let placement = options.placement;
         if let Placement::Unknown(_) = placement {
             return Err(CallError::InvalidArgument("unknown placement"));
         }
-        let sent: Vec<(&Cap, u32)> = grants
+        let mut sent: Vec<(&Cap, u32)> = grants
             .iter()
             .filter_map(|g| match g {
                 GrantSpec::Copy { cap, .. } => Some((*cap, capos_ring::TRANSFER_COPY)),
@@ -461,12 +487,20 @@ impl ProcessSpawner {
                 GrantSpec::Kernel { .. } => None,
             })
             .collect();
+        // The session's transfer index: after every grant's.
+        let session_index = sent.len() as u16;
+        if let Some(session) = session {
+            sent.push((session, capos_ring::TRANSFER_MOVE));
+        }
         let mut reply = self.call_spawn(
             |mut p| {
                 p.set_name(name);
                 p.set_binary_name(binary);
                 p.set_frame_limit(options.frame_limit);
                 p.set_cap_slot_limit(options.cap_slot_limit);
+                if session.is_some() {
+                    p.set_session(session_index);
+                }
                 if placement != Placement::AnyCpu {
                     capos_caps::manifest::write_placement(placement, p.reborrow().init_placement());
                 }

@@ -1109,6 +1109,7 @@ fn well_formed(g: &mut Gen) -> Manifest {
             placement,
             cap_slots,
             launchable: Vec::new(),
+            ..Service::default()
         });
     }
     // Kernel-started boot processes: kernel-minted caps of any kind but the two
@@ -1144,6 +1145,7 @@ fn well_formed(g: &mut Gen) -> Manifest {
             cap_slots: init_slots,
         },
         services,
+        ..Manifest::default()
     }
 }
 

@@ -3,6 +3,7 @@
 //! ```text
 //! mkmanifest check <manifest.capnp|manifest.bin>
 //! mkmanifest build <manifest.capnp> <out.bin>
+//! mkmanifest passwd < password
 //! ```
 //!
 //! A `.capnp` input is a text manifest whose `const manifest :SystemManifest` is
@@ -12,6 +13,13 @@
 //! every violation (exit 1); `build` also writes the validated bytes to `<out.bin>`.
 //! Usage errors exit 2.
 //!
+//! `passwd` reads one line (the password, without its line break) from
+//! standard input and prints an Argon2id PHC string for an account's
+//! `passwordHash`: m=19456 KiB, t=2, p=1, a random 16-byte salt from the
+//! operating system. The password is never an argument, so it stays out of
+//! shell history and process listings; nothing turns echo off, so pipe it
+//! in or type it with `stty -echo` yourself.
+//!
 //! Environment: `CAPNP` names the Cap'n Proto compiler (default `capnp`);
 //! `CAPOS_SCHEMA_DIR` overrides the schema directory (default: this crate's `schema/`).
 
@@ -20,7 +28,7 @@ use std::process::{Command, ExitCode};
 
 use capos_caps::manifest::{self, CapSource, Manifest};
 
-const USAGE: &str = "usage:\n  mkmanifest check <manifest.capnp|manifest.bin>\n  mkmanifest build <manifest.capnp> <out.bin>";
+const USAGE: &str = "usage:\n  mkmanifest check <manifest.capnp|manifest.bin>\n  mkmanifest build <manifest.capnp> <out.bin>\n  mkmanifest passwd < password";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +40,7 @@ fn main() -> ExitCode {
     {
         ["check", input] => (PathBuf::from(input), None),
         ["build", input, output] => (PathBuf::from(input), Some(PathBuf::from(output))),
+        ["passwd"] => return passwd(),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -56,6 +65,43 @@ fn main() -> ExitCode {
                 input.display(),
                 if n == 1 { "" } else { "s" }
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Most password bytes authd accepts (`CredentialStore` refuses longer).
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// `mkmanifest passwd`: one line from stdin to an Argon2id PHC string.
+fn passwd() -> ExitCode {
+    use std::io::BufRead;
+    let mut line = Vec::new();
+    if let Err(e) = std::io::stdin().lock().read_until(b'\n', &mut line) {
+        eprintln!("error: cannot read the password from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    if line.is_empty() {
+        eprintln!("error: the password is empty (an empty passwordHash already means no password)");
+        return ExitCode::FAILURE;
+    }
+    if line.len() > MAX_PASSWORD_BYTES {
+        eprintln!("error: the password is over {MAX_PASSWORD_BYTES} bytes; authd would refuse it");
+        return ExitCode::FAILURE;
+    }
+    match manifest::phc::hash_password(&line) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: hashing failed: {e}");
             ExitCode::FAILURE
         }
     }
@@ -135,6 +181,7 @@ fn summarize(input: &Path, m: &Manifest) -> String {
                 CapSource::Kernel(kind) => format!("{}={kind}", c.name),
                 CapSource::Import { service, export } => format!("{}<-{service}.{export}", c.name),
                 CapSource::Launcher => format!("{}<-init.launcher", c.name),
+                CapSource::Spawner => format!("{}<-init.spawner", c.name),
                 _ => c.name.clone(),
             })
             .collect::<Vec<_>>()
@@ -182,7 +229,37 @@ fn summarize(input: &Path, m: &Manifest) -> String {
             s.push_str(&format!("; pinned to {}", svc.placement));
         }
         s.push_str(&quota(svc.cap_slots));
+        if svc.frame_limit != 0 {
+            s.push_str(&format!("; {} frames", svc.frame_limit));
+        }
+        if svc.sessions_config {
+            s.push_str("; config<-sessions");
+        }
+        if let Some(r) = &svc.session {
+            s.push_str(&format!("; session from {}.{}", r.service, r.export));
+        }
         s.push('\n');
+    }
+    let c = &m.sessions;
+    if !c.accounts.is_empty() || !c.profiles.is_empty() {
+        let accounts: Vec<String> = c
+            .accounts
+            .iter()
+            .map(|a| {
+                let set = if a.password_hash.is_empty() {
+                    "no password"
+                } else {
+                    "password"
+                };
+                format!("{} ({}, {set})", a.name, a.profile)
+            })
+            .collect();
+        let profiles: Vec<&str> = c.profiles.iter().map(|p| p.name.as_str()).collect();
+        s.push_str(&format!(
+            "  sessions: accounts {}; profiles {}\n",
+            accounts.join(", "),
+            profiles.join(" ")
+        ));
     }
     s
 }

@@ -9,11 +9,13 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{
-    Binary, CapRef, CapSource, Export, Facet, InitProcess, KernelKind, KernelParams, LogLevel,
-    Manifest, Placement, SerialPort, Service,
+    Account, Binary, CapRef, CapSource, Export, Facet, ImportRef, InitProcess, KernelKind,
+    KernelParams, LogLevel, Manifest, Placement, Profile, SerialPort, Service, SessionsConfig,
 };
 use crate::schema::capos_capnp::{placement, KernelCapKind};
-use crate::schema::manifest_capnp::{cap_ref, export, kernel_params, system_manifest};
+use crate::schema::manifest_capnp::{
+    cap_ref, export, kernel_params, sessions_config, system_manifest,
+};
 
 /// Decoding limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +36,12 @@ pub struct Limits {
     /// Most names in one service's `launchable` list (validation allows
     /// fewer; see [`MAX_LAUNCHABLE`](super::MAX_LAUNCHABLE)).
     pub max_launchable: usize,
+    /// Most accounts.
+    pub max_accounts: usize,
+    /// Most profiles.
+    pub max_profiles: usize,
+    /// Most names in one profile's `launchable` or `bundle` list.
+    pub max_profile_names: usize,
     /// Longest text field, in bytes.
     pub max_text: usize,
     /// Cap'n Proto nesting limit.
@@ -43,7 +51,8 @@ pub struct Limits {
 impl Limits {
     /// The limits [`decode`] uses: 1 MiB, 256 binaries, 128 services, 64 boot
     /// processes, 64 caps per process, 32 exports per service, 256 launchable
-    /// binaries per service, 256-byte texts, nesting depth 16.
+    /// binaries per service, 256 accounts, 64 profiles, 256 names in each
+    /// profile list, 256-byte texts, nesting depth 16.
     pub const DEFAULT: Limits = Limits {
         max_bytes: 1 << 20,
         max_binaries: 256,
@@ -52,6 +61,9 @@ impl Limits {
         max_caps: 64,
         max_exports: 32,
         max_launchable: 256,
+        max_accounts: 256,
+        max_profiles: 64,
+        max_profile_names: 256,
         max_text: 256,
         nesting: 16,
     };
@@ -230,6 +242,15 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
             .iter()
             .map(|t| d.text("launchable binary name", t))
             .collect::<Result<Vec<_>, _>>()?;
+        let session = if s.has_session() {
+            let r = s.get_session()?;
+            Some(ImportRef {
+                service: d.text("service name", r.get_service())?,
+                export: d.text("export name", r.get_export())?,
+            })
+        } else {
+            None
+        };
         manifest.services.push(Service {
             name: d.text("service name", s.get_name())?,
             binary: d.text("binary name", s.get_binary())?,
@@ -238,9 +259,49 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
             placement: placement_from_schema(s.get_placement()?),
             cap_slots: s.get_cap_slots(),
             launchable,
+            frame_limit: s.get_frame_limit(),
+            session,
+            sessions_config: s.get_sessions_config(),
         });
     }
+    if root.has_sessions() {
+        manifest.sessions = d.sessions(root.get_sessions()?)?;
+    }
     Ok(manifest)
+}
+
+/// Decodes the `config` a service with `sessionsConfig = true` receives:
+/// a little-endian u64 byte count, then a single-segment `SessionsConfig`
+/// message of that many bytes (see [`SessionsConfig::to_config_bytes`]);
+/// bytes after it (the rest of the MemoryObject's pages) are ignored.
+/// Bounded like [`decode`]; not validated.
+pub fn decode_sessions_config(bytes: &[u8]) -> Result<SessionsConfig, DecodeError> {
+    let limits = &Limits::DEFAULT;
+    let Some((len, rest)) = bytes.split_first_chunk::<8>() else {
+        return Err(DecodeError::Malformed("no length prefix".into()));
+    };
+    let len = usize::try_from(u64::from_le_bytes(*len)).unwrap_or(usize::MAX);
+    if len > limits.max_bytes {
+        return Err(DecodeError::TooLarge {
+            len,
+            max: limits.max_bytes,
+        });
+    }
+    let Some(mut message) = rest.get(..len) else {
+        return Err(DecodeError::Malformed(alloc::format!(
+            "the length prefix says {len} bytes, but only {} follow",
+            rest.len()
+        )));
+    };
+    let mut options = capnp::message::ReaderOptions::new();
+    options
+        .traversal_limit_in_words(Some(len / 8 * 2 + 64))
+        .nesting_limit(limits.nesting);
+    let reader = capnp::serialize::read_message(&mut message, options)?;
+    if !message.is_empty() {
+        return Err(DecodeError::TrailingBytes(message.len()));
+    }
+    Decoder { limits }.sessions(reader.get_root::<sessions_config::Reader<'_>>()?)
 }
 
 struct Decoder<'l> {
@@ -272,6 +333,40 @@ impl Decoder<'_> {
         text.to_str()
             .map(String::from)
             .map_err(|_| DecodeError::NotUtf8(what))
+    }
+
+    fn names(
+        &self,
+        what: &'static str,
+        list: capnp::Result<capnp::text_list::Reader<'_>>,
+    ) -> Result<Vec<String>, DecodeError> {
+        let list = list?;
+        self.list(what, list.len(), self.limits.max_profile_names)?;
+        list.iter().map(|t| self.text(what, t)).collect()
+    }
+
+    fn sessions(&self, r: sessions_config::Reader<'_>) -> Result<SessionsConfig, DecodeError> {
+        let accounts = r.get_accounts()?;
+        self.list("accounts", accounts.len(), self.limits.max_accounts)?;
+        let profiles = r.get_profiles()?;
+        self.list("profiles", profiles.len(), self.limits.max_profiles)?;
+        let mut out = SessionsConfig::default();
+        for a in accounts.iter() {
+            out.accounts.push(Account {
+                name: self.text("account name", a.get_name())?,
+                principal: self.text("principal", a.get_principal())?,
+                profile: self.text("profile name", a.get_profile())?,
+                password_hash: self.text("password hash", a.get_password_hash())?,
+            });
+        }
+        for p in profiles.iter() {
+            out.profiles.push(Profile {
+                name: self.text("profile name", p.get_name())?,
+                launchable: self.names("launchable binary name", p.get_launchable())?,
+                bundle: self.names("bundle cap name", p.get_bundle())?,
+            });
+        }
+        Ok(out)
     }
 
     fn caps(
@@ -388,6 +483,58 @@ fn encode_caps(caps: &[CapRef], mut list: capnp::struct_list::Builder<'_, cap_re
     }
 }
 
+fn encode_names(names: &[String], mut list: capnp::text_list::Builder<'_>) {
+    for (i, name) in names.iter().enumerate() {
+        list.set(i as u32, name.as_str());
+    }
+}
+
+fn encode_sessions(c: &SessionsConfig, mut b: sessions_config::Builder<'_>) {
+    let mut accounts = b.reborrow().init_accounts(len32(c.accounts.len()));
+    for (i, a) in c.accounts.iter().enumerate() {
+        let mut e = accounts.reborrow().get(i as u32);
+        e.set_name(a.name.as_str());
+        e.set_principal(a.principal.as_str());
+        e.set_profile(a.profile.as_str());
+        e.set_password_hash(a.password_hash.as_str());
+    }
+    let mut profiles = b.init_profiles(len32(c.profiles.len()));
+    for (i, p) in c.profiles.iter().enumerate() {
+        let mut e = profiles.reborrow().get(i as u32);
+        e.set_name(p.name.as_str());
+        encode_names(
+            &p.launchable,
+            e.reborrow().init_launchable(len32(p.launchable.len())),
+        );
+        encode_names(&p.bundle, e.init_bundle(len32(p.bundle.len())));
+    }
+}
+
+impl SessionsConfig {
+    /// The bytes init writes into a `config` MemoryObject: a little-endian
+    /// u64 byte count, then this section as a single-segment `SessionsConfig`
+    /// message (the standard serialization: segment table, then the one
+    /// segment). [`decode_sessions_config`] reads them back.
+    pub fn to_config_bytes(&self) -> Vec<u8> {
+        let mut first = capnp::message::Builder::new_default();
+        encode_sessions(self, first.init_root::<sessions_config::Builder<'_>>());
+        // Size the first segment to hold everything, so the copy is one segment.
+        let words = first
+            .get_root_as_reader::<sessions_config::Reader<'_>>()
+            .and_then(|r| r.total_size())
+            .map_or(0, |s| s.word_count as u32);
+        let mut single = capnp::message::Builder::new(
+            capnp::message::HeapAllocator::new().first_segment_words(words + 8),
+        );
+        encode_sessions(self, single.init_root::<sessions_config::Builder<'_>>());
+        let message = capnp::serialize::write_message_to_words(&single);
+        let mut out = Vec::with_capacity(8 + message.len());
+        out.extend_from_slice(&(message.len() as u64).to_le_bytes());
+        out.extend_from_slice(&message);
+        out
+    }
+}
+
 fn len32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -432,12 +579,22 @@ impl Manifest {
         init.set_binary(self.init.binary.as_str());
         init.set_cap_slots(self.init.cap_slots);
         encode_caps(&self.init.caps, init.init_caps(len32(self.init.caps.len())));
+        if self.sessions != SessionsConfig::default() {
+            encode_sessions(&self.sessions, root.reborrow().init_sessions());
+        }
         let mut services = root.init_services(len32(self.services.len()));
         for (i, s) in self.services.iter().enumerate() {
             let mut b = services.reborrow().get(i as u32);
             b.set_name(s.name.as_str());
             b.set_binary(s.binary.as_str());
             b.set_cap_slots(s.cap_slots);
+            b.set_frame_limit(s.frame_limit);
+            b.set_sessions_config(s.sessions_config);
+            if let Some(r) = &s.session {
+                let mut import = b.reborrow().init_session();
+                import.set_service(r.service.as_str());
+                import.set_export(r.export.as_str());
+            }
             encode_caps(&s.caps, b.reborrow().init_caps(len32(s.caps.len())));
             if s.placement != Placement::AnyCpu {
                 write_placement(s.placement, b.reborrow().init_placement());

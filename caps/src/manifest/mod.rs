@@ -12,6 +12,7 @@
 //! Both report typed [`ManifestError`]s whose `Display` names the service, cap and rule.
 
 mod codec;
+pub mod phc;
 mod validate;
 
 use alloc::string::String;
@@ -19,8 +20,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub use codec::{
-    decode, kind_from_schema, kind_to_schema, placement_from_schema, write_placement, DecodeError,
-    Limits as DecodeLimits,
+    decode, decode_sessions_config, kind_from_schema, kind_to_schema, placement_from_schema,
+    write_placement, DecodeError, Limits as DecodeLimits,
 };
 pub use validate::{
     check, validate_kernel_layer, validate_service_graph, ManifestError, Rule, Subject,
@@ -43,6 +44,21 @@ pub const MAX_LAUNCHABLE: usize = 64;
 /// The name of init's kernel `endpoint` cap that serves the Launcher: init
 /// must hold one when any service asks for a launcher.
 pub const INIT_LAUNCHER_CAP: &str = "launcher";
+
+/// The largest frame quota, in pages, a service may be given
+/// (`Service.frameLimit`; 0 means the kernel's default, 4096).
+pub const MAX_FRAME_LIMIT: u32 = 16384;
+
+/// Longest account principal, in bytes (the kernel's session label limit).
+pub const MAX_PRINCIPAL_LEN: usize = 64;
+
+/// The profile of the operator account: at most one account has it.
+pub const OPERATOR_PROFILE: &str = "operator";
+
+/// The name of the cap a service with `sessionsConfig = true` receives: a
+/// MemoryObject holding the manifest's `sessions` section (see
+/// [`SessionsConfig::to_config_bytes`]).
+pub const SESSIONS_CONFIG_CAP: &str = "config";
 
 /// The cap-slot quota of a process whose manifest entry or spawn leaves it at 0.
 pub const DEFAULT_CAP_SLOTS: u32 = 256;
@@ -77,6 +93,59 @@ pub struct Manifest {
     pub init: InitProcess,
     /// Services init starts, in order.
     pub services: Vec<Service>,
+    /// Accounts and profiles (docs/sessions.md).
+    pub sessions: SessionsConfig,
+}
+
+/// What the credential store and the session manager are configured with
+/// (`SessionsConfig` in the schema).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionsConfig {
+    /// Accounts people log in to.
+    pub accounts: Vec<Account>,
+    /// What each kind of session receives.
+    pub profiles: Vec<Profile>,
+}
+
+/// An account (`Account` in the schema).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    /// What `login` asks for.
+    pub name: String,
+    /// The stable principal audit records name.
+    pub principal: String,
+    /// One of the profiles.
+    pub profile: String,
+    /// An Argon2id PHC string (see [`phc`]), or empty: no password yet.
+    pub password_hash: String,
+}
+
+/// A profile (`Profile` in the schema).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Its name (`operator`, `guest`, `anonymous`, ...).
+    pub name: String,
+    /// Binaries its sessions' launcher may start.
+    pub launchable: Vec<String>,
+    /// The session manager's caps each session of it receives.
+    pub bundle: Vec<String>,
+}
+
+impl SessionsConfig {
+    /// The account named `name`, if any.
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.name == name)
+    }
+
+    /// The profile named `name`, if any.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+
+    /// The operator account (profile [`OPERATOR_PROFILE`]), if any.
+    pub fn operator(&self) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.profile == OPERATOR_PROFILE)
+    }
 }
 
 /// A binary and the GRUB module string it is loaded under.
@@ -159,6 +228,24 @@ pub struct Service {
     /// Binaries its launcher (a [`CapSource::Launcher`] cap) may start; at
     /// most [`MAX_LAUNCHABLE`].
     pub launchable: Vec<String>,
+    /// Frame quota in pages; 0 means the kernel's default, at most
+    /// [`MAX_FRAME_LIMIT`].
+    pub frame_limit: u32,
+    /// The SessionManager export (of an earlier service) init asks for an
+    /// anonymous session to start this service in; `None`: init's session.
+    pub session: Option<ImportRef>,
+    /// Whether the service receives the manifest's `sessions` section as a
+    /// MemoryObject cap named [`SESSIONS_CONFIG_CAP`].
+    pub sessions_config: bool,
+}
+
+/// Another service's export, by service and export name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportRef {
+    /// Exporting service.
+    pub service: String,
+    /// Export name.
+    pub export: String,
 }
 
 /// Where the scheduler may run a process (`Placement` in the schema).

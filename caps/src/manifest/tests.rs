@@ -41,6 +41,7 @@ fn sample() -> Manifest {
                 placement: Placement::AnyCpu,
                 cap_slots: 1024,
                 launchable: vec![],
+                ..Service::default()
             },
             Service {
                 name: "echo-client".into(),
@@ -53,6 +54,7 @@ fn sample() -> Manifest {
                 placement: Placement::Cpu(1),
                 cap_slots: 0,
                 launchable: vec![],
+                ..Service::default()
             },
             Service {
                 name: "timer-demo".into(),
@@ -65,8 +67,10 @@ fn sample() -> Manifest {
                 placement: Placement::AnyCpu,
                 cap_slots: MAX_CAP_SLOTS,
                 launchable: vec![],
+                ..Service::default()
             },
         ],
+        sessions: SessionsConfig::default(),
     }
 }
 
@@ -689,4 +693,315 @@ fn only_services_hold_a_launcher() {
         validate_kernel_layer(&m).unwrap_err().to_string(),
         "boot process 0 (\"timer-demo\"): cap \"launcher\": a launcher is served by init to the services it starts; only a service can hold one"
     );
+}
+
+/// `mkmanifest passwd` of "hunter2".
+const HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$fH/3ixB83YUb5uV/JrCCkg$8UEx3ZOB1yUksyCTl6wZrSQd6bFCbwxjl+EKpvcKZhU";
+
+fn account(name: &str, principal: &str, profile: &str, hash: &str) -> Account {
+    Account {
+        name: name.into(),
+        principal: principal.into(),
+        profile: profile.into(),
+        password_hash: hash.into(),
+    }
+}
+
+/// The sample with accounts and profiles, a session manager stand-in
+/// (echo-server exports `sessions`), a spawner copy, a config receiver and a
+/// service started in a session.
+fn with_sessions() -> Manifest {
+    let mut m = sample();
+    m.init
+        .caps
+        .push(CapRef::kernel("frames", KernelKind::FrameAllocator));
+    m.services[0]
+        .exports
+        .push(Export::client("sessions", "endpoint"));
+    m.services[0].caps.push(CapRef {
+        name: "spawner".into(),
+        expected_interface_id: crate::interfaces::PROCESS_SPAWNER,
+        source: CapSource::Spawner,
+    });
+    m.services[0].sessions_config = true;
+    m.services[0].frame_limit = MAX_FRAME_LIMIT;
+    m.services[1].session = Some(ImportRef {
+        service: "echo-server".into(),
+        export: "sessions".into(),
+    });
+    m.sessions = SessionsConfig {
+        accounts: vec![
+            account("operator", "operator", "operator", HASH),
+            account("guest", "guest-1", "guest", ""),
+        ],
+        profiles: vec![
+            Profile {
+                name: "operator".into(),
+                launchable: vec!["timer-demo".into()],
+                bundle: vec!["audit".into()],
+            },
+            Profile {
+                name: "guest".into(),
+                launchable: vec![],
+                bundle: vec![],
+            },
+            Profile {
+                name: "anonymous".into(),
+                ..Profile::default()
+            },
+        ],
+    };
+    m
+}
+
+#[test]
+fn sessions_are_valid_and_round_trip() {
+    let m = with_sessions();
+    assert_eq!(check(&m), Ok(()));
+    let decoded = decode(&m.encode()).unwrap();
+    assert_eq!(decoded, m);
+    assert_eq!(decoded.services[0].caps[2].source, CapSource::Spawner);
+    assert_eq!(decoded.services[0].frame_limit, MAX_FRAME_LIMIT);
+    assert!(decoded.services[0].sessions_config);
+    assert_eq!(
+        decoded.services[1].session.as_ref().unwrap().export,
+        "sessions"
+    );
+    assert_eq!(decoded.sessions.operator().unwrap().name, "operator");
+}
+
+#[test]
+fn sessions_config_bytes_round_trip() {
+    let m = with_sessions();
+    let bytes = m.sessions.to_config_bytes();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(len, bytes.len() - 8);
+    // One segment: the segment table says count - 1 = 0.
+    assert_eq!(&bytes[8..12], &[0, 0, 0, 0]);
+    // Page padding after the message is ignored.
+    let mut padded = bytes.clone();
+    padded.resize(4096, 0);
+    assert_eq!(decode_sessions_config(&padded).unwrap(), m.sessions);
+    // A truncated message, a lying prefix and garbage are errors, not panics.
+    assert!(decode_sessions_config(&bytes[..bytes.len() - 8]).is_err());
+    assert!(decode_sessions_config(&[0xff; 16]).is_err());
+    assert!(decode_sessions_config(&[1, 2, 3]).is_err());
+    let empty = SessionsConfig::default().to_config_bytes();
+    assert_eq!(
+        decode_sessions_config(&empty).unwrap(),
+        SessionsConfig::default()
+    );
+}
+
+#[test]
+fn session_rules() {
+    let cases: Vec<Case> = vec![
+        (
+            |m| m.sessions.accounts[0].password_hash = "hunter2".into(),
+            "account \"operator\": password hash is not a valid Argon2id PHC string",
+        ),
+        (
+            |m| m.sessions.accounts[0].password_hash = HASH.replace("argon2id", "argon2i"),
+            "account \"operator\": password hash is not a valid Argon2id PHC string",
+        ),
+        (
+            |m| m.sessions.accounts[0].password_hash = HASH.replace("v=19", "v=16"),
+            "account \"operator\": password hash is not a valid Argon2id PHC string",
+        ),
+        (
+            |m| m.sessions.accounts[0].password_hash = HASH.replace("m=19456", "m=19455"),
+            "account \"operator\": password hash has parameters m=19455,t=2,p=1; accepted are m from 19456 to 65536 KiB, t from 2 to 10, p = 1",
+        ),
+        (
+            |m| m.sessions.accounts[0].password_hash = HASH.replace("t=2", "t=1"),
+            "account \"operator\": password hash has parameters m=19456,t=1,p=1; accepted are m from 19456 to 65536 KiB, t from 2 to 10, p = 1",
+        ),
+        (
+            |m| m.sessions.accounts[0].password_hash = HASH.replace("p=1", "p=2"),
+            "account \"operator\": password hash has parameters m=19456,t=2,p=2; accepted are m from 19456 to 65536 KiB, t from 2 to 10, p = 1",
+        ),
+        (
+            |m| m.sessions.accounts[1].name = "operator".into(),
+            "account \"operator\": is declared more than once",
+        ),
+        (
+            |m| m.sessions.accounts[1].name = String::new(),
+            "account \"\": name is empty",
+        ),
+        (
+            |m| m.sessions.accounts[1].name = "g".repeat(33),
+            "account \"ggggggggggggggggggggggggggggggggg\": name is 33 bytes long; at most 32 are allowed",
+        ),
+        (
+            |m| m.sessions.accounts[1].principal = "operator".into(),
+            "account \"guest\": principal \"operator\" is used by an earlier account too",
+        ),
+        (
+            |m| m.sessions.accounts[1].principal = String::new(),
+            "account \"guest\": principal is empty",
+        ),
+        (
+            |m| m.sessions.accounts[1].profile = "admin".into(),
+            "account \"guest\": uses profile \"admin\", which the manifest does not declare",
+        ),
+        (
+            |m| m.sessions.accounts[1].profile = "operator".into(),
+            "account \"guest\": has profile \"operator\", which account \"operator\" has already; at most one account is the operator",
+        ),
+        (
+            |m| m.sessions.profiles[2].name = "guest".into(),
+            "profile \"guest\": is declared more than once",
+        ),
+        (
+            |m| m.sessions.profiles[1].launchable.push("shell".into()),
+            "profile \"guest\": lists launchable binary \"shell\", which the manifest does not declare",
+        ),
+        (
+            |m| m.services[0].frame_limit = MAX_FRAME_LIMIT + 1,
+            "service \"echo-server\": asks for frameLimit = 16385; at most 16384 are allowed (0 means the default, 4096)",
+        ),
+        (
+            |m| m.services[1].session.as_mut().unwrap().export = "echo2".into(),
+            "service \"echo-client\": session: imports export \"echo2\", which service \"echo-server\" does not declare",
+        ),
+        (
+            |m| m.services[1].session.as_mut().unwrap().service = "timer-demo".into(),
+            "service \"echo-client\": session: imports export \"sessions\" of service \"timer-demo\", which is declared later (exporters must come first)",
+        ),
+        (
+            |m| m.services[1].session.as_mut().unwrap().service = "sessiond".into(),
+            "service \"echo-client\": session: imports export \"sessions\" of unknown service \"sessiond\"",
+        ),
+        (
+            |m| {
+                m.services[0].session = Some(ImportRef {
+                    service: "echo-server".into(),
+                    export: "sessions".into(),
+                })
+            },
+            "service \"echo-server\": session: imports export \"sessions\" of its own service",
+        ),
+        (
+            |m| m.services[0].caps[2].expected_interface_id = crate::interfaces::CLIENT_ENDPOINT,
+            "service \"echo-server\": cap \"spawner\": expects interface 0x9e8a4b887bf7d685 (ClientEndpoint) but its source provides 0xceb500d0b476a0d0 (ProcessSpawner)",
+        ),
+        (
+            |m| m.services[0].caps[2].name = "config".into(),
+            "service \"echo-server\": has sessionsConfig, which grants a cap named \"config\", and declares a cap of that name too",
+        ),
+        (
+            |m| m.services[0].cap_slots = 3,
+            "service \"echo-server\": asks for capSlots = 3, fewer than the 4 caps it starts with",
+        ),
+        (
+            |m| {
+                m.init.caps.pop();
+            },
+            "init: has services to start but holds no kernel frameAllocator cap",
+        ),
+    ];
+    for (mutate, expected) in cases {
+        let mut m = with_sessions();
+        mutate(&mut m);
+        assert_eq!(validate_kernel_layer(&m), Ok(()), "{expected}");
+        assert_eq!(
+            validate_service_graph(&m).unwrap_err().to_string(),
+            expected
+        );
+    }
+}
+
+#[test]
+fn only_services_hold_a_spawner_copy() {
+    let spawner = CapRef {
+        name: "copy".into(),
+        expected_interface_id: crate::interfaces::PROCESS_SPAWNER,
+        source: CapSource::Spawner,
+    };
+    let mut m = sample();
+    m.init.caps.push(spawner.clone());
+    assert_eq!(
+        validate_kernel_layer(&m).unwrap_err().to_string(),
+        "init: cap \"copy\": a copy of init's spawner is granted by init to the services it starts; only a service can hold one"
+    );
+    let mut m = with_boot_processes();
+    m.kernel.boot_processes[0].caps.push(spawner);
+    assert_eq!(
+        validate_kernel_layer(&m).unwrap_err().to_string(),
+        "boot process 0 (\"timer-demo\"): cap \"copy\": a copy of init's spawner is granted by init to the services it starts; only a service can hold one"
+    );
+}
+
+#[test]
+fn phc_check_accepts_only_argon2id_within_the_range() {
+    assert_eq!(phc::check(HASH), Ok(phc::Params::DEFAULT));
+    let stronger = HASH.replace("m=19456", "m=65536").replace("t=2", "t=10");
+    assert_eq!(
+        phc::check(&stronger),
+        Ok(phc::Params {
+            m: 65536,
+            t: 10,
+            p: 1
+        })
+    );
+    for bad in [
+        "",
+        "$",
+        "$argon2id",
+        "$argon2id$v=19",
+        "$argon2id$v=19$m=19456,t=2,p=1",
+        // No salt or no output.
+        "$argon2id$v=19$m=19456,t=2,p=1$fH/3ixB83YUb5uV/JrCCkg",
+        // No version.
+        "$argon2id$m=19456,t=2,p=1$fH/3ixB83YUb5uV/JrCCkg$8UEx3ZOB1yUksyCTl6wZrSQd6bFCbwxjl+EKpvcKZhU",
+        // A parameter missing, an extra one, a non-decimal one.
+        "$argon2id$v=19$m=19456,t=2$fH/3ixB83YUb5uV/JrCCkg$8UEx3ZOB1yUksyCTl6wZrSQd6bFCbwxjl+EKpvcKZhU",
+        "$argon2id$v=19$m=19456,t=2,p=1,x=3$fH/3ixB83YUb5uV/JrCCkg$8UEx3ZOB1yUksyCTl6wZrSQd6bFCbwxjl+EKpvcKZhU",
+        "$argon2id$v=19$m=lots,t=2,p=1$fH/3ixB83YUb5uV/JrCCkg$8UEx3ZOB1yUksyCTl6wZrSQd6bFCbwxjl+EKpvcKZhU",
+        // A 6-byte salt, a 6-byte output.
+        "$argon2id$v=19$m=19456,t=2,p=1$fH/3ixB8$8UEx3ZOB1yUksyCTl6wZrSQd6bFCbwxjl+EKpvcKZhU",
+        "$argon2id$v=19$m=19456,t=2,p=1$fH/3ixB83YUb5uV/JrCCkg$8UEx3ZOB",
+        // bcrypt and scrypt strings.
+        "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+        "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+    ] {
+        assert_eq!(phc::check(bad), Err(phc::PhcError::Malformed), "{bad}");
+    }
+    assert_eq!(
+        phc::check(&HASH.replace("m=19456", "m=65537")),
+        Err(phc::PhcError::Params(phc::Params {
+            m: 65537,
+            t: 2,
+            p: 1
+        }))
+    );
+}
+
+quickcheck::quickcheck! {
+    /// Arbitrary text never panics the PHC check, and nothing below the
+    /// floor is ever accepted.
+    fn phc_check_survives_garbage(s: String) -> bool {
+        match phc::check(&s) {
+            Ok(p) => p.acceptable(),
+            Err(_) => true,
+        }
+    }
+
+    /// The valid hash with one byte replaced or cut: never a panic; when
+    /// still accepted, within the range.
+    fn phc_check_survives_mutations(at: usize, byte: u8, cut: bool) -> bool {
+        let mut bytes = HASH.as_bytes().to_vec();
+        let at = at % bytes.len();
+        if cut {
+            bytes.truncate(at);
+        } else {
+            bytes[at] = byte;
+        }
+        let Ok(s) = core::str::from_utf8(&bytes) else { return true };
+        match phc::check(s) {
+            Ok(p) => p.acceptable(),
+            Err(_) => true,
+        }
+    }
 }

@@ -10,10 +10,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::phc::{self, PhcError};
 use super::{
     CapRef, CapSource, Facet, KernelKind, Manifest, Placement, Service, DEFAULT_CAP_SLOTS,
-    INIT_LAUNCHER_CAP, MAX_BOOT_PROCESSES, MAX_CAP_SLOTS, MAX_CPUS, MAX_LAUNCHABLE, MAX_NAME_LEN,
-    SCHEMA_VERSION,
+    INIT_LAUNCHER_CAP, MAX_BOOT_PROCESSES, MAX_CAP_SLOTS, MAX_CPUS, MAX_FRAME_LIMIT,
+    MAX_LAUNCHABLE, MAX_NAME_LEN, MAX_PRINCIPAL_LEN, OPERATOR_PROFILE, SCHEMA_VERSION,
+    SESSIONS_CONFIG_CAP,
 };
 use crate::interfaces;
 
@@ -62,6 +64,12 @@ pub enum Subject {
         /// Export name.
         export: String,
     },
+    /// The session a service is started in (`Service.session`).
+    ServiceSession(String),
+    /// An account of `sessions`, by name.
+    Account(String),
+    /// A profile of `sessions`, by name.
+    Profile(String),
 }
 
 impl fmt::Display for Subject {
@@ -83,6 +91,9 @@ impl fmt::Display for Subject {
             Subject::Export { service, export } => {
                 write!(f, "service {service:?}: export {export:?}")
             }
+            Subject::ServiceSession(s) => write!(f, "service {s:?}: session"),
+            Subject::Account(a) => write!(f, "account {a:?}"),
+            Subject::Profile(p) => write!(f, "profile {p:?}"),
         }
     }
 }
@@ -208,6 +219,26 @@ pub enum Rule {
         /// The caps the process starts with.
         caps: usize,
     },
+    /// A service asks for a frame quota above [`MAX_FRAME_LIMIT`].
+    FrameLimitTooMany(u32),
+    /// A copy of init's ProcessSpawner (`source = (spawner = void)`) is
+    /// asked for by init or a boot process: init grants it, to services.
+    SpawnerOnlyForServices,
+    /// A service with `sessionsConfig` also declares a cap named
+    /// [`SESSIONS_CONFIG_CAP`].
+    ConfigCapTaken,
+    /// An account's password hash is not acceptable.
+    PasswordHash(PhcError),
+    /// An account's principal is empty.
+    EmptyPrincipal,
+    /// An account's principal is longer than [`MAX_PRINCIPAL_LEN`].
+    PrincipalTooLong(usize),
+    /// Two accounts share a principal.
+    DuplicatePrincipal(String),
+    /// An account names a profile `sessions` does not declare.
+    UnknownProfile(String),
+    /// A second account has the operator profile.
+    SecondOperator(String),
 }
 
 fn interface_name(id: u64) -> &'static str {
@@ -306,6 +337,33 @@ impl fmt::Display for Rule {
             Rule::CapSlotsBelowCaps { cap_slots, caps } => write!(
                 f,
                 "asks for capSlots = {cap_slots}, fewer than the {caps} caps it starts with"
+            ),
+            Rule::FrameLimitTooMany(n) => write!(
+                f,
+                "asks for frameLimit = {n}; at most {MAX_FRAME_LIMIT} are allowed (0 means the default, 4096)"
+            ),
+            Rule::SpawnerOnlyForServices => f.write_str(
+                "a copy of init's spawner is granted by init to the services it starts; only a service can hold one",
+            ),
+            Rule::ConfigCapTaken => write!(
+                f,
+                "has sessionsConfig, which grants a cap named {SESSIONS_CONFIG_CAP:?}, and declares a cap of that name too"
+            ),
+            Rule::PasswordHash(e) => write!(f, "password hash {e}"),
+            Rule::EmptyPrincipal => f.write_str("principal is empty"),
+            Rule::PrincipalTooLong(n) => write!(
+                f,
+                "principal is {n} bytes long; at most {MAX_PRINCIPAL_LEN} are allowed"
+            ),
+            Rule::DuplicatePrincipal(p) => {
+                write!(f, "principal {p:?} is used by an earlier account too")
+            }
+            Rule::UnknownProfile(p) => {
+                write!(f, "uses profile {p:?}, which the manifest does not declare")
+            }
+            Rule::SecondOperator(first) => write!(
+                f,
+                "has profile {OPERATOR_PROFILE:?}, which account {first:?} has already; at most one account is the operator"
             ),
         }
     }
@@ -442,6 +500,7 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
             }
             CapSource::Import { .. } => report.push(subject(), Rule::InitImport),
             CapSource::Launcher => report.push(subject(), Rule::LauncherOnlyForServices),
+            CapSource::Spawner => report.push(subject(), Rule::SpawnerOnlyForServices),
             other => source_rule(other, subject(), report),
         }
     }
@@ -492,6 +551,7 @@ fn kernel_layer(m: &Manifest, report: &mut Report) {
                 }
                 CapSource::Import { .. } => report.push(subject(), Rule::BootProcessImport),
                 CapSource::Launcher => report.push(subject(), Rule::LauncherOnlyForServices),
+                CapSource::Spawner => report.push(subject(), Rule::SpawnerOnlyForServices),
                 other => source_rule(other, subject(), report),
             }
         }
@@ -541,6 +601,11 @@ fn init_holds(m: &Manifest, kind: KernelKind) -> bool {
 }
 
 fn service_graph(m: &Manifest, report: &mut Report) {
+    service_list(m, report);
+    sessions(m, report);
+}
+
+fn service_list(m: &Manifest, report: &mut Report) {
     let mut terminal = TerminalHolder::default();
     if !m.services.is_empty() {
         for kind in [KernelKind::BootPackage, KernelKind::ProcessSpawner] {
@@ -559,6 +624,10 @@ fn service_graph(m: &Manifest, report: &mut Report) {
     if launcher_wanted && !launcher_served {
         report.push(Subject::Init, Rule::InitLacksLauncherEndpoint);
     }
+    // The `config` MemoryObject is allocated by init.
+    if m.services.iter().any(|s| s.sessions_config) && !init_holds(m, KernelKind::FrameAllocator) {
+        report.push(Subject::Init, Rule::InitLacks(KernelKind::FrameAllocator));
+    }
     for (position, service) in m.services.iter().enumerate() {
         let subject = || Subject::Service(service.name.clone());
         if let Some(rule) = name_rule(&service.name) {
@@ -575,7 +644,9 @@ fn service_graph(m: &Manifest, report: &mut Report) {
         if let Some(rule) = placement_rule(service.placement, m.kernel.max_cpus) {
             report.push(subject(), rule);
         }
-        if let Some(rule) = cap_slots_rule(service.cap_slots, service.caps.len()) {
+        // A `config` cap is granted beside the declared ones.
+        let starting_caps = service.caps.len() + usize::from(service.sessions_config);
+        if let Some(rule) = cap_slots_rule(service.cap_slots, starting_caps) {
             report.push(subject(), rule);
         }
         for (i, cap) in service.caps.iter().enumerate() {
@@ -616,8 +687,29 @@ fn service_graph(m: &Manifest, report: &mut Report) {
                 CapSource::Launcher => {
                     expect_interface(cap, interfaces::LAUNCHER, subject(), report)
                 }
+                // Init holds a ProcessSpawner whenever there are services
+                // (checked above).
+                CapSource::Spawner => {
+                    expect_interface(cap, interfaces::PROCESS_SPAWNER, subject(), report)
+                }
                 other => source_rule(other, subject(), report),
             }
+        }
+        if service.frame_limit > MAX_FRAME_LIMIT {
+            report.push(subject(), Rule::FrameLimitTooMany(service.frame_limit));
+        }
+        if service.sessions_config && service.cap(SESSIONS_CONFIG_CAP).is_some() {
+            report.push(subject(), Rule::ConfigCapTaken);
+        }
+        if let Some(session) = &service.session {
+            import_resolves(
+                m,
+                position,
+                &session.service,
+                &session.export,
+                Subject::ServiceSession(service.name.clone()),
+                report,
+            );
         }
         launchable_rules(m, service, report);
         for (i, export) in service.exports.iter().enumerate() {
@@ -635,6 +727,62 @@ fn service_graph(m: &Manifest, report: &mut Report) {
             }
             if let Some(rule) = export_rule(service, &export.cap, export.facet) {
                 report.push(subject(), rule);
+            }
+        }
+    }
+}
+
+/// The `sessions` section: accounts named uniquely (at most
+/// [`MAX_NAME_LEN`] bytes), with unique principals, declared profiles, at
+/// most one operator and acceptable password hashes; profiles named
+/// uniquely, launching declared binaries.
+fn sessions(m: &Manifest, report: &mut Report) {
+    let c = &m.sessions;
+    let mut operator: Option<&str> = None;
+    for (i, a) in c.accounts.iter().enumerate() {
+        let subject = || Subject::Account(a.name.clone());
+        if let Some(rule) = name_rule(&a.name) {
+            report.push(subject(), rule);
+        } else if c.accounts[..i].iter().any(|e| e.name == a.name) {
+            report.push(subject(), Rule::Duplicate);
+        }
+        if a.principal.is_empty() {
+            report.push(subject(), Rule::EmptyPrincipal);
+        } else if a.principal.len() > MAX_PRINCIPAL_LEN {
+            report.push(subject(), Rule::PrincipalTooLong(a.principal.len()));
+        } else if c.accounts[..i].iter().any(|e| e.principal == a.principal) {
+            report.push(subject(), Rule::DuplicatePrincipal(a.principal.clone()));
+        }
+        if c.profile(&a.profile).is_none() {
+            report.push(subject(), Rule::UnknownProfile(a.profile.clone()));
+        }
+        if a.profile == OPERATOR_PROFILE {
+            match operator {
+                Some(first) => report.push(subject(), Rule::SecondOperator(first.into())),
+                None => operator = Some(&a.name),
+            }
+        }
+        if !a.password_hash.is_empty() {
+            if let Err(e) = phc::check(&a.password_hash) {
+                report.push(subject(), Rule::PasswordHash(e));
+            }
+        }
+    }
+    for (i, p) in c.profiles.iter().enumerate() {
+        let subject = || Subject::Profile(p.name.clone());
+        if let Some(rule) = name_rule(&p.name) {
+            report.push(subject(), rule);
+        } else if c.profiles[..i].iter().any(|e| e.name == p.name) {
+            report.push(subject(), Rule::Duplicate);
+        }
+        if p.launchable.len() > MAX_LAUNCHABLE {
+            report.push(subject(), Rule::TooManyLaunchable(p.launchable.len()));
+        }
+        for (j, binary) in p.launchable.iter().enumerate() {
+            if m.binary(binary).is_none() {
+                report.push(subject(), Rule::LaunchableUnknownBinary(binary.clone()));
+            } else if p.launchable[..j].contains(binary) {
+                report.push(subject(), Rule::LaunchableDuplicate(binary.clone()));
             }
         }
     }

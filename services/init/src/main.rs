@@ -8,6 +8,15 @@
 //! An imported endpoint reaches its importer as a copy of the client facet
 //! the spawner returned for the exporting service's endpoint grant.
 //!
+//! A service may also get a copy of init's ProcessSpawner (`source =
+//! (spawner = void)`), a frame quota (`frameLimit`), the manifest's
+//! `sessions` section as a MemoryObject named `config` (`sessionsConfig`:
+//! init allocates it from its own `frameAllocator` cap, writes a u64 LE
+//! byte count and the single-segment message, and moves it to the service,
+//! which is meant only to read it), and a session to run in (`session`:
+//! init asks the named SessionManager export, a client facet of an earlier
+//! service, for an anonymous session and spawns the service in it).
+//!
 //! Init serves the `Launcher` on its own `launcher` endpoint: a service
 //! whose manifest entry has a launcher cap gets a copy of that endpoint's
 //! client facet and may start the binaries its `launchable` allowlist
@@ -23,14 +32,16 @@
 extern crate alloc;
 
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
+use capos_rt::api::{MemoryObject, SessionManager};
 use capos_rt::caps::api::{launcher, process_handle};
 use capos_rt::caps::exception::CapException;
 use capos_rt::caps::manifest;
 use capos_rt::caps::schema::services_capnp::launcher as proto;
 use capos_rt::{
-    capnp, Answer, BootPackage, Cap, CapHandle, Console, Endpoint, GrantSpec, Interface, Owned,
-    ProcessHandle, ProcessSpawner, Runtime, ServerCall, SpawnOptions, Ticket,
+    capnp, Answer, BootPackage, Cap, CapHandle, Console, Endpoint, FrameAllocator, GrantSpec,
+    Interface, Owned, ProcessHandle, ProcessSpawner, Runtime, ServerCall, SpawnOptions, Ticket,
 };
 
 /// Parameter bytes a RECV on the launcher endpoint takes: the most an
@@ -151,7 +162,20 @@ fn main(rt: &mut Runtime) -> i32 {
                 None
             }
         });
-        let started = start_services(&m, &spawner, terminal, facet.as_ref(), &say);
+        // The frame allocator `config` MemoryObjects come from.
+        let frames = m
+            .init
+            .caps
+            .iter()
+            .find(|c| c.source == manifest::CapSource::Kernel(manifest::KernelKind::FrameAllocator))
+            .and_then(|c| rt.cap::<FrameAllocator>(&c.name).ok());
+        let held = Held {
+            spawner: &spawner,
+            terminal,
+            launcher: facet.as_ref(),
+            frames: frames.as_ref(),
+        };
+        let started = start_services(&m, held, &say);
         // Services hold copies; init keeps none of its own.
         drop(facet);
         supervise(rt, &started, endpoint.as_ref(), &spawner, &say);
@@ -174,14 +198,51 @@ struct Started<'m> {
 /// of `launcher`, the client facet of init's own launcher endpoint).
 /// Returns what started. Init keeps only client facets, never the owner
 /// side of a child's endpoint.
+/// What init holds to start services with.
+struct Held<'a> {
+    spawner: &'a ProcessSpawner,
+    /// Init's terminal, until moved to the service that asks for it.
+    terminal: Option<capos_rt::Cap>,
+    /// The client facet of init's launcher endpoint.
+    launcher: Option<&'a Owned<capos_rt::ClientEndpoint>>,
+    /// Where `config` MemoryObjects come from.
+    frames: Option<&'a FrameAllocator>,
+}
+
+/// A MemoryObject holding `bytes` (then zeros to its last page), written
+/// through a mapping init removes again.
+fn config_object(frames: &FrameAllocator, bytes: &[u8]) -> Result<Owned<MemoryObject>, String> {
+    let pages = bytes.len().div_ceil(4096).max(1);
+    let object = frames
+        .allocate(pages as u32, false)
+        .map_err(|e| format!("allocating {pages} pages failed: {e}"))?;
+    let view = object
+        .map_shared()
+        .map_err(|e| format!("mapping it failed: {e}"))?;
+    view.write(0, bytes);
+    object
+        .unmap(view.addr(), view.len() as u64)
+        .map_err(|e| format!("unmapping it failed: {e}"))?;
+    Ok(object)
+}
+
 fn start_services<'m>(
     m: &'m manifest::Manifest,
-    spawner: &ProcessSpawner,
-    terminal: Option<capos_rt::Cap>,
-    launcher: Option<&Owned<capos_rt::ClientEndpoint>>,
+    held: Held<'_>,
     say: &dyn Fn(&str),
 ) -> Vec<Started<'m>> {
-    let mut terminal = terminal;
+    let Held {
+        spawner,
+        mut terminal,
+        launcher,
+        frames,
+    } = held;
+    // The `sessions` section as `config` holders receive it.
+    let config_bytes = m
+        .services
+        .iter()
+        .any(|s| s.sessions_config)
+        .then(|| m.sessions.to_config_bytes());
     let mut running = Vec::new();
     // (service, cap name) -> client facet of that service's endpoint.
     let mut facets: Vec<(
@@ -192,6 +253,17 @@ fn start_services<'m>(
     for s in &m.services {
         let mut grants = Vec::new();
         let mut missing = None;
+        // The client facet of an earlier service's export.
+        let facet_of = |service: &str, export: &str| {
+            let cap_name = m
+                .service(service)
+                .and_then(|sv| sv.export(export))
+                .map(|e| e.cap.as_str());
+            facets
+                .iter()
+                .find(|(sv, name, _)| *sv == service && Some(name.as_str()) == cap_name)
+                .map(|(_, _, facet)| facet)
+        };
         for c in &s.caps {
             match &c.source {
                 manifest::CapSource::Kernel(manifest::KernelKind::Terminal) => {
@@ -205,21 +277,18 @@ fn start_services<'m>(
                     kind: *kind,
                 }),
                 manifest::CapSource::Import { service, export } => {
-                    let cap_name = m
-                        .service(service)
-                        .and_then(|sv| sv.export(export))
-                        .map(|e| e.cap.as_str());
-                    match facets
-                        .iter()
-                        .find(|(sv, name, _)| sv == service && Some(name.as_str()) == cap_name)
-                    {
-                        Some((_, _, facet)) => grants.push(GrantSpec::Copy {
+                    match facet_of(service, export) {
+                        Some(facet) => grants.push(GrantSpec::Copy {
                             name: &c.name,
                             cap: facet.cap(),
                         }),
                         None => missing = Some(format!("{service}.{export}")),
                     }
                 }
+                manifest::CapSource::Spawner => grants.push(GrantSpec::Copy {
+                    name: &c.name,
+                    cap: spawner.cap(),
+                }),
                 manifest::CapSource::Launcher => match launcher {
                     Some(facet) => grants.push(GrantSpec::Copy {
                         name: &c.name,
@@ -230,6 +299,45 @@ fn start_services<'m>(
                 _ => missing = Some(format!("cap {}", c.name)),
             }
         }
+        let config = match (&config_bytes, frames) {
+            (Some(bytes), Some(frames)) if s.sessions_config => {
+                match config_object(frames, bytes) {
+                    Ok(object) => Some(object),
+                    Err(e) => {
+                        missing = Some(format!("its config ({e})"));
+                        None
+                    }
+                }
+            }
+            _ if s.sessions_config => {
+                missing = Some("its config (init holds no frameAllocator)".into());
+                None
+            }
+            _ => None,
+        };
+        if let Some(object) = &config {
+            grants.push(GrantSpec::Move {
+                name: manifest::SESSIONS_CONFIG_CAP,
+                cap: object.cap(),
+            });
+        }
+        // An anonymous session from the named SessionManager.
+        let session = match &s.session {
+            Some(r) if missing.is_none() => match facet_of(&r.service, &r.export) {
+                Some(facet) => match facet.protocol::<SessionManager>().anonymous() {
+                    Ok(session) => Some(session),
+                    Err(e) => {
+                        missing = Some(format!("a session from {}.{} ({e})", r.service, r.export));
+                        None
+                    }
+                },
+                None => {
+                    missing = Some(format!("{}.{}", r.service, r.export));
+                    None
+                }
+            },
+            _ => None,
+        };
         if let Some(what) = missing {
             say(&format!(
                 "init: service {} not started: {what} is not available",
@@ -240,14 +348,29 @@ fn start_services<'m>(
         let options = SpawnOptions {
             placement: s.placement,
             cap_slot_limit: s.cap_slots,
-            ..SpawnOptions::default()
+            frame_limit: s.frame_limit,
         };
-        let moves_terminal = grants.iter().any(|g| matches!(g, GrantSpec::Move { .. }));
-        let started = spawner.spawn_with_options(&s.name, &s.binary, &grants, options);
+        let moves_terminal = grants.iter().any(|g| {
+            matches!(g, GrantSpec::Move { cap, .. } if terminal.as_ref().is_some_and(|t| t.id() == cap.id()))
+        });
+        let started = match &session {
+            Some(session) => {
+                spawner.spawn_in_session(&s.name, &s.binary, &grants, options, session.cap())
+            }
+            None => spawner.spawn_with_options(&s.name, &s.binary, &grants, options),
+        };
         drop(grants);
-        if moves_terminal && started.is_ok() {
-            // Moved to the child: init no longer holds it.
-            terminal = None;
+        if started.is_ok() {
+            // Moved to the child: init no longer holds them.
+            if moves_terminal {
+                terminal = None;
+            }
+            if let Some(object) = config {
+                let _ = object.into_cap();
+            }
+            if let Some(session) = session {
+                let _ = session.into_cap();
+            }
         }
         match started {
             Ok(spawned) => {
