@@ -38,6 +38,8 @@ extern crate alloc;
 pub mod api;
 pub mod capset;
 pub mod client;
+#[cfg(target_os = "none")]
+pub mod config;
 pub mod direct;
 pub mod error;
 pub mod handle;

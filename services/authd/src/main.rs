@@ -177,21 +177,6 @@ struct Held {
     sleep: Ticket,
 }
 
-/// Reads the `config` MemoryObject: the manifest's `sessions` section.
-fn read_config(rt: &Runtime) -> Result<manifest::SessionsConfig, String> {
-    let config = rt
-        .cap::<MemoryObject>(manifest::SESSIONS_CONFIG_CAP)
-        .map_err(|e| format!("no config: {e}"))?;
-    let view = config
-        .map_shared()
-        .map_err(|e| format!("mapping the config failed: {e}"))?;
-    let mut bytes = alloc::vec![0u8; view.len()];
-    view.read(0, &mut bytes);
-    // Done with the mapping; the decoded copy is what authd keeps.
-    let _ = config.unmap(view.addr(), view.len() as u64);
-    manifest::decode_sessions_config(&bytes).map_err(|e| format!("the config does not decode: {e}"))
-}
-
 fn main(rt: &mut Runtime) -> i32 {
     let Ok(console) = rt.cap::<Console>("console") else {
         return 1;
@@ -209,7 +194,7 @@ fn main(rt: &mut Runtime) -> i32 {
         stop: Cell::new(false),
     };
     let mut controlled: Option<Ticket> = None;
-    let accounts = match read_config(rt).and_then(|c| Accounts::new(&c).map_err(|e| e.0)) {
+    let accounts = match capos_rt::config::sessions(rt).and_then(|c| Accounts::new(&c).map_err(|e| e.0)) {
         Ok(a) => a,
         Err(e) => {
             say(&format!("authd: FAIL {e}"));

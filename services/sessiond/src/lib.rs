@@ -10,8 +10,6 @@ extern crate alloc;
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use capos_rt::capnp;
-use capos_rt::caps::schema::manifest_capnp::sessions_config;
 
 /// The manager's endpoints, in the order a session's references are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,153 +35,34 @@ pub const OPERATOR: &str = "operator";
 /// The bundle name of the manager's own audit log.
 pub const AUDIT: &str = "audit";
 
-/// An account as the session manager knows it (never its hash).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    /// What `login` asks for.
-    pub name: String,
-    /// The principal, for audit.
-    pub principal: String,
-    /// Its profile.
-    pub profile: String,
+pub use capos_rt::caps::manifest::{Profile, SessionsConfig};
+
+/// The manifest's `sessions` section as the session manager keeps it:
+/// every password hash dropped (they are the credential store's).
+pub fn without_hashes(mut config: SessionsConfig) -> SessionsConfig {
+    for a in &mut config.accounts {
+        a.password_hash.clear();
+    }
+    config
 }
 
-/// What a profile's sessions receive.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Profile {
-    /// Its name.
-    pub name: String,
-    /// Binaries its launcher starts.
-    pub launchable: Vec<String>,
-    /// Names of the manager's caps its bundle holds ([`AUDIT`]: the log).
-    pub bundle: Vec<String>,
+/// The profile named `name`; an unknown one (or `anonymous` when the
+/// manifest does not describe it) grants nothing.
+pub fn profile(config: &SessionsConfig, name: &str) -> Profile {
+    config.profile(name).cloned().unwrap_or_else(|| Profile {
+        name: name.to_string(),
+        ..Profile::default()
+    })
 }
 
-/// The manifest's `sessions` section.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Config {
-    /// Every account.
-    pub accounts: Vec<Account>,
-    /// Every profile.
-    pub profiles: Vec<Profile>,
+/// Whether `profile`'s launcher may start `binary`.
+pub fn may_launch(profile: &Profile, binary: &str) -> bool {
+    profile.launchable.iter().any(|b| b == binary)
 }
 
-/// Why the configuration could not be read.
-#[derive(Debug, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl core::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn text(t: capnp::Result<capnp::text::Reader<'_>>, what: &str) -> Result<String, ConfigError> {
-    t.ok()
-        .and_then(|t| t.to_str().ok())
-        .map(String::from)
-        .ok_or_else(|| ConfigError(alloc::format!("{what} is not UTF-8 text")))
-}
-
-fn texts(
-    l: capnp::Result<capnp::text_list::Reader<'_>>,
-    what: &str,
-) -> Result<Vec<String>, ConfigError> {
-    let l = l.map_err(|e| ConfigError(alloc::format!("{what}: {e}")))?;
-    l.iter().map(|t| text(t, what)).collect()
-}
-
-impl Config {
-    /// Reads the configuration from the bytes of the `config` memory: a
-    /// little-endian u64 length, then a `SessionsConfig` message.
-    pub fn from_framed(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let len = bytes
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as usize)
-            .ok_or_else(|| ConfigError("the configuration is shorter than its length".into()))?;
-        let body = bytes
-            .get(8..8usize.saturating_add(len))
-            .ok_or_else(|| ConfigError("the configuration's length runs past its memory".into()))?;
-        Config::decode(body)
-    }
-
-    /// Reads a `SessionsConfig` message.
-    pub fn decode(message: &[u8]) -> Result<Config, ConfigError> {
-        let words = aligned(message);
-        let reader = capnp::serialize::read_message_from_flat_slice(
-            &mut capnp::Word::words_to_bytes(&words),
-            capnp::message::ReaderOptions::new(),
-        )
-        .map_err(|e| ConfigError(alloc::format!("the configuration does not decode: {e}")))?;
-        let root: sessions_config::Reader<'_> = reader
-            .get_root()
-            .map_err(|e| ConfigError(alloc::format!("the configuration does not decode: {e}")))?;
-        let mut config = Config::default();
-        let accounts = root
-            .get_accounts()
-            .map_err(|e| ConfigError(alloc::format!("accounts: {e}")))?;
-        for a in accounts.iter() {
-            config.accounts.push(Account {
-                name: text(a.get_name(), "an account name")?,
-                principal: text(a.get_principal(), "a principal")?,
-                profile: text(a.get_profile(), "an account's profile")?,
-            });
-        }
-        let profiles = root
-            .get_profiles()
-            .map_err(|e| ConfigError(alloc::format!("profiles: {e}")))?;
-        for p in profiles.iter() {
-            config.profiles.push(Profile {
-                name: text(p.get_name(), "a profile name")?,
-                launchable: texts(p.get_launchable(), "a launchable binary")?,
-                bundle: texts(p.get_bundle(), "a bundle entry")?,
-            });
-        }
-        Ok(config)
-    }
-
-    /// The profile named `name`; an unknown one (or `anonymous` when the
-    /// manifest does not describe it) grants nothing.
-    pub fn profile(&self, name: &str) -> Profile {
-        self.profiles
-            .iter()
-            .find(|p| p.name == name)
-            .cloned()
-            .unwrap_or_else(|| Profile {
-                name: name.to_string(),
-                ..Profile::default()
-            })
-    }
-
-    /// The account with principal `principal`.
-    pub fn by_principal(&self, principal: &str) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.principal == principal)
-    }
-
-    /// The operator account, if the manifest has one.
-    pub fn operator(&self) -> Option<&Account> {
-        self.accounts.iter().find(|a| a.profile == OPERATOR)
-    }
-}
-
-/// `bytes` copied into words, so that a message decodes whatever its
-/// alignment in memory.
-fn aligned(bytes: &[u8]) -> Vec<capnp::Word> {
-    let mut words = alloc::vec![capnp::word(0, 0, 0, 0, 0, 0, 0, 0); bytes.len().div_ceil(8)];
-    capnp::Word::words_to_bytes_mut(&mut words)[..bytes.len()].copy_from_slice(bytes);
-    words
-}
-
-impl Profile {
-    /// Whether its launcher may start `binary`.
-    pub fn may_launch(&self, binary: &str) -> bool {
-        self.launchable.iter().any(|b| b == binary)
-    }
-
-    /// Whether its bundle holds the audit log.
-    pub fn reads_audit(&self) -> bool {
-        self.bundle.iter().any(|b| b == AUDIT)
-    }
+/// Whether `profile`'s bundle holds the audit log.
+pub fn reads_audit(profile: &Profile) -> bool {
+    profile.bundle.iter().any(|b| b == AUDIT)
 }
 
 /// One live session: its labels, the caller reference each door sees for
@@ -367,65 +246,51 @@ mod tests {
     use super::*;
 
 
-    fn sample() -> Vec<u8> {
-        let mut m = capnp::message::Builder::new_default();
-        let mut root = m.init_root::<sessions_config::Builder<'_>>();
-        let mut accounts = root.reborrow().init_accounts(2);
-        let mut a = accounts.reborrow().get(0);
-        a.set_name("operator");
-        a.set_principal("op-1");
-        a.set_profile("operator");
-        a.set_password_hash("$argon2id$...");
-        let mut g = accounts.get(1);
-        g.set_name("guest");
-        g.set_principal("guest-1");
-        g.set_profile("guest");
-        let mut profiles = root.init_profiles(1);
-        let mut p = profiles.reborrow().get(0);
-        p.set_name("operator");
-        let mut l = p.reborrow().init_launchable(1);
-        l.set(0, "hello");
-        let mut b = p.init_bundle(2);
-        b.set(0, "systemInfo");
-        b.set(1, "audit");
-        capnp::serialize::write_message_to_words(&m)
-    }
+    use capos_rt::caps::manifest::Account;
 
-    #[test]
-    fn config_decodes_framed_and_never_keeps_hashes() {
-        let body = sample();
-        let mut framed = (body.len() as u64).to_le_bytes().to_vec();
-        framed.extend_from_slice(&body);
-        framed.extend_from_slice(&[0xAA; 40]); // the rest of the page
-        let c = Config::from_framed(&framed).unwrap();
-        assert_eq!(c.accounts.len(), 2);
-        assert_eq!(c.operator().unwrap().principal, "op-1");
-        assert_eq!(c.by_principal("guest-1").unwrap().name, "guest");
-        let op = c.profile("operator");
-        assert!(op.may_launch("hello") && !op.may_launch("shell"));
-        assert!(op.reads_audit());
-        assert!(format!("{c:?}").find("argon2").is_none());
-    }
-
-    #[test]
-    fn unknown_and_anonymous_profiles_grant_nothing() {
-        let c = Config::decode(&sample()).unwrap();
-        for name in [ANONYMOUS, "guest", "nobody"] {
-            let p = c.profile(name);
-            assert_eq!(p.name, name);
-            assert!(p.launchable.is_empty() && p.bundle.is_empty());
-            assert!(!p.may_launch("hello") && !p.reads_audit());
+    fn sample() -> SessionsConfig {
+        SessionsConfig {
+            accounts: vec![
+                Account {
+                    name: "operator".into(),
+                    principal: "op-1".into(),
+                    profile: "operator".into(),
+                    password_hash: "$argon2id$v=19$...".into(),
+                },
+                Account {
+                    name: "guest".into(),
+                    principal: "guest-1".into(),
+                    profile: "guest".into(),
+                    password_hash: String::new(),
+                },
+            ],
+            profiles: vec![Profile {
+                name: "operator".into(),
+                launchable: vec!["hello".into()],
+                bundle: vec!["systemInfo".into(), "audit".into()],
+            }],
         }
     }
 
     #[test]
-    fn config_refuses_short_lying_and_garbage_input() {
-        assert!(Config::from_framed(&[1, 2, 3]).is_err());
-        let mut lying = 4096u64.to_le_bytes().to_vec();
-        lying.extend_from_slice(&sample());
-        assert!(Config::from_framed(&lying).is_err());
-        assert!(Config::decode(&[0xFF; 64]).is_err());
-        assert!(Config::decode(&[]).is_err());
+    fn profiles_rule_launches_and_the_audit_log_and_hashes_are_dropped() {
+        let c = without_hashes(sample());
+        assert!(c.accounts.iter().all(|a| a.password_hash.is_empty()));
+        assert_eq!(c.operator().unwrap().principal, "op-1");
+        let op = profile(&c, "operator");
+        assert!(may_launch(&op, "hello") && !may_launch(&op, "shell"));
+        assert!(reads_audit(&op));
+    }
+
+    #[test]
+    fn unknown_and_anonymous_profiles_grant_nothing() {
+        let c = sample();
+        for name in [ANONYMOUS, "guest", "nobody"] {
+            let p = profile(&c, name);
+            assert_eq!(p.name, name);
+            assert!(p.launchable.is_empty() && p.bundle.is_empty());
+            assert!(!may_launch(&p, "hello") && !reads_audit(&p));
+        }
     }
 
     fn session(n: u8) -> Session<u8> {

@@ -39,12 +39,12 @@ use capos_rt::caps::schema::services_capnp::{
 use capos_rt::ring::{TRANSFER_COPY, TRANSFER_MOVE};
 use capos_rt::{
     capnp, Answer, Cap, CapHandle, ClientEndpoint, Console, Endpoint, IncomingCall, Interface,
-    MemoryObject, Owned, ProcessSpawner, Runtime, ServerCall, SpawnOptions, Ticket, Timer,
+    Owned, ProcessSpawner, Runtime, ServerCall, SpawnOptions, Ticket, Timer,
 };
 use core::cell::RefCell;
 use sessiond::{
-    short_hex, Audit, Config, Door, Event, Profile, Reference, Session, Table, ANONYMOUS, AUDIT,
-    DOORS,
+    may_launch, profile as profile_of, reads_audit, short_hex, without_hashes, Audit, Door, Event, Reference,
+    Session, SessionsConfig, Table, ANONYMOUS, AUDIT, DOORS,
 };
 
 capos_rt::entry!(main);
@@ -129,7 +129,7 @@ struct Manager<'a> {
     spawner: ProcessSpawner,
     credentials: CredentialStore,
     doors: [Endpoint; DOORS],
-    config: Config,
+    config: SessionsConfig,
     state: RefCell<State>,
 }
 
@@ -138,18 +138,11 @@ fn need<T: Interface>(rt: &Runtime, name: &str) -> Result<T, (i32, String)> {
         .map_err(|e| (code::MISSING_CAP, format!("{name}: {e}")))
 }
 
-/// Reads the `config` memory object's framed message.
-fn read_config(memory: &MemoryObject) -> Result<Config, (i32, String)> {
-    let bad = |e: &dyn core::fmt::Display| (code::BAD_CONFIG, format!("config: {e}"));
-    let view = memory.map_shared().map_err(|e| bad(&e))?;
-    let mut bytes = alloc::vec![0u8; view.len()];
-    view.read(0, &mut bytes);
-    Config::from_framed(&bytes).map_err(|e| bad(&e))
-}
-
 impl<'a> Manager<'a> {
     fn new(rt: &'a Runtime) -> Result<Self, (i32, String)> {
-        let config = read_config(&need::<MemoryObject>(rt, "config")?)?;
+        let config = capos_rt::config::sessions(rt)
+            .map(without_hashes)
+            .map_err(|e| (code::BAD_CONFIG, e))?;
         Ok(Manager {
             rt,
             timer: need(rt, "timer")?,
@@ -311,7 +304,7 @@ impl<'a> Manager<'a> {
             .find(Door::Sessions, reference)
             .ok_or_else(|| CapException::failed("the session has ended"))?;
         let session = s.handle.cap().clone();
-        let profile = self.config.profile(&s.profile);
+        let profile = profile_of(&self.config, &s.profile);
         drop(st);
         let fail = |e: capos_rt::CallError| CapException::failed(format!("{e}"));
         let mut out = Vec::new();
@@ -631,7 +624,7 @@ impl session_manager::Server<ServerCall> for Manager<'_> {
             Ok(c) => c,
             Err(e) => return Answer::Exception(e),
         };
-        let bundle = self.config.profile(&profile).bundle;
+        let bundle = profile_of(&self.config, &profile).bundle;
         let mut out = capnp::message::Builder::new_default();
         let mut r = out.init_root::<proto::current_results::Builder<'_>>();
         r.set_principal(principal.as_str());
@@ -696,9 +689,9 @@ impl launcher::Server<ServerCall> for Manager<'_> {
         let Some(session) = session else {
             return Answer::Exception(CapException::failed("the session has ended"));
         };
-        let rules: Profile = self.config.profile(&profile);
+        let rules = profile_of(&self.config, &profile);
         let allowed = |binary: &str| {
-            if rules.may_launch(binary) {
+            if may_launch(&rules, binary) {
                 Ok(())
             } else {
                 Err(CapException::failed(format!(
@@ -727,7 +720,7 @@ impl launcher::Server<ServerCall> for Manager<'_> {
     fn allowed(&self, cx: &mut ServerCall) -> Answer {
         match self.caller(Door::Launcher) {
             Ok((_, profile, _)) => {
-                capos_rt::launch::allowed_answer(cx, &self.config.profile(&profile).launchable)
+                capos_rt::launch::allowed_answer(cx, &profile_of(&self.config, &profile).launchable)
             }
             Err(e) => Answer::Exception(e),
         }
@@ -749,10 +742,10 @@ fn event_kind(e: Event) -> audit_record::Kind {
 impl audit_log::Server<ServerCall> for Manager<'_> {
     fn read(&self, cx: &mut ServerCall, p: audit_proto::read_params::Reader<'_>) -> Answer {
         match self.caller(Door::Audit) {
-            Ok((_, profile, _)) if self.config.profile(&profile).reads_audit() => {}
-            Ok((_, profile, _)) => {
+            Ok((_, name, _)) if reads_audit(&profile_of(&self.config, &name)) => {}
+            Ok((_, name, _)) => {
                 return Answer::Exception(CapException::failed(format!(
-                    "profile {profile} does not read the audit log"
+                    "profile {name} does not read the audit log"
                 )))
             }
             Err(e) => return Answer::Exception(e),
