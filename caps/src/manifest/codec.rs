@@ -262,6 +262,7 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
             frame_limit: s.get_frame_limit(),
             session,
             sessions_config: s.get_sessions_config(),
+            ends_system: s.get_ends_system(),
         });
     }
     if root.has_sessions() {
@@ -590,6 +591,7 @@ impl Manifest {
             b.set_cap_slots(s.cap_slots);
             b.set_frame_limit(s.frame_limit);
             b.set_sessions_config(s.sessions_config);
+            b.set_ends_system(s.ends_system);
             if let Some(r) = &s.session {
                 let mut import = b.reborrow().init_session();
                 import.set_service(r.service.as_str());

@@ -237,6 +237,9 @@ pub struct Service {
     /// Whether the service receives the manifest's `sessions` section as a
     /// MemoryObject cap named [`SESSIONS_CONFIG_CAP`].
     pub sessions_config: bool,
+    /// Whether init ends the services still running when this one exits
+    /// (the shell of `make run`: leaving it ends the system).
+    pub ends_system: bool,
 }
 
 /// Another service's export, by service and export name.

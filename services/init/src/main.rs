@@ -17,6 +17,10 @@
 //! init asks the named SessionManager export, a client facet of an earlier
 //! service, for an anonymous session and spawns the service in it).
 //!
+//! A service marked `endsSystem` (the shell of `make run`) ends the system
+//! when it exits: init kills the services still running and, once they are
+//! gone, is done.
+//!
 //! Init serves the `Launcher` on its own `launcher` endpoint: a service
 //! whose manifest entry has a launcher cap gets a copy of that endpoint's
 //! client facet and may start the binaries its `launchable` allowlist
@@ -466,6 +470,20 @@ fn supervise(
             match exit_code(done) {
                 Ok(code) => say(&format!("init: service {name} exited with code {code}")),
                 Err(e) => say(&format!("init: waiting for service {name} failed: {e}")),
+            }
+            if started[i].service.ends_system && !waits.is_empty() {
+                say(&format!(
+                    "init: {name} ended the system: stopping {} services",
+                    waits.len()
+                ));
+                for (_, j) in &waits {
+                    if let Err(e) = started[*j].handle.kill() {
+                        say(&format!(
+                            "init: stopping service {} failed: {e}",
+                            started[*j].service.name
+                        ));
+                    }
+                }
             }
             continue;
         }
