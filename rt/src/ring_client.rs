@@ -686,6 +686,18 @@ impl RingClient {
     /// Submits a RECV on endpoint `cap_id` with a buffer of `capacity`
     /// bytes (the delivered call: a `CallHeader` and its parameters).
     pub fn submit_recv(&mut self, cap_id: u64, capacity: usize) -> Result<Ticket, CallError> {
+        self.submit_recv_flagged(cap_id, capacity, false)
+    }
+
+    /// [`Self::submit_recv`], asking with `caller_session` for the caller's
+    /// reference ([`capos_ring::RECV_FLAG_CALLER_SESSION`]: the header is
+    /// [`capos_ring::process::CALL_HEADER_SESSION_SIZE`] bytes).
+    pub fn submit_recv_flagged(
+        &mut self,
+        cap_id: u64,
+        capacity: usize,
+        caller_session: bool,
+    ) -> Result<Ticket, CallError> {
         let mut result = Vec::with_capacity(capacity.min(MAX_RESULT_LEN as usize));
         let len = u32::try_from(result.capacity()).unwrap_or(u32::MAX);
         let buffer = UserBuf::new(buf_addr_mut(&mut result), len, MAX_RESULT_LEN)
@@ -693,8 +705,9 @@ impl RingClient {
         let sqe = Op::Recv(capos_ring::Recv {
             cap_id,
             buffer,
-            caller_session: false,
-        }).encode(0);
+            caller_session,
+        })
+        .encode(0);
         self.push(
             sqe,
             Pending::Call {
