@@ -105,7 +105,7 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
             cap_slots,
             crate::objects::session::system(),
         )
-            .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
+        .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
         crate::info!(
             "proc: pid {} ({}) loaded: {} caps, {} frames",
             thread.process.pid,

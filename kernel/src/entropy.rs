@@ -17,9 +17,8 @@ static BOOT_SECRET: spin::Once<[u8; SECRET_LEN]> = spin::Once::new();
 /// source (`entropy: rdrand`). Called once on the boot CPU before any
 /// process exists.
 pub fn init() {
-    let source = *SOURCE.call_once(|| {
-        Source::choose(capos_arch::rng::has_rdseed(), capos_arch::rng::has_rdrand())
-    });
+    let source = *SOURCE
+        .call_once(|| Source::choose(capos_arch::rng::has_rdseed(), capos_arch::rng::has_rdrand()));
     {
         let mut pool = POOL.lock();
         for _ in 0..4 {
@@ -41,7 +40,9 @@ pub fn source() -> Source {
 
 /// The boot secret caller references are keyed with.
 pub fn boot_secret() -> &'static [u8; SECRET_LEN] {
-    BOOT_SECRET.get().expect("entropy::init runs before any process")
+    BOOT_SECRET
+        .get()
+        .expect("entropy::init runs before any process")
 }
 
 /// One jitter word.

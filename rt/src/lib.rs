@@ -71,8 +71,8 @@ pub use capset::{CapLookupError, Interface};
 pub use client::{
     prot, Answer, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, EntropySource,
     FrameAllocator, GrantSpec, IncomingCall, KernelGrant, MemoryObject, NullCap, Placement,
-    ProcessHandle, ProcessSpawner, ServerCall, SessionAuthority, SpawnOptions, Spawned,
-    SystemInfo, TerminalSession, Timer, UserSession, VirtualMemory,
+    ProcessHandle, ProcessSpawner, ServerCall, SessionAuthority, SpawnOptions, Spawned, SystemInfo,
+    TerminalSession, Timer, UserSession, VirtualMemory,
 };
 #[cfg(target_os = "none")]
 pub use client::{AnonBuffer, SharedMemory};

@@ -28,8 +28,8 @@ pub fn caller_reference(
     scope: u64,
     identity: &[u8; IDENTITY_LEN],
 ) -> [u8; REFERENCE_LEN] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .expect("HMAC takes a key of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(REFERENCE_DOMAIN);
     mac.update(&scope.to_le_bytes());
     mac.update(identity);

@@ -467,11 +467,10 @@ impl Endpoint {
         if !moved.is_empty() {
             let mut recs = Vec::new();
             transfer::records(&moved, &mut recs);
-            let written =
-                server
-                    .process
-                    .aspace
-                    .write(r.buffer, header_len + params_len, &[&recs]);
+            let written = server
+                .process
+                .aspace
+                .write(r.buffer, header_len + params_len, &[&recs]);
             if written.is_err() {
                 // The server unmapped its buffer since the copy above: the
                 // caps it received stay with it, the call cannot be

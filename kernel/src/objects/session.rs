@@ -11,9 +11,7 @@
 //! the last copy of the wrapper goes.
 
 use super::transfer::{self, Checked};
-use super::{
-    names, param, serve, tri, Call, CallShape, KernelObject, Object, Outcome, ResultCap,
-};
+use super::{names, param, serve, tri, Call, CallShape, KernelObject, Object, Outcome, ResultCap};
 use crate::sync::SpinLock;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
@@ -250,7 +248,11 @@ fn label(t: capnp::Result<capnp::text::Reader<'_>>, what: &str) -> Result<String
 }
 
 impl<'a> capos_caps::api::session_authority::Server<Call<'a>> for SessionAuthority {
-    fn create(&self, cx: &mut Call<'a>, p: session_authority::create_params::Reader<'_>) -> Outcome {
+    fn create(
+        &self,
+        cx: &mut Call<'a>,
+        p: session_authority::create_params::Reader<'_>,
+    ) -> Outcome {
         let principal = tri!(label(p.get_principal(), "principal"));
         let profile = tri!(label(p.get_profile(), "profile"));
         let core = SessionCore::new(principal, profile);

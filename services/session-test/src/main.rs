@@ -25,8 +25,8 @@ use capos_rt::caps::manifest::KernelKind;
 use capos_rt::caps::schema::capos_capnp::entropy_source::Source;
 use capos_rt::ring::TRANSFER_COPY;
 use capos_rt::{
-    CallError, Cap, ClientEndpoint, Console, Endpoint, EntropySource, GrantSpec, IncomingCall, Interface,
-    Owned, ProcessSpawner, Runtime, SessionAuthority, SpawnOptions, SystemInfo, Timer,
+    CallError, Cap, ClientEndpoint, Console, Endpoint, EntropySource, GrantSpec, IncomingCall,
+    Interface, Owned, ProcessSpawner, Runtime, SessionAuthority, SpawnOptions, SystemInfo, Timer,
     UserSession,
 };
 
@@ -79,7 +79,10 @@ fn refused<T>(say: &dyn Fn(&str), case: &str, r: Result<T, CallError>, want: &st
         Err(e @ CallError::Exception(_)) if why(&e).contains(want) => {
             say(&format!("session-test: ok {case} refused: {}", why(&e)))
         }
-        Err(e) => say(&format!("session-test: FAIL {case}: wrong error {}", why(&e))),
+        Err(e) => say(&format!(
+            "session-test: FAIL {case}: wrong error {}",
+            why(&e)
+        )),
         Ok(_) => say(&format!("session-test: FAIL {case}: it succeeded")),
     }
 }
@@ -143,7 +146,12 @@ fn parent(rt: &Runtime, say: &dyn Fn(&str)) -> Result<(), CallError> {
         &format!("entropy source {source}: two 32-byte reads differ"),
     );
     refused(say, "read(0)", entropy.read(0), "failed: read of 0 bytes");
-    refused(say, "read(1000)", entropy.read(1000), "failed: read of 1000 bytes");
+    refused(
+        say,
+        "read(1000)",
+        entropy.read(1000),
+        "failed: read of 1000 bytes",
+    );
 
     // System information.
     let summary = info.summary()?;
@@ -326,7 +334,11 @@ fn parent(rt: &Runtime, say: &dyn Fn(&str)) -> Result<(), CallError> {
 
     // A Timer scoped to S, for us and for the child.
     let scoped: Owned<Timer> = sessions.scope_cap(&session, timer.cap())?;
-    check(say, scoped.now().is_ok(), "scoped Timer works while S is live");
+    check(
+        say,
+        scoped.now().is_ok(),
+        "scoped Timer works while S is live",
+    );
     let call = next(&ep, 2, false)?;
     ep.reply_with_caps(call.call_id, Vec::new(), &[(scoped.cap(), TRANSFER_COPY)])?;
     let ready = next(&ep, 3, false)?;
@@ -334,7 +346,12 @@ fn parent(rt: &Runtime, say: &dyn Fn(&str)) -> Result<(), CallError> {
     // End S (twice: the second changes nothing).
     sessions.end_session(&session)?;
     sessions.end_session(&session)?;
-    refused(say, "scoped-timer-after-end", scoped.now(), "disconnected: session ended");
+    refused(
+        say,
+        "scoped-timer-after-end",
+        scoped.now(),
+        "disconnected: session ended",
+    );
     refused(
         say,
         "scoped-client-facet-after-end",
@@ -343,7 +360,11 @@ fn parent(rt: &Runtime, say: &dyn Fn(&str)) -> Result<(), CallError> {
     );
     {
         let i = session.info()?;
-        check(say, !i.get()?.get_live(), "S reports live = false after end");
+        check(
+            say,
+            !i.get()?.get_live(),
+            "S reports live = false after end",
+        );
     }
     refused(
         say,
@@ -393,15 +414,22 @@ fn child(rt: &Runtime, say: &dyn Fn(&str)) -> Result<(), CallError> {
     )?;
     match timer.now() {
         Ok(_) => say("session-test child: ok scoped Timer works while S is live"),
-        Err(e) => say(&format!("session-test child: FAIL scoped Timer: {}", why(&e))),
+        Err(e) => say(&format!(
+            "session-test child: FAIL scoped Timer: {}",
+            why(&e)
+        )),
     }
     // The parent ends S before it answers this one.
     parent.call(3, Vec::new())?;
     match timer.now() {
-        Err(e @ CallError::Exception(_)) => {
-            say(&format!("session-test child: ok scoped Timer after end: {}", why(&e)))
-        }
-        Err(e) => say(&format!("session-test child: FAIL scoped Timer after end: {}", why(&e))),
+        Err(e @ CallError::Exception(_)) => say(&format!(
+            "session-test child: ok scoped Timer after end: {}",
+            why(&e)
+        )),
+        Err(e) => say(&format!(
+            "session-test child: FAIL scoped Timer after end: {}",
+            why(&e)
+        )),
         Ok(_) => say("session-test child: FAIL scoped Timer still works after end"),
     }
     parent.call(4, Vec::new())?;
