@@ -569,6 +569,7 @@ if selected spawn-test; then
         "spawn-test: ok child pinned to CPU 1 exited with Ok\(0\)" \
         "spawn-test: ok pin-to-missing-cpu refused: cannot pin \"bad\": CPU 2 is not online \(2 CPUs run threads" \
         "spawn-test: ok too-many-grants refused: cannot start \"template\": capability table: cap slots quota exceeded: 1 requested, 64 of 64 in use" \
+        "spawn-test: ok child with a 16384-frame quota exited with Ok\(0\)" \
         "spawn-test: ok child with a 512-frame quota exited with Ok\(0\)" \
         "spawn-test: ok tiny-frame-quota refused: cannot start \"template\": its own quota: frames quota exceeded: [0-9]+ requested, 0 of 8 in use" \
         "spawn-test: ok frame-limit-too-high refused: frame limit 1048576 is above the most a process may have \(16384\)" \
