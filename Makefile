@@ -28,7 +28,7 @@ LOOM_DIR      := target/loom
 # Static, higher-half kernel code; frame pointers keep fault reports useful.
 KERNEL_RUSTFLAGS := -C relocation-model=static -C code-model=kernel -C force-frame-pointers=yes
 HOST_CRATES   := -p capos-ring -p capos-caps -p capos-codegen -p capos-reflect -p capos-kcore -p capos-verify -p capos-rt -p capos-linux-baseline
-SERVICE_CRATES := -p capos-rt -p init -p hostile -p worker -p fault -p template -p bench -p timer-demo -p vm-demo -p heap-demo -p spawn-test -p echo-server -p echo-client -p shm-producer -p shm-consumer -p leak-test -p self-abuse -p sleepers -p terminal-test -p registry -p launcher-test -p shell -p hello -p kill-test -p sessiond -p session-probe -p authd
+SERVICE_CRATES := -p capos-rt -p init -p hostile -p worker -p fault -p template -p bench -p timer-demo -p vm-demo -p heap-demo -p spawn-test -p echo-server -p echo-client -p shm-producer -p shm-consumer -p leak-test -p self-abuse -p sleepers -p terminal-test -p registry -p launcher-test -p shell -p hello -p kill-test -p sessiond -p session-probe -p authd -p session-test
 SERVICE_RUSTFLAGS = -C relocation-model=static -C link-arg=-T$(CURDIR)/rt/link.ld -C link-arg=--no-pie -C link-arg=-zmax-page-size=4096
 NOSTD_CRATES  := -p capos-ring -p capos-caps -p capos-reflect -p capos-kcore
 # Service crates whose library (not their binary) is tested on the host.
@@ -38,7 +38,7 @@ HOST_SERVICE_LIBS := -p registry -p shell -p sessiond -p authd
 .PHONY: setup kernel kernel-lockdep kernel-irqoff services manifests iso run run-uefi test test-host test-loom check-manifests check-dispatch smoke stress bench pathprof fmt fmt-check lint clean
 
 # Services packed into every ISO as GRUB modules (module name = binary name).
-SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers terminal-test registry launcher-test shell hello kill-test sessiond session-probe authd authd-test
+SERVICES      := init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers terminal-test registry launcher-test shell hello kill-test sessiond session-probe authd authd-test session-test
 # The manifest `make run` boots (init reads it through BootPackage).
 RUN_MANIFEST  := system
 MANIFESTS     := $(basename $(notdir $(wildcard manifests/*.capnp)))

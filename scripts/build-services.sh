@@ -13,8 +13,8 @@ cd "$root"
 target=x86_64-unknown-none
 out_dir="$root/build/services"
 # Each crate under services/ and the binaries it produces.
-packages=(init hostile worker fault template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers terminal-test registry launcher-test shell hello kill-test sessiond session-probe authd)
-binaries=(init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers terminal-test registry launcher-test shell hello kill-test sessiond session-probe authd authd-test)
+packages=(init hostile worker fault template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers terminal-test registry launcher-test shell hello kill-test sessiond session-probe authd session-test)
+binaries=(init hostile worker fault-pf fault-gp fault-ud fault-de fault-nm template bench timer-demo vm-demo heap-demo spawn-test echo-server echo-client shm-producer shm-consumer leak-test self-abuse sleepers terminal-test registry launcher-test shell hello kill-test sessiond session-probe authd authd-test session-test)
 
 pkg_args=()
 for p in "${packages[@]}"; do

@@ -15,6 +15,7 @@ pub mod percpu;
 pub mod pic;
 pub mod pit;
 pub mod qemu;
+pub mod rng;
 pub mod serial;
 pub mod smp;
 pub mod syscall;

@@ -43,6 +43,7 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
     manifest::validate_kernel_layer(&manifest).map_err(|e| format!("manifest: {e}"))?;
 
     crate::terminal::configure(manifest.kernel.terminal);
+    crate::objects::sysinfo::set_motd(&manifest.kernel.motd);
 
     let mut binaries = Vec::new();
     for b in &manifest.binaries {
@@ -96,8 +97,15 @@ pub fn start(modules: &[Module]) -> Result<bool, String> {
                 )
             })?;
         let cap_slots = (p.cap_slots != 0).then_some(u64::from(p.cap_slots));
-        let thread = proc::spawn(&p.binary, bytes, grants, None, cap_slots)
-            .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
+        let thread = proc::spawn(
+            &p.binary,
+            bytes,
+            grants,
+            None,
+            cap_slots,
+            crate::objects::session::system(),
+        )
+        .map_err(|e| format!("manifest: {role} \"{}\": {e}", p.binary))?;
         crate::info!(
             "proc: pid {} ({}) loaded: {} caps, {} frames",
             thread.process.pid,

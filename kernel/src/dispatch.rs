@@ -168,6 +168,7 @@ fn execute(
             let mut cx = Recv {
                 sub: Submitted::new(thread, user_data, credit, buffer),
                 buffer,
+                caller_session: r.caller_session,
             };
             let outcome = object.0.recv(&mut cx);
             simple(cx.sub, outcome)
@@ -278,6 +279,7 @@ fn run_call(
         results: scratch.results,
         result_caps: Vec::new(),
         transfers: call.transfers,
+        session: None,
     };
     let outcome = object.call(&mut cx);
     let credit = cx.sub.take_credit()?;

@@ -13,6 +13,7 @@ pub mod console;
 mod cpuinit;
 mod dispatch;
 mod dump;
+mod entropy;
 mod irq;
 mod irqoff;
 mod mem;
@@ -202,6 +203,7 @@ extern "C" fn kernel_entry(magic: u32, info_phys: u32) -> ! {
         }
         None => {}
     }
+    entropy::init();
     match boot_procs::start(&boot.modules) {
         Ok(true) => {}
         Ok(false) => {

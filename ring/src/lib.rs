@@ -57,5 +57,5 @@ pub use queue::{
 };
 pub use request::{
     Call, Op, Opcode, Recv, Return, TransferList, UserBuf, MAX_PARAMS_LEN, MAX_RESULT_LEN,
-    MAX_TRANSFERS, SQE_FLAG_EXCEPTION, USER_ADDR_END,
+    MAX_TRANSFERS, RECV_FLAG_CALLER_SESSION, SQE_FLAG_EXCEPTION, USER_ADDR_END,
 };

@@ -319,15 +319,21 @@ mod tests {
 
 /// Header the kernel writes at the start of a RECV buffer when it delivers a
 /// call, followed by the call's parameter bytes. Little-endian:
-/// `call_id` (u64), `method_id` (u16), reserved (u16), `params_len` (u32),
-/// `caller_pid` (u32), reserved (u32). The RECV completion's `result` is the
-/// header plus parameter length and its `call_id` field repeats `call_id`.
+/// `call_id` (u64), `method_id` (u16), `session_flags` (u16), `params_len`
+/// (u32), `caller_pid` (u32), reserved (u32); with
+/// [`crate::RECV_FLAG_CALLER_SESSION`] the header is
+/// [`CALL_HEADER_SESSION_SIZE`] bytes and bytes 24..40 hold the caller
+/// reference (when [`CALLER_REFERENCE_PRESENT`] is set). The RECV
+/// completion's `result` is the header plus parameter length and its
+/// `call_id` field repeats `call_id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallHeader {
     /// Non-zero id to answer with RETURN.
     pub call_id: u64,
     /// Method ordinal the caller invoked (the endpoint's own protocol).
     pub method_id: u16,
+    /// [`CALLER_SESSION_LIVE`], [`CALLER_REFERENCE_PRESENT`].
+    pub session_flags: u16,
     /// Bytes of parameters after the header.
     pub params_len: u32,
     /// The calling process.
@@ -336,6 +342,19 @@ pub struct CallHeader {
 
 /// Size of [`CallHeader`] in a RECV buffer.
 pub const CALL_HEADER_SIZE: usize = 24;
+/// Size of the header a RECV with [`crate::RECV_FLAG_CALLER_SESSION`]
+/// receives: [`CallHeader`], then the 16-byte caller reference.
+pub const CALL_HEADER_SESSION_SIZE: usize = 40;
+/// Bytes of a caller reference.
+pub const CALLER_REFERENCE_LEN: usize = 16;
+
+/// `session_flags`: the caller's session (the session of the scoped
+/// capability the call went through, else the calling process's) was live
+/// when the call was made. Always delivered.
+pub const CALLER_SESSION_LIVE: u16 = 1 << 0;
+/// `session_flags`: bytes 24..40 hold the caller reference (only on a RECV
+/// that asked for it).
+pub const CALLER_REFERENCE_PRESENT: u16 = 1 << 1;
 
 impl CallHeader {
     /// The header's bytes.
@@ -343,8 +362,21 @@ impl CallHeader {
         let mut b = [0u8; CALL_HEADER_SIZE];
         b[0..8].copy_from_slice(&self.call_id.to_le_bytes());
         b[8..10].copy_from_slice(&self.method_id.to_le_bytes());
+        b[10..12].copy_from_slice(&self.session_flags.to_le_bytes());
         b[12..16].copy_from_slice(&self.params_len.to_le_bytes());
         b[16..20].copy_from_slice(&self.caller_pid.to_le_bytes());
+        b
+    }
+
+    /// The header's bytes followed by `reference` (a
+    /// [`CALL_HEADER_SESSION_SIZE`]-byte header).
+    pub fn to_bytes_with_reference(
+        &self,
+        reference: &[u8; CALLER_REFERENCE_LEN],
+    ) -> [u8; CALL_HEADER_SESSION_SIZE] {
+        let mut b = [0u8; CALL_HEADER_SESSION_SIZE];
+        b[..CALL_HEADER_SIZE].copy_from_slice(&self.to_bytes());
+        b[CALL_HEADER_SIZE..].copy_from_slice(reference);
         b
     }
 
@@ -354,9 +386,21 @@ impl CallHeader {
         Some(Self {
             call_id: u64::from_le_bytes(h[0..8].try_into().ok()?),
             method_id: u16::from_le_bytes(h[8..10].try_into().ok()?),
+            session_flags: u16::from_le_bytes(h[10..12].try_into().ok()?),
             params_len: u32::from_le_bytes(h[12..16].try_into().ok()?),
             caller_pid: u32::from_le_bytes(h[16..20].try_into().ok()?),
         })
+    }
+
+    /// The caller reference of a [`CALL_HEADER_SESSION_SIZE`]-byte header,
+    /// if its flags say one is there.
+    pub fn reference(&self, b: &[u8]) -> Option<[u8; CALLER_REFERENCE_LEN]> {
+        if self.session_flags & CALLER_REFERENCE_PRESENT == 0 {
+            return None;
+        }
+        b.get(CALL_HEADER_SIZE..CALL_HEADER_SESSION_SIZE)?
+            .try_into()
+            .ok()
     }
 }
 
@@ -369,10 +413,31 @@ mod call_header_tests {
         let h = CallHeader {
             call_id: 7,
             method_id: 3,
+            session_flags: CALLER_SESSION_LIVE,
             params_len: 100,
             caller_pid: 9,
         };
         assert_eq!(CallHeader::from_bytes(&h.to_bytes()), Some(h));
+        assert_eq!(h.reference(&h.to_bytes()), None);
         assert_eq!(CallHeader::from_bytes(&[0u8; CALL_HEADER_SIZE - 1]), None);
+    }
+
+    #[test]
+    fn session_header_carries_flags_at_10_and_the_reference_at_24() {
+        let h = CallHeader {
+            call_id: 7,
+            method_id: 3,
+            session_flags: CALLER_SESSION_LIVE | CALLER_REFERENCE_PRESENT,
+            params_len: 0,
+            caller_pid: 9,
+        };
+        let r = [0xab; CALLER_REFERENCE_LEN];
+        let b = h.to_bytes_with_reference(&r);
+        assert_eq!(b.len(), CALL_HEADER_SESSION_SIZE);
+        assert_eq!(u16::from_le_bytes([b[10], b[11]]), 3);
+        let back = CallHeader::from_bytes(&b).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.reference(&b), Some(r));
+        assert_eq!(back.reference(&b[..CALL_HEADER_SIZE]), None);
     }
 }

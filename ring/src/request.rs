@@ -53,6 +53,11 @@ macro_rules! tri {
 /// delivered to the caller with `CQE_FLAG_EXCEPTION`.
 pub const SQE_FLAG_EXCEPTION: u8 = 1 << 0;
 
+/// `Sqe::flags` bit for RECV: deliver the caller's session context, a
+/// [`crate::process::CALL_HEADER_SESSION_SIZE`]-byte header with the
+/// caller reference (docs/ring-abi.md).
+pub const RECV_FLAG_CALLER_SESSION: u8 = 1 << 1;
+
 /// The defined opcodes. Every other value (0 and 6..=255) is reserved and
 /// fails with [`TransportError::InvalidOpcode`].
 #[repr(u8)]
@@ -96,6 +101,7 @@ impl Opcode {
     pub const fn allowed_flags(self) -> u8 {
         match self {
             Opcode::Return => SQE_FLAG_EXCEPTION,
+            Opcode::Recv => RECV_FLAG_CALLER_SESSION,
             _ => 0,
         }
     }
@@ -234,6 +240,9 @@ pub struct Recv {
     pub cap_id: u64,
     /// Where the delivered call (header and parameters) goes.
     pub buffer: UserBuf,
+    /// [`RECV_FLAG_CALLER_SESSION`]: the header carries the caller
+    /// reference.
+    pub caller_session: bool,
 }
 
 /// A validated RETURN.
@@ -314,6 +323,9 @@ impl Op {
                 sqe.cap_id = r.cap_id;
                 sqe.result_addr = r.buffer.addr;
                 sqe.result_len = r.buffer.len;
+                if r.caller_session {
+                    sqe.flags = RECV_FLAG_CALLER_SESSION;
+                }
             }
             Op::Return(r) => {
                 sqe.cap_id = r.cap_id;
@@ -380,13 +392,16 @@ impl Sqe {
                 }));
             }
         }
-        // RECV: a cap and a non-empty result buffer, nothing else.
+        // RECV: a cap and a non-empty result buffer, perhaps the session
+        // flag, nothing else.
         const RECV: u64 = Opcode::Recv as u64;
-        if w[0] == RECV && (w[3] | w[6] | w[7] | (w[5] & 0xffff_ffff)) == 0 {
+        const RECV_SESSION: u64 = (RECV_FLAG_CALLER_SESSION as u64) << 8;
+        if w[0] & !RECV_SESSION == RECV && (w[3] | w[6] | w[7] | (w[5] & 0xffff_ffff)) == 0 {
             if let Ok(buffer) = UserBuf::new(w[4], (w[5] >> 32) as u32, MAX_RESULT_LEN) {
                 return Ok(Op::Recv(Recv {
                     cap_id: w[1],
                     buffer,
+                    caller_session: w[0] & RECV_SESSION != 0,
                 }));
             }
         }
@@ -458,6 +473,7 @@ impl Sqe {
             Opcode::Recv => Op::Recv(Recv {
                 cap_id: self.cap_id,
                 buffer: result,
+                caller_session: self.flags & RECV_FLAG_CALLER_SESSION != 0,
             }),
             Opcode::Return => Op::Return(Return {
                 cap_id: self.cap_id,
@@ -535,6 +551,14 @@ mod tests {
                 result_len: 16,
                 ..Sqe::default()
             },
+            Sqe {
+                opcode: Opcode::Recv as u8,
+                flags: RECV_FLAG_CALLER_SESSION,
+                cap_id: 1,
+                result_addr: 0x10,
+                result_len: 16,
+                ..Sqe::default()
+            },
             return_sqe(),
             Sqe {
                 flags: SQE_FLAG_EXCEPTION,
@@ -590,6 +614,43 @@ mod tests {
                 ..
             }))
         ));
+    }
+
+    #[test]
+    fn recv_takes_only_the_caller_session_flag() {
+        let mut recv = Sqe {
+            opcode: Opcode::Recv as u8,
+            cap_id: 1,
+            result_addr: 0x10,
+            result_len: 64,
+            ..Sqe::default()
+        };
+        assert!(matches!(
+            recv.validate(),
+            Ok(Op::Recv(Recv {
+                caller_session: false,
+                ..
+            }))
+        ));
+        recv.flags = RECV_FLAG_CALLER_SESSION;
+        let op = recv.validate().unwrap();
+        assert!(matches!(
+            op,
+            Op::Recv(Recv {
+                caller_session: true,
+                ..
+            })
+        ));
+        assert_eq!(op.encode(0), recv);
+        assert_eq!(Sqe::validate_words(&recv.to_words()), Ok(op));
+        recv.flags = SQE_FLAG_EXCEPTION;
+        assert_eq!(recv.validate(), Err(TransportError::InvalidFlags));
+        assert_eq!(
+            Sqe::validate_words(&recv.to_words()),
+            Err(TransportError::InvalidFlags)
+        );
+        recv.flags = RECV_FLAG_CALLER_SESSION | 0x80;
+        assert_eq!(recv.validate(), Err(TransportError::InvalidFlags));
     }
 
     #[test]

@@ -17,8 +17,9 @@ use crate::error::CallError;
 use crate::handle::{Cap, CapHandle, Owned};
 
 pub use crate::api::{
-    BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator, MemoryObject, ProcessHandle,
-    ProcessSpawner, TerminalSession, Timer,
+    BootPackage, ClientEndpoint, Console, Endpoint, EntropySource, FrameAllocator, MemoryObject,
+    ProcessHandle, ProcessSpawner, SessionAuthority, SystemInfo, TerminalSession, Timer,
+    UserSession,
 };
 
 /// The measurement-only `Null` interface.
@@ -449,25 +450,13 @@ impl ProcessSpawner {
         grants: &[GrantSpec<'_>],
         options: SpawnOptions,
     ) -> Result<Spawned, CallError> {
-        self.spawn_inner(name, binary, grants, options, None)
+        self.spawn_in_session(name, binary, grants, options, None)
     }
 
     /// Like [`Self::spawn_with_options`], with the child running in
-    /// `session` (a `UserSession`, moved with the call as the spawn's
-    /// `session` transfer, after the grants' own) instead of the caller's
-    /// session.
+    /// `session` (a live `UserSession`, sent as one more transfer after the
+    /// grants' own) instead of this process's session when it is given.
     pub fn spawn_in_session(
-        &self,
-        name: &str,
-        binary: &str,
-        grants: &[GrantSpec<'_>],
-        options: SpawnOptions,
-        session: &Cap,
-    ) -> Result<Spawned, CallError> {
-        self.spawn_inner(name, binary, grants, options, Some(session))
-    }
-
-    fn spawn_inner(
         &self,
         name: &str,
         binary: &str,
@@ -487,20 +476,21 @@ impl ProcessSpawner {
                 GrantSpec::Kernel { .. } => None,
             })
             .collect();
-        // The session's transfer index: after every grant's.
-        let session_index = sent.len() as u16;
-        if let Some(session) = session {
-            sent.push((session, capos_ring::TRANSFER_MOVE));
-        }
+        let mut sent = sent;
+        let session_index = match session {
+            Some(cap) => {
+                sent.push((cap, capos_ring::TRANSFER_COPY));
+                (sent.len() - 1) as u16
+            }
+            None => u16::MAX,
+        };
         let mut reply = self.call_spawn(
             |mut p| {
                 p.set_name(name);
                 p.set_binary_name(binary);
                 p.set_frame_limit(options.frame_limit);
                 p.set_cap_slot_limit(options.cap_slot_limit);
-                if session.is_some() {
-                    p.set_session(session_index);
-                }
+                p.set_session(session_index);
                 if placement != Placement::AnyCpu {
                     capos_caps::manifest::write_placement(placement, p.reborrow().init_placement());
                 }
@@ -536,6 +526,53 @@ impl ProcessSpawner {
             handle,
             facets: out,
         })
+    }
+}
+
+impl SessionAuthority {
+    /// `scope`: `cap` as a capability of the same interface `T` that works
+    /// only while `session` is live and speaks for it.
+    pub fn scope_cap<T: Interface>(
+        &self,
+        session: &UserSession,
+        cap: &Cap,
+    ) -> Result<Owned<T>, CallError> {
+        let mut reply = self.call_scope(
+            |_| {},
+            &[
+                (session.cap(), capos_ring::TRANSFER_COPY),
+                (cap, capos_ring::TRANSFER_COPY),
+            ],
+        )?;
+        let index = reply.get()?.get_scoped();
+        reply.take_cap::<T>(index)
+    }
+
+    /// `end`: ends `session` (a second end changes nothing).
+    pub fn end_session(&self, session: &UserSession) -> Result<(), CallError> {
+        self.call_end(|_| {}, &[(session.cap(), capos_ring::TRANSFER_COPY)])?;
+        Ok(())
+    }
+
+    /// `reference`: the 16 bytes the server of `endpoint` (its owner side,
+    /// which stays where it is) sees for calls in `session`.
+    pub fn reference_at(
+        &self,
+        session: &UserSession,
+        endpoint: &Endpoint,
+    ) -> Result<[u8; 16], CallError> {
+        let reply = self.call_reference(
+            |_| {},
+            &[
+                (session.cap(), capos_ring::TRANSFER_COPY),
+                (endpoint.cap(), capos_ring::TRANSFER_MOVE),
+            ],
+        )?;
+        reply
+            .get()?
+            .get_reference()?
+            .try_into()
+            .map_err(|_| CallError::Protocol("a reference is 16 bytes"))
     }
 }
 
@@ -659,6 +696,12 @@ pub struct IncomingCall {
     pub method_id: u16,
     /// The calling process.
     pub caller_pid: u32,
+    /// Whether the caller's session (its scoped capability's, else its
+    /// process's) was live when the call was made.
+    pub session_live: bool,
+    /// The caller's reference at this endpoint, on a RECV that asked for
+    /// it ([`Endpoint::recv_with_session`]).
+    pub caller_reference: Option<[u8; 16]>,
     /// The caller's parameter bytes.
     pub params: Vec<u8>,
     /// Capabilities the caller sent, now in this process's table.
@@ -683,6 +726,25 @@ impl Endpoint {
         )
     }
 
+    /// [`Self::recv`], with the caller's session reference
+    /// ([`IncomingCall::caller_reference`]).
+    pub fn recv_with_session(&self, capacity: usize) -> Result<IncomingCall, CallError> {
+        let ticket = self.start_recv_with_session(capacity)?;
+        let done = self.cap().ring().wait(ticket)?;
+        self.finish_recv(done)
+    }
+
+    /// [`Self::start_recv`] asking for the caller's session reference
+    /// (`RECV_FLAG_CALLER_SESSION`); read the call with
+    /// [`Self::finish_recv`].
+    pub fn start_recv_with_session(&self, capacity: usize) -> Result<crate::Ticket, CallError> {
+        self.cap().ring().submit_recv_flagged(
+            self.cap().id(),
+            capos_ring::process::CALL_HEADER_SESSION_SIZE + capacity,
+            true,
+        )
+    }
+
     /// The call a completed RECV of [`Self::start_recv`] delivered.
     pub fn finish_recv(&self, done: crate::Completion) -> Result<IncomingCall, CallError> {
         let ring = self.cap().ring();
@@ -697,8 +759,22 @@ impl Endpoint {
         let bytes = &bytes[..len.min(bytes.len())];
         let h = capos_ring::process::CallHeader::from_bytes(bytes)
             .ok_or(CallError::Protocol("short call header"))?;
+        // The delivered length is the header's plus the parameters'.
+        let header_len = bytes
+            .len()
+            .checked_sub(h.params_len as usize)
+            .filter(|&n| {
+                n == capos_ring::process::CALL_HEADER_SIZE
+                    || n == capos_ring::process::CALL_HEADER_SESSION_SIZE
+            })
+            .ok_or(CallError::Protocol("call header of unknown size"))?;
+        let caller_reference = if header_len == capos_ring::process::CALL_HEADER_SESSION_SIZE {
+            h.reference(bytes)
+        } else {
+            None
+        };
         let params = bytes
-            .get(capos_ring::process::CALL_HEADER_SIZE..)
+            .get(header_len..)
             .ok_or(CallError::Protocol("missing parameters"))?
             .to_vec();
         let caps = result_caps(&all, len, records, ring)?;
@@ -706,6 +782,8 @@ impl Endpoint {
             call_id: h.call_id,
             method_id: h.method_id,
             caller_pid: h.caller_pid,
+            session_live: h.session_flags & capos_ring::process::CALLER_SESSION_LIVE != 0,
+            caller_reference,
             params,
             caps,
         })

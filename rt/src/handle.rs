@@ -118,6 +118,17 @@ impl Ring {
         self.with(|c| c.submit_recv(cap_id, capacity))
     }
 
+    /// Submits a RECV on endpoint `cap_id`, asking for the caller's session
+    /// reference when `caller_session` is set.
+    pub fn submit_recv_flagged(
+        &self,
+        cap_id: u64,
+        capacity: usize,
+        caller_session: bool,
+    ) -> Result<Ticket, CallError> {
+        self.with(|c| c.submit_recv_flagged(cap_id, capacity, caller_session))
+    }
+
     /// Submits a RETURN of `call_id` on endpoint `cap_id`, sending
     /// `transfers` to the caller with it.
     pub fn submit_return(

@@ -123,11 +123,9 @@ pub fn launch(
             Err(kind) => GrantSpec::Kernel { name, kind: *kind },
         })
         .collect();
-    let spawned = match session {
-        Some(session) => spawner.spawn_in_session(name, binary, &grants, options, session),
-        None => spawner.spawn_with_options(name, binary, &grants, options),
-    }
-    .map_err(|e| CapException::failed(format!("cannot start {binary:?}: {e}")))?;
+    let spawned = spawner
+        .spawn_in_session(name, binary, &grants, options, session)
+        .map_err(|e| CapException::failed(format!("cannot start {binary:?}: {e}")))?;
     drop(grants);
     drop(sources);
     // The moved caps now belong to the child: forget them, release the rest.

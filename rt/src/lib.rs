@@ -73,9 +73,10 @@ pub use capos_ring as ring;
 pub use api::Reply;
 pub use capset::{CapLookupError, Interface};
 pub use client::{
-    prot, Answer, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, FrameAllocator,
-    GrantSpec, IncomingCall, KernelGrant, MemoryObject, NullCap, Placement, ProcessHandle,
-    ProcessSpawner, ServerCall, SpawnOptions, Spawned, TerminalSession, Timer, VirtualMemory,
+    prot, Answer, BinaryInfo, BootPackage, ClientEndpoint, Console, Endpoint, EntropySource,
+    FrameAllocator, GrantSpec, IncomingCall, KernelGrant, MemoryObject, NullCap, Placement,
+    ProcessHandle, ProcessSpawner, ServerCall, SessionAuthority, SpawnOptions, Spawned, SystemInfo,
+    TerminalSession, Timer, UserSession, VirtualMemory,
 };
 #[cfg(target_os = "none")]
 pub use client::{AnonBuffer, SharedMemory};

@@ -686,11 +686,28 @@ impl RingClient {
     /// Submits a RECV on endpoint `cap_id` with a buffer of `capacity`
     /// bytes (the delivered call: a `CallHeader` and its parameters).
     pub fn submit_recv(&mut self, cap_id: u64, capacity: usize) -> Result<Ticket, CallError> {
+        self.submit_recv_flagged(cap_id, capacity, false)
+    }
+
+    /// [`Self::submit_recv`], asking with `caller_session` for the caller's
+    /// reference ([`capos_ring::RECV_FLAG_CALLER_SESSION`]: the header is
+    /// [`capos_ring::process::CALL_HEADER_SESSION_SIZE`] bytes).
+    pub fn submit_recv_flagged(
+        &mut self,
+        cap_id: u64,
+        capacity: usize,
+        caller_session: bool,
+    ) -> Result<Ticket, CallError> {
         let mut result = Vec::with_capacity(capacity.min(MAX_RESULT_LEN as usize));
         let len = u32::try_from(result.capacity()).unwrap_or(u32::MAX);
         let buffer = UserBuf::new(buf_addr_mut(&mut result), len, MAX_RESULT_LEN)
             .map_err(CallError::Transport)?;
-        let sqe = Op::Recv(capos_ring::Recv { cap_id, buffer }).encode(0);
+        let sqe = Op::Recv(capos_ring::Recv {
+            cap_id,
+            buffer,
+            caller_session,
+        })
+        .encode(0);
         self.push(
             sqe,
             Pending::Call {
@@ -894,7 +911,11 @@ impl RingClient {
     /// A benchmark RECV on endpoint `cap_id` into [`BenchBuf::Recv`].
     pub fn bench_recv(&mut self, cap_id: u64) -> Result<BenchSqe, CallError> {
         let buffer = self.bench_user_buf(BenchBuf::Recv, BENCH_BUF_LEN as u32)?;
-        Ok(self.bench_sqe_of(Op::Recv(capos_ring::Recv { cap_id, buffer })))
+        Ok(self.bench_sqe_of(Op::Recv(capos_ring::Recv {
+            cap_id,
+            buffer,
+            caller_session: false,
+        })))
     }
 
     /// A benchmark RETURN on endpoint `cap_id` with the first `len` bytes
@@ -1313,6 +1334,7 @@ mod tests {
         let recv = Op::Recv(Recv {
             cap_id: 1,
             buffer: UserBuf::new(0x1800, 64, MAX_RESULT_LEN).unwrap(),
+            caller_session: false,
         });
         assert!(matches!(c.bench_sqe(recv), Err(CallError::UnsafeBuffer)));
         let nop = c.bench_sqe(Op::Nop).unwrap();

@@ -290,6 +290,166 @@ macro_rules! every_method {
         );
         n += 1;
         $check!(
+            capos_capnp::entropy_source,
+            read_params,
+            read_results,
+            "EntropySource",
+            "read"
+        );
+        n += 1;
+        $check!(
+            capos_capnp::entropy_source,
+            source_params,
+            source_results,
+            "EntropySource",
+            "source"
+        );
+        n += 1;
+        $check!(
+            capos_capnp::system_info,
+            summary_params,
+            summary_results,
+            "SystemInfo",
+            "summary"
+        );
+        n += 1;
+        $check!(
+            capos_capnp::system_info,
+            motd_params,
+            motd_results,
+            "SystemInfo",
+            "motd"
+        );
+        n += 1;
+        $check!(
+            capos_capnp::session_authority,
+            create_params,
+            create_results,
+            "SessionAuthority",
+            "create"
+        );
+        n += 1;
+        $check!(
+            capos_capnp::session_authority,
+            scope_params,
+            scope_results,
+            "SessionAuthority",
+            "scope"
+        );
+        n += 1;
+        $check!(
+            capos_capnp::session_authority,
+            end_params,
+            end_results,
+            "SessionAuthority",
+            "end"
+        );
+        n += 1;
+        $check!(
+            capos_capnp::session_authority,
+            reference_params,
+            reference_results,
+            "SessionAuthority",
+            "reference"
+        );
+        n += 1;
+        $check!(
+            capos_capnp::user_session,
+            info_params,
+            info_results,
+            "UserSession",
+            "info"
+        );
+        n += 1;
+        $check!(
+            services_capnp::credential_store,
+            verify_params,
+            verify_results,
+            "CredentialStore",
+            "verify"
+        );
+        n += 1;
+        $check!(
+            services_capnp::credential_store,
+            setup_params,
+            setup_results,
+            "CredentialStore",
+            "setup"
+        );
+        n += 1;
+        $check!(
+            services_capnp::credential_store,
+            status_params,
+            status_results,
+            "CredentialStore",
+            "status"
+        );
+        n += 1;
+        $check!(
+            services_capnp::session_manager,
+            anonymous_params,
+            anonymous_results,
+            "SessionManager",
+            "anonymous"
+        );
+        n += 1;
+        $check!(
+            services_capnp::session_manager,
+            login_params,
+            login_results,
+            "SessionManager",
+            "login"
+        );
+        n += 1;
+        $check!(
+            services_capnp::session_manager,
+            setup_params,
+            setup_results,
+            "SessionManager",
+            "setup"
+        );
+        n += 1;
+        $check!(
+            services_capnp::session_manager,
+            logout_params,
+            logout_results,
+            "SessionManager",
+            "logout"
+        );
+        n += 1;
+        $check!(
+            services_capnp::session_manager,
+            current_params,
+            current_results,
+            "SessionManager",
+            "current"
+        );
+        n += 1;
+        $check!(
+            services_capnp::session_manager,
+            bundle_params,
+            bundle_results,
+            "SessionManager",
+            "bundle"
+        );
+        n += 1;
+        $check!(
+            services_capnp::session_manager,
+            setup_needed_params,
+            setup_needed_results,
+            "SessionManager",
+            "setupNeeded"
+        );
+        n += 1;
+        $check!(
+            services_capnp::audit_log,
+            read_params,
+            read_results,
+            "AuditLog",
+            "read"
+        );
+        n += 1;
+        $check!(
             services_capnp::echo,
             echo_params,
             echo_results,

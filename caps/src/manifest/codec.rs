@@ -199,6 +199,11 @@ pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Manifest, DecodeErro
             Ok(kernel_params::SerialPort::Com2) => SerialPort::Com2,
             Err(capnp::NotInSchema(n)) => return Err(DecodeError::UnknownSerialPort(n)),
         },
+        motd: if kernel.has_motd() {
+            d.text("kernel motd", kernel.get_motd())?
+        } else {
+            String::new()
+        },
     };
     let boot = kernel.get_boot_processes()?;
     d.list("boot processes", boot.len(), limits.max_boot_processes)?;
@@ -568,6 +573,9 @@ impl Manifest {
             SerialPort::Com1 => kernel_params::SerialPort::Com1,
             SerialPort::Com2 => kernel_params::SerialPort::Com2,
         });
+        if !self.kernel.motd.is_empty() {
+            kernel.set_motd(self.kernel.motd.as_str());
+        }
         let boot = &self.kernel.boot_processes;
         let mut list = kernel.init_boot_processes(len32(boot.len()));
         for (i, p) in boot.iter().enumerate() {

@@ -170,6 +170,8 @@ pub struct KernelParams {
     /// The serial line of the `terminal` capability (the kernel log is on
     /// COM1).
     pub terminal: SerialPort,
+    /// `SystemInfo.motd`'s text; empty: the kernel's default.
+    pub motd: String,
 }
 
 /// A PC serial port.
@@ -418,13 +420,7 @@ impl KernelKind {
     /// refuses the others, with [`not_implemented_message`], the text the
     /// kernel itself gives.
     pub const fn is_implemented(self) -> bool {
-        !matches!(
-            self,
-            KernelKind::ThreadSpawner
-                | KernelKind::Entropy
-                | KernelKind::SystemInfo
-                | KernelKind::SessionAuthority
-        )
+        !matches!(self, KernelKind::ThreadSpawner)
     }
 
     /// The schema enumerant name, e.g. `processSpawner`.

@@ -92,6 +92,28 @@ fn sample_is_valid_and_round_trips() {
     assert_eq!(decode(&bytes).unwrap(), m);
 }
 
+#[test]
+fn motd_round_trips_and_defaults_to_empty() {
+    let m = sample();
+    assert_eq!(decode(&m.encode()).unwrap().kernel.motd, "");
+    let mut m = sample();
+    m.kernel.motd = "Hello, operator.".into();
+    assert_eq!(check(&m), Ok(()));
+    assert_eq!(decode(&m.encode()).unwrap().kernel.motd, "Hello, operator.");
+}
+
+#[test]
+fn session_kinds_are_implemented() {
+    for kind in [
+        KernelKind::Entropy,
+        KernelKind::SystemInfo,
+        KernelKind::SessionAuthority,
+    ] {
+        assert!(kind.is_implemented(), "{kind:?}");
+    }
+    assert!(!KernelKind::ThreadSpawner.is_implemented());
+}
+
 /// The sample with two kernel-started boot processes.
 fn with_boot_processes() -> Manifest {
     let mut m = sample();

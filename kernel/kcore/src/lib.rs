@@ -1,7 +1,8 @@
 //! Host-testable kernel core logic: frame allocator, ACPI/MADT parsing, boot
 //! checks, TLB shoot-down bookkeeping, the timer heap and its firing-order
 //! check, the lock-order validator, the terminal's key decoder and line
-//! discipline.
+//! discipline, the entropy pool's mixing and the caller references of
+//! sessions.
 //!
 //! Everything here is pure logic over plain data: it builds for the host (so
 //! `cargo test` exercises it directly) and for `x86_64-unknown-none` (where the
@@ -22,6 +23,7 @@ pub mod bootcheck;
 pub mod clock;
 pub mod cmdline;
 pub mod elf;
+pub mod entropy;
 pub mod fate;
 pub mod firing;
 pub mod frame;
@@ -29,6 +31,7 @@ pub mod lockdep;
 pub mod memmap;
 pub mod range;
 pub mod runstate;
+pub mod session;
 pub mod shootdown;
 pub mod term;
 pub mod timerheap;

@@ -44,9 +44,13 @@ use alloc::vec::Vec;
 use capnp::message::Builder;
 use capos_caps::ledger::{Ledger, Reservation, Resource};
 use capos_caps::schema::capos_capnp::endpoint;
-use capos_ring::process::{CallHeader, CALL_HEADER_SIZE};
+use capos_kcore::session::{ReferenceCache, IDENTITY_LEN};
+use capos_ring::process::{
+    CallHeader, CALLER_REFERENCE_PRESENT, CALLER_SESSION_LIVE, CALL_HEADER_SESSION_SIZE,
+    CALL_HEADER_SIZE,
+};
 use capos_ring::{Cqe, TransportError, CQE_FLAG_EXCEPTION, CQE_FLAG_TRANSFER_RESULTS};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// RECVs waiting for a call.
 pub const MAX_PENDING_RECVS: usize = 16;
@@ -63,6 +67,11 @@ struct Incoming {
     completion: Completion,
     caller_pid: u32,
     method_id: u16,
+    /// The identity of the session the call speaks for (never shown to
+    /// the server: its reference is).
+    session: [u8; IDENTITY_LEN],
+    /// Whether that session was live when the call was made.
+    session_live: bool,
     /// The parameters, in the caller's memory.
     params: UserRead,
     /// Capabilities sent with the call (`(cap id, ABI mode)`), committed
@@ -82,6 +91,8 @@ struct Waiting {
     buffer: UserWrite,
     /// The receiving process.
     pid: u32,
+    /// It asked for the caller reference.
+    caller_session: bool,
 }
 
 /// A delivered call: the caller's completion (gone if the caller exited,
@@ -103,6 +114,8 @@ struct State {
     /// Generation of each in-flight slot (part of its call ids).
     generations: [u32; MAX_IN_FLIGHT],
     closed: bool,
+    /// The last session's reference at this endpoint.
+    references: ReferenceCache,
 }
 
 impl State {
@@ -128,8 +141,14 @@ pub struct Endpoint {
     /// is told: a receive the old holder raced in after that is refused
     /// (checked under the state lock), one it queued before is cancelled.
     holder: AtomicU32,
+    /// This endpoint's scope for caller references: given when it is made,
+    /// never reused within a boot.
+    scope: u64,
     me: Weak<Endpoint>,
 }
+
+/// The next endpoint scope id.
+static NEXT_SCOPE: AtomicU64 = AtomicU64::new(1);
 
 /// `Endpoint::holder` of an endpoint not yet granted to anyone.
 const NO_HOLDER: u32 = u32::MAX;
@@ -181,9 +200,11 @@ impl Endpoint {
                 in_flight: [const { None }; MAX_IN_FLIGHT],
                 generations: [1; MAX_IN_FLIGHT],
                 closed: false,
+                references: ReferenceCache::new(),
             }),
             ledger: spin::Once::new(),
             holder: AtomicU32::new(NO_HOLDER),
+            scope: NEXT_SCOPE.fetch_add(1, Ordering::Relaxed),
             me: me.clone(),
         })
     }
@@ -236,10 +257,13 @@ impl Endpoint {
             return Outcome::Error(TransportError::Cancelled);
         }
         let (completion, deferred) = cx.sub.defer(self.queue());
+        let session = cx.session.as_ref().unwrap_or(&cx.sub.process().session);
         let mut call = Incoming {
             completion,
             caller_pid: cx.caller().pid,
             method_id: cx.method_id,
+            session: session.identity,
+            session_live: session.is_live(),
             params: cx.params_user,
             transfers,
         };
@@ -295,6 +319,7 @@ impl Endpoint {
             completion,
             buffer: cx.buffer,
             pid: cx.sub.process().pid,
+            caller_session: cx.caller_session,
         };
         while let Some(Queued { call, _charge }) = st.calls.pop_front() {
             if !call.completion.caller_alive() {
@@ -350,7 +375,12 @@ impl Endpoint {
         };
         let records = call.transfers.as_ref().map_or(0, |t| t.len());
         let params_len = call.params.len() as usize;
-        let need = CALL_HEADER_SIZE + params_len + records * RECORD;
+        let header_len = if r.caller_session {
+            CALL_HEADER_SESSION_SIZE
+        } else {
+            CALL_HEADER_SIZE
+        };
+        let need = header_len + params_len + records * RECORD;
         if need > r.buffer.len() as usize {
             r.completion.fail(TransportError::BufferTooSmall);
             return Delivery::RecvFailed(call);
@@ -367,13 +397,29 @@ impl Endpoint {
             }
         };
         let call_id = st.call_id(slot);
-        let header = CallHeader {
+        let mut header = CallHeader {
             call_id,
             method_id: call.method_id,
+            session_flags: if call.session_live {
+                CALLER_SESSION_LIVE
+            } else {
+                0
+            },
             params_len: params_len as u32,
             caller_pid: call.caller_pid,
+        };
+        let mut header_bytes = [0u8; CALL_HEADER_SESSION_SIZE];
+        if r.caller_session {
+            // One HMAC per change of session at this endpoint.
+            let (reference, _) =
+                st.references
+                    .get(crate::entropy::boot_secret(), self.scope, &call.session);
+            header.session_flags |= CALLER_REFERENCE_PRESENT;
+            header_bytes = header.to_bytes_with_reference(&reference);
+        } else {
+            header_bytes[..CALL_HEADER_SIZE].copy_from_slice(&header.to_bytes());
         }
-        .to_bytes();
+        let header = &header_bytes[..header_len];
         // The header and the parameters in one checked copy (with no
         // capabilities travelling, that is the whole delivery); a failure
         // here changes nothing anywhere.
@@ -382,9 +428,9 @@ impl Endpoint {
             call.params,
             &server.process.aspace,
             r.buffer,
-            CALL_HEADER_SIZE,
+            header_len,
             params_len,
-            &header,
+            header,
         ) {
             Ok(()) => {}
             Err(CopySide::Source) => {
@@ -421,11 +467,10 @@ impl Endpoint {
         if !moved.is_empty() {
             let mut recs = Vec::new();
             transfer::records(&moved, &mut recs);
-            let written =
-                server
-                    .process
-                    .aspace
-                    .write(r.buffer, CALL_HEADER_SIZE + params_len, &[&recs]);
+            let written = server
+                .process
+                .aspace
+                .write(r.buffer, header_len + params_len, &[&recs]);
             if written.is_err() {
                 // The server unmapped its buffer since the copy above: the
                 // caps it received stay with it, the call cannot be
@@ -442,7 +487,7 @@ impl Endpoint {
             _charge: charge,
         });
         r.completion.finish(true, |_, user_data, _| {
-            let mut cqe = Cqe::success(user_data, (CALL_HEADER_SIZE + params_len) as u32);
+            let mut cqe = Cqe::success(user_data, (header_len + params_len) as u32);
             cqe.call_id = call_id;
             if !moved.is_empty() {
                 cqe.flags = CQE_FLAG_TRANSFER_RESULTS;
@@ -713,6 +758,10 @@ impl KernelObject for EndpointOwner {
 
     fn moved_from(&self, holder: &Process) {
         self.ep.abandoned_by(holder.pid);
+    }
+
+    fn endpoint_scope(&self) -> Option<u64> {
+        Some(self.ep.scope)
     }
 }
 

@@ -9,9 +9,12 @@
 use super::boot_package::BootPackage;
 use super::console::Console;
 use super::endpoint::{Endpoint, EndpointOwner};
+use super::entropy::EntropySource;
 use super::memory::FrameAllocator;
 use super::null::Null;
 use super::process::ProcessSpawner;
+use super::session::SessionAuthority;
+use super::sysinfo::SystemInfo;
 use super::terminal::TerminalSession;
 use super::timer::Timer;
 use super::vm::VirtualMemory;
@@ -68,10 +71,10 @@ fn mint(kind: KernelKind, boot: Option<&Arc<BootPackage>>) -> Result<Minted, Str
             }
         }
         KernelKind::Terminal => Minted::of(Arc::new(TerminalSession::open()?)),
-        KernelKind::ThreadSpawner
-        | KernelKind::Entropy
-        | KernelKind::SystemInfo
-        | KernelKind::SessionAuthority => {
+        KernelKind::Entropy => Minted::of(Arc::new(EntropySource)),
+        KernelKind::SystemInfo => Minted::of(Arc::new(SystemInfo)),
+        KernelKind::SessionAuthority => Minted::of(Arc::new(SessionAuthority)),
+        KernelKind::ThreadSpawner => {
             return Err(capos_caps::manifest::not_implemented_message(kind))
         }
     })

@@ -22,10 +22,13 @@
 pub mod boot_package;
 pub mod console;
 pub mod endpoint;
+pub mod entropy;
 pub mod kinds;
 pub mod memory;
 pub mod null;
 pub mod process;
+pub mod session;
+pub mod sysinfo;
 pub mod terminal;
 pub mod timer;
 pub mod transfer;
@@ -76,6 +79,19 @@ pub trait KernelObject: CapObject {
     /// before that process runs: objects tied to their holder (its address
     /// space, its ledger) remember it. Later holders do not rebind.
     fn bind_holder(&self, _holder: &Arc<Process>) {}
+
+    /// The session this object is, if it is a `UserSession` (or a live
+    /// scoped one): how spawns and `SessionAuthority` read a transferred
+    /// session.
+    fn session(&self) -> Option<Arc<session::SessionCore>> {
+        None
+    }
+
+    /// The endpoint scope id, if this is an endpoint's owner side (for
+    /// `SessionAuthority.reference`).
+    fn endpoint_scope(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// How the dispatcher prepares a CALL on an object.
@@ -304,6 +320,9 @@ pub struct Call<'a> {
     pub result_caps: Vec<ResultCap>,
     /// The transfer descriptors sent with the call.
     pub transfers: TransferList,
+    /// The session the call speaks for when it went through a scoped
+    /// capability ([`session::Scoped`]); `None`: the caller's own.
+    pub session: Option<Arc<session::SessionCore>>,
 }
 
 impl Call<'_> {
@@ -383,6 +402,9 @@ pub struct Recv<'a> {
     pub sub: Submitted<'a>,
     /// Where the delivered call goes.
     pub buffer: UserWrite,
+    /// Whether the header carries the caller reference
+    /// (`RECV_FLAG_CALLER_SESSION`).
+    pub caller_session: bool,
 }
 
 /// One RETURN as an endpoint sees it.

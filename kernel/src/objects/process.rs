@@ -261,6 +261,18 @@ impl ProcessSpawner {
             }
             n => Some(n),
         };
+        // The child's session: the caller's own, or a live transferred one.
+        let session = match p.get_session() {
+            0xffff => caller.session.clone(),
+            i => {
+                let s = super::session::session_of(sent, usize::from(i))
+                    .map_err(|e| CapException::failed(format!("session: {}", e.message)))?;
+                if !s.is_live() {
+                    return Err(super::session::ended());
+                }
+                s
+            }
+        };
         let bytes = self
             .boot
             .binary(&binary)
@@ -344,7 +356,7 @@ impl ProcessSpawner {
                 "no free slots for the result capabilities",
             ));
         }
-        let thread = proc::spawn(&name, bytes, grants, frame_limit, cap_slot_limit)
+        let thread = proc::spawn(&name, bytes, grants, frame_limit, cap_slot_limit, session)
             .map_err(|e| CapException::failed(format!("cannot start \"{binary}\": {e}")))?;
         let handle = Arc::new(ProcessHandle {
             pid: thread.process.pid,

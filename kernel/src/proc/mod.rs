@@ -3,6 +3,7 @@
 //! capability table and a resource ledger; each runs one thread.
 
 pub mod aspace;
+pub mod registry;
 
 use crate::mem::{phys_to_virt, stack, PAGE_SIZE};
 use crate::objects::{KernelObject, Object};
@@ -51,6 +52,8 @@ pub struct Process {
     fate: AtomicU8,
     /// Exit code for `ProcessHandle.wait`, and its waiters.
     pub exit: Arc<crate::objects::process::ExitStatus>,
+    /// The session it runs in, fixed at creation (docs/sessions.md).
+    pub session: Arc<crate::objects::session::SessionCore>,
     /// Its threads: what keeps a blocked thread alive (the scheduler holds
     /// only running and queued ones). A thread leaves when it is reaped.
     threads: crate::sync::SpinLock<alloc::vec::Vec<Arc<Thread>>>,
@@ -133,8 +136,9 @@ impl From<VmError> for SpawnError {
 /// Pending `Timer.sleep` calls one process may have at once.
 pub const MAX_PENDING_SLEEPS: u64 = 16;
 
-/// The largest frame quota a process may be given (and the default).
-pub const MAX_FRAME_LIMIT: u64 = Limits::DEFAULT.get(capos_caps::ledger::Resource::Frames);
+/// The largest frame quota a process may be given (64 MiB); the default is
+/// [`Limits::DEFAULT`]'s (4096 frames, 16 MiB).
+pub const MAX_FRAME_LIMIT: u64 = 16384;
 
 /// The largest cap-slot quota a process may be given (manifest or spawn).
 pub const MAX_CAP_SLOT_LIMIT: u64 = capos_caps::manifest::MAX_CAP_SLOTS as u64;
@@ -189,6 +193,7 @@ pub fn spawn(
     grants: alloc::vec::Vec<Grant>,
     frame_limit: Option<u64>,
     cap_slot_limit: Option<u64>,
+    session: Arc<crate::objects::session::SessionCore>,
 ) -> Result<Arc<Thread>, SpawnError> {
     let image = elf::parse(bytes, &elf::Limits::default()).map_err(SpawnError::Elf)?;
     let mut limits = process_limits();
@@ -257,6 +262,7 @@ pub fn spawn(
         exit_code: AtomicI64::new(0),
         fate: AtomicU8::new(capos_kcore::fate::LIVE),
         exit: crate::objects::process::ExitStatus::new(),
+        session,
         threads: crate::sync::SpinLock::new(alloc::vec::Vec::new()),
         _bootstrap: charge,
         _alive: Alive::new(),
@@ -272,13 +278,15 @@ pub fn spawn(
         object.bind_holder(&process);
     }
     let kstack = stack::alloc(KERNEL_STACK_PAGES).map_err(|_| SpawnError::Stack)?;
-    Ok(Thread::new_user(
+    let thread = Thread::new_user(
         process,
         kstack,
         image.entry,
         [RING_ADDR, u64::from(pid), CAPSET_ADDR],
         STACK_TOP,
-    ))
+    );
+    registry::add(&thread.process);
+    Ok(thread)
 }
 
 fn load_image(aspace: &AddressSpace, bytes: &[u8], image: &ElfImage) -> Result<(), SpawnError> {
@@ -337,6 +345,7 @@ pub fn report_exit(process: Arc<Process>) {
     let code = process.exit_code.load(Ordering::Acquire);
     process.exit.complete(code);
     let (pid, name) = (process.pid, process.name.clone());
+    registry::remove(pid);
     drop(process);
     crate::info!(
         "proc: pid {pid} ({name}) exited with code {code}; freed {frames} frames and {KERNEL_STACK_PAGES} kernel stack pages; frames held by processes now {}",

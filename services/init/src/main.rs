@@ -359,7 +359,7 @@ fn start_services<'m>(
         });
         let started = match &session {
             Some(session) => {
-                spawner.spawn_in_session(&s.name, &s.binary, &grants, options, session.cap())
+                spawner.spawn_in_session(&s.name, &s.binary, &grants, options, Some(session.cap()))
             }
             None => spawner.spawn_with_options(&s.name, &s.binary, &grants, options),
         };

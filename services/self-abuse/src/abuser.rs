@@ -603,6 +603,7 @@ fn overlapping_copy(
             cap_id: ep.cap().id(),
             buffer: UserBuf::new(base + at as u64, (HEADER + LEN) as u32, MAX_RESULT_LEN)
                 .map_err(CallError::Transport)?,
+            caller_session: false,
         })
         .encode(0);
         let recv = ring.submit_raw_into(recv, buf)?;

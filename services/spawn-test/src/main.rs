@@ -141,6 +141,16 @@ fn main(rt: &mut Runtime) -> i32 {
         frame_limit: frames,
         ..SpawnOptions::default()
     };
+    // The largest quota, above the default of 4096, is taken.
+    match spawner.spawn_with_options("large", "template", &console_spec, limited(16384)) {
+        Ok(child) => say(&format!(
+            "spawn-test: ok child with a 16384-frame quota exited with {:?}",
+            child.handle.wait()
+        )),
+        Err(e) => say(&format!(
+            "spawn-test: FAIL child with a 16384-frame quota: {e}"
+        )),
+    }
     match spawner.spawn_with_options("small", "template", &console_spec, limited(512)) {
         Ok(child) => say(&format!(
             "spawn-test: ok child with a 512-frame quota exited with {:?}",
@@ -183,7 +193,7 @@ fn main(rt: &mut Runtime) -> i32 {
         spawner
             .spawn_with_options("bad", "template", &console_spec, limited(1 << 20))
             .map(|s| s.handle),
-        "frame limit 1048576 is above the most a process may have (4096)",
+        "frame limit 1048576 is above the most a process may have (16384)",
     );
     let huge_table = SpawnOptions {
         cap_slot_limit: 4097,
