@@ -49,6 +49,9 @@ const initProcess :M.InitProcess = (
     (name = "spawner", expectedInterfaceId = C.processSpawnerInterfaceId, source = (kernel = processSpawner)),
     (name = "terminal", expectedInterfaceId = C.terminalSessionInterfaceId, source = (kernel = terminal)),
     (name = "frames", expectedInterfaceId = C.frameAllocatorInterfaceId, source = (kernel = frameAllocator)),
+    (name = "entropy", expectedInterfaceId = C.entropySourceInterfaceId, source = (kernel = entropy)),
+    (name = "systemInfo", expectedInterfaceId = C.systemInfoInterfaceId, source = (kernel = systemInfo)),
+    (name = "authority", expectedInterfaceId = C.sessionAuthorityInterfaceId, source = (kernel = sessionAuthority)),
   ],
 );
 

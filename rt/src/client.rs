@@ -468,7 +468,7 @@ impl ProcessSpawner {
         if let Placement::Unknown(_) = placement {
             return Err(CallError::InvalidArgument("unknown placement"));
         }
-        let mut sent: Vec<(&Cap, u32)> = grants
+        let sent: Vec<(&Cap, u32)> = grants
             .iter()
             .filter_map(|g| match g {
                 GrantSpec::Copy { cap, .. } => Some((*cap, capos_ring::TRANSFER_COPY)),

@@ -156,15 +156,18 @@ fn process_limits() -> Limits {
         .with(Resource::InFlightCalls, MAX_IN_FLIGHT_CALLS)
 }
 
-/// How a granted capability may leave its holder: init-only authority and
-/// caps bound to the holder's own address space never leave; an endpoint's
-/// owner side and the terminal session may only move (one server, one
-/// holder); everything else may be copied.
+/// How a granted capability may leave its holder: the boot package (init's
+/// alone) and caps bound to the holder's own address space never leave; an
+/// endpoint's owner side and the terminal session may only move (one
+/// server, one holder); everything else may be copied, the ProcessSpawner
+/// included (init gives a copy to a session manager the manifest names
+/// with `source = (spawner = void)`; it starts only boot binaries, with
+/// what its holder sends).
 pub fn transfer_mode_for(interface_id: u64) -> capos_caps::cap_table::TransferMode {
     use capos_caps::cap_table::TransferMode;
     use capos_caps::interfaces as i;
     match interface_id {
-        i::BOOT_PACKAGE | i::PROCESS_SPAWNER | i::VIRTUAL_MEMORY => TransferMode::NonTransferable,
+        i::BOOT_PACKAGE | i::VIRTUAL_MEMORY => TransferMode::NonTransferable,
         i::ENDPOINT | i::TERMINAL_SESSION => TransferMode::Move,
         _ => TransferMode::Copy,
     }

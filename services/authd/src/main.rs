@@ -29,10 +29,9 @@
 extern crate alloc;
 
 use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 use authd::{Accounts, Limiter, Outcome, Verdict};
-use capos_rt::api::{EntropySource, MemoryObject};
+use capos_rt::api::EntropySource;
 use capos_rt::caps::api::{credential_store, service_control};
 use capos_rt::caps::exception::CapException;
 use capos_rt::caps::manifest;
