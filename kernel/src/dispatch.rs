@@ -279,7 +279,6 @@ fn run_call(
         results: scratch.results,
         result_caps: Vec::new(),
         transfers: call.transfers,
-        session: None,
     };
     let outcome = object.call(&mut cx);
     let credit = cx.sub.take_credit()?;

@@ -28,6 +28,7 @@
 //! side (waking a thread takes no lock of its own: its scheduling state is
 //! one atomic word).
 
+use super::session::SessionCore;
 use super::transfer::{self, RECORD};
 use super::{
     names, serve, Call, CallShape, Completion, KernelObject, Outcome, Recv, ResultCap, Return,
@@ -44,7 +45,7 @@ use alloc::vec::Vec;
 use capnp::message::Builder;
 use capos_caps::ledger::{Ledger, Reservation, Resource};
 use capos_caps::schema::capos_capnp::endpoint;
-use capos_kcore::session::{ReferenceCache, IDENTITY_LEN};
+use capos_kcore::session::ReferenceCache;
 use capos_ring::process::{
     CallHeader, CALLER_REFERENCE_PRESENT, CALLER_SESSION_LIVE, CALL_HEADER_SESSION_SIZE,
     CALL_HEADER_SIZE,
@@ -67,10 +68,11 @@ struct Incoming {
     completion: Completion,
     caller_pid: u32,
     method_id: u16,
-    /// The identity of the session the call speaks for (never shown to
-    /// the server: its reference is).
-    session: [u8; IDENTITY_LEN],
-    /// Whether that session was live when the call was made.
+    /// The session the call speaks for when it came through a scoped
+    /// capability; `None`: the caller's process's (read at delivery, and
+    /// only by a RECV that asks for the reference).
+    scoped: Option<Arc<SessionCore>>,
+    /// Whether the session it speaks for was live when it was made.
     session_live: bool,
     /// The parameters, in the caller's memory.
     params: UserRead,
@@ -238,18 +240,27 @@ impl Endpoint {
         Queue::Object(self.me.clone() as Weak<dyn WaitQueue>)
     }
 
-    /// A client's CALL: parks it, then delivers or queues it.
-    fn call(&self, cx: &mut Call<'_>, transfers: Option<Box<[(u64, u32)]>>) -> Outcome {
+    /// A client's CALL: parks it, then delivers or queues it; `scoped` is
+    /// the session it speaks for when it came through a scoped capability.
+    #[inline(always)]
+    fn call(
+        &self,
+        cx: &mut Call<'_>,
+        transfers: Option<Box<[(u64, u32)]>>,
+        scoped: Option<Arc<SessionCore>>,
+    ) -> Outcome {
         let mut moved = Moved::default();
-        let outcome = self.call_locked(cx, transfers, &mut moved);
+        let outcome = self.call_locked(cx, transfers, scoped, &mut moved);
         moved.tell();
         outcome
     }
 
+    #[inline(always)]
     fn call_locked(
         &self,
         cx: &mut Call<'_>,
         transfers: Option<Box<[(u64, u32)]>>,
+        scoped: Option<Arc<SessionCore>>,
         moved: &mut Moved,
     ) -> Outcome {
         let mut st = self.state.lock();
@@ -257,13 +268,16 @@ impl Endpoint {
             return Outcome::Error(TransportError::Cancelled);
         }
         let (completion, deferred) = cx.sub.defer(self.queue());
-        let session = cx.session.as_ref().unwrap_or(&cx.sub.process().session);
+        let session_live = scoped
+            .as_ref()
+            .unwrap_or(&cx.sub.process().session)
+            .is_live();
         let mut call = Incoming {
             completion,
             caller_pid: cx.caller().pid,
             method_id: cx.method_id,
-            session: session.identity,
-            session_live: session.is_live(),
+            scoped,
+            session_live,
             params: cx.params_user,
             transfers,
         };
@@ -408,18 +422,21 @@ impl Endpoint {
             params_len: params_len as u32,
             caller_pid: call.caller_pid,
         };
-        let mut header_bytes = [0u8; CALL_HEADER_SESSION_SIZE];
-        if r.caller_session {
+        let plain;
+        let with_reference;
+        let header: &[u8] = if r.caller_session {
+            let session = call.scoped.as_ref().unwrap_or(&caller.process.session);
             // One HMAC per change of session at this endpoint.
             let (reference, _) =
                 st.references
-                    .get(crate::entropy::boot_secret(), self.scope, &call.session);
+                    .get(crate::entropy::boot_secret(), self.scope, &session.identity);
             header.session_flags |= CALLER_REFERENCE_PRESENT;
-            header_bytes = header.to_bytes_with_reference(&reference);
+            with_reference = header.to_bytes_with_reference(&reference);
+            &with_reference
         } else {
-            header_bytes[..CALL_HEADER_SIZE].copy_from_slice(&header.to_bytes());
-        }
-        let header = &header_bytes[..header_len];
+            plain = header.to_bytes();
+            &plain
+        };
         // The header and the parameters in one checked copy (with no
         // capabilities travelling, that is the whole delivery); a failure
         // here changes nothing anywhere.
@@ -791,9 +808,11 @@ impl ClientEndpoint {
 
 names!(ClientEndpoint, client_endpoint, "client-endpoint");
 
-impl KernelObject for ClientEndpoint {
-    /// Forwards the call to the server, whatever its method.
-    fn call(&self, cx: &mut Call<'_>) -> Outcome {
+impl ClientEndpoint {
+    /// Sends the call to the server, as a call of `scoped` when it came
+    /// through a scoped capability.
+    #[inline(always)]
+    fn forward(&self, cx: &mut Call<'_>, scoped: Option<Arc<SessionCore>>) -> Outcome {
         if cx.params_user.len() > MAX_CALL_PARAMS {
             return Outcome::Error(TransportError::BadLength);
         }
@@ -805,7 +824,19 @@ impl KernelObject for ClientEndpoint {
                 Err(e) => return Outcome::Error(e),
             }
         };
-        self.ep.call(cx, transfers)
+        self.ep.call(cx, transfers, scoped)
+    }
+}
+
+impl KernelObject for ClientEndpoint {
+    /// Forwards the call to the server, whatever its method.
+    fn call(&self, cx: &mut Call<'_>) -> Outcome {
+        self.forward(cx, None)
+    }
+
+    /// A call through a capability scoped to `session` speaks for it.
+    fn call_as(&self, cx: &mut Call<'_>, session: &Arc<SessionCore>) -> Outcome {
+        self.forward(cx, Some(session.clone()))
     }
 
     /// Parameters go straight from the caller to the server at delivery;

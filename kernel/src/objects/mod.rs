@@ -80,6 +80,13 @@ pub trait KernelObject: CapObject {
     /// space, its ledger) remember it. Later holders do not rebind.
     fn bind_holder(&self, _holder: &Arc<Process>) {}
 
+    /// A CALL made through a capability scoped to `session`
+    /// ([`session::Scoped`]): an endpoint's client facet delivers it as
+    /// that session's call; every other object runs it as a plain call.
+    fn call_as(&self, cx: &mut Call<'_>, _session: &Arc<session::SessionCore>) -> Outcome {
+        self.call(cx)
+    }
+
     /// The session this object is, if it is a `UserSession` (or a live
     /// scoped one): how spawns and `SessionAuthority` read a transferred
     /// session.
@@ -320,9 +327,6 @@ pub struct Call<'a> {
     pub result_caps: Vec<ResultCap>,
     /// The transfer descriptors sent with the call.
     pub transfers: TransferList,
-    /// The session the call speaks for when it went through a scoped
-    /// capability ([`session::Scoped`]); `None`: the caller's own.
-    pub session: Option<Arc<session::SessionCore>>,
 }
 
 impl Call<'_> {

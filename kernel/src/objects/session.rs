@@ -187,16 +187,16 @@ impl KernelObject for Scoped {
         let Some(inner) = self.live_inner() else {
             return Outcome::Exception(ended());
         };
-        // The outermost wrapper speaks for the call.
-        let set = cx.session.is_none();
-        if set {
-            cx.session = Some(self.session.clone());
-        }
-        let outcome = inner.call(cx);
-        if set {
-            cx.session = None;
-        }
-        outcome
+        inner.call_as(cx, &self.session)
+    }
+
+    /// A scoped capability inside another: both sessions must be live, and
+    /// the outermost one speaks for the call.
+    fn call_as(&self, cx: &mut Call<'_>, session: &Arc<SessionCore>) -> Outcome {
+        let Some(inner) = self.live_inner() else {
+            return Outcome::Exception(ended());
+        };
+        inner.call_as(cx, session)
     }
 
     fn shape(&self) -> CallShape {
