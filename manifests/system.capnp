@@ -86,6 +86,7 @@ const services :List(M.Service) = [
       (name = "timer", expectedInterfaceId = C.timerInterfaceId, source = (kernel = timer)),
       (name = "entropy", expectedInterfaceId = C.entropySourceInterfaceId, source = (kernel = entropy)),
       (name = "endpoint", expectedInterfaceId = C.endpointInterfaceId, source = (kernel = endpoint)),
+      (name = "vm", expectedInterfaceId = C.virtualMemoryInterfaceId, source = (kernel = virtualMemory)),
     ],
     exports = [(name = "credentials", cap = "endpoint", facet = client)],
     frameLimit = 8192,

@@ -165,10 +165,11 @@ interface CredentialStore @0x8adfe0ea7a7d63c7 {
   # or `unavailable` (no password is set for the account). The work done
   # does not depend on the password or on whether the account exists.
   # Failures are counted per `terminal` (an opaque key: the session manager
-  # passes the caller's session reference): after n consecutive failures
-  # the next attempt from that terminal is answered no sooner than
-  # 500 ms * 2^(n-1) (at most 16 s) after the last one; `delayedMillis`
-  # says how long this answer was held back. A success clears the count.
+  # passes the caller's session reference): the n-th failure in a row is
+  # answered 500 ms * 2^(n-1) (at most 16 s) after its check, and no answer
+  # to that terminal comes sooner than that delay after the last failure's
+  # answer; `delayedMillis` says how long this answer was held back after
+  # its check. A success clears the count.
   setup @1 (password :Data) -> (account :Text);
   # Sets a volatile (RAM only, gone at reboot) password for the operator
   # account, only while it has none; fails otherwise. 1 to 1024 bytes.
@@ -187,6 +188,8 @@ struct BundleCap {
   name @0 :Text;
   cap @1 :UInt16;          # result-cap index
   interfaceId @2 :UInt64;
+  protocol @3 :UInt64;     # for an endpoint client: the protocol its server
+                           # speaks, where the session manager knows it; else 0
 }
 
 interface SessionManager @0xb2b98a6027307ac2 {

@@ -391,11 +391,20 @@ pub struct Verdict {
 }
 
 /// Decides one `verify` that finished its check at `now`: the outcome, and
-/// when the terminal may be answered; records the attempt. `unavailable`
-/// counts as a failure (the password was not accepted).
+/// when the terminal may be answered; records the attempt. A failure (and
+/// `unavailable` counts as one: the password was not accepted) is held for
+/// the delay its place in the run of failures owes, after the check, so
+/// that each is answered later than the one before however long the check
+/// itself takes; no answer comes before the delay the last failure owed.
 pub fn decide(limiter: &mut Limiter, terminal: &[u8], outcome: Outcome, now: u64) -> Verdict {
-    let answer_at = limiter.answer_at(terminal, now);
+    let owed = limiter.answer_at(terminal, now);
     let success = matches!(outcome, Outcome::Success { .. });
+    let answer_at = if success {
+        owed
+    } else {
+        let held = delay_nanos(limiter.failures(terminal).saturating_add(1));
+        owed.max(now.saturating_add(held))
+    };
     limiter.record(terminal, answer_at, success);
     Verdict {
         outcome,
@@ -580,38 +589,42 @@ mod tests {
         const S: u64 = 1_000_000_000;
         let mut l = Limiter::new();
         let fail = || Outcome::Denied;
-        // First attempt: answered at once, counts one failure.
+        // A first failure is held 500 ms after its check.
         let v = decide(&mut l, b"tty", fail(), 10 * S);
-        assert_eq!((v.answer_at, v.delayed_nanos), (10 * S, 0));
-        // Immediately again: held 500 ms after the last answer.
-        let v = decide(&mut l, b"tty", fail(), 10 * S + 100);
-        assert_eq!(v.answer_at, 10 * S + S / 2);
-        assert_eq!(v.delayed_nanos, S / 2 - 100);
-        // Then 1 s after that answer, then 2 s.
-        let v = decide(&mut l, b"tty", fail(), 10 * S + S / 2);
-        assert_eq!(v.answer_at, 11 * S + S / 2);
-        let v = decide(&mut l, b"tty", fail(), 20 * S);
-        // 2 s were owed from 11.5 s: already past, no hold.
-        assert_eq!((v.answer_at, v.delayed_nanos), (20 * S, 0));
+        assert_eq!((v.answer_at, v.delayed_nanos), (10 * S + S / 2, S / 2));
+        // Retried at once: held 1 s after its own check, which is later
+        // than the 500 ms owed after the first answer.
+        let v = decide(&mut l, b"tty", fail(), 10 * S + S / 2 + 100);
+        assert_eq!(v.answer_at, 11 * S + S / 2 + 100);
+        assert_eq!(v.delayed_nanos, S);
+        // A retry before the owed time waits for it: 1 s owed after the
+        // second answer, 2 s held after this check.
+        let v = decide(&mut l, b"tty", fail(), 11 * S + S / 2 + 100);
+        assert_eq!(v.answer_at, 13 * S + S / 2 + 100);
+        // Long after: only its own hold, 4 s.
+        let v = decide(&mut l, b"tty", fail(), 30 * S);
+        assert_eq!((v.answer_at, v.delayed_nanos), (34 * S, 4 * S));
         assert_eq!(l.failures(b"tty"), 4);
-        // Another terminal is not held.
-        let v = decide(&mut l, b"other", fail(), 20 * S);
-        assert_eq!(v.delayed_nanos, 0);
-        // A success is held too, then clears the count.
+        // Another terminal starts from its own first failure.
+        let v = decide(&mut l, b"other", fail(), 30 * S);
+        assert_eq!(v.delayed_nanos, S / 2);
+        // A success waits for what the last failure owed (4 s after it),
+        // is not held beyond that, and clears the count.
         let ok = Outcome::Success {
             principal: "p".into(),
             profile: "q".into(),
         };
-        let v = decide(&mut l, b"tty", ok.clone(), 20 * S);
-        assert_eq!(v.delayed_nanos, 4 * S);
+        let v = decide(&mut l, b"tty", ok.clone(), 35 * S);
+        assert_eq!(v.delayed_nanos, 3 * S);
         assert_eq!(l.failures(b"tty"), 0);
-        let v = decide(&mut l, b"tty", fail(), 30 * S);
+        let v = decide(&mut l, b"tty", ok, 60 * S);
         assert_eq!(v.delayed_nanos, 0);
+        let v = decide(&mut l, b"tty", fail(), 70 * S);
+        assert_eq!(v.delayed_nanos, S / 2);
         // Failures pile up to the 16 s cap.
         let mut now = 100 * S;
         for _ in 0..10 {
-            let v = decide(&mut l, b"x", fail(), now);
-            now = v.answer_at;
+            now = decide(&mut l, b"x", fail(), now).answer_at;
         }
         let v = decide(&mut l, b"x", fail(), now);
         assert_eq!(v.delayed_nanos, 16 * S);

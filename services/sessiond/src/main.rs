@@ -358,6 +358,7 @@ impl<'a> Manager<'a> {
                     e.set_name(name.as_str());
                     e.set_cap(first + i as u16);
                     e.set_interface_id(cap.interface_id());
+                    e.set_protocol(door_protocol(name));
                 }
             };
             match outcome {
@@ -724,6 +725,17 @@ impl launcher::Server<ServerCall> for Manager<'_> {
             }
             Err(e) => Answer::Exception(e),
         }
+    }
+}
+
+/// The protocol the manager's own doors speak, by bundle name (0 for the
+/// capabilities it only passes on).
+fn door_protocol(name: &str) -> u64 {
+    match name {
+        SESSIONS_NAME => capos_rt::caps::api::session_manager::ID,
+        LAUNCHER_NAME => capos_rt::caps::api::launcher::ID,
+        AUDIT => capos_rt::caps::api::audit_log::ID,
+        _ => 0,
     }
 }
 

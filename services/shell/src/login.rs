@@ -30,23 +30,38 @@ pub struct SessionView {
     pub launcher: Option<Launcher>,
     /// The profile's bundle, by name.
     pub bundle: Vec<(String, CapHandle)>,
+    /// Protocols the session manager named for bundle endpoint clients:
+    /// (cap id, interface id).
+    pub protocols: Vec<(u64, u64)>,
     /// The UserSession (logged-in sessions).
     pub user: Option<Owned<UserSession>>,
     /// Owns the manager's and the launcher's capabilities.
     _doors: Vec<CapHandle>,
 }
 
-/// A bundle as a login or `bundle` answered it: `(name, cap index)`.
+/// One bundle entry as a login or `bundle` answered it.
+pub struct Entry {
+    name: String,
+    /// Result-cap index.
+    cap: u16,
+    /// The protocol of an endpoint client, if the session manager said.
+    protocol: u64,
+}
+
 fn bundle_entries(
     list: capnp::struct_list::Reader<'_, capos_rt::caps::schema::services_capnp::bundle_cap::Owned>,
-) -> Result<Vec<(String, u16)>, CallError> {
+) -> Result<Vec<Entry>, CallError> {
     let mut out = Vec::with_capacity(list.len() as usize);
     for e in list.iter() {
         let name = e
             .get_name()?
             .to_str()
             .map_err(|_| CallError::Protocol("a bundle name is not UTF-8"))?;
-        out.push((name.to_string(), e.get_cap()));
+        out.push(Entry {
+            name: name.to_string(),
+            cap: e.get_cap(),
+            protocol: e.get_protocol(),
+        });
     }
     Ok(out)
 }
@@ -55,15 +70,24 @@ impl SessionView {
     /// A view from a bundle's entries, taking their caps out of `reply`.
     fn from_bundle<R: capnp::traits::Owned>(
         reply: &mut Reply<R>,
-        entries: Vec<(String, u16)>,
+        entries: Vec<Entry>,
         user: Option<Owned<UserSession>>,
     ) -> Result<Self, CallError> {
         let mut manager = None;
         let mut launcher = None;
         let mut doors = Vec::new();
         let mut bundle = Vec::new();
-        for (name, index) in entries {
+        let mut protocols = Vec::new();
+        for Entry {
+            name,
+            cap: index,
+            protocol,
+        } in entries
+        {
             let cap = reply.take_any(index)?;
+            if protocol != 0 {
+                protocols.push((cap.id(), protocol));
+            }
             match name.as_str() {
                 "sessions" => {
                     manager = Some(ClientEndpoint::from_cap((*cap).clone()).protocol());
@@ -92,6 +116,7 @@ impl SessionView {
             manager,
             launcher,
             bundle,
+            protocols,
             user,
             _doors: doors,
         })
@@ -152,10 +177,14 @@ impl Shell<'_> {
         }
     }
 
-    /// Endpoint clients of a bundle speak the protocol their name says.
+    /// Endpoint clients of a bundle speak the protocol the session manager
+    /// named, else the one their name says.
     fn learn_protocols(&mut self, view: &SessionView) {
+        self.protocols.extend_from_slice(&view.protocols);
         for (name, cap) in &view.bundle {
-            if cap.interface_id() == interfaces::CLIENT_ENDPOINT {
+            if cap.interface_id() == interfaces::CLIENT_ENDPOINT
+                && !view.protocols.iter().any(|(c, _)| *c == cap.id())
+            {
                 if let Some(id) = super::protocol_named(&self.names, name) {
                     self.protocols.push((cap.id(), id));
                 }
@@ -186,7 +215,7 @@ impl Shell<'_> {
         &mut self,
         mut reply: Reply<R>,
         outcome: Result<session_manager::LoginOutcome, capnp::NotInSchema>,
-        entries: Vec<(String, u16)>,
+        entries: Vec<Entry>,
         session: u16,
     ) -> Result<bool, Problem> {
         match outcome {
@@ -383,6 +412,7 @@ impl Shell<'_> {
         let log: AuditLog = ClientEndpoint::from_cap(log).protocol();
         let mut from = 0u64;
         let mut text = String::new();
+        let mut count = 0usize;
         loop {
             let reply = log.read(from, 0)?;
             let r = reply.get()?;
@@ -391,6 +421,7 @@ impl Shell<'_> {
                 break;
             }
             for rec in records.iter() {
+                count += 1;
                 let session: String = rec
                     .get_session()?
                     .iter()
@@ -414,7 +445,8 @@ impl Shell<'_> {
             }
             from = r.get_next();
         }
-        self.say(text.trim_end_matches('\n'))?;
+        text.push_str(&format!("({count} records)"));
+        self.say(&text)?;
         Ok(())
     }
 }
