@@ -656,7 +656,7 @@ if selected authd; then
         "authd-test: ok wrong password 3: denied, held [0-9]+ ms, answered [0-9]+ ms after the previous answer \(owed 1000 ms\)" \
         "authd-test: ok wrong password 4: denied, held [0-9]+ ms, answered [0-9]+ ms after the previous answer \(owed 2000 ms\)" \
         "authd-test: ok a held answer blocks no one: tty-b answered first" \
-        "authd-test: ok a success is held like a failure, and clears the failure count" \
+        "authd-test: ok a success waits for what the failures owed, and clears the failure count" \
         "authd-test: ok unknown account: denied" \
         "authd-test: ok non-UTF-8 account name: denied" \
         "authd-test: ok 2000-byte password: denied" \

@@ -152,12 +152,17 @@ def shell(t: Terminal) -> None:
     if b"first boot" in before:
         raise Failed(f"setup echoed the password: {before!r}")
     t.expect(rb"The password is volatile", "setup says it is volatile")
+    cmd(b"logout\r", rb"Logged out", "logout after setup")
     cmd(b"setup\r", rb"! setup is only for the first boot", "setup refused once a password exists")
+    cmd(b"login operator\r", rb"password: ", "login with the password setup set")
+    t.send(b"first boot\r")
+    t.expect(rb"Logged in as operator", "the volatile password works")
     cmd(b"help\r", rb"(?s)Commands:.*protocol <cap> <Interface>.*Calls:.*Keys:", "help")
     cmd(b"help run\r", rb'run "binary" \[with \{ name: source, \.\.\. \}\]', "help run")
     cmd(b"help frobnicate\r", rb"! no command `frobnicate`; the commands: help, caps", "help of an unknown command")
-    caps = cmd(b"caps\r", rb"registryControl +ClientEndpoint", "caps")
+    caps = cmd(b"caps\r", rb"audit +ClientEndpoint \(AuditLog\)", "caps")
     for want in (rb"terminal +TerminalSession", rb"timer +Timer", rb"echo +ClientEndpoint \(Echo\)",
+                 rb"registryControl +ClientEndpoint", rb"session operator bundle:",
                  rb"registry +ClientEndpoint \(SchemaRegistry\)", rb"null +Null"):
         if not re.search(want, caps):
             raise Failed(f"caps lacks {want!r}: {caps!r}")

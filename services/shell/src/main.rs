@@ -280,10 +280,21 @@ impl<'a> Shell<'a> {
                     schema,
                     names,
                     protocols,
+                    anonymous,
+                    user,
                     ..
                 } = self;
+                let bundle: &[(String, CapHandle)] = user
+                    .as_ref()
+                    .or(anonymous.as_ref())
+                    .map_or(&[], |v| &v.bundle);
+                let held = Held {
+                    rt,
+                    bundle,
+                    vars,
+                };
                 edit = editor.key(key, &mut out, &mut |line, at| {
-                    complete(rt, vars, schema, names, protocols, line, at)
+                    complete(&held, schema, names, protocols, line, at)
                 });
                 if edit != Edit::Pending {
                     break;
@@ -1099,9 +1110,16 @@ fn key_of(k: capos_capnp::terminal_session::key::Reader<'_>) -> Result<Key, Call
 
 /// Tab: commands, capability names and variables for the first word and
 /// after `inspect`, `wait`, `kill`; method names after `cap.`.
+/// What Tab completes names from: the CapSet, the session's bundle, the
+/// bound variables.
+struct Held<'h> {
+    rt: &'h Runtime,
+    bundle: &'h [(String, CapHandle)],
+    vars: &'h [Var],
+}
+
 fn complete(
-    rt: &Runtime,
-    vars: &[Var],
+    held: &Held<'_>,
     schema: &Schema,
     names: &[(u64, String)],
     protocols: &[(u64, u64)],
@@ -1117,14 +1135,18 @@ fn complete(
     let mut candidates = Vec::new();
     if let Some((target, _method)) = word.split_once('.') {
         let cap = match target.strip_prefix('$') {
-            Some(v) => vars
+            Some(v) => held
+                .vars
                 .iter()
                 .find(|x| x.name == v)
                 .map(|x| x.cap.interface_id()),
-            None => rt
-                .cap_any(target)
-                .ok()
-                .map(|c| speaks(rt, names, protocols, &c)),
+            None => held
+                .bundle
+                .iter()
+                .find(|(n, _)| n == target)
+                .map(|(_, c)| (**c).clone())
+                .or_else(|| held.rt.cap_any(target).ok())
+                .map(|c| speaks(held.rt, names, protocols, &c)),
         };
         if let Some(methods) = cap.and_then(|iface| schema.interface(iface).ok()) {
             for m in &methods.methods {
@@ -1141,12 +1163,13 @@ fn complete(
         candidates.extend(COMMANDS.iter().map(|c| String::from(c.0)));
     }
     if first || after_cap_command {
-        for e in rt.capset() {
+        for e in held.rt.capset() {
             if let Some(n) = e.name() {
                 candidates.push(String::from(n));
             }
         }
-        candidates.extend(vars.iter().map(|v| format!("${}", v.name)));
+        candidates.extend(held.bundle.iter().map(|(n, _)| n.clone()));
+        candidates.extend(held.vars.iter().map(|v| format!("${}", v.name)));
     }
     Completion { start, candidates }
 }
