@@ -193,13 +193,14 @@ fn main(rt: &mut Runtime) -> i32 {
         stop: Cell::new(false),
     };
     let mut controlled: Option<Ticket> = None;
-    let accounts = match capos_rt::config::sessions(rt).and_then(|c| Accounts::new(&c).map_err(|e| e.0)) {
-        Ok(a) => a,
-        Err(e) => {
-            say(&format!("authd: FAIL {e}"));
-            return 3;
-        }
-    };
+    let accounts =
+        match capos_rt::config::sessions(rt).and_then(|c| Accounts::new(&c).map_err(|e| e.0)) {
+            Ok(a) => a,
+            Err(e) => {
+                say(&format!("authd: FAIL {e}"));
+                return 3;
+            }
+        };
     let status = accounts.status();
     say(&format!(
         "authd: {} accounts; operator {}: {}",

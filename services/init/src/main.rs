@@ -593,7 +593,8 @@ impl launcher::Server<ServerCall> for Launcher<'_, '_> {
                 )))
             }
         };
-        match capos_rt::launch::launch(self.spawner, cx, p, SpawnOptions::default(), None, allowed) {
+        match capos_rt::launch::launch(self.spawner, cx, p, SpawnOptions::default(), None, allowed)
+        {
             Ok(l) => l.answer,
             Err(e) => Answer::Exception(e),
         }

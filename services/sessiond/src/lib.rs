@@ -245,7 +245,6 @@ pub fn short_hex(r: &Reference) -> String {
 mod tests {
     use super::*;
 
-
     use capos_rt::caps::manifest::Account;
 
     fn sample() -> SessionsConfig {

@@ -33,8 +33,8 @@ use capos_rt::api::{CredentialStore, SessionAuthority, UserSession};
 use capos_rt::caps::api::{audit_log, credential_store, launcher, session_manager};
 use capos_rt::caps::exception::CapException;
 use capos_rt::caps::schema::services_capnp::{
-    audit_log as audit_proto, audit_record, credential_store as cred_proto, launcher as launch_proto,
-    session_manager as proto,
+    audit_log as audit_proto, audit_record, credential_store as cred_proto,
+    launcher as launch_proto, session_manager as proto,
 };
 use capos_rt::ring::{TRANSFER_COPY, TRANSFER_MOVE};
 use capos_rt::{
@@ -43,8 +43,8 @@ use capos_rt::{
 };
 use core::cell::RefCell;
 use sessiond::{
-    may_launch, profile as profile_of, reads_audit, short_hex, without_hashes, Audit, Door, Event, Reference,
-    Session, SessionsConfig, Table, ANONYMOUS, AUDIT, DOORS,
+    may_launch, profile as profile_of, reads_audit, short_hex, without_hashes, Audit, Door, Event,
+    Reference, Session, SessionsConfig, Table, ANONYMOUS, AUDIT, DOORS,
 };
 
 capos_rt::entry!(main);
@@ -183,7 +183,9 @@ impl<'a> Manager<'a> {
             };
             if let Some(door) = recvs.iter().position(|t| *t == ready) {
                 let ep = &self.doors[door];
-                let outcome = ep.finish_recv(done).and_then(|call| self.serve_call(door, call));
+                let outcome = ep
+                    .finish_recv(done)
+                    .and_then(|call| self.serve_call(door, call));
                 if let Err(e) = outcome {
                     say(&format!("sessiond: a call was not answered: {e}"));
                 }
@@ -455,7 +457,10 @@ impl<'a> Manager<'a> {
             Event::LoginSuccess,
             terminal,
             &principal,
-            &format!("account {account:?} from terminal {}{held}", short_hex(&terminal)),
+            &format!(
+                "account {account:?} from terminal {}{held}",
+                short_hex(&terminal)
+            ),
         );
         self.login_answer(cx, &principal, &profile)
     }
@@ -668,9 +673,7 @@ impl session_manager::Server<ServerCall> for Manager<'_> {
                 r.set_account(account.as_str());
                 cx.result(&out)
             }
-            Err(e) => Answer::Exception(CapException::failed(format!(
-                "the credential store: {e}"
-            ))),
+            Err(e) => Answer::Exception(CapException::failed(format!("the credential store: {e}"))),
         }
     }
 }

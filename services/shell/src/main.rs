@@ -288,11 +288,7 @@ impl<'a> Shell<'a> {
                     .as_ref()
                     .or(anonymous.as_ref())
                     .map_or(&[], |v| &v.bundle);
-                let held = Held {
-                    rt,
-                    bundle,
-                    vars,
-                };
+                let held = Held { rt, bundle, vars };
                 edit = editor.key(key, &mut out, &mut |line, at| {
                     complete(&held, schema, names, protocols, line, at)
                 });
