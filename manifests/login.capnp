@@ -12,7 +12,7 @@ using Sys = import "system.capnp";
 const manifest :M.SystemManifest = (
   schemaVersion = 1,
   binaries = Sys.binaries,
-  kernel = (logLevel = info, maxCpus = 0, terminal = com2),
+  kernel = (logLevel = info, maxCpus = 0, terminal = com2, motd = "This is the login proof's capOS."),
   init = Sys.initProcess,
   services = Sys.services,
   sessions = (

@@ -92,7 +92,7 @@ check_status() {
 # whose lines time the writes after each burst of input: one keystroke to
 # its echo, and a typed call's Enter to its result. No goal yet.
 terminal_figures() {
-    local services=(init registry echo-server shell hello) mods=() s
+    local services=(init registry echo-server shell hello authd sessiond session-probe) mods=() s
     for s in "${services[@]}"; do mods+=(--module "$root/build/services/$s" "$s"); done
     "$here/mkiso.sh" "$out/shell.iso" "$kernel" --cmdline "test=boot log=debug" \
         --module "$root/build/manifests/system.bin" manifest "${mods[@]}" || exit 1
@@ -114,6 +114,39 @@ k, c = sorted(r[1] for r in keys), sorted(r[2] for r in calls)
 print("  one echoed keystroke (receive interrupt to echo written):  %6d instructions (5 keys: %d to %d)" % (k[0], k[0], k[-1]))
 print("  typed call timer.now() (Enter received to result written): %6d instructions (5 calls: %d to %d; the first reads the schema)" % (c[0], c[0], c[-1]))
 ' || exit 1
+}
+
+# login_figures: one Argon2id `verify` as authd times it at start (its
+# second check of the dummy hash: TSC cycles, which are guest instructions
+# under path-length mode), and a whole login typed at the shell of
+# manifests/login.capnp, timed on the host, under plain TCG (the speed
+# `make run` has here) and under path-length mode.
+login_figures() {
+    local services=(init registry echo-server shell hello authd sessiond session-probe) mods=() s
+    for s in "${services[@]}"; do mods+=(--module "$root/build/services/$s" "$s"); done
+    "$here/mkiso.sh" "$out/login.iso" "$kernel" --cmdline "test=boot" \
+        --module "$root/build/manifests/login.bin" manifest "${mods[@]}" || exit 1
+    echo
+    echo "Login (manifests/login.capnp; Argon2id m=19456 KiB, t=2, p=1; no goal yet):"
+    local how extra summary check
+    for how in tcg pathlen; do
+        extra=""
+        [ "$how" = pathlen ] && extra=$icount
+        # shellcheck disable=SC2046,SC2086
+        summary=$(python3 "$here/terminal_run.py" --log "$out/login-$how.log" --timeout 600 --scenario login-bench \
+            -- qemu-system-x86_64 $(qemu_args tcg bios 1) $extra -cdrom "$out/login.iso")
+        check_status "capOS login ($how)" "$(sed -n 's/.*status=\([^ ]*\).*/\1/p' <<<"$summary")" 33 "$out/login-$how.log"
+        check=$(grep -a 'authd: second Argon2id check' "$out/login-$how.log" | tr -d '\r' |
+            sed -n 's/.*took \([0-9]*\) ms, \([0-9]*\) TSC cycles.*/\1 \2/p')
+        [ -n "$check" ] || { echo "bench: authd printed no timing in $out/login-$how.log" >&2; exit 1; }
+        if [ "$how" = tcg ]; then
+            echo "  one verify, plain TCG:            $(cut -d' ' -f1 <<<"$check") ms (authd's Timer)"
+            echo "  a login, plain TCG:               $(sed -n 's/^login-bench: login took \([0-9.]*\) s.*/\1/p' <<<"$summary") s wall, password Enter to 'Logged in' (fastest of 3)"
+        else
+            echo "  one verify, path length:          $(cut -d' ' -f2 <<<"$check") instructions"
+            echo "  a login, path length:             $(sed -n 's/^login-bench: login took \([0-9.]*\) s.*/\1/p' <<<"$summary") s wall under -icount (fastest of 3)"
+        fi
+    done
 }
 
 for m in "${modes[@]}"; do
@@ -165,6 +198,7 @@ for m in "${modes[@]}"; do
     fi
     if [ "$m" = pathlen ]; then
         terminal_figures
+        login_figures
     fi
     if [ "$m" = cycles ]; then
         echo

@@ -18,6 +18,7 @@ import sys
 COMPARE = {
     "ipc-same-cpu": ["pipe-same-cpu", "futex-same-cpu"],
     "ipc-cross-cpu": ["pipe-cross-cpu", "futex-cross-cpu"],
+    "ipc-session-same-cpu": ["pipe-same-cpu", "futex-same-cpu"],
 }
 # The goals (path length, instructions), judged in path-length mode only.
 GOALS = [
@@ -125,6 +126,10 @@ def main():
                 print(row.format(*left, base, "-", missing.get(base, "not measured")))
     for line in extra:
         print(line)
+    plain, ctx = capos.get("ipc-same-cpu"), capos.get("ipc-session-same-cpu")
+    if plain and ctx:
+        print(f"  the caller's session reference (RECV_FLAG_CALLER_SESSION, cached per endpoint) "
+              f"costs {ctx - plain:+d} {unit} per round trip ({plain} without, {ctx} with)")
 
     print()
     if not pathlen:

@@ -908,13 +908,14 @@ impl RingClient {
         })))
     }
 
-    /// A benchmark RECV on endpoint `cap_id` into [`BenchBuf::Recv`].
-    pub fn bench_recv(&mut self, cap_id: u64) -> Result<BenchSqe, CallError> {
+    /// A benchmark RECV on endpoint `cap_id` into [`BenchBuf::Recv`],
+    /// asking for the caller's session reference when `caller_session`.
+    pub fn bench_recv(&mut self, cap_id: u64, caller_session: bool) -> Result<BenchSqe, CallError> {
         let buffer = self.bench_user_buf(BenchBuf::Recv, BENCH_BUF_LEN as u32)?;
         Ok(self.bench_sqe_of(Op::Recv(capos_ring::Recv {
             cap_id,
             buffer,
-            caller_session: false,
+            caller_session,
         })))
     }
 
@@ -1340,7 +1341,7 @@ mod tests {
         let nop = c.bench_sqe(Op::Nop).unwrap();
         assert_eq!(nop.sqe(), Op::Nop.encode(BENCH_USER_DATA));
         // The runtime's own RECV buffer is fine.
-        let recv = c.bench_recv(1).unwrap();
+        let recv = c.bench_recv(1, false).unwrap();
         assert_eq!(recv.sqe().result_len, BENCH_BUF_LEN as u32);
         // Entries made by another client are refused, even without buffers.
         let (mut other, _, _) = setup();
@@ -1408,7 +1409,7 @@ mod tests {
     #[test]
     fn other_completions_do_not_release_the_bench_buffers() {
         let (mut c, _, ring) = setup();
-        let recv = c.bench_recv(7).unwrap();
+        let recv = c.bench_recv(7, false).unwrap();
         c.bench_push(&recv).unwrap();
         // Another submission's completion arrives while the RECV waits.
         let mut poster = CompletionPoster::new(ring.ring()).unwrap();
@@ -1519,7 +1520,7 @@ mod tests {
     #[test]
     fn bench_server_round_trip() {
         let (mut c, _, ring) = setup();
-        let recv = c.bench_recv(5).unwrap();
+        let recv = c.bench_recv(5, false).unwrap();
         let mut ret = c.bench_return(5, 8).unwrap();
         assert_eq!(ret.sqe().call_id, 0);
         c.bench_push(&recv).unwrap();

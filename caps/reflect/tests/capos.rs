@@ -260,7 +260,7 @@ fn unions_and_groups_decode_only_the_member_set() {
     );
     assert_eq!(
         capos_reflect::decode_struct(&s, params, &bytes).unwrap(),
-        r#"(name = "", binaryName = "", grants = [(name = "t", expectedInterfaceId = 0, source = (kernel = timer)), (name = "", expectedInterfaceId = 0, source = (transferred = 9))], placement = (anyCpu = void), frameLimit = 0, capSlotLimit = 0)"#
+        r#"(name = "", binaryName = "", grants = [(name = "t", expectedInterfaceId = 0, source = (kernel = timer)), (name = "", expectedInterfaceId = 0, source = (transferred = 9))], placement = (anyCpu = void), frameLimit = 0, capSlotLimit = 0, session = 65535)"#
     );
 }
 
@@ -316,7 +316,7 @@ fn mistakes_are_named_with_what_would_be_right() {
         ),
         "at 37: `grants[0].source.kernel` is KernelCapKind, which has no enumerant `timr`; \
          its enumerants: console, terminal, timer, endpoint, processSpawner, bootPackage, \
-         frameAllocator, virtualMemory, threadSpawner, null"
+         frameAllocator, virtualMemory, threadSpawner, null, entropy, systemInfo, sessionAuthority"
     );
     assert_eq!(
         error(
@@ -367,7 +367,7 @@ fn describe_prints_methods_and_the_types_they_use() {
     let spawner = describe(&s, id(&s, "ProcessSpawner")).unwrap();
     assert!(spawner.contains(
         "  spawn @0 (name :Text, binaryName :Text, grants :List(CapGrant), placement :Placement, \
-         frameLimit :UInt32, capSlotLimit :UInt32) -> (handle :UInt16, facets :List(SpawnedFacet))\n"
+         frameLimit :UInt32, capSlotLimit :UInt32, session :UInt16) -> (handle :UInt16, facets :List(SpawnedFacet))\n"
     ));
     assert!(spawner.contains(
         "  struct CapGrant (name :Text, expectedInterfaceId :UInt64, \

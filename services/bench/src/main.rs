@@ -73,7 +73,15 @@ mod method {
 }
 
 /// The IPC placements measured: (benchmark name, client CPU, server CPU).
-const PLACEMENTS: [(&str, u32, u32); 2] = [("ipc-same-cpu", 0, 0), ("ipc-cross-cpu", 0, 1)];
+/// IPC runs: name, client CPU, server CPU, whether the server's RECV asks
+/// for the caller's session reference (`RECV_FLAG_CALLER_SESSION`).
+const PLACEMENTS: [(&str, u32, u32, bool); 3] = [
+    ("ipc-same-cpu", 0, 0, false),
+    ("ipc-cross-cpu", 0, 1, false),
+    ("ipc-session-same-cpu", 0, 0, true),
+];
+/// The grant that tells an IPC server to ask for the caller reference.
+const SESSION_MARK: &str = "caller-session";
 
 fn main(rt: &mut Runtime) -> i32 {
     let Ok(console) = rt.cap::<Console>("console") else {
@@ -83,7 +91,8 @@ fn main(rt: &mut Runtime) -> i32 {
         let _ = console.write_line(line);
     };
     if let Ok(ep) = rt.cap::<Endpoint>("endpoint") {
-        return match serve(rt, ep.cap().id()) {
+        let with_session = rt.cap_any(SESSION_MARK).is_ok();
+        return match serve(rt, ep.cap().id(), with_session) {
             Ok(()) => 0,
             Err(e) => {
                 say(&format!("bench: ipc server failed: {e}"));
@@ -121,8 +130,8 @@ fn main(rt: &mut Runtime) -> i32 {
     }
     match rt.cap::<ProcessSpawner>("spawner") {
         Ok(spawner) => {
-            for (name, client_cpu, server_cpu) in PLACEMENTS {
-                ipc(&spawner, name, client_cpu, server_cpu, &say);
+            for (name, client_cpu, server_cpu, with_session) in PLACEMENTS {
+                ipc(&spawner, name, (client_cpu, server_cpu), with_session, &say);
             }
         }
         Err(_) => say("bench: no spawner cap; IPC benchmarks skipped"),
@@ -324,18 +333,30 @@ fn op_cap_enter_empty() -> Result<(), CallError> {
 /// `client_cpu` that measures the round trip as benchmark `name`, and waits
 /// for both. A placement the machine cannot give (no such CPU) is reported
 /// and skipped.
-fn ipc(spawner: &ProcessSpawner, name: &str, client_cpu: u32, server_cpu: u32, say: &dyn Fn(&str)) {
+fn ipc(
+    spawner: &ProcessSpawner,
+    name: &str,
+    (client_cpu, server_cpu): (u32, u32),
+    with_session: bool,
+    say: &dyn Fn(&str),
+) {
     let console = GrantSpec::Kernel {
         name: "console",
         kind: KernelKind::Console,
     };
-    let server_grants = [
+    let mut server_grants = alloc::vec![
         console,
         GrantSpec::Kernel {
             name: "endpoint",
             kind: KernelKind::Endpoint,
         },
     ];
+    if with_session {
+        server_grants.push(GrantSpec::Kernel {
+            name: SESSION_MARK,
+            kind: KernelKind::Null,
+        });
+    }
     let server = match spawner.spawn_placed(
         "bench-ipc-server",
         "bench",
@@ -388,11 +409,12 @@ fn ipc(spawner: &ProcessSpawner, name: &str, client_cpu: u32, server_cpu: u32, s
     }
 }
 
-/// The server: RECV; then for each call, RETURN it and RECV the next in one
+/// The server: RECV (asking for the caller's session reference when
+/// `with_session`); then for each call, RETURN it and RECV the next in one
 /// `cap_enter` (which comes back once both have completed).
-fn serve(rt: &Runtime, ep: u64) -> Result<(), CallError> {
+fn serve(rt: &Runtime, ep: u64, with_session: bool) -> Result<(), CallError> {
     rt.ring().with_bench(|c| {
-        let recv = c.bench_recv(ep)?;
+        let recv = c.bench_recv(ep, with_session)?;
         let mut answer = c.bench_return(ep, IPC_BYTES)?;
         c.bench_push(&recv)?;
         let mut pending = 1;

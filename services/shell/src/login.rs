@@ -243,6 +243,13 @@ impl Shell<'_> {
                 names.join(", ")
             }
         ))?;
+        // The message of the day, where the bundle reads the system.
+        if let Some(info) = view.find("systemInfo") {
+            let info = capos_rt::api::SystemInfo::from_cap(info);
+            if let Ok(text) = info.motd() {
+                self.say(&text)?;
+            }
+        }
         self.user = Some(view);
         Ok(true)
     }
