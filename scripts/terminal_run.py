@@ -294,6 +294,11 @@ def login(t: Terminal) -> None:
         "the anonymous session")
     cmd(anon, b'run "hello" with { stdio: @stdio }\r',
         rb'! exception: failed: "hello" is not on the launch allowlist of profile anonymous', "a launch refused")
+    cmd(anon, b"sessionManager.anonymous()\r", rb"! exception: failed: a session cannot open anonymous sessions",
+        "a shell cannot mint sessions")
+    # Timed attempts start once the credential store serves (it times two
+    # checks of its own at start).
+    t.wait_log(rb"authd: serving CredentialStore", "the credential store is ready")
     cmd(anon, b"login operator\r", rb"", "login with a wrong password")
     _, first = password(b"wrong one", rb"login incorrect\r+\n", "a wrong password")
     cmd(anon, b"login operator\r", rb"", "a second wrong password")
@@ -373,6 +378,7 @@ def login_bench(t: Terminal) -> None:
     (manifests/login.capnp), each timed on the host from the password's
     Enter to `Logged in`, and logs out; the fastest is printed."""
     t.expect(rb"capOS shell\.", "banner")
+    t.wait_log(rb"authd: serving CredentialStore", "the credential store is ready")
     times = []
     for _ in range(3):
         t.expect(rb"anonymous@capos> ", "prompt")

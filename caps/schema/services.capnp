@@ -197,7 +197,9 @@ interface SessionManager @0xb2b98a6027307ac2 {
   # the kernel's SessionAuthority. Who is calling is the caller's session
   # (endpoint caller context), never a parameter.
   anonymous @0 () -> (session :UInt16 $C.resultCap("UserSession"));
-  # A new anonymous session (what a terminal's shell starts in).
+  # A new anonymous session (what a terminal's shell starts in). Refused to
+  # a caller that is itself in a session this manager made: only whoever
+  # starts terminals' shells (init) opens them.
   login @1 (account :Text, password :Data) -> (outcome :LoginOutcome,
       session :UInt16, bundle :List(BundleCap)) $C.resultBytes(8192);
   # Checks the password (CredentialStore) and on success answers a new

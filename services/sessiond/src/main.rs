@@ -547,6 +547,14 @@ impl<'a> Manager<'a> {
 
 impl session_manager::Server<ServerCall> for Manager<'_> {
     fn anonymous(&self, cx: &mut ServerCall) -> Answer {
+        // Sessions are minted for terminals by whoever starts their shells
+        // (init, a gateway), never by a session: a shell cannot fill the
+        // table with anonymous sessions of its own.
+        if self.caller(Door::Sessions).is_ok() {
+            return Answer::Exception(CapException::failed(
+                "a session cannot open anonymous sessions",
+            ));
+        }
         let made = self.open("", ANONYMOUS).and_then(|reference| {
             let st = self.state.borrow();
             st.table
