@@ -114,7 +114,7 @@ def main():
             print(f"  a loop of {p_capos[1]} instructions took {p_capos[0]} TSC cycles in capOS "
                   f"and {p_linux[0]} in Linux")
     print(f"  Linux guest: {linux_version}")
-    row = "{:<16} {:>13}   {:<16} {:>13} {:>12}"
+    row = "{:<20} {:>13}   {:<16} {:>13} {:>12}"
     print(row.format("capOS operation", unit, "Linux operation", unit, "capOS/Linux"))
     for name in order:
         value = capos[name]

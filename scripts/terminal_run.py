@@ -247,6 +247,9 @@ def shell_bench(t: Terminal) -> None:
     of the writes after each burst of input, at debug level)."""
     prompt = rb"capos> "
     t.expect(rb"capOS shell\.", "banner")
+    # A quiet system: the credential store's start-up checks (Argon2id,
+    # some 265 million instructions) are over before the first key.
+    t.wait_log(rb"authd: serving CredentialStore", "the credential store is ready")
     t.expect(prompt, "prompt")
     for _ in range(5):
         t.send(b"x")
