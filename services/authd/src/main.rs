@@ -42,10 +42,7 @@ use core::cell::{Cell, RefCell};
 
 capos_rt::entry!(main);
 
-/// Parameter bytes a RECV takes: the most an endpoint call carries (16 KiB)
-/// with the records of the most capabilities a call can send.
-const PARAMS_CAPACITY: usize = 16 * 1024
-    + capos_rt::ring::MAX_TRANSFERS as usize * capos_rt::ring::TRANSFER_RESULT_SIZE as usize;
+use capos_rt::serve::PARAMS_CAPACITY;
 
 /// Most answers held back at once (the kernel keeps 16 calls in flight per
 /// endpoint).

@@ -44,15 +44,11 @@ use capos_rt::caps::exception::CapException;
 use capos_rt::caps::manifest;
 use capos_rt::caps::schema::services_capnp::launcher as proto;
 use capos_rt::{
-    capnp, Answer, BootPackage, Cap, CapHandle, Console, Endpoint, FrameAllocator, GrantSpec,
-    Interface, Owned, ProcessHandle, ProcessSpawner, Runtime, ServerCall, SpawnOptions, Ticket,
+    capnp, Answer, BootPackage, Console, Endpoint, FrameAllocator, GrantSpec, Interface, Owned,
+    ProcessHandle, ProcessSpawner, Runtime, ServerCall, SpawnOptions, Ticket,
 };
 
-/// Parameter bytes a RECV on the launcher endpoint takes: the most an
-/// endpoint call carries (16 KiB) with the records of the most
-/// capabilities a call can send, so that no call is too large to receive.
-const PARAMS_CAPACITY: usize = 16 * 1024
-    + capos_rt::ring::MAX_TRANSFERS as usize * capos_rt::ring::TRANSFER_RESULT_SIZE as usize;
+use capos_rt::serve::PARAMS_CAPACITY;
 
 capos_rt::entry!(main);
 
@@ -534,34 +530,12 @@ impl Launcher<'_, '_> {
     /// Answers one call. Every capability sent with it that the handler
     /// did not pass on is released; a result capability that could not be
     /// returned is released too, and the caller told so.
-    fn serve(&self, ep: &Endpoint, mut call: capos_rt::IncomingCall, say: &dyn Fn(&str)) {
-        let params = call.aligned_params();
-        let mut cx = call.context();
-        let answer = launcher::dispatch(
-            self,
-            &mut cx,
-            call.method_id,
-            &capnp::Word::words_to_bytes(&params)[..call.params.len()],
-        );
-        for c in core::mem::take(&mut cx.caps) {
-            drop(CapHandle::adopt(c));
-        }
-        let returned: Vec<Cap> = match &answer {
-            Answer::Result { caps, .. } => caps.iter().map(|(c, _)| c.clone()).collect(),
-            Answer::Exception(_) | Answer::Later => Vec::new(),
-        };
-        if let Err(e) = ep.answer(call.call_id, answer) {
-            // Nothing moved: the caller is gone, or its table is full.
-            for c in returned {
-                drop(CapHandle::adopt(c));
-            }
-            let refusal = CapException::failed(format!("the result could not be returned: {e}"));
-            if ep.reply_exception(call.call_id, &refusal).is_err() {
-                say(&format!(
-                    "init: a launcher call from pid {} was not answered: {e}",
-                    call.caller_pid
-                ));
-            }
+    fn serve(&self, ep: &Endpoint, call: capos_rt::IncomingCall, say: &dyn Fn(&str)) {
+        let pid = call.caller_pid;
+        if let Err(e) = capos_rt::serve::serve(ep, call, self, launcher::dispatch) {
+            say(&format!(
+                "init: a launcher call from pid {pid} was not answered: {e}"
+            ));
         }
     }
 

@@ -19,19 +19,13 @@ use alloc::vec::Vec;
 use capos_rt::caps::api::{schema_registry, service_control};
 use capos_rt::caps::exception::CapException;
 use capos_rt::caps::schema::services_capnp::schema_registry as proto;
-use capos_rt::{capnp, Answer, Console, Endpoint, IncomingCall, Runtime, ServerCall};
+use capos_rt::{Answer, Console, Endpoint, Runtime, ServerCall};
 use core::cell::Cell;
 use registry::Registry;
 
 capos_rt::entry!(main);
 
-/// Parameter bytes a RECV takes: the most an endpoint call carries (16 KiB,
-/// the kernel's `MAX_CALL_PARAMS`) with the records of the most
-/// capabilities a call can send, so that no call is too large to receive
-/// (a RECV that fails leaves the call queued for the next one, which would
-/// fail again). `node` needs 24.
-const PARAMS_CAPACITY: usize = 16 * 1024
-    + capos_rt::ring::MAX_TRANSFERS as usize * capos_rt::ring::TRANSFER_RESULT_SIZE as usize;
+use capos_rt::serve::PARAMS_CAPACITY;
 
 struct RegistryServer {
     registry: Registry,
@@ -66,24 +60,6 @@ impl service_control::Server<ServerCall> for Control {
         self.stop.set(true);
         cx.empty()
     }
-}
-
-/// Runs a generated `dispatch` on `call` and answers it on `ep`.
-fn serve<S>(
-    ep: &Endpoint,
-    mut call: IncomingCall,
-    server: &S,
-    dispatch: fn(&S, &mut ServerCall, u16, &[u8]) -> Answer,
-) -> Result<(), capos_rt::CallError> {
-    let params = call.aligned_params();
-    let mut cx = call.context();
-    let answer = dispatch(
-        server,
-        &mut cx,
-        call.method_id,
-        &capnp::Word::words_to_bytes(&params)[..call.params.len()],
-    );
-    ep.answer(call.call_id, answer)
 }
 
 fn main(rt: &mut Runtime) -> i32 {
@@ -143,7 +119,7 @@ fn main(rt: &mut Runtime) -> i32 {
                     return 6;
                 }
             };
-            let r = serve(&ep, call, &server, schema_registry::dispatch);
+            let r = capos_rt::serve::serve(&ep, call, &server, schema_registry::dispatch);
             served = match start(&ep) {
                 Ok(t) => t,
                 Err(e) => {
@@ -163,7 +139,7 @@ fn main(rt: &mut Runtime) -> i32 {
                     return 6;
                 }
             };
-            let r = serve(c, call, &stopper, service_control::dispatch);
+            let r = capos_rt::serve::serve(c, call, &stopper, service_control::dispatch);
             if stopper.stop.get() {
                 say("registry: stopped");
                 return 0;

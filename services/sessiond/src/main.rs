@@ -49,10 +49,7 @@ use sessiond::{
 
 capos_rt::entry!(main);
 
-/// Parameter bytes a RECV takes: the most an endpoint call carries with
-/// the records of the most capabilities a call can send.
-const PARAMS_CAPACITY: usize = 16 * 1024
-    + capos_rt::ring::MAX_TRANSFERS as usize * capos_rt::ring::TRANSFER_RESULT_SIZE as usize;
+use capos_rt::serve::PARAMS_CAPACITY;
 /// Live sessions at most.
 const MAX_SESSIONS: usize = 64;
 /// Audit records kept.
@@ -205,16 +202,9 @@ impl<'a> Manager<'a> {
         }
     }
 
-    /// Answers `call_id` on `door`, releasing what could not be sent.
+    /// Answers `call_id` on `door` (see [`capos_rt::serve::answer_call`]).
     fn answer(&self, door: Door, call_id: u64, answer: Answer, say: &dyn Fn(&str)) {
-        let returned: Vec<Cap> = match &answer {
-            Answer::Result { caps, .. } => caps.iter().map(|(c, _)| c.clone()).collect(),
-            _ => Vec::new(),
-        };
-        if let Err(e) = self.doors[door as usize].answer(call_id, answer) {
-            for c in returned {
-                drop(CapHandle::adopt(c));
-            }
+        if let Err(e) = capos_rt::serve::answer_call(&self.doors[door as usize], call_id, answer) {
             say(&format!("sessiond: an answer was refused: {e}"));
         }
     }
